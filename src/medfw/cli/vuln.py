@@ -1,0 +1,12 @@
+"""``medfw vuln``: command group (commands are added by the mechanism that owns them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medfw.cli._common import add_group
+
+
+def register(sub: Any) -> None:
+    """Register the ``vuln`` command group."""
+    add_group(sub, "vuln", "vuln commands")
