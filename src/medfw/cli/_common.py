@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 
+from medfw.audit.sink import AuditSink, NullSink
+
 __all__ = [
+    "add_audit_flag",
     "add_group",
     "add_json_flag",
+    "audit_sink",
     "emit",
     "err_console",
     "out_console",
@@ -60,3 +65,27 @@ def emit(args: argparse.Namespace, data: Any, human: Callable[[], None] | None =
         sys.stdout.flush()
     else:
         human()
+
+
+def add_audit_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--audit-log LOG``: append this command's security events to that audit log.
+
+    Defaults to the ``MEDFW_AUDIT_LOG`` environment variable; with neither, events are not recorded.
+    """
+    parser.add_argument(
+        "--audit-log",
+        metavar="LOG",
+        default=os.environ.get("MEDFW_AUDIT_LOG"),
+        help="append security events to this audit log (default: $MEDFW_AUDIT_LOG)",
+    )
+
+
+def audit_sink(args: argparse.Namespace) -> AuditSink:
+    """Return the audit sink selected by ``--audit-log`` (a :class:`NullSink` when none is given)."""
+    path = getattr(args, "audit_log", None)
+    if not path:
+        return NullSink()
+    from medfw.audit import open_log  # noqa: PLC0415 - keep CLI start-up light
+
+    sink: AuditSink = open_log(path)
+    return sink

@@ -1,12 +1,15 @@
-"""``medfw verify``: command group (commands are added by the mechanism that owns them)."""
+"""``medfw verify``: verify signed firmware images (Secure Boot v2, MCUboot)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from medfw.cli import _mcuboot, _sbv2
 from medfw.cli._common import add_group
 
 
 def register(sub: Any) -> None:
-    """Register the ``verify`` command group."""
-    add_group(sub, "verify", "verify commands")
+    """Register ``medfw verify sbv2|mcuboot``."""
+    group = add_group(sub, "verify", "verify signed firmware images as the bootloader does")
+    _sbv2.register_verify(group)
+    _mcuboot.register_verify(group)
