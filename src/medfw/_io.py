@@ -23,7 +23,12 @@ def read_bytes(path: str | os.PathLike[str], *, max_length: int = DEFAULT_MAX_RE
     p = Path(path)
     try:
         with p.open("rb") as fh:
-            data = fh.read(max_length + 1)
+            # Read what the file holds (plus one byte, to notice growth past the limit), not max_length:
+            # asking read() for hundreds of MiB makes it allocate that much up front.
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(min(size, max_length) + 1)
+            while len(data) <= max_length and (more := fh.read(1 << 20)):
+                data += more
     except FileNotFoundError:
         raise InputError(f"{what} not found", path=str(p)) from None
     except IsADirectoryError:

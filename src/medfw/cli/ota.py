@@ -1,12 +1,539 @@
-"""``medfw ota``: command group (commands are added by the mechanism that owns them)."""
+"""``medfw ota``: the TUF update repository (offline steps), the fleet server, and operator commands.
+
+Offline (keys never leave the release machine or HSM):
+    ``ota repo init``, ``ota repo rotate``, ``ota release publish``.
+Online (the server host): ``ota repo refresh``, ``ota serve``, ``ota token create``.
+Operators (over the management API, ``--server`` / ``--token`` or ``MEDFW_OTA_SERVER`` / ``MEDFW_OTA_TOKEN``):
+    ``ota device add|list``, ``ota rollout create|status|pause|resume|cancel``, ``ota release list|sync``,
+    ``ota fleet``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
-from medfw.cli._common import add_group
+from rich.table import Table
+
+from medfw._io import read_bytes
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
+from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
+from medfw.errors import EXIT_OK, InputError, UsageError
+from medfw.update.repository import ONLINE_ROLES, ReleaseInfo, TufRepository
+from medfw.update.tuf_signer import MedfwTufSigner
+
+__all__ = ["register"]
+
+MAX_IMAGE = 64 * 1024 * 1024
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------
+
+
+def _signers(uris: list[str] | None) -> list[MedfwTufSigner]:
+    return [MedfwTufSigner.from_medfw_uri(u) for u in uris or []]
+
+
+def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool) -> MedfwTufSigner:
+    """The online key of ``role``: the given URI, else ``online-keys/<role>.pem`` (generated when asked)."""
+    if uri:
+        return MedfwTufSigner.from_medfw_uri(uri)
+    path = repo_dir / "online-keys" / f"{role}.pem"
+    if generate:
+        write_private_key(generate_private_key(KeyType.ECDSA_P256), path, force=True)
+    if not path.is_file():
+        raise UsageError(f"no {role} key: give --{role}-key or keep it at {path}", field=f"--{role}-key")
+    return MedfwTufSigner.from_medfw_uri(str(path))
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from medfw.server.client import FleetClient  # noqa: PLC0415 - keep CLI start-up light
+
+    server = args.server or os.environ.get("MEDFW_OTA_SERVER")
+    token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
+    if not server:
+        raise UsageError("no server: give --server URL or set MEDFW_OTA_SERVER", field="--server")
+    if not token:
+        raise UsageError("no API token: give --token or set MEDFW_OTA_TOKEN", field="--token")
+    return FleetClient(server, token)
+
+
+def _add_server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", metavar="URL", help="fleet server base URL (default: $MEDFW_OTA_SERVER)")
+    p.add_argument("--token", metavar="TOKEN", help="management API token (default: $MEDFW_OTA_TOKEN)")
+    add_json_flag(p)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    out_console.print(t)
+
+
+# ---- repository ----------------------------------------------------------------------------------------------
+
+
+def _repo_init(args: argparse.Namespace) -> int:
+    repo_dir = Path(args.repo)
+    if (repo_dir / "metadata" / "root.json").exists():
+        raise UsageError("a TUF repository already exists here", path=str(repo_dir))
+    roots = _signers(args.root_key)
+    targets = _signers(args.targets_key)
+    snap = _online_signer(repo_dir, "snapshot", args.snapshot_key, generate=not args.snapshot_key)
+    ts = _online_signer(repo_dir, "timestamp", args.timestamp_key, generate=not args.timestamp_key)
+    repo = TufRepository.init(
+        repo_dir,
+        root_signers=roots,
+        targets_signers=targets,
+        snapshot_signer=snap,
+        timestamp_signer=ts,
+        root_threshold=args.root_threshold,
+        targets_threshold=args.targets_threshold,
+    )
+    root = repo.root().signed
+    root_sha256 = hashlib.sha256(repo.root_bytes()).hexdigest()
+    data: dict[str, Any] = {
+        "repo": str(repo_dir),
+        "root_version": root.version,
+        "roles": {r: {"keyids": list(root.roles[r].keyids), "threshold": root.roles[r].threshold} for r in root.roles},
+        "root_sha256": root_sha256,
+    }
+    sink = audit_sink(args)
+    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+
+    sink.record(
+        AuditEvent(
+            type="key.generate",
+            outcome="success",
+            actor="cli",
+            objects={"root_sha256": root_sha256},
+            data={"action": "tuf.repo.init"},
+        )
+    )
+    emit(args, data, lambda: out_console.print(f"TUF repository created in {repo_dir} (root v{root.version})"))
+    return EXIT_OK
+
+
+def _repo_rotate(args: argparse.Namespace) -> int:
+    repo = TufRepository(args.repo)
+    role = args.role
+    old_root = _signers(args.root_key)
+    new_signers = _signers(args.new_key)
+    if role in ONLINE_ROLES and not new_signers:
+        new_signers = [_online_signer(repo.path, role, None, generate=True)]
+    if not new_signers:
+        raise UsageError(f"give the new {role} key(s) with --new-key", field="--new-key")
+    new_root = repo.rotate(
+        role,
+        [s.public_key for s in new_signers],
+        old_root_signers=old_root,
+        new_root_signers=new_signers if role == "root" else (),
+        threshold=args.threshold,
+    )
+    if role == "targets":
+        repo.sign_targets(new_signers)
+    if role in ONLINE_ROLES or role == "targets":
+        snap = new_signers[0] if role == "snapshot" else _online_signer(repo.path, "snapshot", None, generate=False)
+        ts = new_signers[0] if role == "timestamp" else _online_signer(repo.path, "timestamp", None, generate=False)
+        repo.sign_online(snap, ts, force=True)
+    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+
+    audit_sink(args).record(
+        AuditEvent(
+            type="key.rotate",
+            outcome="success",
+            actor="cli",
+            objects={"root_sha256": hashlib.sha256(repo.root_bytes()).hexdigest()},
+            data={"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]},
+        )
+    )
+    data = {"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]}
+    emit(args, data, lambda: out_console.print(f"{role} keys rotated: root is now v{new_root.signed.version}"))
+    return EXIT_OK
+
+
+def _repo_refresh(args: argparse.Namespace) -> int:
+    repo = TufRepository(args.repo)
+    snap = _online_signer(repo.path, "snapshot", args.snapshot_key, generate=False)
+    ts = _online_signer(repo.path, "timestamp", args.timestamp_key, generate=False)
+    changed = repo.sign_online(snap, ts, force=args.force)
+    emit(args, {"changed": changed}, lambda: out_console.print("re-signed" if changed else "still fresh"))
+    return EXIT_OK
+
+
+def _describe_image(image: bytes, path: str) -> dict[str, Any]:
+    """Version, secure_version and chip from an ESP app image (empty when it is not one)."""
+    from medfw.image.esp import EspImage  # noqa: PLC0415
+    from medfw.image.sbv2 import parse_signed_image  # noqa: PLC0415
+
+    img = EspImage.from_bytes(image, path=path)
+    parse_signed_image(image, path=path)  # a release must carry its boot signature
+    desc = img.app_desc
+    if desc is None:
+        raise InputError("image has no app description (version / secure_version)", path=path, offset=0x20)
+    return {"version": desc.version, "secure_version": desc.secure_version, "chip": img.chip, "format": "esp-app"}
+
+
+def _publish(args: argparse.Namespace) -> int:
+    repo_dir = Path(args.repo)
+    image = read_bytes(args.image, max_length=MAX_IMAGE, what="image")
+    targets = _signers(args.targets_key)
+    if not (repo_dir / "metadata" / "root.json").exists():
+        if not args.root_key:
+            raise InputError("no TUF repository here (run `medfw ota repo init`, or give --root-key)", path=args.repo)
+        TufRepository.init(
+            repo_dir,
+            root_signers=_signers(args.root_key),
+            targets_signers=targets,
+            snapshot_signer=_online_signer(repo_dir, "snapshot", None, generate=True),
+            timestamp_signer=_online_signer(repo_dir, "timestamp", None, generate=True),
+        )
+    repo = TufRepository(repo_dir)
+    info = _describe_image(image, args.image) if args.format == "esp-app" else {}
+    version = args.version or info.get("version")
+    secure_version = args.secure_version if args.secure_version is not None else info.get("secure_version")
+    if version is None or secure_version is None:
+        raise UsageError("give --version and --secure-version for a non-ESP image", field="--version")
+    if args.version and info and info["version"] != args.version:
+        raise InputError(f"--version {args.version} differs from the image's {info['version']}", path=args.image)
+    chip = args.chip or info.get("chip", "")
+    if info and chip != info["chip"]:
+        raise InputError(f"--chip {chip} differs from the image's {info['chip']}", path=args.image)
+    sbom: dict[str, str] = {}
+    if args.sbom:
+        sbom_bytes = read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM")
+        sbom = {"ref": Path(args.sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
+    name = args.name or f"{args.model}-{version}.bin"
+    release = ReleaseInfo(
+        target_path=f"{args.model}/{name}",
+        model=args.model,
+        chip=chip,
+        image_format=args.format,
+        version=str(version),
+        secure_version=int(secure_version),
+        length=len(image),
+        sha256="",
+        sbom=sbom,
+    )
+    release = repo.publish(image, release, targets_signers=targets)
+    online = (repo_dir / "online-keys" / "snapshot.pem").is_file() and (
+        repo_dir / "online-keys" / "timestamp.pem"
+    ).is_file()
+    if online:
+        repo.sign_online(
+            _online_signer(repo_dir, "snapshot", None, generate=False),
+            _online_signer(repo_dir, "timestamp", None, generate=False),
+        )
+    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+
+    audit_sink(args).record(
+        AuditEvent(
+            type="release.publish",
+            outcome="success",
+            actor="cli",
+            objects={"image_sha256": release.sha256, "target": release.target_path},
+            data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
+        )
+    )
+    data = {
+        "target_path": release.target_path,
+        "model": release.model,
+        "chip": release.chip,
+        "format": release.image_format,
+        "version": release.version,
+        "secure_version": release.secure_version,
+        "length": release.length,
+        "sha256": release.sha256,
+        "sbom": dict(release.sbom),
+        "targets_version": repo.targets().signed.version,
+        "online_signed": online,
+    }
+    emit(args, data, lambda: out_console.print(f"published {release.target_path} ({release.version})"))
+    return EXIT_OK
+
+
+# ---- server --------------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from medfw.server import asgi  # noqa: PLC0415
+    from medfw.server.db import make_engine, migrate  # noqa: PLC0415
+
+    db = args.db or asgi.default_db_url(args.repo)
+    if args.repo:
+        TufRepository(args.repo)  # fail early on a wrong directory
+    migrate(make_engine(db))
+    if args.json:
+        emit(args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
+    os.environ[asgi.ENV_DB] = db
+    os.environ[asgi.ENV_MIGRATED] = "1"
+    if args.repo:
+        os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
+    if args.audit_log:
+        os.environ[asgi.ENV_AUDIT] = args.audit_log
+    uvicorn.run(
+        "medfw.server.asgi:create_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+    )
+    return EXIT_OK
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from medfw.server.credentials import Role  # noqa: PLC0415
+    from medfw.server.db import make_engine, make_sessionmaker, migrate  # noqa: PLC0415
+    from medfw.server.service import FleetService  # noqa: PLC0415
+
+    engine = make_engine(args.db)
+    migrate(engine)
+    token = FleetService(make_sessionmaker(engine), audit_sink(args)).create_token(args.name, Role(args.role))
+    emit(args, {"name": args.name, "role": args.role, "token": token}, lambda: out_console.print(token))
+    return EXIT_OK
+
+
+# ---- operator commands ---------------------------------------------------------------------------------------
+
+
+def _device_add(args: argparse.Namespace) -> int:
+    root: bytes | None = None
+    if args.provision:
+        if args.repo:
+            root = TufRepository(args.repo).root_bytes()
+        elif args.root:
+            root = read_bytes(args.root, max_length=8 * 1024 * 1024, what="TUF root")
+        else:
+            raise UsageError("--provision needs the root of trust: --repo DIR or --root FILE", field="--provision")
+    client = _client(args)
+    body = {"id": args.id, "model": args.model, "chip": args.chip or "", "group": args.group}
+    created = client.request("POST", "/api/v1/devices", json=body)
+    data: dict[str, Any] = {"id": created["id"], "model": args.model, "group": args.group}
+    if args.provision and root is not None:
+        from medfw.update.agent import provision  # noqa: PLC0415
+
+        provision(
+            args.provision,
+            device_id=created["id"],
+            model=args.model,
+            chip=args.chip or "",
+            credential=created["credential"],
+            root=root,
+            server=client.server,
+        )
+        data["provisioned"] = str(args.provision)
+    else:
+        data["credential"] = created["credential"]
+    emit(args, data, lambda: out_console.print(f"device {created['id']} registered" + _cred_note(data)))
+    return EXIT_OK
+
+
+def _cred_note(data: dict[str, Any]) -> str:
+    if "provisioned" in data:
+        return f"; credential and TUF root stored in {data['provisioned']}"
+    return f"; credential (shown once): {data['credential']}"
+
+
+def _device_list(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in (("group", args.group), ("model", args.model)) if v}
+    rows = _client(args).request("GET", "/api/v1/devices", params=params)
+    cols = ["id", "model", "group", "version", "secure_version", "slot", "last_status", "last_seen"]
+    emit(args, rows, lambda: _table("devices", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+def _rollout_human(r: dict[str, Any]) -> None:
+    out_console.print(
+        f"rollout {r['id']} {r['name']}: {r['state']}"
+        + (f" ({r['state_reason']})" if r.get("state_reason") else "")
+        + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase'] + 1}"
+        + f"/{len(r['phases'])}"
+    )
+    states = sorted({s for p in r["phases"] for s in p["counts"]})
+    _table(
+        "phases",
+        ["phase", "spec", *states],
+        [[p["index"] + 1, p["spec"]] + [p["counts"].get(s, 0) for s in states] for p in r["phases"]],
+    )
+
+
+def _rollout_create(args: argparse.Namespace) -> int:
+    release: str | int = int(args.release) if args.release.isdigit() else args.release
+    body = {
+        "release": release,
+        "name": args.name,
+        "group": args.group,
+        "devices": args.device,
+        "version": args.from_version,
+        "phases": [p for p in args.phases.split(",") if p],
+        "success_threshold": args.success_threshold,
+        "error_threshold": args.error_threshold,
+    }
+    r = _client(args).request("POST", "/api/v1/rollouts", json=body)
+    emit(args, r, lambda: _rollout_human(r))
+    return EXIT_OK
+
+
+def _rollout_status(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.id is None:
+        rows = client.request("GET", "/api/v1/rollouts")
+        cols = ["id", "name", "release", "state", "current_phase"]
+        emit(args, rows, lambda: _table("rollouts", cols, [[r[c] for c in cols] for r in rows]))
+        return EXIT_OK
+    r = client.request("GET", f"/api/v1/rollouts/{args.id}")
+    emit(args, r, lambda: _rollout_human(r))
+    return EXIT_OK
+
+
+def _rollout_control(args: argparse.Namespace) -> int:
+    r = _client(args).request("POST", f"/api/v1/rollouts/{args.id}/{args.action}")
+    emit(args, r, lambda: _rollout_human(r))
+    return EXIT_OK
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    rows = _client(args).request("GET", "/api/v1/fleet")
+    cols = ["model", "version", "secure_version", "devices"]
+    emit(args, rows, lambda: _table("fleet", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+def _release_list(args: argparse.Namespace) -> int:
+    path = "/api/v1/releases/sync" if args.sync else "/api/v1/releases"
+    rows = _client(args).request("POST" if args.sync else "GET", path)
+    cols = ["id", "target_path", "model", "version", "secure_version", "length"]
+    emit(args, rows, lambda: _table("releases", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+# ---- registration --------------------------------------------------------------------------------------------
 
 
 def register(sub: Any) -> None:
     """Register the ``ota`` command group."""
-    add_group(sub, "ota", "ota commands")
+    ota = add_group(sub, "ota", "signed OTA delivery: TUF repository, fleet server, rollouts")
+
+    repo = add_group(ota, "repo", "TUF update repository (offline root and targets keys)")
+    p = repo.add_parser("init", help="create a TUF repository")
+    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="root key URI (repeatable)")
+    p.add_argument("--root-threshold", type=int, default=1)
+    p.add_argument("--targets-key", action="append", required=True, metavar="KEY", help="targets key (repeatable)")
+    p.add_argument("--targets-threshold", type=int, default=1)
+    p.add_argument("--snapshot-key", metavar="KEY", help="online snapshot key (default: generated in DIR/online-keys)")
+    p.add_argument("--timestamp-key", metavar="KEY", help="online timestamp key (default: generated)")
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_repo_init)
+
+    p = repo.add_parser("rotate", help="replace the keys of a role (root N→N+1 signed by old and new keys)")
+    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--role", required=True, choices=["root", "targets", "snapshot", "timestamp"])
+    p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="current root key(s)")
+    p.add_argument("--new-key", action="append", metavar="KEY", help="new key(s) (online roles: default generated)")
+    p.add_argument("--threshold", type=int, default=1)
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_repo_rotate)
+
+    p = repo.add_parser("refresh", help="re-sign snapshot/timestamp with the online keys when due")
+    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--snapshot-key", metavar="KEY")
+    p.add_argument("--timestamp-key", metavar="KEY")
+    p.add_argument("--force", action="store_true")
+    add_json_flag(p)
+    p.set_defaults(func=_repo_refresh)
+
+    release = add_group(ota, "release", "releases")
+    p = release.add_parser("publish", help="add a signed image as a TUF target (offline step)")
+    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--image", required=True, metavar="SIGNED.bin")
+    p.add_argument("--model", required=True)
+    p.add_argument("--targets-key", action="append", required=True, metavar="KEY")
+    p.add_argument("--root-key", action="append", metavar="KEY", help="create the repository first with this root")
+    p.add_argument("--name", help="target file name (default MODEL-VERSION.bin)")
+    p.add_argument("--version", help="release version (default: from the image)")
+    p.add_argument("--secure-version", type=int, help="anti-rollback version (default: from the image)")
+    p.add_argument("--chip", help="chip (default: from the image)")
+    p.add_argument("--format", default="esp-app", help="image format (default esp-app)")
+    p.add_argument("--sbom", metavar="FILE", help="SBOM to reference by name and SHA-256")
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_publish)
+    p = release.add_parser("list", help="releases known to the server")
+    p.add_argument("--sync", action="store_true", help="first read new releases from the repository (admin)")
+    _add_server_flags(p)
+    p.set_defaults(func=_release_list)
+
+    p = ota.add_parser("serve", help="run the fleet server")
+    p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")
+    p.add_argument("--repo", metavar="DIR", help="TUF repository to serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_serve)
+
+    token = add_group(ota, "token", "management API tokens")
+    p = token.add_parser("create", help="create a token directly in the database (bootstrap)")
+    p.add_argument("--db", required=True, metavar="URL")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"])
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_token_create)
+
+    device = add_group(ota, "device", "devices of the fleet")
+    p = device.add_parser("add", help="register a device (and provision its directory)")
+    p.add_argument("--id", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--chip", default="")
+    p.add_argument("--group", default="default")
+    p.add_argument("--provision", metavar="DEVICE_DIR", help="store credential and TUF root in this device dir")
+    p.add_argument("--repo", metavar="DIR", help="TUF repository whose root the device trusts")
+    p.add_argument("--root", metavar="FILE", help="TUF root.json the device trusts")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_add)
+    p = device.add_parser("list", help="list devices")
+    p.add_argument("--group")
+    p.add_argument("--model")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_list)
+
+    rollout = add_group(ota, "rollout", "staged rollouts")
+    p = rollout.add_parser("create", help="start a staged rollout")
+    p.add_argument("--release", required=True, help="release target path or id")
+    p.add_argument("--name")
+    p.add_argument("--group")
+    p.add_argument("--device", action="append", help="limit to these devices (repeatable)")
+    p.add_argument("--from-version", help="only devices reporting this version")
+    p.add_argument("--phases", default="10%,100%", help="comma-separated counts or percentages (canary first)")
+    p.add_argument("--success-threshold", type=int, default=90, metavar="PCT")
+    p.add_argument("--error-threshold", type=int, default=10, metavar="PCT")
+    _add_server_flags(p)
+    p.set_defaults(func=_rollout_create)
+    p = rollout.add_parser("status", help="show one rollout (or all)")
+    p.add_argument("id", nargs="?", type=int)
+    _add_server_flags(p)
+    p.set_defaults(func=_rollout_status)
+    for action in ("pause", "resume", "cancel"):
+        p = rollout.add_parser(action, help=f"{action} a rollout")
+        p.add_argument("id", type=int)
+        _add_server_flags(p)
+        p.set_defaults(func=_rollout_control, action=action)
+
+    p = ota.add_parser("fleet", help="versions across the fleet")
+    _add_server_flags(p)
+    p.set_defaults(func=_fleet)

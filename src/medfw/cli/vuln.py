@@ -1,12 +1,417 @@
-"""``medfw vuln``: command group (commands are added by the mechanism that owns them)."""
+"""``medfw vuln``: feed import, scanning, decisions, VEX and postmarket rescans (thin layer over medfw.vuln)."""
 
 from __future__ import annotations
 
+import argparse
+import getpass
+import json
+import os
 from typing import Any
 
-from medfw.cli._common import add_group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medfw._io import atomic_write_text, read_bytes
+from medfw.audit.sink import AuditEvent, AuditSink
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.errors import EXIT_FAILED, EXIT_OK
+from medfw.vuln import (
+    add_release,
+    current_decisions,
+    decision_history,
+    import_feeds,
+    open_index,
+    read_sbom,
+    read_vex,
+    record_decision,
+    rescan,
+)
+from medfw.vuln import scanner as _scanner
+from medfw.vuln.decisions import import_decisions
+from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
+from medfw.vuln.report import to_cyclonedx, to_html
+from medfw.vuln.vex import export_vex
+
+__all__ = ["register"]
+
+_SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "none": 0, "unknown": 0}
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="index database: SQLite path or postgresql://… URL (default: $MEDFW_VULN_DB or ./medfw-vuln.db)",
+    )
+
+
+class _Bar:
+    """Rich progress bar on stderr for feed imports."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("importing feeds", total=None)
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def advance(self, path: str) -> None:
+        self.progress.update(self.task, advance=1, description=f"importing {os.path.basename(path)[:40]}")
+
+
+def _feed_import(args: argparse.Namespace) -> int:
+    index = open_index(args.db)
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=args.json,
+        ) as progress:
+            report = import_feeds(
+                index,
+                nvd=args.nvd or (),
+                cve5=args.cve5 or (),
+                osv=args.osv or (),
+                kev=args.kev or (),
+                epss=args.epss or (),
+                progress=_Bar(progress),
+            )
+    finally:
+        index.close()
+
+    def human() -> None:
+        table = Table(title=f"feed import: {report.files} files")
+        for col in ("feed", "added", "updated", "unchanged", "stale", "skipped"):
+            table.add_column(col, justify="left" if col == "feed" else "right")
+        for kind, c in report.counts.items():
+            table.add_row(kind, *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "stale", "skipped")))
+        out_console.print(table)
+        for s in report.skips[:20]:
+            out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
+        if len(report.skips) > 20:
+            out_console.print(f"… and {len(report.skips) - 20} more skipped (see --json)")
+
+    emit(args, report.as_dict(), human)
+    return EXIT_OK
+
+
+def _gate(findings: tuple[Finding, ...], fail_on: str | None) -> list[Finding]:
+    if fail_on is None:
+        return []
+    out: list[Finding] = []
+    for f in findings:
+        if f.handled:
+            continue
+        by_kev = fail_on == "kev" and f.kev
+        by_severity = fail_on in _SEV_RANK and _SEV_RANK[f.severity] >= _SEV_RANK[fail_on]
+        if by_kev or by_severity:
+            out.append(f)
+    return out
+
+
+def _table(result: ScanResult) -> None:
+    s = result.sbom
+    table = Table(title=f"{s.name or 'SBOM'} — {len(result.findings)} findings")
+    for col in ("#", "vulnerability", "component", "severity", "score", "KEV", "EPSS", "why", "decision"):
+        if col == "vulnerability":
+            table.add_column(col, no_wrap=True, min_width=16)
+        else:
+            table.add_column(col, overflow="fold")
+    for f in result.findings:
+        first = f.why[0]
+        why = f"{first.source}: {first.criterion.removeprefix('cpe:2.3:')} [{first.bound}]"
+        dec = "—" if f.decision is None else f"{f.decision.state} {f.decision.justification or ''}".strip()
+        table.add_row(
+            str(f.priority),
+            f.vuln_id,
+            f"{f.component_name} {f.component_version}",
+            f.severity,
+            "" if f.score is None else f"{f.score:.1f}",
+            "yes" if f.kev else "",
+            "" if f.epss is None else f"{f.epss:.3f}",
+            why,
+            dec,
+        )
+    out_console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
+    overlays = []
+    for v in args.vex or []:
+        overlays.extend(read_vex(read_bytes(v, what="VEX document"), v))
+    index = open_index(args.db)
+    try:
+        result = _scanner.scan(index, sbom, vex=overlays)
+    finally:
+        index.close()
+    fmt = "json" if args.json else args.format
+    text: str | None = None
+    if fmt == "json":
+        text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
+    elif fmt == "cyclonedx":
+        text = json.dumps(to_cyclonedx(result), indent=2) + "\n"
+    elif fmt == "html":
+        text = to_html(result)
+    if args.out:
+        atomic_write_text(args.out, text if text is not None else json.dumps(result.as_dict(), indent=2) + "\n")
+        if fmt == "table":
+            _table(result)
+    elif text is not None:
+        out_console.file.write(text)
+        out_console.file.flush()
+    else:
+        _table(result)
+    failing = _gate(result.findings, args.fail_on)
+    _record_scan(args, result, failing)
+    if failing:
+        err_console.print(
+            f"{len(failing)} unhandled finding(s) at or above --fail-on {args.fail_on}: "
+            + ", ".join(f.key for f in failing[:10]),
+            markup=False,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _close(sink: AuditSink) -> None:
+    close = getattr(sink, "close", None)
+    if callable(close):
+        close()
+
+
+def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Finding]) -> None:
+    sink = audit_sink(args)
+    try:
+        counts: dict[str, int] = {}
+        for f in result.findings:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+        sink.record(
+            AuditEvent(
+                type="vuln.scan",
+                outcome="failure" if failing else "success",
+                reason=f"fail_on_{args.fail_on}" if failing else None,
+                actor="medfw vuln scan",
+                objects={"sbom_serial": result.sbom.serial, "sbom_sha256": result.sbom.sha256},
+                data={
+                    "findings": len(result.findings),
+                    "unhandled": sum(1 for f in result.findings if not f.handled),
+                    "kev": sum(1 for f in result.findings if f.kev),
+                    "by_severity": counts,
+                    "gate_failures": [f.key for f in failing[:50]],
+                },
+            )
+        )
+    finally:
+        _close(sink)
+
+
+def _decide(args: argparse.Namespace) -> int:
+    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
+    index = open_index(args.db)
+    sink = audit_sink(args)
+    try:
+        d = record_decision(
+            index,
+            sbom,
+            args.cve,
+            args.component,
+            state=args.state,
+            justification=args.justification,
+            responses=args.response or (),
+            detail=args.detail,
+            author=args.author,
+            sink=sink,
+            source="cli",
+        )
+        history = [
+            h
+            for h in decision_history(index, sbom.serial)
+            if (h.component_ref, h.vuln_id) == (d.component_ref, d.vuln_id)
+        ]
+    finally:
+        index.close()
+        _close(sink)
+    data = {"decision": d.as_dict(), "history_length": len(history)}
+    emit(
+        args,
+        data,
+        lambda: out_console.print(
+            f"recorded {d.state} for {d.vuln_id} on {d.component_ref} ({len(history)} decision(s) in its history)",
+            markup=False,
+        ),
+    )
+    return EXIT_OK
+
+
+def _vex_export(args: argparse.Namespace) -> int:
+    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
+    index = open_index(args.db)
+    try:
+        history = decision_history(index, sbom.serial)
+    finally:
+        index.close()
+    doc = export_vex(sbom, history, args.format, author=args.author)
+    atomic_write_text(args.out, json.dumps(doc, indent=2) + "\n")
+    statements = len(doc.get("vulnerabilities", doc.get("statements", [])))
+    emit(
+        args,
+        {"out": args.out, "format": args.format, "statements": statements, "sbom_serial": sbom.serial},
+        lambda: out_console.print(
+            f"wrote {args.format} VEX with {statements} statement(s) to {args.out}", markup=False
+        ),
+    )
+    return EXIT_OK
+
+
+def _vex_import(args: argparse.Namespace) -> int:
+    decisions = read_vex(read_bytes(args.file, what="VEX document"), args.file)
+    index = open_index(args.db)
+    sink = audit_sink(args)
+    try:
+        known = {
+            r["serial"]: {c.ref for c in read_sbom(bytes(r["sbom"]), f"release {r['id']}").components}
+            for r in index.releases()
+        }
+        added, unchanged = import_decisions(index, decisions, sink=sink, known_refs=known)
+        serials = sorted({d.serial for d in decisions})
+        current = {s: len(current_decisions(index, s)) for s in serials}
+    finally:
+        index.close()
+        _close(sink)
+    emit(
+        args,
+        {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
+        lambda: out_console.print(
+            f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
+        ),
+    )
+    return EXIT_OK
+
+
+def _release_add(args: argparse.Namespace) -> int:
+    index = open_index(args.db)
+    try:
+        rid, sbom, created = add_release(index, read_bytes(args.sbom, what="SBOM"), args.sbom)
+        baseline = index.last_scan(rid) or []
+    finally:
+        index.close()
+    data = {"release_id": rid, "serial": sbom.serial, "name": sbom.name, "created": created, "findings": len(baseline)}
+    emit(
+        args,
+        data,
+        lambda: out_console.print(
+            f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
+            f"{len(baseline)} finding(s) in the baseline scan",
+            markup=False,
+        ),
+    )
+    return EXIT_OK
+
+
+def _rescan(args: argparse.Namespace) -> int:
+    index = open_index(args.db)
+    try:
+        deltas = rescan(index)
+    finally:
+        index.close()
+    alarming = [f for d in deltas for f in d.alarming]
+
+    def human() -> None:
+        if not deltas:
+            out_console.print("no releases registered (medfw vuln release add SBOM)")
+        for d in deltas:
+            out_console.print(
+                f"release {d.release_id} {d.name or d.serial}: {d.total} finding(s), {len(d.new)} new, "
+                f"{len(d.gone)} gone, {len(d.alarming)} new unhandled critical/KEV",
+                markup=False,
+            )
+            for f in d.new:
+                flag = " KEV" if f.kev else ""
+                out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
+
+    emit(args, {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}, human)
+    return EXIT_FAILED if alarming else EXIT_OK
 
 
 def register(sub: Any) -> None:
     """Register the ``vuln`` command group."""
-    add_group(sub, "vuln", "vuln commands")
+    group = add_group(sub, "vuln", "vulnerability management: feeds, scans, decisions, VEX, rescans")
+
+    feed = add_group(group, "feed", "vulnerability feeds")
+    p = feed.add_parser("import", help="import feed files into the local index (incremental)")
+    p.add_argument("--nvd", action="append", metavar="F", help="NVD API 2.0 / NVD-shaped JSON file or directory")
+    p.add_argument("--cve5", action="append", metavar="DIR", help="CVE JSON 5 records (file or directory)")
+    p.add_argument("--osv", action="append", metavar="DIR", help="OSV records, JSON or YAML (file or directory)")
+    p.add_argument("--kev", action="append", metavar="F", help="CISA KEV catalog JSON")
+    p.add_argument("--epss", action="append", metavar="F", help="EPSS scores CSV (optionally .gz)")
+    _add_db(p)
+    add_json_flag(p)
+    p.set_defaults(func=_feed_import)
+
+    p = group.add_parser("scan", help="match an SBOM against the index")
+    p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
+    p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
+    p.add_argument("--format", choices=("table", "json", "cyclonedx", "html"), default="table")
+    p.add_argument("--fail-on", choices=("critical", "high", "kev"), default=None, help="exit 1 on unhandled findings")
+    p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
+    _add_db(p)
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_scan)
+
+    p = group.add_parser("decide", help="record a patch-or-justify decision for one finding")
+    p.add_argument("sbom", metavar="SBOM")
+    p.add_argument("cve", metavar="CVE")
+    p.add_argument("--component", required=True, metavar="REF", help="bom-ref of the component")
+    p.add_argument("--state", required=True, choices=ANALYSIS_STATES)
+    p.add_argument("--justification", choices=ANALYSIS_JUSTIFICATIONS)
+    p.add_argument("--response", action="append", choices=ANALYSIS_RESPONSES)
+    p.add_argument("--detail", required=True, metavar="TEXT")
+    p.add_argument("--author", default=_default_author(), metavar="A")
+    _add_db(p)
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_decide)
+
+    vex = add_group(group, "vex", "VEX documents")
+    p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
+    p.add_argument("sbom", metavar="SBOM")
+    p.add_argument("--format", required=True, choices=("cyclonedx", "openvex"))
+    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("--author", default=_default_author(), metavar="A", help="OpenVEX document author")
+    _add_db(p)
+    add_json_flag(p)
+    p.set_defaults(func=_vex_export)
+    p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
+    p.add_argument("file", metavar="F")
+    _add_db(p)
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_vex_import)
+
+    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
+    p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
+    p.add_argument("sbom", metavar="SBOM")
+    _add_db(p)
+    add_json_flag(p)
+    p.set_defaults(func=_release_add)
+
+    p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
+    _add_db(p)
+    add_json_flag(p)
+    p.set_defaults(func=_rescan)
+
+
+def _default_author() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"

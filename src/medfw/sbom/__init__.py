@@ -1,1 +1,141 @@
-"""medfw.sbom."""
+"""CycloneDX SBOMs from firmware builds: ESP-IDF builds, generic project manifests, and binary evidence.
+
+Public API::
+
+    bom = generate_from_idf_build("build", binaries=["build/app.elf"])      # -> cyclonedx Bom
+    bom = generate_from_manifest("medfw-sbom.yml")
+    data = serialize(bom, fmt="json")                                        # deterministic bytes
+    doc = load_sbom("fw.cdx.json")                                           # -> SbomDocument
+    report = check_sbom(data)                                                # NTIA / CISA 2024 / FDA
+    changes = diff_sboms(load_sbom(old), load_sbom(new))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cyclonedx.model.bom import Bom
+
+from medfw._io import read_bytes
+from medfw.errors import MalformedImageError
+from medfw.sbom.binscan import SIGNATURES, read_package_notes, scan_binary
+from medfw.sbom.build import (
+    PROP_CVE_EXCLUDE,
+    PROP_END_OF_SUPPORT,
+    PROP_SUPPORT_LEVEL,
+    PROP_UNDECLARED,
+    PROP_VERSION_MISMATCH,
+    build_bom,
+    serialize,
+)
+from medfw.sbom.check import CheckReport, ComponentScore, check_sbom
+from medfw.sbom.diff import SbomDiff, diff_sboms
+from medfw.sbom.document import SbomComponent, SbomDocument, load_sbom, parse_sbom
+from medfw.sbom.idf import read_idf_build
+from medfw.sbom.model import ComponentSpec, CveExclusion, Entity, Finding, ProjectSpec
+from medfw.sbom.project import read_project_manifest
+
+__all__ = [
+    "MAX_BINARY",
+    "PROP_CVE_EXCLUDE",
+    "PROP_END_OF_SUPPORT",
+    "PROP_SUPPORT_LEVEL",
+    "PROP_UNDECLARED",
+    "PROP_VERSION_MISMATCH",
+    "SIGNATURES",
+    "CheckReport",
+    "ComponentScore",
+    "ComponentSpec",
+    "CveExclusion",
+    "Entity",
+    "Finding",
+    "ProjectSpec",
+    "SbomComponent",
+    "SbomDiff",
+    "SbomDocument",
+    "build_bom",
+    "check_sbom",
+    "diff_sboms",
+    "generate_from_idf_build",
+    "generate_from_manifest",
+    "load_sbom",
+    "parse_sbom",
+    "read_idf_build",
+    "read_package_notes",
+    "read_project_manifest",
+    "scan_binary",
+    "scan_files",
+    "serialize",
+]
+
+#: Largest firmware image / ELF file the scanner reads.
+MAX_BINARY = 512 * 1024 * 1024
+
+
+def scan_files(
+    paths: Iterable[str | os.PathLike[str]], *, progress: Callable[[str], None] | None = None
+) -> list[Finding]:
+    """Scan firmware files for embedded libraries (see :func:`medfw.sbom.binscan.scan_binary`).
+
+    Findings name each file by its base name, so SBOMs do not depend on where the build ran.
+
+    Raises:
+        InputError: a file is missing or too large.
+        MalformedImageError: an ELF file has malformed package notes.
+    """
+    findings: list[Finding] = []
+    for p in paths:
+        path = Path(p)
+        data = read_bytes(path, max_length=MAX_BINARY, what="firmware binary")
+        try:
+            findings.extend(scan_binary(data, source=path.name))
+        except MalformedImageError as e:
+            e.path = str(path)
+            raise
+        if progress is not None:
+            progress(str(path))
+    return findings
+
+
+def generate_from_idf_build(
+    build_dir: str | os.PathLike[str],
+    *,
+    binaries: Iterable[str | os.PathLike[str]] = (),
+    all_components: bool = False,
+    serial: uuid.UUID | None = None,
+    timestamp: dt.datetime | None = None,
+) -> Bom:
+    """Build the SBOM of an ESP-IDF build directory (see :mod:`medfw.sbom.idf`).
+
+    Args:
+        build_dir: the directory holding ``project_description.json``.
+        binaries: firmware images / ELF files to scan for binary evidence.
+        all_components: include configuration-only and unlinked components too.
+        serial: fixed serial number (default: UUIDv5 of the content with ``SOURCE_DATE_EPOCH``, else random).
+        timestamp: fixed timestamp (default: ``SOURCE_DATE_EPOCH`` or now).
+
+    Raises:
+        ManifestError: missing/malformed build inputs (names file and key).
+    """
+    project = read_idf_build(build_dir, all_components=all_components)
+    return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)
+
+
+def generate_from_manifest(
+    path: str | os.PathLike[str],
+    *,
+    binaries: Iterable[str | os.PathLike[str]] = (),
+    serial: uuid.UUID | None = None,
+    timestamp: dt.datetime | None = None,
+) -> Bom:
+    """Build the SBOM described by a ``medfw-sbom.yml`` project manifest (see :mod:`medfw.sbom.project`).
+
+    Raises:
+        ManifestError: malformed manifests (names file and key).
+    """
+    project = read_project_manifest(path)
+    return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)

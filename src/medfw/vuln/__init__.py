@@ -1,1 +1,76 @@
-"""medfw.vuln."""
+"""SBOM-driven vulnerability management: offline feeds, exact matching, triage, decisions and VEX.
+
+Public API::
+
+    index = open_index("medfw-vuln.db")                 # or "postgresql://host/db"
+    import_feeds(index, nvd=["nvd/"], kev=["kev.json"])  # incremental, one transaction
+    result = scan(index, "sbom.cdx.json")                # ScanResult, findings in priority order
+    record_decision(index, sbom, "CVE-…", "bom-ref", state="not_affected", justification=…, detail=…,
+                    author=…, sink=audit_sink)
+    doc = export_vex(index, sbom, "cyclonedx")           # or "openvex"
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from medfw._io import read_bytes
+from medfw.vuln import scanner as _scanner
+from medfw.vuln.decisions import current_decisions, decision_history, record_decision
+from medfw.vuln.importer import ImportReport, import_feeds
+from medfw.vuln.index import VulnIndex, open_index
+from medfw.vuln.model import Decision, Finding, MatchReason, ScanComponent, ScanInput, ScanResult
+from medfw.vuln.postmarket import ReleaseDelta, add_release, rescan
+from medfw.vuln.sbom_input import read_sbom
+from medfw.vuln.vex import read_vex
+
+__all__ = [
+    "Decision",
+    "Finding",
+    "ImportReport",
+    "MatchReason",
+    "ReleaseDelta",
+    "ScanComponent",
+    "ScanInput",
+    "ScanResult",
+    "VulnIndex",
+    "add_release",
+    "current_decisions",
+    "decision_history",
+    "export_vex",
+    "import_feeds",
+    "load_scan_input",
+    "open_index",
+    "read_sbom",
+    "read_vex",
+    "record_decision",
+    "rescan",
+    "scan",
+]
+
+
+def load_scan_input(sbom: ScanInput | bytes | str | os.PathLike[str]) -> ScanInput:
+    """Return ``sbom`` as a :class:`ScanInput` (reading a CycloneDX JSON file or bytes if needed)."""
+    if isinstance(sbom, ScanInput):
+        return sbom
+    if isinstance(sbom, bytes):
+        return read_sbom(sbom)
+    return read_sbom(read_bytes(sbom, what="SBOM"), str(sbom))
+
+
+def scan(
+    index: VulnIndex, sbom: ScanInput | bytes | str | os.PathLike[str], *, vex: Sequence[Decision] = ()
+) -> ScanResult:
+    """Scan an SBOM (object, bytes or path) against ``index``; see :func:`medfw.vuln.scanner.scan`."""
+    return _scanner.scan(index, load_scan_input(sbom), vex=vex)
+
+
+def export_vex(
+    index: VulnIndex, sbom: ScanInput | bytes | str | os.PathLike[str], fmt: str, *, author: str = "medfw"
+) -> dict[str, object]:
+    """Export the decisions recorded for an SBOM as a CycloneDX 1.6 (``cyclonedx``) or OpenVEX 0.2 document."""
+    from medfw.vuln.vex import export_vex as _export  # noqa: PLC0415
+
+    s = load_scan_input(sbom)
+    return _export(s, decision_history(index, s.serial), fmt, author=author)

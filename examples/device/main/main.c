@@ -1,0 +1,2 @@
+/* Example application entry point (fixture). */
+void app_main(void) {}

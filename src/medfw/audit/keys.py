@@ -1,0 +1,244 @@
+"""Forward-secure sealing keys (HKDF ratchet), the verification key file and checkpoint signing keys.
+
+Sealing keys evolve per epoch: ``K[e+1] = HKDF-SHA256(K[e], info="medfw-audit/epoch/<log id>/<e+1>")`` and the
+writer overwrites ``K[e]`` as soon as ``K[e+1]`` exists, so whoever steals the log's current key cannot
+compute any earlier key (HKDF is one-way). Entries of epoch ``e`` are tagged with
+``HMAC-SHA256(M[e], entry_hash)`` where ``M[e] = HKDF-SHA256(K[e], info="medfw-audit/mac/<log id>/<e>")``.
+The verifier starts from ``K[0]`` (the *verification key*, kept offline) and derives every epoch's key itself,
+so it checks that each entry was sealed with the key of *its own* epoch (the systemd FSS flaw,
+CVE-2023-31439, was to accept any key).
+
+Checkpoints are signed with an asymmetric key (Ed25519 by default, ECDSA P-256 optional) whose private part
+is stored with the log and whose public part is exported with the verification key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from medfw.errors import AuditError, SignatureError
+
+__all__ = [
+    "CHECKPOINT_KEY_TYPES",
+    "KEY_FILE_FORMAT",
+    "KEY_SIZE",
+    "CheckpointPrivateKey",
+    "CheckpointPublicKey",
+    "EpochKeys",
+    "VerificationKey",
+    "algorithm_of",
+    "generate_checkpoint_key",
+    "key_check_value",
+    "key_id",
+    "load_checkpoint_private_key",
+    "load_checkpoint_public_key",
+    "mac_key",
+    "next_epoch_key",
+    "private_pem",
+    "public_pem",
+    "sign_bytes",
+    "verify_signature",
+]
+
+KEY_SIZE = 32
+KEY_FILE_FORMAT = "medfw-audit-verification-key"
+CHECKPOINT_KEY_TYPES = ("ed25519", "ecdsa-p256")
+
+CheckpointPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+CheckpointPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+
+
+def _hkdf(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(key)
+
+
+def next_epoch_key(key: bytes, log_id: str, epoch: int) -> bytes:
+    """Return ``K[epoch+1]`` from ``K[epoch]``."""
+    return _hkdf(key, b"medfw-audit/epoch/%b/%d" % (log_id.encode(), epoch + 1))
+
+
+def mac_key(key: bytes, log_id: str, epoch: int) -> bytes:
+    """Return the HMAC key ``M[epoch]`` derived from ``K[epoch]``."""
+    return _hkdf(key, b"medfw-audit/mac/%b/%d" % (log_id.encode(), epoch))
+
+
+def key_check_value(initial_key: bytes, log_id: str) -> bytes:
+    """Return a value that lets a log recognise its own verification key (HMAC of a fixed label)."""
+    return hmac.digest(initial_key, b"medfw-audit/kcv/" + log_id.encode(), "sha256")
+
+
+class EpochKeys:
+    """Derives and caches the HMAC key of every epoch from the initial key (verifier side)."""
+
+    def __init__(self, initial_key: bytes, log_id: str) -> None:
+        if len(initial_key) != KEY_SIZE:
+            raise AuditError(f"verification key must be {KEY_SIZE} bytes", field="epoch_key")
+        self.log_id = log_id
+        self._keys = [initial_key]
+        self._macs: dict[int, bytes] = {}
+
+    def mac(self, epoch: int) -> bytes:
+        """Return ``M[epoch]``."""
+        cached = self._macs.get(epoch)
+        if cached is not None:
+            return cached
+        while len(self._keys) <= epoch:
+            self._keys.append(next_epoch_key(self._keys[-1], self.log_id, len(self._keys) - 1))
+        m = mac_key(self._keys[epoch], self.log_id, epoch)
+        self._macs[epoch] = m
+        return m
+
+
+def key_id(public_key: CheckpointPublicKey) -> str:
+    """Return the hex SHA-256 of the public key's DER SubjectPublicKeyInfo."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def algorithm_of(public_key: CheckpointPublicKey) -> str:
+    """Return ``ed25519`` or ``ecdsa-p256``."""
+    return "ed25519" if isinstance(public_key, ed25519.Ed25519PublicKey) else "ecdsa-p256"
+
+
+def generate_checkpoint_key(kind: str = "ed25519") -> CheckpointPrivateKey:
+    """Generate a checkpoint signing key (``ed25519`` or ``ecdsa-p256``).
+
+    Raises:
+        AuditError: unknown key type.
+    """
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if kind == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise AuditError(f"unknown checkpoint key type {kind!r} (use {' or '.join(CHECKPOINT_KEY_TYPES)})")
+
+
+def private_pem(key: CheckpointPrivateKey) -> bytes:
+    """Serialise a checkpoint private key as unencrypted PKCS#8 PEM (stored only inside the log)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_pem(key: CheckpointPublicKey) -> bytes:
+    """Serialise a checkpoint public key as SubjectPublicKeyInfo PEM."""
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_checkpoint_private_key(pem: bytes) -> CheckpointPrivateKey:
+    """Load a checkpoint private key.
+
+    Raises:
+        AuditError: not an Ed25519 or ECDSA P-256 private key.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise AuditError("checkpoint signing key in the log is unreadable", field="checkpoint_key") from e
+    if isinstance(key, ed25519.Ed25519PrivateKey) or (
+        isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        return key
+    raise AuditError("checkpoint signing key is not Ed25519 or ECDSA P-256", field="checkpoint_key")
+
+
+def load_checkpoint_public_key(pem: bytes, *, path: str | None = None) -> CheckpointPublicKey:
+    """Load a checkpoint public key from PEM.
+
+    Raises:
+        AuditError: not an Ed25519 or ECDSA P-256 public key.
+    """
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as e:
+        raise AuditError("not a PEM public key", path=path, field="checkpoint_public_key") from e
+    if isinstance(key, ed25519.Ed25519PublicKey) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        return key
+    raise AuditError("checkpoint public key is not Ed25519 or ECDSA P-256", path=path, field="checkpoint_public_key")
+
+
+def sign_bytes(key: CheckpointPrivateKey, message: bytes) -> bytes:
+    """Sign ``message`` (Ed25519, or ECDSA P-256 with SHA-256, DER signature)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+def verify_signature(key: CheckpointPublicKey, signature: bytes, message: bytes) -> None:
+    """Verify a checkpoint signature.
+
+    Raises:
+        SignatureError: the signature does not verify.
+    """
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, message)
+        else:
+            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SignatureError("checkpoint signature does not verify", field="signature") from None
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    """What the verifier keeps offline: the log id, the initial sealing key and the checkpoint public key."""
+
+    log_id: str
+    initial_key: bytes
+    checkpoint_public_key_pem: bytes
+
+    def to_bytes(self) -> bytes:
+        """Serialise as the JSON key file written by ``medfw audit init --key-out``."""
+        doc = {
+            "format": KEY_FILE_FORMAT,
+            "version": 1,
+            "log_id": self.log_id,
+            "epoch_key": base64.b64encode(self.initial_key).decode("ascii"),
+            "checkpoint_public_key": self.checkpoint_public_key_pem.decode("ascii"),
+        }
+        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, path: str | None = None) -> VerificationKey:
+        """Parse a key file.
+
+        Raises:
+            AuditError: the data is not a medfw audit verification key.
+        """
+        try:
+            doc: Any = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise AuditError("not a medfw audit verification key (not JSON)", path=path) from None
+        if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
+            raise AuditError("not a medfw audit verification key", path=path, field="format")
+        if doc.get("version") != 1:
+            raise AuditError(f"unsupported key file version {doc.get('version')!r}", path=path, field="version")
+        log_id, ek, pub = doc.get("log_id"), doc.get("epoch_key"), doc.get("checkpoint_public_key")
+        if not isinstance(log_id, str) or not log_id:
+            raise AuditError("key file has no log_id", path=path, field="log_id")
+        try:
+            initial = base64.b64decode(str(ek), validate=True)
+        except ValueError:
+            raise AuditError("epoch_key is not base64", path=path, field="epoch_key") from None
+        if len(initial) != KEY_SIZE:
+            raise AuditError(f"epoch_key must be {KEY_SIZE} bytes", path=path, field="epoch_key")
+        if not isinstance(pub, str):
+            raise AuditError("key file has no checkpoint_public_key", path=path, field="checkpoint_public_key")
+        load_checkpoint_public_key(pub.encode("ascii", "replace"), path=path)
+        return cls(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub.encode("ascii"))
+
+    def public_key(self) -> CheckpointPublicKey:
+        """Return the pinned checkpoint public key."""
+        return load_checkpoint_public_key(self.checkpoint_public_key_pem)

@@ -1,0 +1,74 @@
+"""``medfw device agent DIR --server URL [--once]``: run the OTA update agent of a simulated unit.
+
+Registered into the ``device`` group by :func:`register` (called from ``medfw.cli.device``).
+Exit codes: 0 idle, updated or deferred (a download resumes next time); 1 the update was rejected or reverted;
+2 the server could not be reached or the unit is not provisioned.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, out_console
+from medfw.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
+
+__all__ = ["register"]
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    import httpx  # noqa: PLC0415 - keep CLI start-up light
+
+    from medfw.device import Device  # noqa: PLC0415
+    from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
+    from medfw.update.device_port import ModelDevice  # noqa: PLC0415
+
+    config = load_config(args.dir)
+    server = args.server or config.server
+    if not server or not server.startswith(("http://", "https://")):
+        raise UsageError("give --server http(s)://HOST:PORT (none stored at provisioning)", field="--server")
+    sink = audit_sink(args)
+    device = Device.open(args.dir, audit=sink)
+    with httpx.Client(base_url=server, timeout=args.timeout) as client:
+        agent = UpdateAgent(
+            args.dir,
+            ModelDevice(device),
+            client,
+            config=config,
+            sink=sink,
+            app_check=lambda _state: not args.app_fails,
+        )
+        result = agent.run(cycles=1 if args.once else args.cycles)
+    data: dict[str, Any] = asdict(result)
+    emit(
+        args,
+        data,
+        lambda: out_console.print(
+            f"{result.outcome}"
+            + (f" ({result.reason})" if result.reason else "")
+            + f": running {result.version} in {result.slot}",
+            markup=False,
+        ),
+    )
+    if result.outcome in ("rejected", "reverted"):
+        return EXIT_FAILED
+    if result.outcome == "unreachable":
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def register(group: Any) -> None:
+    """Add ``agent`` to the ``medfw device`` sub-commands."""
+    p: argparse.ArgumentParser = group.add_parser(
+        "agent", help="run the OTA update agent (poll, verify with TUF, install, confirm, report)"
+    )
+    p.add_argument("dir", metavar="DIR", help="device directory (provisioned with `medfw ota device add --provision`)")
+    p.add_argument("--server", metavar="URL", help="fleet server (default: the one stored at provisioning)")
+    p.add_argument("--once", action="store_true", help="run one poll-and-update cycle and exit")
+    p.add_argument("--cycles", type=int, metavar="N", help="run N cycles (default: forever)")
+    p.add_argument("--app-fails", action="store_true", help="the new app never confirms (watchdog revert)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds")
+    add_json_flag(p)
+    add_audit_flag(p)
+    p.set_defaults(func=_cmd_agent)

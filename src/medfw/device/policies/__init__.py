@@ -1,0 +1,1 @@
+"""The eFuse security policies shipped with medfw (``default.yml``)."""

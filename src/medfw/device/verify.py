@@ -1,0 +1,165 @@
+"""The device's image check: what the bootloader (and the OTA path, before activation) accepts.
+
+:func:`check_image` reads an ESP image from the start of a flash region (trailing bytes are ignored), finds its
+Secure Boot v2 signature sector (the image padded to 4 KiB, then one sector), and checks, in this order:
+
+1. the region is not erased (``empty_slot``), the image parses (``malformed_image``) and a signature sector
+   follows it (``unsigned``, when secure boot is enabled);
+2. the SBv2 signature verifies against a burned, non-revoked eFuse key digest (``bad_signature``,
+   ``untrusted_key``, ``revoked_key``; only when secure boot is enabled);
+3. the image is for this chip (``wrong_chip``);
+4. for apps: an app description exists (``no_app_desc``) and ``secure_version`` ≥ the eFuse counter
+   (``rollback``) and fits the counter field (``secure_version_too_large``).
+
+It never raises for a bad image: the result carries the reason code and message. Pure: bytes in, result out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+from medfw.device.chips import ChipSpec, chip_by_id
+from medfw.device.efuse import Efuses
+from medfw.errors import MalformedImageError, MedfwError, SignatureError
+from medfw.image import sbv2
+from medfw.image.esp import EspImage
+
+__all__ = ["ImageCheck", "check_image", "signed_length"]
+
+_SECTOR = sbv2.SECTOR_SIZE
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The outcome of :func:`check_image`.
+
+    Attributes:
+        ok: the image may run.
+        reason: ``ok`` or a refusal code (see the module docstring).
+        message: one human sentence.
+        offset: byte offset (within the region) of the problem, when known.
+        chip: the image's chip name, when it parsed.
+        version / project / secure_version: from the app description, when present.
+        key_slot: the eFuse digest slot whose key verified the image.
+        sha256: SHA-256 of the signed region (image + padding + signature sector), when it parsed.
+        length: bytes of the signed region.
+    """
+
+    ok: bool
+    reason: str
+    message: str
+    offset: int | None = None
+    chip: str | None = None
+    version: str | None = None
+    project: str | None = None
+    secure_version: int | None = None
+    key_slot: int | None = None
+    sha256: str | None = None
+    length: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready view."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "message": self.message,
+            "offset": self.offset,
+            "chip": self.chip,
+            "version": self.version,
+            "project": self.project,
+            "secure_version": self.secure_version,
+            "key_slot": self.key_slot,
+            "sha256": self.sha256,
+        }
+
+
+def signed_length(image_length: int) -> int:
+    """Bytes of a signed image whose unsigned part is ``image_length`` bytes: padded to 4 KiB, plus a sector."""
+    return -(-image_length // _SECTOR) * _SECTOR + _SECTOR
+
+
+def _signature_reason(e: SignatureError, data: bytes, efuses: Efuses) -> str:
+    """Tell a revoked key from an unknown one from a broken signature."""
+    if e.field != "block.key":
+        return "bad_signature"
+    try:
+        sector = sbv2.parse_signed_image(data)
+    except MedfwError:
+        return "bad_signature"
+    revoked = {s.digest for s in efuses.key_slots() if s.revoked and s.digest is not None}
+    if any(b.key_digest in revoked for b in sector.blocks):
+        return "revoked_key"
+    return "untrusted_key"
+
+
+def check_image(
+    region: bytes,
+    *,
+    chip: ChipSpec,
+    efuses: Efuses,
+    counter: int | None,
+    counter_bits: int | None = None,
+) -> ImageCheck:
+    """Decide whether the image at the start of ``region`` may run on this device.
+
+    Args:
+        region: flash bytes starting at the image (a slot, or the bootloader area).
+        chip: the device's chip.
+        efuses: the device's eFuses (trusted digests, revoke bits, secure boot enable).
+        counter: the anti-rollback counter for an app; None for a bootloader (no secure_version check).
+        counter_bits: width of the counter field; an app whose secure_version exceeds it is refused.
+    """
+    if not region or region[:_SECTOR].count(0xFF) == min(len(region), _SECTOR):
+        return ImageCheck(False, "empty_slot", "no image: the region is erased (all 0xFF)", offset=0)
+    try:
+        img = EspImage.from_bytes(region)
+    except MalformedImageError as e:
+        return ImageCheck(False, "malformed_image", e.message, offset=e.offset)
+    length = signed_length(img.image_length)
+    base = ImageCheck(
+        ok=False,
+        reason="",
+        message="",
+        chip=img.chip,
+        version=img.app_desc.version if img.app_desc else None,
+        project=img.app_desc.project_name if img.app_desc else None,
+        secure_version=img.secure_version,
+        length=length,
+    )
+    first_block = region[length - _SECTOR : length - _SECTOR + sbv2.BLOCK_SIZE]
+    if efuses.secure_boot_enabled and (length > len(region) or first_block.count(0xFF) == len(first_block)):
+        return replace(base, reason="unsigned", message="no Secure Boot v2 signature sector follows the image")
+    if length > len(region):
+        return replace(base, reason="malformed_image", message="signature sector lies past the end of the region")
+    data = bytes(region[:length])
+    base = replace(base, sha256=hashlib.sha256(data).hexdigest())
+    if efuses.secure_boot_enabled:
+        slots = [s for s in efuses.key_slots() if s.digest is not None]
+        if not slots:
+            return replace(base, reason="untrusted_key", message="secure boot is on but no key digest is burned")
+        try:
+            result = sbv2.verify_image(
+                data,
+                trusted_digests=[s.digest for s in slots if s.digest is not None],
+                revoked={i for i, s in enumerate(slots) if s.revoked},
+            )
+        except SignatureError as e:
+            return replace(base, reason=_signature_reason(e, data, efuses), message=e.message, offset=e.offset)
+        except MalformedImageError as e:
+            return replace(base, reason="malformed_image", message=e.message, offset=e.offset)
+        base = replace(base, key_slot=slots[result.key_slot].index)
+    if img.chip_id != chip.chip_id:
+        msg = f"image is for {chip_by_id(img.chip_id)}, this device is {chip.name}"
+        return replace(base, reason="wrong_chip", message=msg, offset=12)
+    if counter is not None:
+        sv = img.secure_version
+        if sv is None:
+            return replace(base, reason="no_app_desc", message="app image has no esp_app_desc_t", offset=0x20)
+        if sv < counter:
+            msg = f"secure_version {sv} is below the eFuse anti-rollback counter {counter}"
+            return replace(base, reason="rollback", message=msg, offset=0x24)
+        if counter_bits is not None and sv > counter_bits:
+            msg = f"secure_version {sv} exceeds the {counter_bits}-bit eFuse anti-rollback field"
+            return replace(base, reason="secure_version_too_large", message=msg, offset=0x24)
+    return replace(base, ok=True, reason="ok", message="image verified")

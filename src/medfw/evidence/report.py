@@ -1,0 +1,229 @@
+"""The reviewer's HTML report: one self-contained file (inline CSS and SVG charts, no scripts, no fetches).
+
+Pure: :func:`render_report` takes a :class:`ReportData` and returns the HTML text. Every value is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from medfw.evidence.trace import TraceRow
+
+__all__ = ["SEVERITIES", "CheckLine", "ReportData", "render_report"]
+
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "none", "unknown")
+_COLOURS = {
+    "critical": "#7b1fa2",
+    "high": "#d32f2f",
+    "medium": "#f57c00",
+    "low": "#fbc02d",
+    "none": "#9e9e9e",
+    "unknown": "#607d8b",
+}
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One verification result shown in the summary."""
+
+    name: str
+    ok: bool
+    detail: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows."""
+
+    release: dict[str, Any]
+    created: str
+    checks: Sequence[CheckLine]
+    components: Sequence[dict[str, Any]]
+    findings: Sequence[dict[str, Any]]
+    trace: Sequence[TraceRow]
+    audit_events: Sequence[dict[str, Any]]
+    history: Sequence[tuple[str, dict[str, int]]] = field(default_factory=tuple)
+    files: Sequence[dict[str, Any]] = field(default_factory=tuple)
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def severity_counts(findings: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Count findings per severity (unknown severities count as ``unknown``)."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        sev = str(f.get("severity") or "unknown").lower()
+        counts[sev if sev in counts else "unknown"] += 1
+    return counts
+
+
+def _bar_chart(counts: dict[str, int], *, title: str) -> str:
+    width, bar_h, gap, label_w = 520, 22, 8, 90
+    top = max(counts.values()) if counts and max(counts.values()) > 0 else 1
+    rows = []
+    for i, (sev, n) in enumerate(counts.items()):
+        y = i * (bar_h + gap)
+        w = int((width - label_w - 60) * n / top)
+        rows.append(
+            f'<text x="0" y="{y + 16}" class="lbl">{_e(sev)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{_COLOURS.get(sev, "#607d8b")}">'
+            f"<title>{_e(sev)}: {n}</title></rect>"
+            f'<text x="{label_w + w + 6}" y="{y + 16}" class="val">{n}</text>'
+        )
+    height = len(counts) * (bar_h + gap)
+    return (
+        f'<svg role="img" aria-label="{_e(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>'
+    )
+
+
+def _history_chart(history: Sequence[tuple[str, dict[str, int]]]) -> str:
+    if not history:
+        return "<p class='muted'>No earlier releases registered.</p>"
+    col_w, gap, height, base = 60, 24, 200, 170
+    top = max((sum(c.values()) for _, c in history), default=1) or 1
+    parts = []
+    for i, (name, counts) in enumerate(history):
+        x = 40 + i * (col_w + gap)
+        y = base
+        for sev in SEVERITIES:
+            n = counts.get(sev, 0)
+            if not n:
+                continue
+            h = int((base - 20) * n / top)
+            y -= h
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{col_w}" height="{h}" fill="{_COLOURS[sev]}">'
+                f"<title>{_e(name)} {_e(sev)}: {n}</title></rect>"
+            )
+        parts.append(f'<text x="{x}" y="{base + 18}" class="lbl">{_e(name)}</text>')
+        parts.append(f'<text x="{x}" y="{y - 4}" class="val">{sum(counts.values())}</text>')
+    width = 60 + len(history) * (col_w + gap)
+    return (
+        f'<svg role="img" aria-label="findings over releases" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+    )
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2a44;color:#fff;padding:20px 32px}header h1{margin:0 0 4px;font-size:24px}
+main{padding:16px 32px;max-width:1300px}section{background:#fff;border-radius:8px;padding:16px 20px;margin:16px 0;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}h2{margin-top:0;font-size:19px}table{border-collapse:collapse;width:100%;
+font-size:13px}th,td{border-bottom:1px solid #e3e6ea;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f5}.ok{color:#1b7f3b;font-weight:600}.fail{color:#c62828;font-weight:600}.muted{color:#6b7280}
+.badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
+.kpis{display:flex;gap:16px;flex-wrap:wrap}.kpi{background:#eef1f5;border-radius:8px;padding:10px 16px;min-width:140px}
+.kpi b{display:block;font-size:22px}svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333}
+code{font-size:12px;word-break:break-all}
+"""
+
+
+def _sev_badge(sev: str) -> str:
+    s = (sev or "unknown").lower()
+    return f'<span class="badge" style="background:{_COLOURS.get(s, "#607d8b")}">{_e(s)}</span>'
+
+
+def render_report(data: ReportData) -> str:
+    """Render the report as one self-contained HTML document."""
+    rel = data.release
+    title = f"{rel.get('name', 'release')} {rel.get('version', '')}".strip()
+    passed = sum(1 for c in data.checks if c.ok)
+    counts = severity_counts(data.findings)
+    open_findings = [f for f in data.findings if not f.get("state") or f.get("state") in {"in_triage", "exploitable"}]
+    out: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Release evidence: {_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>Release evidence: {_e(title)}</h1>",
+        f"<div>model {_e(rel.get('model', '-'))} · built {_e(data.created)}</div></header><main>",
+        '<section id="summary"><h2>Summary</h2><div class="kpis">',
+        f'<div class="kpi"><b id="checks-passed">{passed}/{len(data.checks)}</b>checks passed</div>',
+        f'<div class="kpi"><b id="component-count">{len(data.components)}</b>components</div>',
+        f'<div class="kpi"><b id="finding-count">{len(data.findings)}</b>findings</div>',
+        f'<div class="kpi"><b id="open-count">{len(open_findings)}</b>without a closing decision</div>',
+        "</div><table><thead><tr><th>Check</th><th>Result</th><th>Detail</th><th>Evidence</th></tr></thead><tbody>",
+    ]
+    for c in data.checks:
+        cls, word = ("ok", "pass") if c.ok else ("fail", "FAIL")
+        out.append(
+            f'<tr><td>{_e(c.name)}</td><td class="{cls}">{word}</td><td>{_e(c.detail)}</td>'
+            f"<td><code>{_e(c.evidence)}</code></td></tr>"
+        )
+    out.append("</tbody></table></section>")
+
+    out.append('<section id="components"><h2>Components and support status</h2><table><thead><tr>')
+    out.append(
+        "<th>Component</th><th>Version</th><th>Supplier</th><th>License</th><th>Identity</th>"
+        "<th>Level of support</th><th>End of support</th></tr></thead><tbody>"
+    )
+    for comp in data.components:
+        out.append(
+            f"<tr><td>{_e(comp.get('name'))}</td><td>{_e(comp.get('version'))}</td>"
+            f"<td>{_e(comp.get('supplier'))}</td><td>{_e(comp.get('license'))}</td>"
+            f"<td><code>{_e(comp.get('purl') or comp.get('cpe') or '')}</code></td>"
+            f"<td>{_e(comp.get('support_level') or 'unknown')}</td>"
+            f"<td>{_e(comp.get('end_of_support') or 'unknown')}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+
+    out.append('<section id="findings"><h2>Vulnerability findings and decisions</h2>')
+    out.append(_bar_chart(counts, title="severity distribution"))
+    out.append("<table><thead><tr><th>Vulnerability</th><th>Component</th><th>Severity</th><th>Score</th>")
+    out.append("<th>KEV</th><th>Decision</th><th>Justification / response</th><th>Detail</th></tr></thead><tbody>")
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    for f in sorted(data.findings, key=lambda f: (order.get(str(f.get("severity", "unknown")).lower(), 9), f["id"])):
+        why = " / ".join(str(x) for x in (f.get("justification"), f.get("response")) if x)
+        out.append(
+            f"<tr><td>{_e(f.get('id'))}</td><td>{_e(f.get('component'))}</td>"
+            f"<td>{_sev_badge(str(f.get('severity', 'unknown')))}</td><td>{_e(f.get('score', ''))}</td>"
+            f"<td>{'yes' if f.get('kev') else ''}</td><td>{_e(f.get('state') or 'undecided')}</td>"
+            f"<td>{_e(why)}</td><td>{_e(f.get('detail', ''))}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+
+    out.append('<section id="history"><h2>Findings over releases</h2>')
+    out.append(_history_chart(data.history))
+    out.append("</section>")
+
+    out.append('<section id="traceability"><h2>Traceability matrix</h2><table><thead><tr>')
+    out.append("<th>Security property</th><th>Mechanism</th><th>FDA premarket guidance</th>")
+    out.append("<th>IEC 81001-5-1 / IEC 62443-4-2</th><th>Evidence</th><th>Tests</th></tr></thead><tbody>")
+    for row in data.trace:
+        out.append(
+            f"<tr><td>{_e(row.property)}</td><td>{_e(row.mechanism)}</td>"
+            f"<td>{'<br>'.join(_e(x) for x in row.fda)}</td><td>{'<br>'.join(_e(x) for x in row.iec)}</td>"
+            f"<td>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.evidence)}</td>"
+            f"<td>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.tests)}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+
+    out.append('<section id="audit"><h2>Audit timeline</h2><table><thead><tr><th>Seq</th><th>Time (UTC)</th>')
+    out.append("<th>Event</th><th>Outcome</th><th>Reason</th><th>Actor</th></tr></thead><tbody>")
+    for ev in data.audit_events:
+        cls = "fail" if ev.get("outcome") in {"failure", "denied"} else ""
+        out.append(
+            f"<tr><td>{_e(ev.get('seq'))}</td><td>{_e(ev.get('time'))}</td><td>{_e(ev.get('type'))}</td>"
+            f'<td class="{cls}">{_e(ev.get("outcome"))}</td><td>{_e(ev.get("reason") or "")}</td>'
+            f"<td>{_e(ev.get('actor') or '')}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+
+    if data.files:
+        out.append('<section id="files"><h2>Bundle contents</h2><table><thead><tr><th>File</th><th>Size</th>')
+        out.append("<th>SHA-256</th></tr></thead><tbody>")
+        for fe in data.files:
+            out.append(
+                f"<tr><td><code>{_e(fe['path'])}</code></td><td>{_e(fe['size'])}</td>"
+                f"<td><code>{_e(fe['sha256'])}</code></td></tr>"
+            )
+        out.append("</tbody></table></section>")
+    out.append("</main></body></html>")
+    return "\n".join(out)

@@ -1,0 +1,471 @@
+"""SBOM manifests: the ``sbom.yml`` / ``sbom_*.yml`` convention of esp-idf-sbom, plus medfw's extensions.
+
+A manifest is a YAML mapping describing one component. Keys (esp-idf-sbom): ``name``, ``version``,
+``description``, ``repository``, ``url``, ``cpe`` (string or list; ``{}`` is replaced by the version),
+``purl`` (``{}`` placeholder too), ``supplier``/``originator`` (``Person: …`` / ``Organization: …``),
+``license`` (SPDX expression), ``copyright``, ``custom-licenses``, ``hash`` (git tree SHA-1),
+``cve-exclude-list`` (``cve``, ``reason``, optional ``justification``), ``cve-keywords``, ``manifests``
+(``path``/``manifest`` + ``dest``), ``virtpackages``, ``if`` (Kconfig condition), ``document`` (project manifest only).
+
+medfw adds: ``support-level`` (one of :data:`medfw.sbom.model.SUPPORT_LEVELS`), ``end-of-support`` (ISO date or
+``unknown``), ``hashes`` (mapping algorithm → hex digest), ``type`` (CycloneDX component type), ``depends-on``
+(names of other components), and, in a project manifest only, ``components``, ``kconfig`` and ``support``.
+
+Unknown keys are errors (naming the file and the key): a typo must not silently drop data from the SBOM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from medfw.errors import ManifestError
+from medfw.sbom._validate import check_cpe, check_cve_id, check_date, check_license, check_purl
+from medfw.sbom.model import SUPPORT_LEVELS, CveExclusion, Entity
+
+__all__ = [
+    "COMPONENT_KEYS",
+    "PROJECT_KEYS",
+    "DocumentInfo",
+    "Manifest",
+    "ManifestRef",
+    "SupportRule",
+    "expand_cpe",
+    "expand_purl",
+    "gitmodule_manifest",
+    "parse_manifest",
+]
+
+COMPONENT_KEYS: frozenset[str] = frozenset(
+    {
+        "name",
+        "version",
+        "description",
+        "repository",
+        "url",
+        "cpe",
+        "purl",
+        "supplier",
+        "originator",
+        "license",
+        "copyright",
+        "custom-licenses",
+        "hash",
+        "cve-exclude-list",
+        "cve-keywords",
+        "manifests",
+        "virtpackages",
+        "if",
+        "document",
+        # medfw extensions
+        "support-level",
+        "end-of-support",
+        "hashes",
+        "type",
+        "depends-on",
+    }
+)
+PROJECT_KEYS: frozenset[str] = COMPONENT_KEYS | {"components", "kconfig", "support"}
+
+_JUSTIFICATIONS = frozenset(
+    {
+        # CISA / OpenVEX
+        "component_not_present",
+        "vulnerable_code_not_present",
+        "vulnerable_code_not_in_execute_path",
+        "vulnerable_code_cannot_be_controlled_by_adversary",
+        "inline_mitigations_already_exist",
+        # CycloneDX
+        "code_not_present",
+        "code_not_reachable",
+        "requires_configuration",
+        "requires_dependency",
+        "requires_environment",
+        "protected_by_compiler",
+        "protected_at_runtime",
+        "protected_at_perimeter",
+        "protected_by_mitigating_control",
+    }
+)
+_COMPONENT_TYPES = frozenset(
+    {"library", "firmware", "operating-system", "framework", "application", "device-driver", "platform", "file"}
+)
+_HASH_ALGS = {"sha-1": 40, "sha-256": 64, "sha-384": 96, "sha-512": 128, "sha3-256": 64, "sha3-512": 128}
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+_CPE_SAFE = re.compile(r"[A-Za-z0-9\-._]")
+_URL_RE = re.compile(r"^(?:https?|git|ssh)://[^\s]+$|^git@[^\s]+$")
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """A ``manifests:`` entry: another manifest (a file or embedded) describing directory ``dest``."""
+
+    dest: str
+    path: str | None = None
+    embedded: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """The ``document:`` key of a project manifest: who supplies and who manufactures the firmware."""
+
+    supplier: Entity | None = None
+    supplier_url: str | None = None
+    manufacturer: Entity | None = None
+    manufacturer_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SupportRule:
+    """A project-level ``support:`` entry: support data for components named ``name`` (``*`` = all others)."""
+
+    name: str
+    level: str | None
+    end_of_support: str | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One validated manifest. ``cpe`` and ``purl`` keep their ``{}`` placeholders until the version is final."""
+
+    source: str
+    name: str | None = None
+    version: str | None = None
+    description: str | None = None
+    repository: str | None = None
+    url: str | None = None
+    cpe: tuple[str, ...] = ()
+    purl: str | None = None
+    supplier: Entity | None = None
+    originator: Entity | None = None
+    license: str | None = None
+    copyright: tuple[str, ...] = ()
+    hashes: tuple[tuple[str, str], ...] = ()
+    cve_excludes: tuple[CveExclusion, ...] = ()
+    cve_keywords: tuple[str, ...] = ()
+    manifests: tuple[ManifestRef, ...] = ()
+    virtpackages: tuple[str, ...] = ()
+    condition: str | None = None
+    document: DocumentInfo | None = None
+    support_level: str | None = None
+    end_of_support: str | None = None
+    type: str | None = None
+    depends_on: tuple[str, ...] = ()
+    components: tuple[Any, ...] = ()
+    kconfig: str | None = None
+    support: tuple[SupportRule, ...] = ()
+    extra_sources: tuple[str, ...] = field(default=())
+
+    def is_empty(self) -> bool:
+        """True when the manifest declares nothing."""
+        return all(getattr(self, f.name) in (None, ()) for f in fields(self) if f.name not in ("source",))
+
+    def merged(self, fallback: Manifest) -> Manifest:
+        """Return this manifest with every key it lacks taken from ``fallback`` (first source wins)."""
+        updates: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("source", "extra_sources"):
+                continue
+            if getattr(self, f.name) in (None, ()) and getattr(fallback, f.name) not in (None, ()):
+                updates[f.name] = getattr(fallback, f.name)
+        if not updates:
+            return self
+        sources = (*self.extra_sources, fallback.source, *fallback.extra_sources)
+        return replace(self, **updates, extra_sources=sources)
+
+
+def _str(value: Any, key: str, path: str, *, allow_int: bool = False) -> str:
+    if isinstance(value, bool):
+        raise ManifestError(f"'{key}' must be a string", path=path, field=key)
+    if allow_int and isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise ManifestError(f"'{key}' must be a string, not {type(value).__name__}", path=path, field=key)
+    return value
+
+
+def _str_list(value: Any, key: str, path: str) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(_str(v, key, path) for v in items)
+
+
+def _url(value: Any, key: str, path: str) -> str:
+    s = _str(value, key, path)
+    if not _URL_RE.match(s):
+        raise ManifestError(f"'{key}' must be a git, http or https URL, not {s!r}", path=path, field=key)
+    return s
+
+
+def _escape_cpe_value(version: str) -> str:
+    return "".join(c if _CPE_SAFE.match(c) else "\\" + c for c in version)
+
+
+def expand_cpe(template: str, version: str | None, *, path: str | None = None) -> str:
+    """Substitute the ``{}`` placeholder of a CPE with ``version`` (CPE-escaped) and validate the result."""
+    if "{}" in template:
+        value = _escape_cpe_value(version) if version else "*"
+        template = template.replace("{}", value)
+    return check_cpe(template, path=path)
+
+
+def expand_purl(template: str, version: str | None, *, path: str | None = None) -> str:
+    """Substitute the ``{}`` placeholder of a package URL with ``version`` and validate the result."""
+    if "{}" in template:
+        template = template.replace("{}", version) if version else template.replace("@{}", "").replace("{}", "")
+    return check_purl(template, path=path)
+
+
+def _cve_excludes(value: Any, path: str) -> tuple[CveExclusion, ...]:
+    key = "cve-exclude-list"
+    if not isinstance(value, list):
+        raise ManifestError(f"'{key}' must be a list", path=path, field=key)
+    out: list[CveExclusion] = []
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            raise ManifestError("entry must be a mapping with 'cve' and 'reason'", path=path, field=where)
+        unknown = sorted(set(map(str, entry)) - {"cve", "reason", "justification"})
+        if unknown:
+            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        if "cve" not in entry or "reason" not in entry:
+            missing = "cve" if "cve" not in entry else "reason"
+            raise ManifestError(f"missing '{missing}'", path=path, field=f"{where}.{missing}")
+        cve = check_cve_id(entry["cve"], path=path, key=f"{where}.cve")
+        reason = _str(entry["reason"], f"{where}.reason", path)
+        justification = entry.get("justification")
+        if justification is not None:
+            justification = _str(justification, f"{where}.justification", path)
+            if justification not in _JUSTIFICATIONS:
+                raise ManifestError(
+                    f"unknown justification {justification!r}", path=path, field=f"{where}.justification"
+                )
+        out.append(CveExclusion(cve=cve, reason=reason, justification=justification))
+    return tuple(out)
+
+
+def _manifest_refs(value: Any, path: str) -> tuple[ManifestRef, ...]:
+    if not isinstance(value, list):
+        raise ManifestError("'manifests' must be a list", path=path, field="manifests")
+    out: list[ManifestRef] = []
+    for i, entry in enumerate(value):
+        where = f"manifests[{i}]"
+        if not isinstance(entry, dict):
+            raise ManifestError("entry must be a mapping", path=path, field=where)
+        unknown = sorted(set(map(str, entry)) - {"path", "manifest", "dest"})
+        if unknown:
+            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        if "dest" not in entry:
+            raise ManifestError("missing 'dest'", path=path, field=f"{where}.dest")
+        if ("path" in entry) == ("manifest" in entry):
+            raise ManifestError("exactly one of 'path' or 'manifest' is required", path=path, field=where)
+        embedded = entry.get("manifest")
+        if embedded is not None and not isinstance(embedded, dict):
+            raise ManifestError("'manifest' must be a mapping", path=path, field=f"{where}.manifest")
+        out.append(
+            ManifestRef(
+                dest=_str(entry["dest"], f"{where}.dest", path),
+                path=_str(entry["path"], f"{where}.path", path) if "path" in entry else None,
+                embedded=embedded,
+            )
+        )
+    return tuple(out)
+
+
+def _document(value: Any, path: str) -> DocumentInfo:
+    if not isinstance(value, dict):
+        raise ManifestError("'document' must be a mapping", path=path, field="document")
+    unknown = sorted(set(map(str, value)) - {"supplier", "manufacturer"})
+    if unknown:
+        raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"document.{unknown[0]}")
+    parts: dict[str, Any] = {}
+    for role in ("supplier", "manufacturer"):
+        entry = value.get(role)
+        if entry is None:
+            continue
+        where = f"document.{role}"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ManifestError("must be a mapping with 'name'", path=path, field=where)
+        unknown = sorted(set(map(str, entry)) - {"name", "url", "contact"})
+        if unknown:
+            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        ent = Entity.parse(_str(entry["name"], f"{where}.name", path), path=path, key=f"{where}.name")
+        contact = entry.get("contact")
+        if contact is not None:
+            ent = replace(ent, email=_str(contact, f"{where}.contact", path))
+        parts[role] = ent
+        parts[f"{role}_url"] = _url(entry["url"], f"{where}.url", path) if "url" in entry else None
+    return DocumentInfo(**parts)
+
+
+def _hashes(value: Any, path: str, key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ManifestError(f"'{key}' must map an algorithm (SHA-256, …) to a hex digest", path=path, field=key)
+    out: list[tuple[str, str]] = []
+    for alg, digest in value.items():
+        alg_s = str(alg).upper()
+        want = _HASH_ALGS.get(alg_s.lower())
+        digest_s = _str(digest, f"{key}.{alg}", path).lower()
+        if want is None:
+            raise ManifestError(f"unsupported hash algorithm {alg!r}", path=path, field=f"{key}.{alg}")
+        if len(digest_s) != want or not _HEX_RE.match(digest_s):
+            raise ManifestError(f"{alg_s} digest must be {want} hex digits", path=path, field=f"{key}.{alg}")
+        out.append((alg_s, digest_s))
+    return tuple(sorted(out))
+
+
+def _support_rules(value: Any, path: str) -> tuple[SupportRule, ...]:
+    if not isinstance(value, list):
+        raise ManifestError("'support' must be a list", path=path, field="support")
+    out: list[SupportRule] = []
+    for i, entry in enumerate(value):
+        where = f"support[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ManifestError("entry must be a mapping with 'name'", path=path, field=where)
+        unknown = sorted(set(map(str, entry)) - {"name", "support-level", "end-of-support"})
+        if unknown:
+            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        level = entry.get("support-level")
+        if level is not None and level not in SUPPORT_LEVELS:
+            raise ManifestError(
+                f"support-level must be one of {', '.join(SUPPORT_LEVELS)}", path=path, field=f"{where}.support-level"
+            )
+        eos = entry.get("end-of-support")
+        out.append(
+            SupportRule(
+                name=_str(entry["name"], f"{where}.name", path),
+                level=level,
+                end_of_support=check_date(eos, path=path, key=f"{where}.end-of-support") if eos is not None else None,
+            )
+        )
+    return tuple(out)
+
+
+def parse_manifest(data: Any, *, source: str, project: bool = False, default_version: str | None = None) -> Manifest:
+    """Validate one manifest mapping and return it as a :class:`Manifest`.
+
+    Args:
+        data: the parsed YAML (``None`` for an empty file gives an empty manifest).
+        source: where it came from (file path, ``.gitmodules submodule X``), used in errors.
+        project: allow the project-only keys (``components``, ``kconfig``, ``support``).
+        default_version: version to use when the manifest has none (the ``sbom`` section of
+            ``idf_component.yml`` inherits the component's version).
+
+    Raises:
+        ManifestError: not a mapping, an unknown key, or a malformed value (names ``source`` and the key).
+    """
+    path = source
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ManifestError(f"manifest must be a mapping, not {type(data).__name__}", path=path)
+    allowed = PROJECT_KEYS if project else COMPONENT_KEYS
+    for key in data:
+        if not isinstance(key, str) or key not in allowed:
+            raise ManifestError(f"unknown key '{key}'", path=path, field=str(key))
+    kw: dict[str, Any] = {}
+    for key in ("name", "description"):
+        if key in data:
+            kw[key] = _str(data[key], key, path)
+    if "version" in data:
+        kw["version"] = _str(data["version"], "version", path, allow_int=True).strip() or None
+    elif default_version and data:
+        kw["version"] = default_version
+    for key in ("repository", "url"):
+        if key in data:
+            kw[key] = _url(data[key], key, path)
+    if "cpe" in data:
+        cpes = _str_list(data["cpe"], "cpe", path)
+        for c in cpes:
+            expand_cpe(c, "0", path=path)  # structure check now, final check after version substitution
+        kw["cpe"] = cpes
+    if "purl" in data:
+        purl = _str(data["purl"], "purl", path)
+        expand_purl(purl, "0", path=path)
+        kw["purl"] = purl
+    for key in ("supplier", "originator"):
+        if key in data:
+            kw[key] = Entity.parse(_str(data[key], key, path), path=path, key=key)
+    if "license" in data:
+        kw["license"] = check_license(_str(data["license"], "license", path), path=path)
+    if "copyright" in data:
+        kw["copyright"] = _str_list(data["copyright"], "copyright", path)
+    if "custom-licenses" in data and not isinstance(data["custom-licenses"], list):
+        raise ManifestError("'custom-licenses' must be a list", path=path, field="custom-licenses")
+    hashes: list[tuple[str, str]] = []
+    if "hash" in data:
+        h = _str(data["hash"], "hash", path).lower()
+        if not _HEX_RE.match(h) or len(h) not in (40, 64):
+            raise ManifestError("'hash' must be a git SHA-1 (40 hex digits)", path=path, field="hash")
+        hashes.append(("SHA-1" if len(h) == 40 else "SHA-256", h))
+    if "hashes" in data:
+        hashes.extend(_hashes(data["hashes"], path, "hashes"))
+    if hashes:
+        kw["hashes"] = tuple(sorted(set(hashes)))
+    if "cve-exclude-list" in data:
+        kw["cve_excludes"] = _cve_excludes(data["cve-exclude-list"], path)
+    if "cve-keywords" in data:
+        kw["cve_keywords"] = _str_list(data["cve-keywords"], "cve-keywords", path)
+    if "manifests" in data:
+        kw["manifests"] = _manifest_refs(data["manifests"], path)
+    if "virtpackages" in data:
+        kw["virtpackages"] = _str_list(data["virtpackages"], "virtpackages", path)
+    if "if" in data:
+        kw["condition"] = _str(data["if"], "if", path)
+    if "document" in data:
+        kw["document"] = _document(data["document"], path)
+    if "support-level" in data:
+        level = _str(data["support-level"], "support-level", path)
+        if level not in SUPPORT_LEVELS:
+            raise ManifestError(
+                f"support-level must be one of {', '.join(SUPPORT_LEVELS)}", path=path, field="support-level"
+            )
+        kw["support_level"] = level
+    if "end-of-support" in data:
+        kw["end_of_support"] = check_date(data["end-of-support"], path=path)
+    if "type" in data:
+        ctype = _str(data["type"], "type", path)
+        if ctype not in _COMPONENT_TYPES:
+            raise ManifestError(f"unknown component type {ctype!r}", path=path, field="type")
+        kw["type"] = ctype
+    if "depends-on" in data:
+        kw["depends_on"] = _str_list(data["depends-on"], "depends-on", path)
+    if "components" in data:
+        if not isinstance(data["components"], list):
+            raise ManifestError("'components' must be a list", path=path, field="components")
+        kw["components"] = tuple(data["components"])
+    if "kconfig" in data:
+        kw["kconfig"] = _str(data["kconfig"], "kconfig", path)
+    if "support" in data:
+        kw["support"] = _support_rules(data["support"], path)
+    return Manifest(source=source, **kw)
+
+
+def gitmodule_manifest(keys: Mapping[str, list[str]], *, source: str) -> Manifest:
+    """Turn the ``sbom-*`` keys of one ``.gitmodules`` section into a :class:`Manifest`.
+
+    ``sbom-cve-exclude-list = CVE-… reason`` may repeat; ``sbom-manifests = path dest`` likewise.
+    """
+    data: dict[str, Any] = {}
+    for key, values in keys.items():
+        if not key.startswith("sbom-"):
+            continue
+        name = key[len("sbom-") :]
+        if name == "cve-exclude-list":
+            entries = []
+            for v in values:
+                parts = v.split(maxsplit=1)
+                entries.append({"cve": parts[0] if parts else "", "reason": parts[1] if len(parts) > 1 else ""})
+            data[name] = entries
+        elif name == "manifests":
+            refs = []
+            for v in values:
+                parts = v.split()
+                refs.append({"path": parts[0] if parts else "", "dest": parts[1] if len(parts) > 1 else ""})
+            data[name] = refs
+        elif name in ("cpe", "cve-keywords", "copyright", "virtpackages"):
+            data[name] = list(values)
+        else:
+            data[name] = values[-1]
+    return parse_manifest(data, source=source)

@@ -1,0 +1,68 @@
+"""Build the fleet server application from settings (used by ``medfw ota serve`` and multi-worker uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from medfw.audit.sink import AuditSink, NullSink
+from medfw.server.app import create_app, repo_online_keys
+from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.service import FleetService
+from medfw.update.repository import TufRepository
+
+__all__ = ["ServerSettings", "build_app", "create_from_env", "default_db_url"]
+
+ENV_DB = "MEDFW_OTA_DB"
+ENV_REPO = "MEDFW_OTA_REPO"
+ENV_AUDIT = "MEDFW_AUDIT_LOG"
+ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server keeps its state."""
+
+    db: str
+    repo: str | None = None
+    audit_log: str | None = None
+    poll_interval: int = 60
+
+
+def default_db_url(repo: str | None) -> str:
+    """``sqlite:///`` next to the repository (or in the working directory)."""
+    base = Path(repo) if repo else Path.cwd()
+    return f"sqlite:///{(base / 'fleet.sqlite').resolve()}"
+
+
+def _sink(path: str | None) -> AuditSink:
+    if not path:
+        return NullSink()
+    from medfw.audit import open_log  # noqa: PLC0415 - only when a log is configured
+
+    return open_log(path)
+
+
+def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
+    """Open the database (migrating it), the repository and its online keys; return the app."""
+    engine = make_engine(settings.db)
+    if run_migrations:
+        migrate(engine)
+    repo = TufRepository(settings.repo) if settings.repo else None
+    keys = repo_online_keys(repo) if repo is not None else None
+    service = FleetService(
+        make_sessionmaker(engine), sink or _sink(settings.audit_log), poll_interval=settings.poll_interval
+    )
+    return create_app(service, repo, online_keys=keys)
+
+
+def create_from_env() -> FastAPI:
+    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    repo = os.environ.get(ENV_REPO) or None
+    settings = ServerSettings(
+        db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None
+    )
+    return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

@@ -1,0 +1,217 @@
+"""Request and response bodies of the fleet server API (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Assignment",
+    "ControlResult",
+    "DeviceCreate",
+    "DeviceCreated",
+    "DeviceOut",
+    "Error",
+    "FleetRow",
+    "GroupOut",
+    "PhaseOut",
+    "PollOut",
+    "ReleaseOut",
+    "ReportIn",
+    "ReportOut",
+    "ReportStored",
+    "RolloutCreate",
+    "RolloutOut",
+    "TokenCreate",
+    "TokenCreated",
+]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=512)
+
+
+class Error(BaseModel):
+    """Every refused request: the reason, never a stack trace."""
+
+    detail: str
+
+
+class DeviceCreate(_In):
+    """Register a device."""
+
+    id: str = Field(pattern=_ID)
+    model: str = Field(pattern=_NAME)
+    chip: str = Field(default="", max_length=32)
+    group: str = Field(default="default", pattern=_NAME)
+
+
+class DeviceCreated(BaseModel):
+    """A registered device and its credential (returned once, stored hashed)."""
+
+    id: str
+    credential: str
+
+
+class DeviceOut(BaseModel):
+    """A device and what it last reported."""
+
+    id: str
+    model: str
+    chip: str
+    group: str
+    version: str | None
+    secure_version: int
+    slot: str | None
+    last_status: str | None
+    last_seen: str | None
+    active: bool
+
+
+class GroupOut(BaseModel):
+    """A device group."""
+
+    name: str
+    devices: int
+
+
+class FleetRow(BaseModel):
+    """How many devices run one version."""
+
+    model: str
+    version: str | None
+    secure_version: int
+    devices: int
+
+
+class ReleaseOut(BaseModel):
+    """A release from the TUF targets metadata."""
+
+    id: int
+    target_path: str
+    model: str
+    chip: str
+    image_format: str
+    version: str
+    secure_version: int
+    length: int
+    sha256: str
+    sbom: dict[str, Any]
+
+
+class RolloutCreate(_In):
+    """Start a staged rollout. Target: the release's model, narrowed by group, device list and/or version."""
+
+    release: str | int
+    name: str | None = Field(default=None, max_length=128)
+    group: str | None = Field(default=None, pattern=_NAME)
+    devices: list[str] | None = Field(default=None, max_length=100_000)
+    version: str | None = Field(default=None, max_length=64)
+    phases: list[str] = Field(default_factory=lambda: ["10%", "100%"], min_length=1, max_length=20)
+    success_threshold: int = Field(default=90, ge=1, le=100)
+    error_threshold: int = Field(default=10, ge=1, le=100)
+
+
+class PhaseOut(BaseModel):
+    """One phase: its spec and its devices counted by state."""
+
+    index: int
+    spec: str
+    counts: dict[str, int]
+
+
+class RolloutOut(BaseModel):
+    """A rollout and its per-phase counts."""
+
+    id: int
+    name: str
+    release: str
+    version: str
+    secure_version: int
+    target: dict[str, Any]
+    state: str
+    state_reason: str | None
+    current_phase: int
+    success_threshold: int
+    error_threshold: int
+    phases: list[PhaseOut]
+    created: str
+    updated: str
+
+
+class ControlResult(RolloutOut):
+    """The rollout after pause/resume/cancel."""
+
+
+class Assignment(BaseModel):
+    """The release a device should install."""
+
+    rollout: int
+    target_path: str
+    version: str
+    secure_version: int
+    length: int
+    sha256: str
+    download: str
+
+
+class PollOut(BaseModel):
+    """Answer to a poll."""
+
+    device: str
+    assignment: Assignment | None
+    poll_interval: int
+
+
+class ReportIn(_In):
+    """A device status report."""
+
+    status: str = Field(pattern=r"^(downloading|installed|booted|confirmed|reverted|rejected)$")
+    reason: str | None = Field(default=None, max_length=128)
+    detail: str | None = Field(default=None, max_length=2048)
+    rollout: int | None = None
+    version: str | None = Field(default=None, max_length=64)
+    secure_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    slot: str | None = Field(default=None, max_length=16)
+
+
+class ReportStored(BaseModel):
+    """Acknowledgement of a report."""
+
+    device: str
+    status: str
+    accepted: bool
+
+
+class ReportOut(BaseModel):
+    """A stored report."""
+
+    id: int
+    device: str
+    rollout: int | None
+    status: str
+    reason: str | None
+    detail: str | None
+    version: str | None
+    secure_version: int | None
+    slot: str | None
+    created: str
+
+
+class TokenCreate(_In):
+    """Create a management token."""
+
+    name: str = Field(pattern=_NAME)
+    role: str = Field(pattern=r"^(admin|operator|read-only)$")
+
+
+class TokenCreated(BaseModel):
+    """A new token (shown once)."""
+
+    name: str
+    role: str
+    token: str

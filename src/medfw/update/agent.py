@@ -1,0 +1,522 @@
+"""The device update agent: poll, verify with TUF, download with resume, install, reboot, confirm, report.
+
+One cycle (:meth:`UpdateAgent.run_once`):
+
+1. send queued reports, then poll the fleet server with the running version / secure_version / slot;
+2. on an assignment, refresh TUF metadata with python-tuf's ngclient from the root of trust stored in the device
+   directory at provisioning (``ota/tuf/root.json``) and look the assigned target up in the signed targets
+   metadata — the server's word on hashes, versions and models is never used;
+3. refuse a release for another model or chip, one whose secure_version is below the running one
+   (``rollback``) or whose version is older (``downgrade``);
+4. download the image with HTTP Range resume into ``ota/download/<sha256>.part`` and check TUF length and hashes;
+5. hand it to the device, which checks the boot signature and security version and writes the inactive slot;
+6. reboot; if the new app passes its health check it confirms, otherwise the watchdog reset reverts to the old
+   slot;
+7. report each step (``downloading``, ``installed``, ``booted``, ``confirmed``, ``reverted``, ``rejected`` with its
+   reason) and record it in the device's audit sink. Reports that cannot be sent are queued in
+   ``ota/outbox.json`` and sent on a later cycle, so the agent keeps working while the server is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from tuf.api import exceptions as tuf_exc
+from tuf.api._payload import TargetFile
+from tuf.ngclient.updater import Updater
+
+from medfw._io import atomic_write, read_bytes
+from medfw.audit.sink import AuditEvent, AuditSink, NullSink
+from medfw.errors import DeviceError, InputError, MedfwError, TransportError, VerificationError
+from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
+from medfw.update.repository import ReleaseInfo, release_from_target
+
+__all__ = [
+    "AgentConfig",
+    "AgentResult",
+    "DevicePort",
+    "DeviceState",
+    "UpdateAgent",
+    "compare_versions",
+    "load_config",
+    "provision",
+]
+
+MAX_IMAGE = 16 * 1024 * 1024
+_CONFIG = "ota/agent.json"
+_ROOT = "ota/tuf/root.json"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What the agent knows about itself (``ota/agent.json``, mode 0600: it holds the credential)."""
+
+    device_id: str
+    model: str
+    chip: str
+    credential: str
+    server: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the device runs."""
+
+    version: str | None
+    secure_version: int
+    slot: str | None
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """The outcome of one agent cycle.
+
+    ``idle`` (nothing to do), ``confirmed``, ``reverted``, ``rejected`` (with the reason), ``deferred`` (a transient
+    download or metadata failure; retried next cycle, resuming the download) or ``unreachable`` (server down).
+    """
+
+    outcome: str
+    reason: str | None = None
+    detail: str | None = None
+    version: str | None = None
+    secure_version: int | None = None
+    slot: str | None = None
+    rollout: int | None = None
+    target: str | None = None
+
+
+class DevicePort(Protocol):
+    """The device operations the agent needs (implemented over the device model)."""
+
+    def state(self) -> DeviceState:
+        """What runs now."""
+
+    def install(self, image: bytes) -> None:
+        """Verify the image (boot signature, security version) and write it to the inactive slot.
+
+        Raises a :class:`~medfw.errors.VerificationError` with a ``reason`` attribute when refused.
+        """
+
+    def reboot(self) -> DeviceState:
+        """Reboot into whatever the bootloader selects."""
+
+    def confirm(self) -> DeviceState:
+        """Mark the running image valid (advances the anti-rollback counter)."""
+
+    def watchdog_reset(self) -> DeviceState:
+        """Reset without confirming (the app failed): the bootloader reverts to the previous slot."""
+
+
+class _Deferred(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
+    """A transient failure (server or network): try again on a later cycle, keep partial downloads."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
+    def __init__(self, reason: str, detail: str, *, stage: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.stage = stage
+
+
+def compare_versions(a: str, b: str) -> int:
+    """Compare dotted numeric versions (``1.10.0`` > ``1.9``): -1, 0 or 1. Non-numeric parts compare as text."""
+
+    def key(v: str) -> tuple[tuple[int, Any], ...]:
+        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", v) if p)
+
+    ka, kb = key(a), key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def provision(
+    device_dir: str | Path,
+    *,
+    device_id: str,
+    model: str,
+    chip: str,
+    credential: str,
+    root: bytes,
+    server: str | None = None,
+) -> AgentConfig:
+    """Store the agent's identity, credential and TUF root of trust in a device directory."""
+    d = Path(device_dir)
+    config = AgentConfig(device_id=device_id, model=model, chip=chip, credential=credential, server=server)
+    atomic_write(d / _ROOT, root)
+    atomic_write(d / _CONFIG, json.dumps(asdict(config), indent=2).encode(), mode=0o600)
+    return config
+
+
+def load_config(device_dir: str | Path) -> AgentConfig:
+    """Read ``ota/agent.json``.
+
+    Raises:
+        DeviceError: missing or malformed (the device was not provisioned for OTA).
+    """
+    path = Path(device_dir) / _CONFIG
+    try:
+        data = json.loads(read_bytes(path, max_length=64 * 1024, what="agent config"))
+        return AgentConfig(
+            device_id=str(data["device_id"]),
+            model=str(data["model"]),
+            chip=str(data["chip"]),
+            credential=str(data["credential"]),
+            server=data.get("server"),
+        )
+    except InputError as e:
+        raise DeviceError(f"device is not provisioned for OTA ({e.message})", path=str(path)) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"malformed agent config: {e}", path=str(path)) from None
+
+
+def _tuf_reason(e: Exception) -> str:
+    if isinstance(e, tuf_exc.ExpiredMetadataError):
+        return "metadata_expired"
+    if isinstance(e, tuf_exc.BadVersionNumberError):
+        return "metadata_mix_and_match" if str(e).startswith("Expected") else "metadata_rollback"
+    if isinstance(e, tuf_exc.UnsignedMetadataError):
+        return "metadata_bad_signature"
+    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
+        return "metadata_hash_mismatch"
+    return "metadata_invalid"
+
+
+class UpdateAgent:
+    """Runs update cycles for one device.
+
+    Args:
+        device_dir: the device directory (holds ``ota/`` state: config, TUF metadata, partial downloads, outbox).
+        device: the device operations.
+        client: the HTTP client; its base URL is the fleet server.
+        sink: the device's audit sink.
+        app_check: the new app's health check after reboot; ``False`` means the app never confirms.
+        retry: retry policy for every request.
+        sleep: how to wait (injected by tests).
+    """
+
+    def __init__(
+        self,
+        device_dir: str | Path,
+        device: DevicePort,
+        client: httpx.Client,
+        *,
+        config: AgentConfig | None = None,
+        sink: AuditSink | None = None,
+        app_check: Callable[[DeviceState], bool] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_image: int = MAX_IMAGE,
+    ) -> None:
+        self.dir = Path(device_dir)
+        self.device = device
+        self.client = client
+        self.config = config or load_config(self.dir)
+        self.sink = sink or NullSink()
+        self.app_check = app_check or (lambda _state: True)
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.max_image = max_image
+        self.poll_interval = 60
+        self._etag: str | None = None
+        self._base = str(client.base_url).rstrip("/")
+
+    # ---- plumbing ------------------------------------------------------------------------------------------
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Device {self.config.credential}"}
+
+    def _url(self, path: str) -> str:
+        return self._base + path
+
+    def _audit(self, type_: str, outcome: str, reason: str | None = None, **data: Any) -> None:
+        objects = {"device": self.config.device_id}
+        if data.get("sha256"):
+            objects["image_sha256"] = str(data.pop("sha256"))
+        self.sink.record(
+            AuditEvent(type=type_, outcome=outcome, reason=reason, actor="agent", objects=objects, data=data)
+        )
+
+    def _outbox_path(self) -> Path:
+        return self.dir / "ota" / "outbox.json"
+
+    def _outbox(self) -> list[dict[str, Any]]:
+        path = self._outbox_path()
+        if not path.exists():
+            return []
+        try:
+            items = json.loads(read_bytes(path, max_length=4 * 1024 * 1024, what="report outbox"))
+        except (InputError, ValueError):
+            return []
+        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+    def _report(
+        self, status: str, reason: str | None = None, detail: str | None = None, *, rollout: int | None = None
+    ) -> None:
+        """Send a report now, or queue it when the server cannot be reached."""
+        st = self.device.state()
+        body = {
+            "status": status,
+            "reason": reason,
+            "detail": (detail or "")[:2000] or None,
+            "version": st.version,
+            "secure_version": st.secure_version,
+            "slot": st.slot,
+            "rollout": rollout,
+        }
+        self._audit(
+            "ota.report",
+            "failure" if status in ("reverted", "rejected") else "success",
+            reason,
+            **{k: v for k, v in body.items() if k != "reason"},
+        )
+        queue = [*self._outbox(), body]
+        self._send_queue(queue)
+
+    def _send_queue(self, queue: list[dict[str, Any]]) -> None:
+        sent = 0
+        for body in queue:
+            try:
+                r = request_with_retry(
+                    self.client,
+                    "POST",
+                    self._url(f"/api/v1/devices/{self.config.device_id}/reports"),
+                    policy=self.retry,
+                    sleep=self.sleep,
+                    json=body,
+                    headers=self._auth,
+                )
+            except TransportError:
+                break
+            sent += 1
+            if r.status_code >= 400:
+                self._audit("ota.report", "failure", "report_refused", status_code=r.status_code)
+        rest = queue[sent:]
+        if rest:
+            atomic_write(self._outbox_path(), json.dumps(rest).encode())
+        elif self._outbox_path().exists():
+            self._outbox_path().unlink()
+
+    # ---- one cycle -----------------------------------------------------------------------------------------
+
+    def run_once(self) -> AgentResult:
+        """Run one poll-and-update cycle (never raises for server or update trouble; see the result)."""
+        queued = self._outbox()
+        if queued:
+            self._send_queue(queued)
+        st = self.device.state()
+        headers = dict(self._auth)
+        if self._etag:
+            headers["If-None-Match"] = self._etag
+        try:
+            r = request_with_retry(
+                self.client,
+                "GET",
+                self._url(f"/api/v1/devices/{self.config.device_id}/poll"),
+                policy=self.retry,
+                sleep=self.sleep,
+                params={k: v for k, v in asdict(st).items() if v is not None},
+                headers=headers,
+            )
+        except TransportError as e:
+            return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
+        if r.status_code == 304:
+            return AgentResult("idle", **asdict(st))
+        if r.status_code != 200:
+            return AgentResult("unreachable", f"poll_http_{r.status_code}", _detail(r), **asdict(st))
+        try:
+            body = r.json()
+            assignment = body.get("assignment")
+            self.poll_interval = int(body.get("poll_interval", self.poll_interval))
+        except (ValueError, AttributeError, TypeError):
+            return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
+        self._etag = r.headers.get("ETag")
+        if not assignment:
+            return AgentResult("idle", **asdict(st))
+        self._etag = None  # an update attempt always re-polls afterwards
+        return self._update(assignment, st)
+
+    def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
+        try:
+            rollout = int(assignment["rollout"])
+            target_path = str(assignment["target_path"])
+            download = str(assignment.get("download") or "")
+        except (KeyError, TypeError, ValueError):
+            return AgentResult("rejected", "assignment_malformed", "assignment lacks rollout/target", **asdict(before))
+        self._report("downloading", rollout=rollout)
+        try:
+            target = self._tuf_target(target_path)
+            release = self._check_release(target, before)
+            image = self._download(download, target)
+            try:
+                self.device.install(image)
+            except VerificationError as e:
+                reason = str(getattr(e, "reason", "") or "image_refused")
+                raise _Rejected(reason, e.message, stage="install") from None
+        except _Deferred as d:
+            self._audit("ota.download", "failure", d.reason, target=target_path, detail=d.detail)
+            st = self.device.state()
+            return AgentResult("deferred", d.reason, d.detail, rollout=rollout, target=target_path, **asdict(st))
+        except _Rejected as rej:
+            type_ = "ota.manifest.rejected" if rej.stage == "manifest" else "ota.install.rejected"
+            self._audit(type_, "denied", rej.reason, target=target_path, detail=rej.detail)
+            self._report("rejected", rej.reason, rej.detail, rollout=rollout)
+            st = self.device.state()
+            return AgentResult("rejected", rej.reason, rej.detail, rollout=rollout, target=target_path, **asdict(st))
+        self._audit("ota.install", "success", None, target=target_path, sha256=release.sha256)
+        self._report("installed", rollout=rollout)
+        booted = self.device.reboot()
+        if booted.version != release.version:
+            detail = f"bootloader did not start {release.version} (running {booted.version})"
+            self._audit("ota.revert", "failure", "boot_refused", target=target_path)
+            self._report("reverted", "boot_refused", detail, rollout=rollout)
+            return AgentResult(
+                "reverted", "boot_refused", detail, rollout=rollout, target=target_path, **asdict(booted)
+            )
+        self._report("booted", rollout=rollout)
+        if self.app_check(booted):
+            st = self.device.confirm()
+            self._audit("ota.confirm", "success", None, target=target_path, version=st.version)
+            self._report("confirmed", rollout=rollout)
+            return AgentResult("confirmed", rollout=rollout, target=target_path, **asdict(st))
+        st = self.device.watchdog_reset()
+        detail = f"new app did not confirm; watchdog reverted to {st.version} in {st.slot}"
+        self._audit("ota.revert", "failure", "app_not_confirmed", target=target_path, version=st.version)
+        self._report("reverted", "app_not_confirmed", detail, rollout=rollout)
+        return AgentResult("reverted", "app_not_confirmed", detail, rollout=rollout, target=target_path, **asdict(st))
+
+    # ---- TUF and checks ------------------------------------------------------------------------------------
+
+    def _tuf_target(self, target_path: str) -> TargetFile:
+        metadata_dir = self.dir / "ota" / "tuf"
+        if not (metadata_dir / "root.json").is_file():
+            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
+        try:
+            updater = Updater(
+                str(metadata_dir),
+                self._url("/tuf/metadata/"),
+                fetcher=HttpxFetcher(self.client),
+                bootstrap=None,
+            )
+            updater.refresh()
+            target = updater.get_targetinfo(target_path)
+        except tuf_exc.RepositoryError as e:
+            raise _Rejected(_tuf_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
+        except tuf_exc.DownloadError as e:
+            raise _Deferred("metadata_unavailable", f"{e.__class__.__name__}: {e}") from None
+        except (OSError, ValueError) as e:
+            raise _Rejected("metadata_invalid", f"{e.__class__.__name__}: {e}", stage="manifest") from None
+        if target is None:
+            raise _Rejected("target_unknown", f"{target_path} is not in the signed targets metadata", stage="manifest")
+        return target
+
+    def _check_release(self, target: TargetFile, running: DeviceState) -> ReleaseInfo:
+        try:
+            release = release_from_target(target)
+        except InputError as e:
+            raise _Rejected("target_invalid", e.message, stage="manifest") from None
+        if release.model != self.config.model:
+            msg = f"release is for model {release.model}, this device is {self.config.model}"
+            raise _Rejected("model_mismatch", msg, stage="manifest")
+        if release.chip and self.config.chip and release.chip != self.config.chip:
+            msg = f"release is for chip {release.chip}, this device is {self.config.chip}"
+            raise _Rejected("chip_mismatch", msg, stage="manifest")
+        if release.secure_version < running.secure_version:
+            msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
+            raise _Rejected("rollback", msg, stage="manifest")
+        if running.version is not None and compare_versions(release.version, running.version) < 0:
+            msg = f"release version {release.version} is older than running {running.version}"
+            raise _Rejected("downgrade", msg, stage="manifest")
+        if target.length > self.max_image:
+            raise _Rejected("image_too_large", f"{target.length} bytes > limit {self.max_image}", stage="manifest")
+        return release
+
+    def _download(self, download: str, target: TargetFile) -> bytes:
+        """Fetch the image, resuming a partial download with ``Range``; check TUF length and hashes."""
+        digest = target.hashes.get("sha256", "")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
+        part = self.dir / "ota" / "download" / f"{digest}.part"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        path = download if download.startswith("/") else f"/tuf/targets/{target.path}"
+        url = self._url(path)
+        for attempt in range(self.retry.attempts):
+            have = part.stat().st_size if part.exists() else 0
+            if have > target.length:
+                part.unlink()
+                have = 0
+            if have == target.length:
+                break
+            headers = dict(self._auth)
+            if have:
+                headers["Range"] = f"bytes={have}-"
+            try:
+                with self.client.stream("GET", url, headers=headers) as r:
+                    if r.status_code not in (200, 206):
+                        raise _Deferred("download_failed", f"HTTP {r.status_code} for the image")
+                    mode = "ab" if r.status_code == 206 and have else "wb"
+                    with part.open(mode) as fh:
+                        written = have if mode == "ab" else 0
+                        for chunk in r.iter_bytes():  # unbuffered: every received byte is kept
+                            written += len(chunk)
+                            if written > target.length:
+                                raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
+                            fh.write(chunk)
+                        fh.flush()
+            except httpx.HTTPError:
+                if attempt + 1 < self.retry.attempts:
+                    self.sleep(self.retry.delay(attempt))
+                continue
+        data = part.read_bytes() if part.exists() else b""
+        if len(data) != target.length:
+            raise _Deferred("download_interrupted", f"got {len(data)} of {target.length} bytes; will resume")
+        try:
+            target.verify_length_and_hashes(data)
+        except tuf_exc.LengthOrHashMismatchError as e:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise _Rejected(
+                "hash_mismatch", f"image does not match its signed TUF hash: {e}", stage="download"
+            ) from None
+        with contextlib.suppress(OSError):
+            part.unlink()
+        self._audit("ota.download", "success", None, target=target.path, sha256=digest, length=len(data))
+        return data
+
+    # ---- loop ----------------------------------------------------------------------------------------------
+
+    def run(self, *, cycles: int | None = None) -> AgentResult:
+        """Run cycles until ``cycles`` have run (forever when ``None``), waiting the poll interval in between."""
+        result = AgentResult("idle")
+        n = 0
+        while cycles is None or n < cycles:
+            try:
+                result = self.run_once()
+            except (MedfwError, OSError) as e:
+                if isinstance(e, DeviceError):
+                    raise
+                result = AgentResult("unreachable", "agent_error", str(e))
+            n += 1
+            if cycles is None or n < cycles:
+                self.sleep(self.poll_interval)
+        return result
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("detail", ""))[:300]
+    except (ValueError, AttributeError):
+        return r.text[:300]

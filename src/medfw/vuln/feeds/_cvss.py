@@ -1,0 +1,84 @@
+"""Helpers shared by the NVD and CVE 5 parsers: CVSS entries and configuration validation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from medfw.vuln.cpe import parse_cpe
+from medfw.vuln.feeds import record_error
+
+__all__ = ["check_configurations", "cvss_entry"]
+
+_BOUND_KEYS = ("versionStartIncluding", "versionStartExcluding", "versionEndIncluding", "versionEndExcluding")
+
+
+def cvss_entry(version: str, vector: Any, source: str, primary: bool) -> dict[str, Any] | None:
+    """Return a normalized CVSS entry, or None when the vector is missing."""
+    if not isinstance(vector, str) or not vector:
+        return None
+    return {"version": version, "vector": vector, "source": source, "primary": primary}
+
+
+def _check_node(node: Any, where: str) -> dict[str, Any]:
+    if not isinstance(node, Mapping):
+        raise record_error(f"{where} is not an object")
+    matches = node.get("cpeMatch", node.get("cpe_match", []))
+    if not isinstance(matches, list):
+        raise record_error(f"{where}.cpeMatch is not a list")
+    out_matches: list[dict[str, Any]] = []
+    for j, m in enumerate(matches):
+        if not isinstance(m, Mapping):
+            raise record_error(f"{where}.cpeMatch[{j}] is not an object")
+        criteria = m.get("criteria", m.get("cpe23Uri"))
+        if not isinstance(criteria, str):
+            raise record_error(f"{where}.cpeMatch[{j}].criteria is missing")
+        try:
+            parse_cpe(criteria)
+        except ValueError as e:
+            raise record_error(f"{where}.cpeMatch[{j}].criteria: {e}") from e
+        vulnerable = m.get("vulnerable")
+        if not isinstance(vulnerable, bool):
+            raise record_error(f"{where}.cpeMatch[{j}].vulnerable must be true or false")
+        out: dict[str, Any] = {"criteria": criteria, "vulnerable": vulnerable}
+        for b in _BOUND_KEYS:
+            if b in m and m[b] not in (None, ""):
+                if not isinstance(m[b], str):
+                    raise record_error(f"{where}.cpeMatch[{j}].{b} is not a string")
+                out[b] = m[b]
+        if isinstance(m.get("matchCriteriaId"), str):
+            out["matchCriteriaId"] = m["matchCriteriaId"]
+        out_matches.append(out)
+    operator = str(node.get("operator", "OR")).upper()
+    if operator not in {"AND", "OR"}:
+        raise record_error(f"{where}.operator must be AND or OR")
+    result: dict[str, Any] = {"operator": operator, "negate": bool(node.get("negate", False)), "cpeMatch": out_matches}
+    children = node.get("children", [])
+    if children:
+        result["children"] = [_check_node(c, f"{where}.children[{k}]") for k, c in enumerate(children)]
+    return result
+
+
+def check_configurations(configs: Any, where: str = "configurations") -> list[dict[str, Any]]:
+    """Validate and normalize an NVD API 2.0 ``configurations`` list.
+
+    Raises:
+        RecordError: a node or criterion is malformed.
+    """
+    if not isinstance(configs, Sequence) or isinstance(configs, str):
+        raise record_error(f"{where} is not a list")
+    out: list[dict[str, Any]] = []
+    for i, conf in enumerate(configs):
+        if not isinstance(conf, Mapping) or not isinstance(conf.get("nodes"), list):
+            raise record_error(f"{where}[{i}].nodes is missing")
+        operator = str(conf.get("operator", "OR")).upper()
+        if operator not in {"AND", "OR"}:
+            raise record_error(f"{where}[{i}].operator must be AND or OR")
+        out.append(
+            {
+                "operator": operator,
+                "negate": bool(conf.get("negate", False)),
+                "nodes": [_check_node(n, f"{where}[{i}].nodes[{k}]") for k, n in enumerate(conf["nodes"])],
+            }
+        )
+    return out

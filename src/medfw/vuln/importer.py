@@ -1,0 +1,252 @@
+"""Import feed files into the index, incrementally, in one transaction.
+
+Each record's normalized content is hashed: a record whose hash is stored already is ``unchanged``; a changed
+one is ``updated`` unless its modified time is older than the stored one (``stale``, kept as it was); records
+violating their format are ``skipped`` with the reason. A file of the wrong format, or a truncated one, aborts
+the whole import and rolls back everything (no partial import). Inside a directory, JSON documents of another
+kind (an ``index.json``, a schema) are reported as skipped files instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from medfw._io import read_bytes
+from medfw.errors import FeedError, InputError
+from medfw.vuln.configuration import criterion_keys
+from medfw.vuln.feeds import FeedRecord, ParseResult, Skip
+from medfw.vuln.feeds.cve5 import parse_cve5
+from medfw.vuln.feeds.epss import parse_epss
+from medfw.vuln.feeds.kev import parse_kev
+from medfw.vuln.feeds.nvd import parse_nvd
+from medfw.vuln.feeds.osv import parse_osv
+from medfw.vuln.index import VulnIndex, canonical_json, content_hash, epss, kev
+
+__all__ = ["FEED_KINDS", "ImportProgress", "ImportReport", "import_feeds"]
+
+FEED_KINDS = ("nvd", "cve5", "osv", "kev", "epss")
+_MAX_FEED = 2 * 1024 * 1024 * 1024
+_PATTERNS = {
+    "nvd": ("*.json", "*.json.gz"),
+    "cve5": ("*.json",),
+    "osv": ("*.json", "*.yaml", "*.yml"),
+    "kev": ("*.json",),
+    "epss": ("*.csv", "*.csv.gz"),
+}
+
+
+class ImportProgress(Protocol):
+    """Receives progress: ``start(total_files)`` once, then ``advance(path)`` after each file."""
+
+    def start(self, total: int) -> None:
+        """Called once with the number of files."""
+
+    def advance(self, path: str) -> None:
+        """Called after each file."""
+
+
+@dataclass
+class ImportReport:
+    """Counts per feed kind, and every skip with its reason."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    files: int = 0
+
+    def bump(self, kind: str, what: str, n: int = 1) -> None:
+        """Add ``n`` to a counter."""
+        c = self.counts.setdefault(kind, {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": 0})
+        c[what] = c.get(what, 0) + n
+
+    def total(self, what: str) -> int:
+        """Sum a counter over all kinds."""
+        return sum(c.get(what, 0) for c in self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "files": self.files,
+            "counts": self.counts,
+            "skipped": [{"id": s.record_id, "reason": s.reason, "path": s.path} for s in self.skips],
+        }
+
+
+def _expand(kind: str, paths: Iterable[str]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted({f for pat in _PATTERNS[kind] for f in path.rglob(pat) if f.is_file()})
+            out.extend((str(f), True) for f in files)
+        elif path.exists():
+            out.append((str(path), False))
+        else:
+            raise InputError(f"{kind} feed not found", path=str(path))
+    return out
+
+
+def _keys(rec: FeedRecord) -> set[str]:
+    if rec.data.get("rejected"):
+        return set()
+    keys = {f"cpe:{k}" for k in criterion_keys(rec.data.get("configurations") or [])}
+    keys.update(f"purl:{a['purl']}" for a in rec.data.get("osv") or [] if a.get("purl"))
+    return keys
+
+
+def _write(index: VulnIndex, conn: Connection, kind: str, result: ParseResult, report: ImportReport) -> dict[str, int]:
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(result.skips)}
+    report.skips.extend(result.skips)
+    latest: dict[str, FeedRecord] = {}
+    for rec in result.records:
+        latest[f"{rec.source}|{rec.record_id}"] = rec
+    rids = list(latest)
+    existing = index.existing(conn, rids)
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+    keys: dict[str, set[str]] = {}
+    for rid, rec in latest.items():
+        canon = canonical_json(rec.data)
+        h = content_hash(canon)
+        row = {
+            "rid": rid,
+            "source": rec.source,
+            "record_id": rec.record_id,
+            "vuln_id": rec.vuln_id,
+            "modified": rec.modified,
+            "content_hash": h,
+            "has_config": bool(rec.data.get("configurations")),
+            "data": canon,
+        }
+        old = existing.get(rid)
+        if old is None:
+            new_rows.append(row)
+            counts["added"] += 1
+        elif old[0] == h:
+            counts["unchanged"] += 1
+            continue
+        elif rec.modified and old[1] and rec.modified < old[1]:
+            counts["stale"] += 1
+            continue
+        else:
+            changed_rows.append(row)
+            counts["updated"] += 1
+        keys[rid] = _keys(rec)
+    index.write_records(conn, new_rows, keys, replace=False)
+    index.write_records(conn, changed_rows, keys, replace=True)
+    for k, v in counts.items():
+        report.bump(kind, k, v)
+    return counts
+
+
+def _write_kev(conn: Connection, raw: bytes, path: str, report: ImportReport) -> dict[str, int]:
+    cat = parse_kev(raw, path)
+    report.skips.extend(cat.skips)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(cat.skips), "removed": 0}
+    stored = {r.cve_id: r.content_hash for r in conn.execute(select(kev.c.cve_id, kev.c.content_hash))}
+    for cve_id, entry in cat.entries.items():
+        h = json.dumps(entry, sort_keys=True)
+        digest = content_hash(entry)
+        if cve_id not in stored:
+            conn.execute(insert(kev).values(cve_id=cve_id, content_hash=digest, data=h))
+            counts["added"] += 1
+        elif stored[cve_id] != digest:
+            conn.execute(update(kev).where(kev.c.cve_id == cve_id).values(content_hash=digest, data=h))
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    gone = sorted(set(stored) - set(cat.entries))
+    for i in range(0, len(gone), 500):
+        conn.execute(delete(kev).where(kev.c.cve_id.in_(gone[i : i + 500])))
+    counts["removed"] = len(gone)
+    for k, v in counts.items():
+        report.bump("kev", k, v)
+    return counts
+
+
+def _write_epss(conn: Connection, raw: bytes, path: str, report: ImportReport) -> dict[str, int]:
+    scores = parse_epss(raw, path)
+    report.skips.extend(scores.skips)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(scores.skips)}
+    ids = sorted(scores.scores)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        old = {
+            r.cve_id: (r.epss, r.percentile)
+            for r in conn.execute(select(epss.c.cve_id, epss.c.epss, epss.c.percentile).where(epss.c.cve_id.in_(chunk)))
+        }
+        new_rows = []
+        for cve_id in chunk:
+            e, p = scores.scores[cve_id]
+            if cve_id not in old:
+                new_rows.append({"cve_id": cve_id, "epss": e, "percentile": p, "score_date": scores.score_date})
+                counts["added"] += 1
+            elif old[cve_id] != (e, p):
+                conn.execute(
+                    update(epss)
+                    .where(epss.c.cve_id == cve_id)
+                    .values(epss=e, percentile=p, score_date=scores.score_date)
+                )
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+        if new_rows:
+            conn.execute(insert(epss), new_rows)
+    for k, v in counts.items():
+        report.bump("epss", k, v)
+    return counts
+
+
+_PARSERS: dict[str, Callable[[bytes, str], ParseResult]] = {"nvd": parse_nvd, "cve5": parse_cve5, "osv": parse_osv}
+
+
+def import_feeds(
+    index: VulnIndex,
+    *,
+    nvd: Sequence[str] = (),
+    cve5: Sequence[str] = (),
+    osv: Sequence[str] = (),
+    kev: Sequence[str] = (),
+    epss: Sequence[str] = (),
+    progress: ImportProgress | None = None,
+) -> ImportReport:
+    """Import feed files or directories into ``index`` in one transaction and report the counts.
+
+    Raises:
+        InputError: a named path does not exist, or no feed was given.
+        FeedError: a file is of the wrong format or truncated (nothing is imported then).
+        StorageError: the database failed (nothing is imported then).
+    """
+    plan: list[tuple[str, str, bool]] = []
+    for kind, paths in (("nvd", nvd), ("cve5", cve5), ("osv", osv), ("kev", kev), ("epss", epss)):
+        plan.extend((kind, p, in_dir) for p, in_dir in _expand(kind, paths))
+    if not plan:
+        raise InputError("no feed files given (use --nvd, --cve5, --osv, --kev or --epss)")
+    report = ImportReport()
+    if progress is not None:
+        progress.start(len(plan))
+    with index.transaction() as conn:
+        for kind, path, in_dir in plan:
+            raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
+            if kind == "kev":
+                counts = _write_kev(conn, raw, path, report)
+            elif kind == "epss":
+                counts = _write_epss(conn, raw, path, report)
+            else:
+                try:
+                    result = _PARSERS[kind](raw, path)
+                except FeedError as e:
+                    if not in_dir or "not an NVD feed" not in e.message:
+                        raise
+                    result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
+                counts = _write(index, conn, kind, result, report)
+            index.log_import(conn, kind, path, counts)
+            report.files += 1
+            if progress is not None:
+                progress.advance(path)
+    return report

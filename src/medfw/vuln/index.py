@@ -1,0 +1,429 @@
+"""The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core).
+
+Tables:
+
+* ``vuln_record`` — one normalized feed record per (source, record id): the vulnerability id it reports under,
+  its modified time, a SHA-256 content hash (incremental re-import compares it) and the data (JSON, zlib);
+* ``vuln_key`` — lookup keys of each record: ``cpe:<vendor>:<product>`` of every vulnerable criterion and
+  ``purl:<pkg:type/ns/name>`` of every OSV package. Scans look records up by these keys (indexed), never by a
+  full table scan;
+* ``kev``, ``epss`` — triage data by CVE id;
+* ``decision`` — append-only decision history (rows are only ever inserted);
+* ``release``, ``release_scan`` — registered SBOMs and the findings of each scan of them;
+* ``import_log`` — one row per imported file with its counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from medfw.errors import StorageError
+
+__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "open_index", "resolve_db_url"]
+
+DEFAULT_DB = "medfw-vuln.db"
+_CHUNK = 500
+
+metadata = MetaData()
+vuln_record = Table(
+    "vuln_record",
+    metadata,
+    Column("rid", String(300), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("record_id", String(200), nullable=False),
+    Column("vuln_id", String(200), nullable=False, index=True),
+    Column("modified", String(64), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("has_config", Boolean, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+vuln_key = Table(
+    "vuln_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rid", String(300), nullable=False, index=True),
+    Column("key", String(400), nullable=False, index=True),
+)
+kev = Table(
+    "kev",
+    metadata,
+    Column("cve_id", String(64), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+)
+epss = Table(
+    "epss",
+    metadata,
+    Column("cve_id", String(64), primary_key=True),
+    Column("epss", Float, nullable=False),
+    Column("percentile", Float, nullable=False),
+    Column("score_date", String(64), nullable=False),
+)
+decision = Table(
+    "decision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("serial", String(200), nullable=False, index=True),
+    Column("component_ref", String(1000), nullable=False),
+    Column("vuln_id", String(200), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("justification", String(64)),
+    Column("responses", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+)
+release = Table(
+    "release",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("serial", String(200), nullable=False, unique=True),
+    Column("name", String(400), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("sbom", LargeBinary, nullable=False),
+    Column("added_at", String(64), nullable=False),
+)
+release_scan = Table(
+    "release_scan",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release_id", Integer, nullable=False, index=True),
+    Column("scanned_at", String(64), nullable=False),
+    Column("findings", Text, nullable=False),
+)
+import_log = Table(
+    "import_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("counts", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored: source, ids, and its normalized data."""
+
+    source: str
+    record_id: str
+    vuln_id: str
+    data: Mapping[str, Any]
+
+
+def canonical_json(data: Mapping[str, Any]) -> bytes:
+    """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace)."""
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _pack(data: Mapping[str, Any] | bytes) -> bytes:
+    return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 6)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return out
+
+
+def content_hash(data: Mapping[str, Any] | bytes) -> str:
+    """Return the SHA-256 of the canonical JSON of ``data`` (or of already canonical bytes)."""
+    return hashlib.sha256(data if isinstance(data, bytes) else canonical_json(data)).hexdigest()
+
+
+def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def resolve_db_url(db: str | None) -> str:
+    """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL.
+
+    A plain path is an SQLite file; ``postgresql://`` URLs use the psycopg 3 driver.
+    """
+    value = db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB
+    if value.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value)}"
+
+
+class VulnIndex:
+    """The index over one database. Use :func:`open_index` to get one."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Yield a connection inside one transaction (committed on success, rolled back on error).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StorageError(f"vulnerability database error: {e.__class__.__name__}: {e}", path=self.url) from e
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    # ---- feed records -------------------------------------------------------------------------------------
+
+    def existing(self, conn: Connection, rids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Return rid → (content hash, modified) for the stored ones among ``rids``."""
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(rids):
+            rows = conn.execute(
+                select(vuln_record.c.rid, vuln_record.c.content_hash, vuln_record.c.modified).where(
+                    vuln_record.c.rid.in_(chunk)
+                )
+            )
+            out.update({r.rid: (r.content_hash, r.modified) for r in rows})
+        return out
+
+    def write_records(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, Iterable[str]], *, replace: bool
+    ) -> None:
+        """Insert (or, with ``replace``, update) records and reset their lookup keys.
+
+        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config and data (a mapping,
+        or its canonical JSON bytes).
+        """
+        if not rows:
+            return
+        packed = [{**r, "data": _pack(r["data"])} for r in rows]
+        rids = [r["rid"] for r in rows]
+        if replace:
+            for r in packed:
+                conn.execute(update(vuln_record).where(vuln_record.c.rid == r["rid"]).values(**r))
+            for chunk in _chunks(rids):
+                conn.execute(vuln_key.delete().where(vuln_key.c.rid.in_(chunk)))
+        else:
+            conn.execute(insert(vuln_record), packed)
+        key_rows = [{"rid": rid, "key": k} for rid in rids for k in sorted(set(keys.get(rid, ())))]
+        if key_rows:
+            conn.execute(insert(vuln_key), key_rows)
+
+    def candidates(self, keys: Iterable[str]) -> dict[str, set[str]]:
+        """Return rid → the lookup keys it was found by, for records carrying any of ``keys``."""
+        out: dict[str, set[str]] = {}
+        key_list = sorted(set(keys))
+        with self.transaction() as conn:
+            for chunk in _chunks(key_list):
+                for r in conn.execute(select(vuln_key.c.rid, vuln_key.c.key).where(vuln_key.c.key.in_(chunk))):
+                    out.setdefault(r.rid, set()).add(r.key)
+        return out
+
+    def config_sources(self, vuln_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """Return vuln id → [(source, rid)] of its records that carry configurations."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        ids = sorted(set(vuln_ids))
+        with self.transaction() as conn:
+            for chunk in _chunks(ids):
+                q = select(vuln_record.c.vuln_id, vuln_record.c.source, vuln_record.c.rid).where(
+                    vuln_record.c.vuln_id.in_(chunk), vuln_record.c.has_config.is_(True)
+                )
+                for r in conn.execute(q):
+                    out.setdefault(r.vuln_id, []).append((r.source, r.rid))
+        return out
+
+    def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
+        """Load records by rid."""
+        out: dict[str, StoredRecord] = {}
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(set(rids))):
+                q = select(
+                    vuln_record.c.rid,
+                    vuln_record.c.source,
+                    vuln_record.c.record_id,
+                    vuln_record.c.vuln_id,
+                    vuln_record.c.data,
+                ).where(vuln_record.c.rid.in_(chunk))
+                for r in conn.execute(q):
+                    out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+        return out
+
+    def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Return vuln id → the rids of every record reported under it (no data loaded)."""
+        out: dict[str, list[str]] = {}
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(set(vuln_ids))):
+                q = select(vuln_record.c.vuln_id, vuln_record.c.rid).where(vuln_record.c.vuln_id.in_(chunk))
+                for r in conn.execute(q):
+                    out.setdefault(r.vuln_id, []).append(r.rid)
+        return out
+
+    def records_for(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
+        """Load every record reported under each of ``vuln_ids`` (or whose record id is one of them)."""
+        out: dict[str, list[StoredRecord]] = {}
+        ids = sorted(set(vuln_ids))
+        with self.transaction() as conn:
+            for chunk in _chunks(ids):
+                q = select(
+                    vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data
+                ).where(vuln_record.c.vuln_id.in_(chunk))
+                for r in conn.execute(q):
+                    out.setdefault(r.vuln_id, []).append(
+                        StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+                    )
+        return out
+
+    def known_vuln(self, vuln_id: str) -> bool:
+        """Return whether any record or KEV entry names ``vuln_id``."""
+        with self.transaction() as conn:
+            q = select(vuln_record.c.rid).where(
+                (vuln_record.c.vuln_id == vuln_id) | (vuln_record.c.record_id == vuln_id)
+            )
+            if conn.execute(q.limit(1)).first() is not None:
+                return True
+            return conn.execute(select(kev.c.cve_id).where(kev.c.cve_id == vuln_id)).first() is not None
+
+    def record_count(self) -> int:
+        """Return the number of stored feed records."""
+        from sqlalchemy import func  # noqa: PLC0415
+
+        with self.transaction() as conn:
+            return int(conn.execute(select(func.count()).select_from(vuln_record)).scalar_one())
+
+    # ---- KEV / EPSS ---------------------------------------------------------------------------------------
+
+    def kev_for(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Return KEV entries for the ids that are in the catalog."""
+        out: dict[str, dict[str, Any]] = {}
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                for r in conn.execute(select(kev.c.cve_id, kev.c.data).where(kev.c.cve_id.in_(chunk))):
+                    out[r.cve_id] = json.loads(r.data)
+        return out
+
+    def epss_for(self, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """Return (epss, percentile) for the ids that have a score."""
+        out: dict[str, tuple[float, float]] = {}
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                q = select(epss.c.cve_id, epss.c.epss, epss.c.percentile).where(epss.c.cve_id.in_(chunk))
+                for r in conn.execute(q):
+                    out[r.cve_id] = (float(r.epss), float(r.percentile))
+        return out
+
+    # ---- decisions ----------------------------------------------------------------------------------------
+
+    def add_decision(self, row: Mapping[str, Any]) -> int:
+        """Append one decision row and return its id (rows are never updated or deleted)."""
+        with self.transaction() as conn:
+            res = conn.execute(insert(decision).values(**row))
+            pk = res.inserted_primary_key
+            return int(pk[0]) if pk else 0
+
+    def decision_rows(self, serial: str | None = None) -> list[dict[str, Any]]:
+        """Return every decision row (for ``serial``, or all), oldest first."""
+        with self.transaction() as conn:
+            q = select(decision).order_by(decision.c.id)
+            if serial is not None:
+                q = q.where(decision.c.serial == serial)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # ---- releases -----------------------------------------------------------------------------------------
+
+    def add_release(self, serial: str, name: str, sha256: str, sbom: bytes) -> tuple[int, bool]:
+        """Register an SBOM; return (release id, created). Re-adding the same serial returns the existing id."""
+        with self.transaction() as conn:
+            row = conn.execute(select(release.c.id).where(release.c.serial == serial)).first()
+            if row is not None:
+                return int(row.id), False
+            res = conn.execute(
+                insert(release).values(
+                    serial=serial, name=name, sha256=sha256, sbom=sbom, added_at=dt.datetime.now(dt.UTC).isoformat()
+                )
+            )
+            pk = res.inserted_primary_key
+            return (int(pk[0]) if pk else 0), True
+
+    def releases(self) -> list[dict[str, Any]]:
+        """Return all registered releases (id, serial, name, sha256, sbom, added_at)."""
+        with self.transaction() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(release).order_by(release.c.id))]
+
+    def last_scan(self, release_id: int) -> list[dict[str, Any]] | None:
+        """Return the findings summary of the latest scan of a release (None if never scanned)."""
+        with self.transaction() as conn:
+            q = (
+                select(release_scan.c.findings)
+                .where(release_scan.c.release_id == release_id)
+                .order_by(release_scan.c.id.desc())
+                .limit(1)
+            )
+            row = conn.execute(q).first()
+            return None if row is None else list(json.loads(row.findings))
+
+    def add_scan(self, release_id: int, findings: Sequence[Mapping[str, Any]]) -> None:
+        """Store the findings summary of a scan of a release."""
+        with self.transaction() as conn:
+            conn.execute(
+                insert(release_scan).values(
+                    release_id=release_id,
+                    scanned_at=dt.datetime.now(dt.UTC).isoformat(),
+                    findings=json.dumps(list(findings), sort_keys=True),
+                )
+            )
+
+    def log_import(self, conn: Connection, kind: str, path: str, counts: Mapping[str, int]) -> None:
+        """Record one imported file and its counts."""
+        conn.execute(
+            insert(import_log).values(
+                at=dt.datetime.now(dt.UTC).isoformat(), kind=kind, path=path, counts=json.dumps(dict(counts))
+            )
+        )
+
+
+def open_index(url: str | None = None) -> VulnIndex:
+    """Open (creating tables if needed) the index at ``url``.
+
+    ``url`` is an SQLite path, an SQLAlchemy URL or ``postgresql://…``; None uses ``$MEDFW_VULN_DB`` or
+    ``./medfw-vuln.db``.
+
+    Raises:
+        StorageError: the database cannot be opened or created.
+    """
+    resolved = resolve_db_url(url)
+    try:
+        engine = create_engine(resolved, future=True)
+        metadata.create_all(engine)
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot open the vulnerability database: {e.__class__.__name__}", path=url) from e
+    return VulnIndex(engine, url or resolved)

@@ -1,0 +1,223 @@
+"""Scan an SBOM against the index: match, enrich with triage data, attach decisions, order by priority.
+
+Matching, per component:
+
+* each CPE (the component's version filled in where the CPE says ``*``) is expanded over the curated alias
+  map; each resulting ``vendor:product`` key looks up candidate records through the indexed ``vuln_key`` table;
+* a component with a purl and no CPE gets the CPEs of its purl's alias group, if the map has one (no guessing);
+* OSV records are looked up by purl base and evaluated with :mod:`medfw.vuln.osv_ranges`;
+* per CVE one configuration source is authoritative: an NVD-shaped override replaces NVD's configurations,
+  and CVE 5 ``affected`` data is used only when neither exists.
+
+Exclusions listed in a component's ``medfw:cve-exclude`` become ``not_affected`` decisions (source
+``sbom-exclude``; the supplier's justification, ``code_not_present`` when none is given) unless a recorded
+decision exists; VEX documents given to the scan override both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from medfw.vuln.aliases import AliasMap, default_aliases
+from medfw.vuln.configuration import Target, evaluate
+from medfw.vuln.cpe import ANY, Cpe, parse_cpe
+from medfw.vuln.decisions import current_decisions
+from medfw.vuln.feeds.osv import purl_base
+from medfw.vuln.index import StoredRecord, VulnIndex
+from medfw.vuln.model import (
+    ANALYSIS_JUSTIFICATIONS,
+    Decision,
+    Finding,
+    MatchReason,
+    ScanComponent,
+    ScanInput,
+    ScanResult,
+)
+from medfw.vuln.osv_ranges import affected_by
+from medfw.vuln.triage import choose_cvss, prioritise
+
+__all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
+
+#: configuration sources, most authoritative first
+CONFIG_PRECEDENCE = ("nvd-override", "nvd", "cve5")
+_META_PRECEDENCE = ("nvd", "cve5", "nvd-override", "osv")
+
+
+def _purl_version(purl: str) -> str:
+    try:
+        from packageurl import PackageURL  # noqa: PLC0415
+
+        return str(PackageURL.from_string(purl).version or "")
+    except ValueError:
+        return ""
+
+
+def build_targets(
+    components: Sequence[ScanComponent], aliases: AliasMap
+) -> tuple[dict[str, list[Target]], dict[str, list[tuple[ScanComponent, str, str]]], list[str]]:
+    """Turn components into CPE targets by ``vendor:product`` key and purl targets by purl base.
+
+    Returns (cpe targets, purl targets as (component, version, identity), warnings).
+    """
+    by_key: dict[str, list[Target]] = {}
+    by_purl: dict[str, list[tuple[ScanComponent, str, str]]] = {}
+    warnings: list[str] = []
+    for comp in components:
+        if not comp.has_identity:
+            warnings.append(f"{comp.ref}: no CPE or purl, cannot be matched")
+            continue
+        version = comp.version or (_purl_version(comp.purl) if comp.purl else "")
+        parsed: list[Cpe] = []
+        for text in comp.cpes:
+            try:
+                parsed.append(parse_cpe(text))
+            except ValueError as e:
+                warnings.append(f"{comp.ref}: CPE {text!r} ignored: {e}")
+        base = ""
+        if comp.purl:
+            try:
+                base = purl_base(comp.purl)
+            except ValueError as e:
+                warnings.append(f"{comp.ref}: purl {comp.purl!r} ignored: {e}")
+        via_purl = False
+        if not parsed and base:
+            keys = aliases.keys_for_purl(base)
+            parsed = [Cpe("a", ANY, ANY).with_key(*k.split(":", 1)) for k in keys]
+            via_purl = bool(keys)
+        if not version and parsed:
+            warnings.append(f"{comp.ref}: no version, only criteria without a version bound can match")
+        seen: set[tuple[str, str]] = set()
+        for declared in parsed:
+            cpe = declared.with_version(version) if declared.version == ANY and version else declared
+            origin = f"{comp.purl} (alias map)" if via_purl else str(cpe)
+            for key in aliases.keys_for(cpe.key):
+                vendor, product = key.split(":", 1)
+                t_cpe = cpe.with_key(vendor, product)
+                if (key, str(t_cpe)) in seen:
+                    continue
+                seen.add((key, str(t_cpe)))
+                identity = origin if key == cpe.key or via_purl else f"{origin} as alias {key}"
+                by_key.setdefault(key, []).append(Target(comp.ref, t_cpe, identity))
+        if base:
+            by_purl.setdefault(base, []).append((comp, version, comp.purl or base))
+    return by_key, by_purl, warnings
+
+
+def _merge_meta(records: Sequence[StoredRecord]) -> dict[str, Any]:
+    ordered = sorted(records, key=lambda r: _META_PRECEDENCE.index(r.source) if r.source in _META_PRECEDENCE else 9)
+    cvss: list[Mapping[str, Any]] = []
+    description = ""
+    ssvc: dict[str, str] = {}
+    aliases: set[str] = set()
+    rejected = False
+    for r in ordered:
+        cvss.extend(r.data.get("cvss", []))
+        description = description or str(r.data.get("description", ""))
+        ssvc = ssvc or dict(r.data.get("ssvc") or {})
+        aliases.update(r.data.get("aliases", []))
+        if r.record_id != r.vuln_id:
+            aliases.add(r.record_id)
+        rejected = rejected or (bool(r.data.get("rejected")) and r.source in ("nvd", "cve5"))
+    return {"cvss": cvss, "description": description, "ssvc": ssvc, "aliases": aliases, "rejected": rejected}
+
+
+def _exclusion(
+    comp: ScanComponent, vuln_id: str, aliases: Iterable[str], serial: str, now: dt.datetime
+) -> Decision | None:
+    for vid in (vuln_id, *aliases):
+        if vid in comp.cve_exclude:
+            reason, justification = comp.cve_exclude[vid]
+            if justification not in ANALYSIS_JUSTIFICATIONS:
+                justification = "code_not_present"
+            detail = reason or "listed in the SBOM's cve-exclude list"
+            return Decision(
+                serial, comp.ref, vuln_id, "not_affected", justification, (), detail, "sbom", now, "sbom-exclude"
+            )
+    return None
+
+
+def scan(
+    index: VulnIndex,
+    sbom: ScanInput,
+    *,
+    aliases: AliasMap | None = None,
+    vex: Sequence[Decision] = (),
+    now: dt.datetime | None = None,
+) -> ScanResult:
+    """Match every component of ``sbom`` against ``index`` and return the triaged findings.
+
+    ``vex`` decisions (from VEX documents) override recorded decisions for the same (component, vulnerability).
+    """
+    amap = aliases or default_aliases()
+    now = now or dt.datetime.now(dt.UTC)
+    by_key, by_purl, warnings = build_targets(sbom.components, amap)
+    lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
+    cands = index.candidates(lookup)
+    records = index.records_by_rid(cands)
+    hits: dict[tuple[str, str], list[MatchReason]] = {}
+
+    config_recs = {rid: r for rid, r in records.items() if r.source in CONFIG_PRECEDENCE}
+    sources = index.config_sources({r.vuln_id for r in config_recs.values()})
+    for vuln_id, srcs in sources.items():
+        best = min(srcs, key=lambda s: CONFIG_PRECEDENCE.index(s[0]) if s[0] in CONFIG_PRECEDENCE else 9)
+        rec = config_recs.get(best[1])
+        if rec is None or rec.data.get("rejected"):
+            continue
+        for h in evaluate(rec.data.get("configurations") or [], by_key):
+            hits.setdefault((h.ref, vuln_id), []).append(
+                MatchReason(rec.source, rec.record_id, h.criterion, h.bound, h.identity)
+            )
+    for rec in records.values():
+        if rec.source != "osv" or rec.data.get("rejected"):
+            continue
+        for entry in rec.data.get("osv", []):
+            for comp, version, identity in by_purl.get(entry.get("purl", ""), ()):
+                bound = affected_by(entry, version) if version else None
+                if bound is not None:
+                    hits.setdefault((comp.ref, rec.vuln_id), []).append(
+                        MatchReason("osv", rec.record_id, entry["purl"], bound, identity)
+                    )
+
+    vuln_ids = {v for _, v in hits}
+    rids = index.rids_for(vuln_ids)
+    records.update(index.records_by_rid({r for rs in rids.values() for r in rs} - set(records)))
+    meta = {v: _merge_meta([records[r] for r in rs if r in records]) for v, rs in rids.items()}
+    kev = index.kev_for(vuln_ids)
+    epss = index.epss_for(vuln_ids)
+    decided = current_decisions(index, sbom.serial) if sbom.serial else {}
+    overlay = {(d.component_ref, d.vuln_id): d for d in vex}
+    comps = {c.ref: c for c in sbom.components}
+    findings: list[Finding] = []
+    for (ref, vuln_id), why in sorted(hits.items()):
+        m = meta.get(vuln_id, {"cvss": [], "description": "", "ssvc": {}, "aliases": set(), "rejected": False})
+        if m["rejected"]:
+            continue
+        comp = comps[ref]
+        choice = choose_cvss(m["cvss"])
+        decision = overlay.get((ref, vuln_id)) or decided.get((ref, vuln_id))
+        if decision is None:
+            decision = _exclusion(comp, vuln_id, m["aliases"], sbom.serial, now)
+        score = epss.get(vuln_id)
+        findings.append(
+            Finding(
+                vuln_id=vuln_id,
+                component_ref=ref,
+                component_name=comp.name,
+                component_version=comp.version,
+                severity=choice.severity,
+                score=choice.score,
+                vector=choice.vector,
+                kev=vuln_id in kev,
+                epss=score[0] if score else None,
+                epss_percentile=score[1] if score else None,
+                ssvc=m["ssvc"],
+                network=choice.network,
+                why=tuple(dict.fromkeys(why)),
+                decision=decision,
+                description=m["description"],
+                aliases=tuple(sorted(m["aliases"] - {vuln_id})),
+            )
+        )
+    return ScanResult(sbom, tuple(prioritise(findings)), tuple(warnings))

@@ -1,0 +1,93 @@
+"""Epoch key ratchet, verification key files and checkpoint signatures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from medfw.audit.keys import (
+    EpochKeys,
+    VerificationKey,
+    generate_checkpoint_key,
+    mac_key,
+    next_epoch_key,
+    public_pem,
+)
+from medfw.errors import AuditError, SignatureError
+
+
+def test_ratchet_is_deterministic_and_bound_to_log_and_epoch() -> None:
+    k0 = bytes(range(32))
+    k1 = next_epoch_key(k0, "log", 0)
+    assert k1 == next_epoch_key(k0, "log", 0)
+    assert k1 != next_epoch_key(k0, "other", 0)
+    assert k1 != next_epoch_key(k0, "log", 1)
+    assert mac_key(k1, "log", 1) != k1
+    keys = EpochKeys(k0, "log")
+    assert keys.mac(1) == mac_key(k1, "log", 1)
+    assert keys.mac(3) == mac_key(next_epoch_key(next_epoch_key(k1, "log", 1), "log", 2), "log", 3)
+    with pytest.raises(AuditError):
+        EpochKeys(b"short", "log")
+
+
+def _vk() -> VerificationKey:
+    return VerificationKey("log-1", bytes(32), public_pem(generate_checkpoint_key().public_key()))
+
+
+def test_key_file_roundtrip_and_rejections() -> None:
+    vk = _vk()
+    assert VerificationKey.from_bytes(vk.to_bytes()) == vk
+    doc = json.loads(vk.to_bytes())
+    for change, field in [
+        ({"format": "x"}, "format"),
+        ({"version": 2}, "version"),
+        ({"log_id": ""}, "log_id"),
+        ({"epoch_key": "!!"}, "epoch_key"),
+        ({"epoch_key": "AAAA"}, "epoch_key"),
+        ({"checkpoint_public_key": "nope"}, "checkpoint_public_key"),
+    ]:
+        with pytest.raises(AuditError) as e:
+            VerificationKey.from_bytes(json.dumps({**doc, **change}).encode(), path="k.json")
+        assert e.value.field == field
+        assert e.value.path == "k.json"
+    with pytest.raises(AuditError, match="not JSON"):
+        VerificationKey.from_bytes(b"\x00garbage")
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "ecdsa-p256"])
+def test_checkpoint_sign_verify_tamper(kind: str) -> None:
+    key = generate_checkpoint_key(kind)
+    cp = Checkpoint("log", 3, b"\x01" * 32, 2, 1, "boot", "2026-01-01T00:00:00.000000Z", "request")
+    signed = sign_checkpoint(cp, key)
+    signed.verify(key.public_key())
+    again = SignedCheckpoint.from_bytes(signed.to_bytes())
+    again.verify(key.public_key())
+    forged = dataclasses.replace(signed, checkpoint=dataclasses.replace(cp, size=4, last_seq=3))
+    with pytest.raises(SignatureError):
+        forged.verify(key.public_key())
+    with pytest.raises(SignatureError, match="another key"):
+        signed.verify(generate_checkpoint_key(kind).public_key())
+
+
+def test_checkpoint_document_rejections() -> None:
+    key = generate_checkpoint_key()
+    signed = sign_checkpoint(Checkpoint("log", 1, b"\x02" * 32, 0, 0, "b", "t", "r"), key)
+    doc = signed.to_dict()
+    with pytest.raises(AuditError, match="not JSON"):
+        SignedCheckpoint.from_bytes(b"{")
+    bad_body = json.loads(json.dumps(doc))
+    bad_body["checkpoint"]["last_seq"] = 5
+    with pytest.raises(AuditError, match="inconsistent"):
+        SignedCheckpoint.from_dict(bad_body)
+    bad_root = json.loads(json.dumps(doc))
+    bad_root["checkpoint"]["root"] = "zz"
+    with pytest.raises(AuditError):
+        SignedCheckpoint.from_dict(bad_root)
+    no_sig = {k: v for k, v in doc.items() if k != "signature"}
+    with pytest.raises(AuditError, match="signature"):
+        SignedCheckpoint.from_dict(no_sig)
+    with pytest.raises(AuditError, match="not a medfw audit checkpoint"):
+        SignedCheckpoint.from_dict({"checkpoint": {"format": "other"}})

@@ -1,0 +1,61 @@
+"""``medfw image info``: real images, signed images, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medfw.cli import main
+
+VEC = Path(__file__).resolve().parent.parent / "vectors" / "esp"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_real_app(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "image", "info", VEC / "images/esp_idf_blink_esp32s2.bin", "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["chip"] == "esp32s2" and len(info["segments"]) == 6
+    assert info["app_desc"]["project_name"] == "blink" and info["app_desc"]["secure_version"] == 0
+    assert info["checksum_valid"] and info["sha256_valid"] and info["signature"] is None
+    code, out, _ = run(capsys, "image", "info", VEC / "images/esp_idf_blink_esp32s2.bin")
+    assert code == 0 and "blink" in out and "no Secure Boot v2 signature" in out
+
+
+def test_info_signed_bootloader_lists_key_digests(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "image", "info", VEC / "espsecure/bootloader_multi_signed_v2_rsa.bin", "--json")
+    assert code == 0
+    sig = json.loads(out)["signature"]
+    assert sig["scheme"] == "rsa3072" and sig["offset"] == 32768
+    assert [b["index"] for b in sig["blocks"]] == [0, 1, 2]
+    assert sig["blocks"][0]["key_digest"] == (VEC / "espsecure/rsa_public_key_digest.bin").read_bytes().hex()
+    assert all(b["signature_valid"] and b["image_digest_valid"] for b in sig["blocks"])
+    code, out, _ = run(capsys, "image", "info", VEC / "espsecure/bootloader_signed_v2_ecdsa384.bin")
+    assert code == 0 and "ecdsa-p384" in out and "(valid)" in out
+
+
+def test_info_reports_damage_without_failing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray((VEC / "espsecure/bootloader_signed_v2_ecdsa256.bin").read_bytes())
+    data[100] ^= 1  # inside segment data: checksum and hash break
+    data[32768 + 1196] ^= 1  # block CRC
+    (tmp_path / "bad.bin").write_bytes(bytes(data))
+    code, out, _ = run(capsys, "image", "info", tmp_path / "bad.bin", "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["checksum_valid"] is False and info["sha256_valid"] is False
+    assert "CRC" in info["signature"]["error"]
+
+
+def test_info_not_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.bin").write_bytes(b"\x00" * 100)
+    code, _, err = run(capsys, "image", "info", tmp_path / "x.bin")
+    assert code == 2 and "magic" in err and "x.bin" in err and "offset 0" in err
+    code, _, err = run(capsys, "image", "info", tmp_path / "missing.bin")
+    assert code == 2

@@ -1,0 +1,355 @@
+"""``medfw ota`` and ``medfw device agent`` end to end: keys on disk, a real server on loopback, a device dir."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from medfw.cli import main
+from medfw.cli._device_agent import register as register_agent
+from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
+from medfw.crypto.signer import FileSigner
+from medfw.device import Device
+from medfw.image.esp import build_app_image
+from medfw.image.sbv2 import public_key_digest, sign_image
+from medfw.server.asgi import ServerSettings, build_app
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out
+
+
+def _key(path: Path, kind: KeyType = KeyType.ECDSA_P256) -> str:
+    write_private_key(generate_private_key(kind), path)
+    return str(path)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, str]:
+    d = tmp_path / "keys"
+    return {"root": _key(d / "root.pem"), "targets": _key(d / "targets.pem"), "boot": _key(d / "boot.pem")}
+
+
+def _image(keys: dict[str, str], version: str, svn: int, path: Path) -> str:
+    signer = FileSigner.from_file(keys["boot"])
+    path.write_bytes(
+        sign_image(build_app_image(chip="esp32c3", version=version, secure_version=svn, size=8192), [signer])
+    )
+    return str(path)
+
+
+def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    repo = str(tmp_path / "repo")
+    code, out = _run(
+        capsys,
+        "ota",
+        "repo",
+        "init",
+        "--repo",
+        repo,
+        "--root-key",
+        keys["root"],
+        "--targets-key",
+        keys["targets"],
+        "--json",
+    )
+    assert code == 0 and out["root_version"] == 1
+    assert (Path(repo) / "online-keys" / "timestamp.pem").stat().st_mode & 0o777 == 0o600
+    img = _image(keys, "1.2.0", 3, tmp_path / "app.bin")
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text("{}")
+    code, out = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        repo,
+        "--image",
+        img,
+        "--model",
+        "pump",
+        "--targets-key",
+        keys["targets"],
+        "--sbom",
+        str(sbom),
+        "--json",
+    )
+    assert code == 0
+    assert (out["version"], out["secure_version"], out["chip"], out["target_path"]) == (
+        "1.2.0",
+        3,
+        "esp32c3",
+        "pump/pump-1.2.0.bin",
+    )
+    assert out["sbom"]["ref"] == "sbom.json" and out["online_signed"]
+    # a wrong --version is refused (exit 2), nothing published
+    code, _ = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        repo,
+        "--image",
+        img,
+        "--model",
+        "pump",
+        "--targets-key",
+        keys["targets"],
+        "--version",
+        "9.9",
+    )
+    assert code == 2
+    # publishing with the root key instead of the targets key fails verification (exit 1)
+    img2 = _image(keys, "1.3.0", 3, tmp_path / "app2.bin")
+    code, _ = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        repo,
+        "--image",
+        img2,
+        "--model",
+        "pump",
+        "--targets-key",
+        keys["root"],
+    )
+    assert code == 1
+    new_root = _key(tmp_path / "keys" / "root2.pem")
+    code, out = _run(
+        capsys,
+        "ota",
+        "repo",
+        "rotate",
+        "--repo",
+        repo,
+        "--role",
+        "root",
+        "--root-key",
+        keys["root"],
+        "--new-key",
+        new_root,
+        "--json",
+    )
+    assert code == 0 and out["root_version"] == 2
+    code, out = _run(
+        capsys, "ota", "repo", "rotate", "--repo", repo, "--role", "timestamp", "--root-key", new_root, "--json"
+    )
+    assert code == 0 and out["root_version"] == 3
+    new_targets = _key(tmp_path / "keys" / "targets2.pem", KeyType.ED25519)
+    code, out = _run(
+        capsys,
+        "ota",
+        "repo",
+        "rotate",
+        "--repo",
+        repo,
+        "--role",
+        "targets",
+        "--root-key",
+        new_root,
+        "--new-key",
+        new_targets,
+        "--json",
+    )
+    assert code == 0 and out["root_version"] == 4
+    code, out = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        repo,
+        "--image",
+        img2,
+        "--model",
+        "pump",
+        "--targets-key",
+        new_targets,
+        "--json",
+    )
+    assert code == 0 and out["version"] == "1.3.0"
+    code, out = _run(capsys, "ota", "repo", "refresh", "--repo", repo, "--force", "--json")
+    assert code == 0 and out == {"changed": True}
+    # bad input: not a repository, missing image
+    code, _ = _run(capsys, "ota", "repo", "refresh", "--repo", str(tmp_path))
+    assert code == 2
+    code, _ = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        repo,
+        "--image",
+        str(tmp_path / "nope.bin"),
+        "--model",
+        "pump",
+        "--targets-key",
+        new_targets,
+    )
+    assert code == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
+    repo = str(tmp_path / "repo")
+    assert (
+        main(["ota", "repo", "init", "--repo", repo, "--root-key", keys["root"], "--targets-key", keys["targets"]]) == 0
+    )
+    capsys.readouterr()
+    db = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+    code, out = _run(capsys, "ota", "token", "create", "--db", db, "--name", "admin", "--role", "admin", "--json")
+    assert code == 0
+    port = _free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(build_app(ServerSettings(db=db, repo=repo)), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert srv.started
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "token": out["token"], "repo": repo, "db": db}
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def _agent(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    register_agent(parser.add_subparsers())
+    args = parser.parse_args(["agent", *argv])
+    return int(args.func(args))
+
+
+def test_operator_flow_with_agent(
+    tmp_path: Path, keys: dict[str, str], server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv = ["--server", server["url"], "--token", server["token"], "--json"]
+    boot = FileSigner.from_file(keys["boot"])
+    dev_dir = tmp_path / "unit1"
+    dev = Device.init(
+        dev_dir,
+        chip="esp32c3",
+        key_digests=[public_key_digest(boot.public_key())],
+        slot_size=0x10000,
+        flash_size=0x40000,
+    )
+    dev.flash(
+        Path(_image(keys, "bootloader", 0, tmp_path / "bl.bin")).read_bytes(),
+        Path(_image(keys, "1.0.0", 1, tmp_path / "a1.bin")).read_bytes(),
+    )
+
+    code, out = _run(
+        capsys,
+        "ota",
+        "device",
+        "add",
+        "--id",
+        "unit1",
+        "--model",
+        "pump",
+        "--chip",
+        "esp32c3",
+        "--group",
+        "icu",
+        "--provision",
+        str(dev_dir),
+        "--repo",
+        server["repo"],
+        *srv,
+    )
+    assert code == 0 and out["provisioned"] == str(dev_dir) and "credential" not in out
+    code, out = _run(capsys, "ota", "device", "add", "--id", "unit2", "--model", "pump", *srv)
+    assert code == 0 and out["credential"].startswith("unit2:")
+    assert _agent(str(dev_dir), "--once", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "idle"
+
+    img = _image(keys, "1.1.0", 2, tmp_path / "a2.bin")
+    assert (
+        main(
+            [
+                "ota",
+                "release",
+                "publish",
+                "--repo",
+                server["repo"],
+                "--image",
+                img,
+                "--model",
+                "pump",
+                "--targets-key",
+                keys["targets"],
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code, out = _run(capsys, "ota", "release", "list", "--sync", *srv)
+    assert code == 0 and [r["version"] for r in out] == ["1.1.0"]
+    code, out = _run(
+        capsys,
+        "ota",
+        "rollout",
+        "create",
+        "--release",
+        "pump/pump-1.1.0.bin",
+        "--group",
+        "icu",
+        "--phases",
+        "100%",
+        *srv,
+    )
+    assert code == 0 and out["state"] == "running"
+    rid = str(out["id"])
+    assert _agent(str(dev_dir), "--once", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["outcome"], result["version"]) == ("confirmed", "1.1.0")
+    code, out = _run(capsys, "ota", "rollout", "status", rid, *srv)
+    assert out["state"] == "finished"
+    code, out = _run(capsys, "ota", "fleet", *srv)
+    assert {"model": "pump", "version": "1.1.0", "secure_version": 2, "devices": 1} in out
+    code, out = _run(capsys, "ota", "device", "list", "--group", "icu", *srv)
+    assert [d["version"] for d in out] == ["1.1.0"]
+    # human output renders tables
+    assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
+    assert "1.1.0" in capsys.readouterr().out
+    # pause / resume / cancel and refusals
+    code, out = _run(capsys, "ota", "rollout", "pause", rid, *srv)
+    assert code == 2  # a finished rollout cannot be paused (409)
+    code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--token", "mft_wrong", "--json")
+    assert code == 1
+    code, _ = _run(capsys, "ota", "fleet", "--server", "http://127.0.0.1:9", "--token", "x", "--json")
+    assert code == 2
+    code, _ = _run(capsys, "ota", "fleet", "--json")
+    assert code == 2
+
+
+def test_agent_without_provisioning(tmp_path: Path) -> None:
+    from medfw.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="not provisioned"):
+        _agent(str(tmp_path), "--once")

@@ -1,0 +1,143 @@
+"""The device agent: resumable downloads, server outages, report outbox, configuration, version order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medfw.errors import DeviceError
+from medfw.update.agent import compare_versions, load_config, provision
+
+from .evil import evil_client
+from .fleet import Fleet
+
+
+def test_interrupted_download_resumes_from_the_last_byte(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    fleet.rollout(rel.target_path, phases=["100%"])
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    dev.agent.retry = type(dev.agent.retry)(attempts=1, base=0.0)
+    cut = 5000
+    transport.cut_artifact_at = cut
+
+    first = dev.agent.run_once()
+    assert (first.outcome, first.reason) == ("deferred", "download_interrupted")
+    part = dev.dir / "ota" / "download" / f"{rel.sha256}.part"
+    assert part.stat().st_size == cut
+    assert dev.state().version == "1.0.0"
+
+    transport.requests.clear()
+    second = dev.agent.run_once()
+    assert second.outcome == "confirmed", second
+    artifact = [r for r in transport.requests if r.url.path.endswith("/artifact")]
+    assert len(artifact) == 1 and artifact[0].headers["Range"] == f"bytes={cut}-"
+    assert not part.exists()
+    assert dev.state().version == "1.1.0"
+
+
+def test_resume_within_one_cycle_with_retries(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    fleet.rollout(rel.target_path, phases=["100%"])
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    transport.cut_artifact_at = 1234
+    assert dev.agent.run_once().outcome == "confirmed"
+    ranges = [r.headers.get("Range") for r in transport.requests if r.url.path.endswith("/artifact")]
+    assert ranges == [None, "bytes=1234-"]
+
+
+def test_server_down_then_back(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    fleet.rollout(rel.target_path, phases=["100%"])
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    slept: list[float] = []
+    dev.agent.sleep = slept.append
+    transport.fail = lambda _r: True
+    result = dev.agent.run_once()
+    assert (result.outcome, result.reason) == ("unreachable", "server_unreachable")
+    assert slept == [dev.agent.retry.delay(0), dev.agent.retry.delay(1)]  # bounded retries with backoff
+    assert dev.state().version == "1.0.0"
+    transport.fail = lambda _r: False
+    assert dev.agent.run_once().outcome == "confirmed"
+
+
+def test_reports_are_queued_while_the_server_is_down(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    ro = fleet.rollout(rel.target_path, phases=["100%"])
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    transport.fail = lambda r: r.url.path.endswith("/reports")
+    assert dev.agent.run_once().outcome == "confirmed"  # updates even though no report got through
+    outbox = json.loads((dev.dir / "ota" / "outbox.json").read_text())
+    assert [b["status"] for b in outbox] == ["downloading", "installed", "booted", "confirmed"]
+    assert fleet.status(ro["id"])["state"] == "running"
+    transport.fail = lambda _r: False
+    assert dev.agent.run_once().outcome == "idle"
+    assert not (dev.dir / "ota" / "outbox.json").exists()
+    assert fleet.status(ro["id"])["state"] == "finished"
+
+
+def test_real_network_error_is_unreachable(tmp_path: Path, fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    dev.agent.client = httpx.Client(base_url="http://127.0.0.1:9", timeout=0.5)
+    dev.agent._base = "http://127.0.0.1:9"
+    assert dev.agent.run_once().outcome == "unreachable"
+
+
+def test_idle_polls_use_etag(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    assert dev.agent.run_once().outcome == "idle"
+    assert dev.agent.run_once().outcome == "idle"
+    polls = [r for r in transport.requests if r.url.path.endswith("/poll")]
+    assert "If-None-Match" not in polls[0].headers and polls[1].headers["If-None-Match"].startswith('"')
+
+
+def test_wrong_credential_is_reported_as_unreachable_not_crash(fleet: Fleet) -> None:
+    from dataclasses import replace
+
+    dev = fleet.add_device("pump-1")
+    dev.agent.config = replace(dev.agent.config, credential="pump-1:" + "A" * 43)
+    result = dev.agent.run_once()
+    assert (result.outcome, result.reason) == ("unreachable", "poll_http_401")
+
+
+def test_provision_and_load_config(tmp_path: Path) -> None:
+    cfg = provision(tmp_path, device_id="d1", model="pump", chip="esp32c3", credential="d1:secret", root=b"{}")
+    assert load_config(tmp_path) == cfg
+    assert (tmp_path / "ota" / "agent.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "ota" / "tuf" / "root.json").read_bytes() == b"{}"
+
+
+def test_load_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match="not provisioned"):
+        load_config(tmp_path)
+    (tmp_path / "ota").mkdir()
+    (tmp_path / "ota" / "agent.json").write_text("{not json")
+    with pytest.raises(DeviceError, match="malformed"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "want"),
+    [
+        ("1.0.0", "1.0.0", 0),
+        ("1.10.0", "1.9.9", 1),
+        ("0.9", "1.0", -1),
+        ("1.0.1", "1.0", 1),
+        ("2.0-rc1", "2.0-rc2", -1),
+    ],
+)
+def test_compare_versions(a: str, b: str, want: int) -> None:
+    assert compare_versions(a, b) == want
+    assert compare_versions(b, a) == -want

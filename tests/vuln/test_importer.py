@@ -1,0 +1,132 @@
+"""Incremental import, skip reporting, all-or-nothing on bad files; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from medfw.errors import FeedError, InputError
+from medfw.vuln import import_feeds, open_index
+from medfw.vuln.index import VulnIndex
+
+
+def _page(vuln_vectors: Path) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((vuln_vectors / "nvd/official-shapes/api-2.0-page/test.json").read_text())
+    return doc
+
+
+def test_incremental_reimport(tmp_path: Path, vuln_vectors: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    page = _page(vuln_vectors)
+    f = tmp_path / "page.json"
+    f.write_text(json.dumps(page))
+    first = import_feeds(index, nvd=[str(f)])
+    assert first.counts["nvd"]["added"] == 13
+    again = import_feeds(index, nvd=[str(f)])
+    assert again.counts["nvd"]["unchanged"] == 13 and again.counts["nvd"]["added"] == 0
+
+    changed = copy.deepcopy(page)
+    vulns = changed["vulnerabilities"]
+    assert isinstance(vulns, list)
+    vulns[0]["cve"]["descriptions"][0]["value"] = "changed"
+    vulns[0]["cve"]["lastModified"] = "2099-01-01T00:00:00.000"
+    vulns[1]["cve"]["descriptions"][0]["value"] = "older edit"
+    vulns[1]["cve"]["lastModified"] = "1999-01-01T00:00:00.000"
+    f.write_text(json.dumps(changed))
+    third = import_feeds(index, nvd=[str(f)])
+    assert third.counts["nvd"] == {"added": 0, "updated": 1, "unchanged": 11, "stale": 1, "skipped": 0}
+    assert index.record_count() == 13
+    index.close()
+
+
+def test_truncated_file_rolls_back_everything(tmp_path: Path, vuln_vectors: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    with pytest.raises(FeedError):
+        import_feeds(
+            index,
+            nvd=[
+                str(vuln_vectors / "nvd/official-shapes/api-2.0-page/test.json"),
+                str(vuln_vectors / "custom/truncated-nvd-page.json"),
+            ],
+        )
+    assert index.record_count() == 0
+    index.close()
+
+
+def test_skips_are_counted_and_named(tmp_path: Path, vuln_vectors: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    r = import_feeds(index, nvd=[str(vuln_vectors / "custom/schema-violations-nvd-page.json")])
+    assert r.counts["nvd"]["added"] == 11 and r.counts["nvd"]["skipped"] == 2
+    assert {s.record_id for s in r.skips} == {"CVE-2026-20912", "CVE-XXXX"}
+    index.close()
+
+
+def test_directory_skips_foreign_json(tmp_path: Path, vuln_vectors: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    r = import_feeds(index, nvd=[str(vuln_vectors / "nvd/anchore-overrides")])
+    assert r.counts["nvd"]["added"] == 351
+    assert sorted(s.record_id for s in r.skips) == ["index.json", "overrides.schema.json"]
+    index.close()
+
+
+def test_missing_path_and_no_feeds(tmp_path: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    with pytest.raises(InputError, match="not found"):
+        import_feeds(index, osv=[str(tmp_path / "nope")])
+    with pytest.raises(InputError, match="no feed"):
+        import_feeds(index)
+    index.close()
+
+
+def test_kev_and_epss_incremental(tmp_path: Path, vuln_vectors: Path) -> None:
+    index = open_index(str(tmp_path / "i.db"))
+    kev = vuln_vectors / "kev/known_exploited_vulnerabilities.json"
+    epss = vuln_vectors / "custom/epss_scores-2026-11-20.csv"
+    r = import_feeds(index, kev=[str(kev)], epss=[str(epss)])
+    assert r.counts["kev"]["added"] == 1404 and r.counts["epss"]["added"] == 4
+    small = json.loads(kev.read_text())
+    small["vulnerabilities"] = small["vulnerabilities"][:10]
+    small["vulnerabilities"][0]["notes"] = "x"
+    small["vulnerabilities"][1]["dueDate"] = "2030-01-01"
+    f = tmp_path / "kev.json"
+    f.write_text(json.dumps(small))
+    r2 = import_feeds(index, kev=[str(f)], epss=[str(epss)])
+    assert r2.counts["kev"]["removed"] == 1394 and r2.counts["kev"]["updated"] == 1
+    assert r2.counts["epss"]["unchanged"] == 4
+    index.close()
+
+
+@pytest.fixture
+def pg_index() -> Iterator[VulnIndex]:
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"medfw_vuln_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"PostgreSQL not reachable: {e}")
+    conn.execute(f'CREATE SCHEMA "{schema}"')
+    index = open_index(f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}")
+    try:
+        yield index
+    finally:
+        index.close()
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        conn.close()
+
+
+@pytest.mark.postgres
+def test_postgres_import_and_scan(pg_index: VulnIndex, vuln_vectors: Path, sbom_factory: Callable[..., bytes]) -> None:
+    from medfw.vuln import scan
+
+    r = import_feeds(pg_index, nvd=[str(vuln_vectors / "nvd/anchore-overrides")])
+    assert r.counts["nvd"]["added"] == 351
+    r2 = import_feeds(pg_index, nvd=[str(vuln_vectors / "nvd/anchore-overrides")])
+    assert r2.counts["nvd"]["unchanged"] == 351
+    sbom = sbom_factory([{"bom-ref": "curl", "name": "curl", "version": "8.4.0", "purl": "pkg:generic/curl@8.4.0"}])
+    result = scan(pg_index, sbom)
+    assert "CVE-2024-2398" in {f.vuln_id for f in result.findings}
