@@ -79,7 +79,7 @@ def bench_case(d: Path, key_name: str, key_path: Path, size_name: str, size: int
     """Time every variant for one key and image size."""
     signer = FileSigner.from_file(str(key_path))
     pub = load_public_key(key_path)
-    repeat = 15 if size <= 1 << 20 else 7
+    repeat = 15 if size <= 1 << 20 else 11
     payload = os.urandom(size)
     src = d / f"app-{size}.bin"
     src.write_bytes(payload)

@@ -51,9 +51,17 @@ def _setup(tmp: Path, devices: int) -> tuple[dict[str, str], list[str]]:
 
     targets = signer()
     repo = TufRepository.init(
-        tmp / "repo", root_signers=[signer()], targets_signers=[targets], snapshot_signer=signer(), timestamp_signer=signer()
+        tmp / "repo",
+        root_signers=[signer()],
+        targets_signers=[targets],
+        snapshot_signer=signer(),
+        timestamp_signer=signer(),
     )
-    repo.publish(os.urandom(64 * 1024), ReleaseInfo("pump/pump-1.1.0.bin", "pump", "esp32c3", "esp-app", "1.1.0", 2, 0, ""), targets_signers=[targets])
+    repo.publish(
+        os.urandom(64 * 1024),
+        ReleaseInfo("pump/pump-1.1.0.bin", "pump", "esp32c3", "esp-app", "1.1.0", 2, 0, ""),
+        targets_signers=[targets],
+    )
     db = f"sqlite:///{tmp / 'fleet.sqlite'}"
     engine = make_engine(db)
     migrate(engine)
@@ -70,7 +78,7 @@ def _setup(tmp: Path, devices: int) -> tuple[dict[str, str], list[str]]:
 
 
 _BARE_APP = textwrap.dedent(
-    '''
+    """
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -82,7 +90,7 @@ _BARE_APP = textwrap.dedent(
         return JSONResponse({"device": request.path_params["d"], "assignment": None, "poll_interval": 60}, headers={"ETag": etag})
 
     app = Starlette(routes=[Route("/api/v1/devices/{d}/poll", poll)])
-    '''
+    """
 )
 
 
@@ -193,7 +201,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=60.0, help="at most this long for every device's first poll")
-    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--connections", type=int, default=32, help="devices polling at the same time")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
     with tempfile.TemporaryDirectory(prefix="medfw-bench-ota-") as d:
@@ -203,23 +211,50 @@ def main() -> None:
         setup_s = time.perf_counter() - t0
         rows: list[tuple[str, dict[str, Any]]] = []
         port = _free_port()
-        uv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-        server = _start_server([*uv, "--factory", "--workers", str(args.workers), "medfw.server.asgi:create_from_env"], env, port, tmp)
+        uv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        server = _start_server(
+            [*uv, "--factory", "--workers", str(args.workers), "medfw.server.asgi:create_from_env"], env, port, tmp
+        )
         try:
-            rows.append((f"medfw ota serve ({args.workers} worker, SQLite)", _run_load(port, creds, args.seconds, args.warmup, args.connections)))
+            rows.append(
+                (
+                    f"medfw ota serve ({args.workers} worker, SQLite)",
+                    _run_load(port, creds, args.seconds, args.warmup, args.connections),
+                )
+            )
         finally:
             server.terminate()
             server.wait(timeout=15)
         (tmp / "bare_app.py").write_text(_BARE_APP)
         port = _free_port()
         uv[uv.index("--port") + 1] = str(port)
-        server = _start_server([*uv, "--workers", str(args.workers), "bare_app:app"], {"PYTHONPATH": str(tmp)}, port, tmp)
+        server = _start_server(
+            [*uv, "--workers", str(args.workers), "bare_app:app"], {"PYTHONPATH": str(tmp)}, port, tmp
+        )
         try:
-            rows.append(("reference: bare Starlette, no auth/DB", _run_load(port, creds, args.seconds, args.warmup, args.connections)))
+            rows.append(
+                (
+                    "reference: bare Starlette, no auth/DB",
+                    _run_load(port, creds, args.seconds, args.warmup, args.connections),
+                )
+            )
         finally:
             server.terminate()
             server.wait(timeout=15)
-    print(f"OTA server: {args.devices} devices, {args.connections} connections, {args.seconds:.0f} s measured, {os.cpu_count()} cores (setup {setup_s:.1f} s)")
+    print(
+        f"OTA server: {args.devices} devices, {args.connections} connections, {args.seconds:.0f} s measured, {os.cpu_count()} cores (setup {setup_s:.1f} s)"
+    )
     print(f"{'server':44} {'polls/s':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
     for name, r in rows:
         print(f"{name:44} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}  {json.dumps(r['status'])}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medfw.cli import main as medfw_main
@@ -67,12 +68,13 @@ class Demo:
     console: Console
     progress: Progress | None = None
     step_no: int = 0
+    last_stderr: str = ""  # stdout and stderr of the last command
     facts: dict[str, Any] = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
 
-    def run(self, argv: Sequence[str], *, expect: int = 0, label: str | None = None) -> str:
+    def run(self, argv: Sequence[str], *, expect: int = 0, label: str | None = None, quiet: bool = False) -> str:
         """Run one ``medfw`` command in-process; return its stdout; fail if the exit code is not ``expect``."""
         self.step_no += 1
         shown = " ".join(shlex.quote(a) for a in ("medfw", *argv))
@@ -80,12 +82,14 @@ class Demo:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = medfw_main(list(argv))
+        self.last_stderr = out.getvalue() + err.getvalue()
         log = self.path("logs", f"{self.step_no:02d}-{argv[0]}-{argv[1] if len(argv) > 1 else ''}.txt")
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"$ {shown}\n(exit {code})\n{out.getvalue()}{err.getvalue()}", encoding="utf-8")
         mark = "[green]✓[/]" if code == expect else "[red]✗[/]"
         note = f" [dim](exit {code}, expected)[/]" if expect != 0 and code == expect else ""
-        self.console.print(f"  {mark} [bold]$[/] {shown}{note}", highlight=False)
+        if not quiet or code != expect:
+            self.console.print(f"  {mark} [bold]$[/] {escape(shown)}{note}", highlight=False)
         if label:
             self.console.print(f"      {label}", highlight=False, markup=False)
         if code != expect:
@@ -106,7 +110,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(demo: Demo, repo: Path, db: Path, audit_log: Path) -> Iterator[str]:
+def _server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[str]:
     """Run ``medfw ota serve`` as a child process on a free loopback port; always stop it."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -160,7 +164,7 @@ def _keys_and_firmware(demo: Demo) -> None:
     demo.run(["keys", "generate", "--type", "rsa3072", "--out", str(keys / "secure-boot.pem")])
     digest = demo.run_json(["keys", "digest", str(keys / "secure-boot.pem"), "--format", "sbv2"])
     demo.facts["key_digest"] = digest["digest"]
-    for role in ("tuf-root", "tuf-targets", "tuf-snapshot", "tuf-timestamp", "evidence"):
+    for role in ("tuf-root", "tuf-targets", "evidence"):
         demo.run(["keys", "generate", "--type", "ed25519", "--out", str(keys / f"{role}.pem")])
     demo.run(["audit", "init", str(demo.path("audit.db")), "--key-out", str(keys / "audit.vkey")])
 
@@ -208,7 +212,20 @@ def _device(demo: Demo) -> None:
     demo.console.rule("[bold]2. A provisioned unit in the field, running 1.0.0")
     dev = str(demo.path("device"))
     audit = str(demo.path("audit.db"))
-    demo.run(["device", "init", dev, "--key-digest", demo.facts["key_digest"], "--chip", CHIP, "--audit-log", audit])
+    demo.run(
+        [
+            "device",
+            "init",
+            dev,
+            "--key-digest",
+            demo.facts["key_digest"],
+            "--chip",
+            CHIP,
+            "--flash-encryption",
+            "--audit-log",
+            audit,
+        ]
+    )
     demo.run(
         [
             "device",
@@ -227,6 +244,27 @@ def _device(demo: Demo) -> None:
     demo.run(["device", "efuse-summary", dev, "--out", str(demo.path("device-efuse.json"))])
     demo.run(["efuse", "check", str(demo.path("device-efuse.json"))], label="eFuse lock-down policy: all rules pass")
     demo.facts["boot_1"] = boot
+
+
+def _demo_decision(finding: dict[str, Any]) -> tuple[str, list[str], str]:
+    """The example team's decision for a finding: patch what is known-exploited or critical, triage the rest.
+
+    A real team decides each finding by analysis; the demo applies one documented rule so the decision
+    record, VEX export and evidence bundle have realistic content.
+    """
+    if finding.get("kev") or finding.get("severity") == "critical":
+        return (
+            "exploitable",
+            ["--response", "update"],
+            "Fixed by upgrading the component in the next release; rollout tracked by the fleet server.",
+        )
+    if finding.get("severity") in {"low", "none"}:
+        return (
+            "not_affected",
+            ["--justification", "requires_configuration"],
+            "The vulnerable feature is disabled in this product's sdkconfig.",
+        )
+    return "in_triage", [], "Assigned to the product security team for applicability analysis."
 
 
 def _sbom_and_vulns(demo: Demo) -> None:
@@ -277,28 +315,253 @@ def _sbom_and_vulns(demo: Demo) -> None:
     for f in findings:
         if f.get("decision"):
             continue
-        cve, ref = f["id"], f["component"]
+        state, extra, detail = _demo_decision(f)
         demo.run(
             [
                 "vuln",
                 "decide",
                 sbom,
-                cve,
+                f["vuln_id"],
                 "--component",
-                ref,
+                f["component_ref"],
                 "--state",
-                "in_triage",
+                state,
+                *extra,
                 "--detail",
-                "Reviewed in the demo: scheduled for assessment by the product security team.",
+                detail,
                 "--author",
-                "demo@medfw.example",
+                "security-team@medfw.example",
                 "--db",
                 db,
                 "--audit-log",
                 audit,
-            ]
+            ],
+            quiet=True,
         )
-    demo.run(["vuln", "vex", "export", sbom, "--db", db, "--format", "cyclonedx", "--out", str(demo.path("vex.cdx.json"))])
-    demo.run(["vuln", "vex", "export", sbom, "--db", db, "--format", "openvex", "--out", str(demo.path("vex.openvex.json"))])
+    demo.console.print(f"      recorded {len(findings)} patch-or-justify decisions (CycloneDX analysis states)")
+    demo.run(
+        ["vuln", "vex", "export", sbom, "--db", db, "--format", "cyclonedx", "--out", str(demo.path("vex.cdx.json"))]
+    )
+    demo.run(
+        ["vuln", "vex", "export", sbom, "--db", db, "--format", "openvex", "--out", str(demo.path("vex.openvex.json"))]
+    )
     demo.run(["vuln", "release", "add", sbom, "--db", db])
     demo.run(["vuln", "scan", sbom, "--db", db, "--format", "html", "--out", str(demo.path("vulnerabilities.html"))])
+
+
+def _ota(demo: Demo) -> None:
+    demo.console.rule("[bold]4. Signed release over the air: TUF repository, fleet server, device agent")
+    keys = demo.path("keys")
+    repo = str(demo.path("tuf-repo"))
+    audit = str(demo.path("audit.db"))
+    demo.run(
+        [
+            "ota",
+            "repo",
+            "init",
+            "--repo",
+            repo,
+            "--root-key",
+            str(keys / "tuf-root.pem"),
+            "--targets-key",
+            str(keys / "tuf-targets.pem"),
+            "--audit-log",
+            audit,
+        ]
+    )
+    demo.run(
+        [
+            "ota",
+            "release",
+            "publish",
+            "--repo",
+            repo,
+            "--image",
+            str(demo.path("build", "app-1.1.0.signed.bin")),
+            "--model",
+            MODEL,
+            "--chip",
+            CHIP,
+            "--targets-key",
+            str(keys / "tuf-targets.pem"),
+            "--sbom",
+            str(demo.path("sbom.cdx.json")),
+            "--audit-log",
+            audit,
+        ]
+    )
+    db = f"sqlite:///{demo.path('ota.db')}"
+    token = demo.run_json(["ota", "token", "create", "--db", db, "--name", "demo-admin", "--role", "admin"])
+    os.environ["MEDFW_OTA_TOKEN"] = str(token["token"])
+    with _server(demo, Path(repo), db, Path(audit)) as url:
+        os.environ["MEDFW_OTA_SERVER"] = url
+        dev = str(demo.path("device"))
+        demo.run(
+            [
+                "ota",
+                "device",
+                "add",
+                "--id",
+                "unit-0001",
+                "--model",
+                MODEL,
+                "--chip",
+                CHIP,
+                "--group",
+                "field",
+                "--provision",
+                dev,
+                "--repo",
+                repo,
+            ]
+        )
+        # the unit reports what it runs (1.0.0) on its first poll
+        demo.run(["device", "agent", dev, "--once", "--audit-log", audit])
+        releases = demo.run_json(["ota", "release", "list", "--sync"])
+        release_id = _release_ref(releases, "1.1.0")
+        demo.run(["ota", "rollout", "create", "--release", release_id, "--group", "field", "--phases", "100%"])
+        result = demo.run_json(["device", "agent", dev, "--once", "--audit-log", audit])
+        demo.facts["ota_update"] = result
+        if result.get("version") != "1.1.0":
+            raise DemoError(f"the device did not end on 1.1.0 after the update: {result}")
+        demo.run(["ota", "fleet"], label="fleet view: unit-0001 runs 1.1.0")
+        demo.facts["fleet"] = demo.run_json(["ota", "fleet"])
+
+
+def _release_ref(releases: Any, version: str) -> str:
+    """The id of the published release with ``version`` in ``medfw ota release list --json`` output."""
+    items = releases if isinstance(releases, list) else releases.get("releases", [])
+    for r in items:
+        if str(r.get("version")) == version:
+            return str(r.get("id") or r.get("target") or r.get("name"))
+    raise DemoError(f"release {version} not found on the server: {releases}")
+
+
+def _downgrade_and_audit(demo: Demo) -> None:
+    demo.console.rule("[bold]5. Downgrade attempt and audit verification")
+    dev = str(demo.path("device"))
+    audit = str(demo.path("audit.db"))
+    demo.run(
+        ["device", "update", dev, str(demo.path("build", "app-1.0.0.signed.bin")), "--audit-log", audit],
+        expect=1,
+        label="refused: secure_version 1 is below the device's anti-rollback counter",
+    )
+    if "(reason rollback)" not in demo.last_stderr:
+        raise DemoError(f"the downgrade was refused for another reason: {demo.last_stderr.strip()}")
+    demo.facts["downgrade_refused"] = demo.last_stderr.strip()
+    status = demo.run_json(["device", "status", dev])
+    demo.facts["status"] = status
+    demo.run(["audit", "checkpoint", audit])
+    demo.run(["audit", "verify", audit, "--key", str(demo.path("keys", "audit.vkey"))], label="audit log intact")
+
+
+def _evidence(demo: Demo) -> Path:
+    demo.console.rule("[bold]6. Evidence bundle for the reviewer")
+    rel = demo.path("release")
+    (rel / "images").mkdir(parents=True, exist_ok=True)
+    (rel / "keys").mkdir(parents=True, exist_ok=True)
+    for name in ("app-1.1.0.signed.bin", "app-1.0.0.signed.bin", "bootloader.signed.bin"):
+        shutil.copyfile(demo.path("build", name), rel / "images" / name)
+    demo.run(
+        [
+            "keys",
+            "export-public",
+            str(demo.path("keys", "secure-boot.pem")),
+            "--out",
+            str(rel / "keys" / "secure-boot.pub.pem"),
+        ]
+    )
+    demo.run(
+        [
+            "keys",
+            "export-public",
+            str(demo.path("keys", "evidence.pem")),
+            "--out",
+            str(demo.path("keys", "evidence.pub.pem")),
+        ]
+    )
+    shutil.copyfile(demo.path("sbom.cdx.json"), rel / "sbom.cdx.json")
+    shutil.copyfile(demo.path("device-efuse.json"), rel / "efuse-summary.json")
+    spec = {
+        "name": "infusion-pump-fw",
+        "version": "1.1.0",
+        "model": MODEL,
+        "chip": CHIP,
+        "images": [
+            {"path": "images/app-1.1.0.signed.bin", "role": "app", "format": "sbv2"},
+            {"path": "images/bootloader.signed.bin", "role": "bootloader", "format": "sbv2"},
+        ],
+        "previous_image": "images/app-1.0.0.signed.bin",
+        "trusted_keys": ["keys/secure-boot.pub.pem"],
+        "efuse_summary": "efuse-summary.json",
+        "sbom": "sbom.cdx.json",
+        "vuln_db": str(demo.path("vuln.db")),
+        "audit_log": str(demo.path("audit.db")),
+        "evidence_key": str(demo.path("keys", "evidence.pem")),
+    }
+    (rel / "release.yml").write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    bundle = demo.path("evidence-bundle")
+    audit = str(demo.path("audit.db"))
+    demo.run(["evidence", "build", "--release", str(rel), "--out", str(bundle), "--force", "--audit-log", audit])
+    demo.run(
+        [
+            "evidence",
+            "verify",
+            str(bundle),
+            "--key",
+            str(demo.path("keys", "evidence.pub.pem")),
+            "--audit-key",
+            str(demo.path("keys", "audit.vkey")),
+        ],
+        label="bundle verified: every hash, signature, proof and VEX binding",
+    )
+    return bundle / "report.html"
+
+
+def run_demo(out: Path, *, console: Console | None = None) -> dict[str, Any]:
+    """Run the whole pipeline into ``out`` (emptied first) and return the facts it established."""
+    console = console or Console(stderr=True, highlight=False)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    demo = Demo(out=out.resolve(), console=console)
+    stages = (_keys_and_firmware, _device, _sbom_and_vulns, _ota, _downgrade_and_audit)
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold blue]demo"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} stages"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("demo", total=len(stages) + 1)
+        for stage in stages:
+            stage(demo)
+            progress.advance(task)
+        report = _evidence(demo)
+        progress.advance(task)
+    demo.facts["report"] = str(report)
+    demo.facts["seconds"] = round(time.monotonic() - started, 1)
+    (out / "demo-facts.json").write_text(json.dumps(demo.facts, indent=2, default=str), encoding="utf-8")
+    console.rule("[bold green]Done")
+    console.print(f"Finished in {demo.facts['seconds']} s. Reviewer report: {report}", highlight=False)
+    console.print(f"Every command's output: {out / 'logs'}", highlight=False)
+    return demo.facts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m medfw.demo``."""
+    parser = argparse.ArgumentParser(prog="python -m medfw.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("build/demo"), help="output directory (emptied first)")
+    args = parser.parse_args(argv)
+    try:
+        run_demo(args.out)
+    except MedfwError as e:
+        Console(stderr=True).print(f"[red]demo failed:[/] {escape(e.diagnostics())}", highlight=False)
+        return e.exit_code or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import sqlite3
@@ -10,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from medfw.audit.keys import mac_key
-from medfw.audit.merkle import CompactRange, leaf_hash
-from medfw.audit.record import encode_record, parse_record
+from medfw.audit.merkle import CompactRange
+from medfw.audit.record import encode_record, entry_hash, parse_record
 
 
 class RawLog:
@@ -60,9 +59,9 @@ class RawLog:
         st = self.state()
         cr = CompactRange()
         for _, rec, _ in rows:
-            cr.append(leaf_hash(hashlib.sha256(rec).digest()))
+            cr.append(entry_hash(rec))
         st["next_seq"] = size
-        st["prev"] = hashlib.sha256(rows[-1][1]).hexdigest()
+        st["prev"] = entry_hash(rows[-1][1]).hex()
         st["compact"] = [n.hex() for n in cr.nodes]
         self.set_state(st)
 
@@ -72,7 +71,7 @@ class RawLog:
 
 def reseal(record: bytes, key: bytes, log_id: str, epoch: int) -> bytes:
     """Tag ``record`` with the HMAC key of ``epoch`` derived from epoch key ``key``."""
-    return hmac.digest(mac_key(key, log_id, epoch), hashlib.sha256(record).digest(), "sha256")
+    return hmac.digest(mac_key(key, log_id, epoch), entry_hash(record), "sha256")
 
 
 def rewrite(record: bytes, **changes: Any) -> bytes:

@@ -26,6 +26,7 @@ def _ev(t: str = "boot.verify", **kw: object) -> AuditEvent:
 def test_init_writes_key_0600_and_first_entry(tmp_path: Path) -> None:
     res = init_log(tmp_path / "a.db", key_out=tmp_path / "a.key", log_id="dev-42")
     assert stat.S_IMODE(os.stat(tmp_path / "a.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "a.db").st_mode) == 0o600
     vk = VerificationKey.from_bytes((tmp_path / "a.key").read_bytes())
     assert vk == res.verification_key
     assert vk.log_id == "dev-42"

@@ -6,14 +6,18 @@ import dataclasses
 import hashlib
 import random
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log, open_log, verify_log
 from medfw.audit import verify as V  # noqa: N812
 from medfw.audit.keys import next_epoch_key
+from medfw.audit.record import entry_hash
 from medfw.errors import AuditError
 
 from .helpers import RawLog, reseal, rewrite
@@ -148,7 +152,7 @@ def test_insert_forged(big: Big, copy: tuple[Path, RawLog]) -> None:
     path, raw = copy
     rows = raw.rows()
     i = 3333
-    prev = hashlib.sha256(rows[i - 1][1]).hexdigest()
+    prev = entry_hash(rows[i - 1][1]).hex()
     forged = rewrite(rows[i][1], type="ota.confirm", prev=prev, seq=i)
     raw.shift_from(i)
     raw.insert(i, forged, hashlib.sha256(b"guess").digest())
@@ -160,7 +164,7 @@ def test_insert_forged_with_stolen_current_key(big: Big, copy: tuple[Path, RawLo
     rows = raw.rows()
     st = raw.state()
     i = 2000
-    prev = hashlib.sha256(rows[i - 1][1]).hexdigest()
+    prev = entry_hash(rows[i - 1][1]).hex()
     forged = rewrite(rows[i][1], type="ota.confirm", prev=prev, seq=i, epoch=st["epoch"])
     raw.shift_from(i)
     raw.insert(i, forged, reseal(forged, bytes.fromhex(st["key"]), raw.log_id(), st["epoch"]))
@@ -213,7 +217,7 @@ def test_reseal_history_with_later_epoch_key(big: Big, copy: tuple[Path, RawLog]
     st = raw.state()
     key, epoch, log_id = bytes.fromhex(st["key"]), st["epoch"], raw.log_id()
     i = big.size - 500
-    prev = hashlib.sha256(rows[i - 1][1]).hexdigest()
+    prev = entry_hash(rows[i - 1][1]).hex()
     for j in range(i, len(rows)):
         changes: dict[str, object] = {"prev": prev}
         if j == i:
@@ -223,7 +227,7 @@ def test_reseal_history_with_later_epoch_key(big: Big, copy: tuple[Path, RawLog]
             changes["epoch"] = epoch
         rec = rewrite(rows[j][1], **changes)
         raw.set_row(j, rec, reseal(rec, key, log_id, epoch))
-        prev = hashlib.sha256(rec).hexdigest()
+        prev = entry_hash(rec).hex()
     _check(verify_log(path, big.key), V.WRONG_EPOCH_KEY, i)
 
 
@@ -240,7 +244,7 @@ def test_reset_counter(big: Big, copy: tuple[Path, RawLog]) -> None:
     # ... so the attacker (holding the current key) writes the reset-counter entry by hand.
     rows = raw.rows()
     st = raw.state()
-    rec = rewrite(rows[-1][1], seq=0, epoch=st["epoch"], prev=hashlib.sha256(rows[-1][1]).hexdigest())
+    rec = rewrite(rows[-1][1], seq=0, epoch=st["epoch"], prev=entry_hash(rows[-1][1]).hex())
     raw.insert(n, rec, reseal(rec, bytes.fromhex(st["key"]), raw.log_id(), st["epoch"]))
     _check(verify_log(path, big.key), V.COUNTER_RESET, n)
 
@@ -339,3 +343,49 @@ def test_not_a_log(tmp_path: Path, big: Big) -> None:
         verify_log(p, big.key)
     with pytest.raises(AuditError, match="not found"):
         verify_log(tmp_path / "missing.db", big.key)
+
+
+def test_parallel_scan_matches_sequential(big: Big, copy: tuple[Path, RawLog], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+    seq = verify_log(big.path, big.key, checkpoint=big.checkpoint)
+    par = verify_log(big.path, big.key, checkpoint=big.checkpoint, workers=3)
+    assert par == seq
+    assert par.ok
+    path, raw = copy
+    raw.delete(6000)
+    _check(verify_log(path, big.key, workers=2), V.DELETED, 6000)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Big:
+    path = tmp_path_factory.mktemp("small") / "small.db"
+    res = init_log(path, log_id="small", epoch_length=4, checkpoint_interval=16)
+    with open_log(path) as log:
+        for i in range(40):
+            log.append(AuditEvent(type="config.change", outcome="info", data={"i": i}))
+        cp = log.checkpoint()
+    return Big(path=path, key=res.verification_key, checkpoint=cp, size=cp.checkpoint.size)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_is_detected(small: Big, data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "s.db"
+        shutil.copyfile(small.path, p)
+        raw = RawLog(p)
+        rows = raw.rows()
+        pos, rec, tag = rows[data.draw(st.integers(0, len(rows) - 1), label="row")]
+        target = data.draw(st.sampled_from(["record", "tag"]), label="column")
+        blob = bytearray(rec if target == "record" else tag)
+        i = data.draw(st.integers(0, len(blob) - 1), label="byte")
+        blob[i] ^= data.draw(st.integers(1, 255), label="xor")
+        if target == "record":
+            raw.set_row(pos, bytes(blob), tag)
+        else:
+            raw.set_row(pos, rec, bytes(blob))
+        raw.close()
+        report = verify_log(p, small.key, checkpoint=small.checkpoint)
+    assert not report.ok
+    assert report.first_bad_seq == pos
+    assert report.classification in {V.EDITED, V.WRONG_EPOCH_KEY}

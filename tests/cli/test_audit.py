@@ -68,7 +68,7 @@ def test_verify_ok_and_tampered(log: tuple[Path, Path], capsys: pytest.CaptureFi
     code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--checkpoint", cp)
     assert code == 0
     assert "OK" in out
-    code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--json")
+    code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--json", "--workers", "2")
     assert code == 0
     assert json.loads(out)["ok"] is True
 
@@ -115,6 +115,7 @@ def test_bad_inputs_exit_2(log: tuple[Path, Path], capsys: pytest.CaptureFixture
         ("audit", "prove", path, "--seq", "999"),
         ("audit", "show", path, "--since", "yesterday"),
         ("audit", "show", path, "--type", "nope"),
+        ("audit", "verify", path, "--key", key, "--workers", "0"),
         ("audit", "verify-bundle", junk),
         ("audit", "export", junk, "--out", tmp_path / "b.json"),
     ]

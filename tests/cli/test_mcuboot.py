@@ -289,3 +289,27 @@ def test_wrong_key_type_exits_2(
     assert _sign(keys["ed25519"], app, out) == 0
     assert main(["verify", "mcuboot", "--key", str(rsa2048), str(out)]) == 2
     assert "RSA-3072 is required" in capsys.readouterr().err
+
+
+def test_real_audit_log_records_the_signing(keys: dict[str, Path], app: Path, tmp_path: Path) -> None:
+    from medfw.audit import init_log
+    from medfw.audit.store import open_store
+
+    log = tmp_path / "audit.db"
+    init_log(log, key_out=tmp_path / "audit-verify.key")
+    out = tmp_path / "s.bin"
+    assert _sign(keys["ed25519"], app, out, "--audit-log", str(log)) == 0
+    assert _sign(keys["ed25519"], app, tmp_path / "big.bin", "--slot-size", "0x400", "--audit-log", str(log)) == 2
+    store = open_store(log)
+    try:
+        records = [record for record, _tag in store.iter_entries()]
+    finally:
+        store.close()
+    signs = [r for r in records if b"release.sign" in r]
+    assert len(signs) == 2
+    assert b"success" in signs[0]
+    assert b"failure" in signs[1]
+    pub_hash = key_hash(load_private_key(keys["ed25519"]).public_key()).hex().encode()
+    assert pub_hash in signs[0]
+    key_body = "".join(keys["ed25519"].read_text().splitlines()[1:-1]).encode()
+    assert all(key_body not in r for r in records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import threading
@@ -15,7 +14,6 @@ import pytest
 import uvicorn
 
 from medfw.cli import main
-from medfw.cli._device_agent import register as register_agent
 from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
 from medfw.crypto.signer import FileSigner
 from medfw.device import Device
@@ -239,10 +237,7 @@ def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[s
 
 
 def _agent(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    register_agent(parser.add_subparsers())
-    args = parser.parse_args(["agent", *argv])
-    return int(args.func(args))
+    return main(["device", "agent", *argv])
 
 
 def test_operator_flow_with_agent(
@@ -325,9 +320,14 @@ def test_operator_flow_with_agent(
     )
     assert code == 0 and out["state"] == "running"
     rid = str(out["id"])
-    assert _agent(str(dev_dir), "--once", "--json") == 0
+    from medfw.audit import init_log, verify_log
+
+    log, log_key = tmp_path / "unit1-audit.db", tmp_path / "unit1-audit.key"
+    init_log(log, key_out=log_key)
+    assert _agent(str(dev_dir), "--once", "--json", "--audit-log", str(log)) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["outcome"], result["version"]) == ("confirmed", "1.1.0")
+    assert verify_log(log, log_key.read_bytes()).ok  # the agent's and the device's events, sealed
     code, out = _run(capsys, "ota", "rollout", "status", rid, *srv)
     assert out["state"] == "finished"
     code, out = _run(capsys, "ota", "fleet", *srv)
@@ -348,8 +348,45 @@ def test_operator_flow_with_agent(
     assert code == 2
 
 
-def test_agent_without_provisioning(tmp_path: Path) -> None:
-    from medfw.errors import DeviceError
+def test_agent_without_provisioning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _agent(str(tmp_path), "--once") == 2
+    assert "not provisioned for OTA" in capsys.readouterr().err
 
-    with pytest.raises(DeviceError, match="not provisioned"):
-        _agent(str(tmp_path), "--once")
+
+def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    repo = str(tmp_path / "repo")
+    assert (
+        main(["ota", "repo", "init", "--repo", repo, "--root-key", keys["root"], "--targets-key", keys["targets"]]) == 0
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from medfw.cli import run; run()", "ota", "serve", "--repo", repo, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        body = b""
+        while time.monotonic() < deadline and not body:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/tuf/metadata/1.root.json", timeout=1) as r:
+                    body = r.read()
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+                time.sleep(0.1)
+        assert json.loads(body)["signed"]["_type"] == "root"
+        assert (tmp_path / "repo" / "fleet.sqlite").exists()  # default database next to the repository
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ota", "serve", "--repo", str(tmp_path)]) == 2
+    assert main(["ota", "serve", "--db", "mysql://x/y"]) == 2
+    assert main(["ota", "serve", "--workers", "2", "--audit-log", str(tmp_path / "a.db")]) == 2
+    assert "database URL" in capsys.readouterr().err

@@ -118,6 +118,9 @@ def test_import_scan_decide_export(db: str, tmp_path: Path, capsys: pytest.Captu
     assert validate_cyclonedx(json.loads(cdx.read_text())) is None
     assert main(["vuln", "scan", str(sbom)]) == 0  # rich table
     assert "CVE-2014-0160" in capsys.readouterr().out
+    table = tmp_path / "table.txt"
+    assert main(["vuln", "scan", str(sbom), "--out", str(table)]) == 0
+    assert "CVE-2014-0160" in table.read_text() and "1.0.1 <= v < 1.0.1g" in table.read_text()
 
 
 def test_bad_inputs_exit_2(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

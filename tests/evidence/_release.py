@@ -83,13 +83,13 @@ class Release:
 
 
 def _pem_private(key: PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem_public(key: PrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _sbom(directory: Path, version: str, mbedtls: str) -> bytes:
@@ -114,8 +114,9 @@ def make_release(root: Path) -> Release:
 
     signer = [FileSigner(release_key, "keys/release.pem")]
     boot = sign_image(build_app_image(version="bootloader", secure_version=0, project_name="bootloader"), signer)
-    app = sign_image(build_app_image(version="1.1.0", secure_version=2, project_name="infusion-pump-fw"), signer)
-    old = sign_image(build_app_image(version="1.0.0", secure_version=1, project_name="infusion-pump-fw"), signer)
+    size = 64 * 1024  # 16 flash sectors: a meaningful power-cut sweep
+    app = sign_image(build_app_image(version="1.1.0", secure_version=2, project_name="pump", size=size), signer)
+    old = sign_image(build_app_image(version="1.0.0", secure_version=1, project_name="pump", size=size), signer)
     (root / "images/bootloader.bin").write_bytes(boot)
     (root / "images/app-1.1.0.bin").write_bytes(app)
     (root / "images/app-1.0.0.bin").write_bytes(old)
@@ -148,9 +149,7 @@ def make_release(root: Path) -> Release:
             )
         )
         log.record(AuditEvent(type="vuln.scan", outcome="info", actor="ci", objects={"unrelated": "x" * 8}))
-        import_feeds(
-            index, cve5=[str(VULN / "cve5")], kev=[str(VULN / "kev" / "known_exploited_vulnerabilities.json")]
-        )
+        import_feeds(index, cve5=[str(VULN / "cve5")], kev=[str(VULN / "kev" / "known_exploited_vulnerabilities.json")])
         add_release(index, previous_sbom, "sbom-1.0.0.cdx.json")
         result = scan(index, scan_input)
         for f in result.findings:
@@ -170,7 +169,9 @@ def make_release(root: Path) -> Release:
         add_release(index, sbom, "sbom.cdx.json")
     index.close()
 
-    unit = Device.in_memory(chip="esp32c3", key_digests=[public_key_digest(release_key.public_key())], flash_encryption=True)
+    unit = Device.in_memory(
+        chip="esp32c3", key_digests=[public_key_digest(release_key.public_key())], flash_encryption=True
+    )
     unit.efuse.burn_secure_version(2, 16)
     (root / "efuse").mkdir()
     (root / "efuse/unit-0001.json").write_text(json.dumps(unit.efuse.to_espefuse_summary(), indent=2))

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from imgtool.main import imgtool
 
 from medfw.crypto.keys import PublicKey, load_private_key
@@ -379,3 +381,65 @@ def test_key_hash_accepts_private_key(vectors: Path, kt: str) -> None:
     private = load_private_key(_key(vectors, kt))
     assert key_hash(private) == key_hash(private.public_key())
     assert key_hash(private, "sha384") == key_hash(private.public_key(), "sha384")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(min_size=0, max_size=700),
+    version=st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 65535), st.integers(0, 2**32 - 1)),
+    counter=st.one_of(st.none(), st.just("auto"), st.integers(0, 2**32 - 1)),
+    header_size=st.sampled_from([32, 0x80, 0x200]),
+    pad_header=st.booleans(),
+    trailer=st.sampled_from(["none", "pad", "confirm"]),
+    align=st.sampled_from([1, 4, 8, 32]),
+    erased=st.sampled_from([0x00, 0xFF]),
+)
+def test_property_ed25519_matches_imgtool(
+    tmp_path: Path,
+    vectors: Path,
+    body: bytes,
+    version: tuple[int, int, int, int],
+    counter: int | str | None,
+    header_size: int,
+    pad_header: bool,
+    trailer: str,
+    align: int,
+    erased: int,
+) -> None:
+    """For random inputs and options, medfw's Ed25519 image is imgtool's, byte for byte, and verifies."""
+    payload = body if pad_header else bytes(header_size) + body
+    vtext = "{}.{}.{}+{}".format(*version)
+    opts = [
+        "-H",
+        str(header_size),
+        "-v",
+        vtext,
+        "-S",
+        "0x10000",
+        "--align",
+        str(align),
+        "-R",
+        "0" if erased == 0 else "0xff",
+    ]
+    opts += ["--pad-header"] if pad_header else []
+    opts += ["-s", str(counter)] if counter is not None else []
+    opts += {"none": [], "pad": ["--pad"], "confirm": ["--confirm"]}[trailer]
+    theirs = _imgtool_sign(tmp_path, _key(vectors, "ed25519"), payload, opts)
+    signer = FileSigner.from_file(str(_key(vectors, "ed25519")))
+    ours = sign_image(
+        payload,
+        signer,
+        version=vtext,
+        header_size=header_size,
+        pad_header=pad_header,
+        security_counter=counter,  # type: ignore[arg-type]
+        slot_size=0x10000,
+        pad=trailer == "pad",
+        confirm=trailer == "confirm",
+        align=align,
+        erased_val=erased,
+    )
+    assert ours == theirs
+    result = verify_image(ours, [signer.public_key()])
+    assert str(result.image.version) == vtext
+    assert result.image.header.img_size == len(body)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import struct
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 
 from medfw.errors import MalformedImageError, MedfwError
 from medfw.sbom.binscan import SIGNATURES, read_package_notes, scan_binary
+
+from ._elf import elf_with_notes
 
 # Version strings exactly as the libraries compile them into binaries (source of each format in the comment).
 REAL_STRINGS: dict[str, tuple[bytes, str]] = {
@@ -36,9 +37,9 @@ REAL_STRINGS: dict[str, tuple[bytes, str]] = {
     "expat": (b"expat_2.6.2", "2.6.2"),
     # png.h PNG_HEADER_VERSION_STRING " libpng version 1.6.43 - February 23, 2024\n"
     "libpng": (b" libpng version 1.6.43 - February 23, 2024\n", "1.6.43"),
-    # sqlite3.c: sqlite3_version[] = SQLITE_VERSION and SQLITE_SOURCE_ID
+    # sqlite3.c: SQLITE_FILE_HEADER "SQLite format 3", sqlite3_version[] = SQLITE_VERSION, SQLITE_SOURCE_ID
     "sqlite": (
-        b"3.45.1\x00\x00\x002024-01-30 16:01:20 e876e51a0ed5c5b3126f52e532044363a014bc594cfefa87ffb5b82257cc467a",
+        b"SQLite format 3\x00\x003.45.1\x00\x00\x002024-01-30 16:01:20 e876e51a0ed5c5b3126f52e532044363a014bc594cfefa87ffb5b82257cc467a",
         "3.45.1",
     ),
 }
@@ -94,33 +95,11 @@ def test_signature_table_covers_required_libraries() -> None:
     assert {s.library for s in SIGNATURES} >= set(REAL_STRINGS)
 
 
-def _elf_with_notes(notes: list[tuple[bytes, int, bytes]]) -> bytes:
-    """A minimal little-endian ELF64 with a .note.package section holding ``notes`` (owner, type, desc)."""
-    body = b""
-    for owner, ntype, desc in notes:
-        name = owner + b"\x00"
-        body += struct.pack("<III", len(name), len(desc), ntype)
-        body += name + b"\x00" * (-len(name) % 4) + desc + b"\x00" * (-len(desc) % 4)
-    shstrtab = b"\x00.note.package\x00.shstrtab\x00"
-    note_off = 64
-    shstr_off = note_off + len(body)
-    sh_off = shstr_off + len(shstrtab)
-    sh_off += -sh_off % 8
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\x00" * 8
-    header += struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, 0, 0, sh_off, 0, 64, 0, 0, 64, 3, 2)
-    data = header + body + shstrtab
-    data += b"\x00" * (sh_off - len(data))
-    null = b"\x00" * 64
-    note = struct.pack("<IIQQQQIIQQ", 1, 7, 2, 0, note_off, len(body), 0, 0, 4, 0)
-    strtab = struct.pack("<IIQQQQIIQQ", 15, 3, 0, 0, shstr_off, len(shstrtab), 0, 0, 1, 0)
-    return data + null + note + strtab
-
-
 def test_reads_elf_package_note() -> None:
     payload = json.dumps(
         {"type": "firmware", "name": "mbedtls", "version": "3.6.2", "purl": "pkg:github/Mbed-TLS/mbedtls@v3.6.2"}
     ).encode()
-    elf = _elf_with_notes([(b"GNU", 3, b"\x01" * 20), (b"FDO", 0xCAFE1A7E, payload)])
+    elf = elf_with_notes([(b"GNU", 3, b"\x01" * 20), (b"FDO", 0xCAFE1A7E, payload)])
     notes = read_package_notes(elf, source="app.elf")
     assert len(notes) == 1
     n = notes[0]
@@ -135,7 +114,7 @@ def test_reads_elf_package_note() -> None:
 
 
 def test_malformed_package_note_names_offset() -> None:
-    elf = _elf_with_notes([(b"FDO", 0xCAFE1A7E, b"{not json")])
+    elf = elf_with_notes([(b"FDO", 0xCAFE1A7E, b"{not json")])
     with pytest.raises(MalformedImageError) as e:
         read_package_notes(elf, source="app.elf")
     assert e.value.offset is not None
@@ -165,7 +144,7 @@ def test_random_elf_like_bytes_only_raise_medfw_errors(data: bytes) -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 5000), st.binary(min_size=1, max_size=300))
 def test_truncated_package_note_elf_only_raises_medfw_errors(cut: int, junk: bytes) -> None:
-    elf = _elf_with_notes([(b"FDO", 0xCAFE1A7E, b'{"name": "zlib", "version": "1.3.1"}')])
+    elf = elf_with_notes([(b"FDO", 0xCAFE1A7E, b'{"name": "zlib", "version": "1.3.1"}')])
     mutated = elf[: min(cut, len(elf))] + junk
     with contextlib.suppress(MedfwError):
         read_package_notes(mutated)

@@ -23,6 +23,8 @@ from medfw.sbom import (
 )
 from medfw.sbom.build import build_bom, merge_findings
 
+from ._elf import elf_with_notes
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "device" / "build"
 GOLDEN = REPO / "tests" / "vectors" / "sbom"
@@ -135,3 +137,17 @@ def test_binary_evidence_flags_mismatch_and_undeclared() -> None:
     assert version_evidence[0]["concludedValue"] == "3.6.1"
     assert version_evidence[0]["methods"][0]["technique"] == "binary-analysis"
     assert raw["evidence"]["occurrences"][0]["location"] == "fw.bin"
+
+
+def test_elf_package_note_is_evidence_for_the_declared_component() -> None:
+    note = json.dumps({"type": "firmware", "name": "zlib", "version": "1.3.0", "license": "Zlib"}).encode()
+    elf = elf_with_notes([(b"FDO", 0xCAFE1A7E, note)])
+    merged = merge_findings(read_idf_build(EXAMPLE), scan_binary(elf, source="app.elf"))
+    zlib = next(c for c in merged.components if c.ref == "component:espressif__zlib/zlib")
+    assert dict(zlib.properties)[PROP_VERSION_MISMATCH].startswith("declared 1.3.1, found 1.3.0 in app.elf")
+    doc = json.loads(serialize(build_bom(merged, serial=SERIAL, timestamp=TIMESTAMP)))
+    raw = next(c for c in doc["components"] if c["bom-ref"] == "component:espressif__zlib/zlib")
+    (ident,) = [i for i in raw["evidence"]["identity"] if i["field"] == "version"]
+    assert ident["concludedValue"] == "1.3.0"
+    assert ident["confidence"] == 1
+    assert ident["methods"][0]["technique"] == "manifest-analysis"

@@ -32,6 +32,7 @@ def test_golden_reads_the_same_in_json_and_xml(fmt: str) -> None:
     )
     assert mbedtls.purl == "pkg:github/mbed-tls/mbedtls@v3.6.2"
     assert (mbedtls.support_level, mbedtls.end_of_support) == ("actively-maintained", "2027-03-31")
+    assert (mbedtls.version, mbedtls.evidence_versions) == ("3.6.2", ("3.6.1",))
     lwip = doc.by_ref("component:lwip/lwip")
     assert lwip is not None
     assert [(e.cve, e.justification) for e in lwip.cve_excludes] == [("CVE-2020-22283", "vulnerable_code_not_present")]
@@ -80,6 +81,18 @@ _json_values = st.recursive(
     max_leaves=12,
 )
 _cdx_keys = st.sampled_from(["components", "metadata", "dependencies", "version", "serialNumber", "name", "cpe"])
+_meta_keys = st.sampled_from(["authors", "tools", "lifecycles", "component", "supplier", "timestamp"])
+_comp_keys = st.sampled_from(["name", "properties", "licenses", "hashes", "evidence", "supplier", "components"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_meta_keys, _json_values, max_size=4), st.dictionaries(_comp_keys, _json_values, max_size=5))
+def test_random_metadata_and_components_only_raise_manifest_errors(
+    meta: dict[str, object], comp: dict[str, object]
+) -> None:
+    doc = {"bomFormat": "CycloneDX", "specVersion": "1.6", "metadata": meta, "components": [{"name": "x", **comp}]}
+    with contextlib.suppress(ManifestError):
+        load_sbom(json.dumps(doc).encode())
 
 
 @settings(max_examples=150, deadline=None)

@@ -249,3 +249,29 @@ def test_linked_archives_parses_gnu_ld_map() -> None:
     )
     assert linked_archives(text) == {"esp-idf/a/liba.a", "/abs/libb.a"}
     assert linked_archives("no header here") == set()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda pd: pd.pop("build_component_info"), "build_component_info"),
+        (lambda pd: pd.pop("project_name"), "project_name"),
+        (lambda pd: pd["build_component_info"]["main"].pop("dir"), "build_component_info.main.dir"),
+        (lambda pd: pd["build_component_info"]["lwip"].update(reqs="freertos"), "build_component_info.lwip.reqs"),
+    ],
+)
+def test_malformed_project_description_names_the_field(idf_project: IdfProject, mutate: object, field: str) -> None:
+    pd = json.loads(idf_project.description.read_text())
+    mutate(pd)  # type: ignore[operator]
+    idf_project.description.write_text(json.dumps(pd))
+    with pytest.raises(ManifestError) as e:
+        read_idf_build(idf_project.build)
+    assert e.value.path == str(idf_project.description)
+    assert e.value.field == field
+
+
+def test_missing_component_directory_is_an_error(idf_project: IdfProject) -> None:
+    shutil.rmtree(idf_project.idf / "components" / "console")
+    with pytest.raises(ManifestError) as e:
+        read_idf_build(idf_project.build)
+    assert e.value.field == "build_component_info.console.dir"

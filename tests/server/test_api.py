@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sqlalchemy import func, select
 
 from medfw.server.models import Device, Report, Rollout
@@ -185,6 +187,15 @@ def test_malformed_and_oversized_requests(api: Api) -> None:
         "/api/v1/devices", content=b"{" + b" " * 70_000 + b"}", headers={**op, "content-type": "application/json"}
     )
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+        yield b'{"id": "big", "model": "pump", "chip": "'
+        for _ in range(80):
+            yield b"a" * 1000
+        yield b'"}'
+
+    r = api.client.post("/api/v1/devices", content=chunked(), headers={**op, "content-type": "application/json"})
+    assert r.status_code == 413
     r = api.client.post("/api/v1/devices/pump-1/reports", json={"status": "exploded"}, headers=dev)
     assert r.status_code == 422
     r = api.client.post("/api/v1/devices/pump-1/reports", json={"status": "rejected"}, headers=dev)
@@ -222,8 +233,12 @@ def test_groups_fleet_tokens_openapi(api: Api) -> None:
     ]
     fleet = api.client.get("/api/v1/fleet", headers=api.h("read-only")).json()
     assert {"model": "pump", "version": "1.0.0", "secure_version": 1, "devices": 1} in fleet
+    r = api.client.put("/api/v1/devices/b/group", json={"group": "ward-2"}, headers=api.h("operator"))
+    assert r.status_code == 200 and r.json()["group"] == "ward-2"
+    assert api.client.put("/api/v1/devices/b/group", json={"group": "x"}, headers=api.h("read-only")).status_code == 403
+    assert api.client.put("/api/v1/devices/zz/group", json={"group": "x"}, headers=api.h("operator")).status_code == 404
     ro = api.client.post("/api/v1/rollouts", json={"release": 1, "group": "ward-2"}, headers=api.h("operator")).json()
-    assert sum(sum(p["counts"].values()) for p in ro["phases"]) == 1
+    assert sum(sum(p["counts"].values()) for p in ro["phases"]) == 2
     r = api.client.post("/api/v1/tokens", json={"name": "ci", "role": "operator"}, headers=api.h("admin"))
     assert r.status_code == 201 and r.json()["token"].startswith("mft_")
     assert (
@@ -233,3 +248,55 @@ def test_groups_fleet_tokens_openapi(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     assert "/api/v1/devices/{device_id}/poll" in spec["paths"]
     assert "PollOut" in spec["components"]["schemas"]
+
+
+def test_fast_poll_path_answers_like_the_documented_route(api: Api) -> None:
+    dev = api.device("pump-1")
+    api.client.post("/api/v1/rollouts", json={"release": 1, "phases": ["100%"]}, headers=api.h("operator"))
+    q = {"version": "1.0.0", "secure_version": "1", "slot": "ota_0"}
+    fast = api.client.get("/api/v1/devices/pump-1/poll", params=q, headers=dev)
+    # an extra query parameter makes the request take the FastAPI route, which ignores it
+    slow = api.client.get("/api/v1/devices/pump-1/poll", params={**q, "x": "1"}, headers=dev)
+    assert fast.status_code == slow.status_code == 200
+    assert fast.json() == slow.json() and fast.headers["etag"] == slow.headers["etag"]
+    assert (
+        api.client.get(
+            "/api/v1/devices/pump-1/poll",
+            params={**q, "x": "1"},
+            headers={**dev, "If-None-Match": fast.headers["etag"]},
+        ).status_code
+        == 304
+    )
+
+
+def test_poll_query_fuzz_never_500(api: Api) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    dev = api.device("pump-1")
+    names = st.sampled_from(["version", "secure_version", "slot", "x", ""])
+    values = st.one_of(st.text(max_size=80), st.integers(-5, 2**33).map(str))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(names, values), max_size=4))
+    def run(params: list[tuple[str, str]]) -> None:
+        r = api.client.get("/api/v1/devices/pump-1/poll", params=params, headers=dev)
+        assert r.status_code in (200, 422), (params, r.status_code, r.text)
+        assert "Traceback" not in r.text
+
+    run()
+
+
+def test_rollout_filter_by_reported_version(api: Api) -> None:
+    old = api.device("pump-old")
+    api.device("pump-never-polled")
+    new = api.device("pump-new")
+    api.client.get("/api/v1/devices/pump-old/poll", params={"version": "0.9.0", "secure_version": 1}, headers=old)
+    api.client.get("/api/v1/devices/pump-new/poll", params={"version": "1.0.0", "secure_version": 1}, headers=new)
+    ro = api.client.post("/api/v1/rollouts", json={"release": 1, "version": "0.9.0"}, headers=api.h("operator")).json()
+    assert sum(sum(p["counts"].values()) for p in ro["phases"]) == 1
+    assert api.client.get("/api/v1/devices/pump-old/poll", headers=old).json()["assignment"] is not None
+    assert api.client.get("/api/v1/devices/pump-new/poll", headers=new).json()["assignment"] is None
+    # a device already in an active rollout cannot be put into a second one
+    r = api.client.post("/api/v1/rollouts", json={"release": 1, "devices": ["pump-old"]}, headers=api.h("operator"))
+    assert r.status_code == 409

@@ -141,3 +141,12 @@ def test_load_config_errors(tmp_path: Path) -> None:
 def test_compare_versions(a: str, b: str, want: int) -> None:
     assert compare_versions(a, b) == want
     assert compare_versions(b, a) == -want
+
+
+def test_run_loop_waits_the_poll_interval(fleet: Fleet) -> None:
+    dev = fleet.add_device("pump-1")
+    slept: list[float] = []
+    dev.agent.sleep = slept.append
+    result = dev.agent.run(cycles=3)
+    assert result.outcome == "idle"
+    assert slept == [60, 60]  # the server's poll_interval, between cycles only

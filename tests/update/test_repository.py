@@ -206,3 +206,29 @@ def test_release_from_target_requires_fields(tmp_path: Path, keys: dict[str, obj
     tf.unrecognized_fields["custom"]["secure_version"] = True
     with pytest.raises(InputError):
         release_from_target(tf)
+
+
+def test_release_fields_parser_fuzz() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from tuf.api._payload import TargetFile
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers(-5, 10) | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=8,
+    )
+    keys = st.sampled_from(["model", "version", "secure_version", "chip", "format", "sbom", "x"])
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.dictionaries(keys, json_values, max_size=7))
+    def run(custom: dict[str, object]) -> None:
+        tf = TargetFile(1, {"sha256": "00" * 32}, "m/x.bin", unrecognized_fields={"custom": custom})
+        try:
+            rel = release_from_target(tf)
+        except InputError:
+            return
+        assert isinstance(rel.secure_version, int) and rel.secure_version >= 0
+        assert isinstance(rel.model, str) and isinstance(rel.version, str)
+
+    run()

@@ -159,6 +159,15 @@ def test_vex_overlay_in_scan(full_index: VulnIndex, sbom_factory: Callable[..., 
     assert f.decision is not None and f.decision.state == "resolved"
 
 
+def test_vex_overlay_for_another_sbom_is_ignored(full_index: VulnIndex, sbom_factory: Callable[..., bytes]) -> None:
+    data = _setup(full_index, sbom_factory)
+    doc = export_vex(full_index, data, "cyclonedx")
+    other = sbom_factory([{"bom-ref": "curl", "name": "curl", "version": "8.4.0", "purl": "pkg:generic/curl@8.4.0"}])
+    result = scan(full_index, other, vex=read_vex(json.dumps(doc).encode()))
+    assert all(f.decision is None for f in result.findings)
+    assert any("other SBOMs ignored" in w for w in result.warnings)
+
+
 def test_bad_vex_documents() -> None:
     with pytest.raises(InputError, match="not a VEX"):
         read_vex(b'{"foo": 1}')

@@ -8,14 +8,12 @@ A bundle is one JSON document::
 
 :func:`verify_bundle` checks the checkpoint signature (with a pinned public key, or the embedded one, which
 only proves internal consistency), that each record is canonical and has the seq it is filed under, that each
-inclusion proof leads from ``SHA-256(0x00 || SHA-256(record))`` to the checkpoint root and, with the
+inclusion proof leads from ``SHA-256(0x00 || record)`` to the checkpoint root and, with the
 verification key, each entry's HMAC tag under its own epoch key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,11 +22,17 @@ from typing import Any
 
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import CheckpointPublicKey, EpochKeys, VerificationKey, load_checkpoint_public_key
+from medfw.audit.keys import (
+    CheckpointPublicKey,
+    EpochKeys,
+    VerificationKey,
+    load_checkpoint_public_key,
+    tag_matches,
+)
 from medfw.audit.log import open_log
-from medfw.audit.merkle import MerkleTree, leaf_hash, verify_inclusion
-from medfw.audit.record import parse_record
-from medfw.audit.store import open_store
+from medfw.audit.merkle import MerkleTree, verify_inclusion
+from medfw.audit.record import entry_hash, parse_record
+from medfw.audit.store import open_store, storage_errors
 from medfw.errors import AuditError, SignatureError, VerificationError
 
 __all__ = ["BUNDLE_FORMAT", "BundleReport", "build_bundle", "export_bundle", "verify_bundle"]
@@ -47,7 +51,7 @@ def build_bundle(
     cp = signed.checkpoint
     if cp.size > len(rows):
         raise AuditError(f"checkpoint covers {cp.size} entries but only {len(rows)} are stored", field="size")
-    tree = MerkleTree([leaf_hash(hashlib.sha256(rec).digest()) for rec, _ in rows[: cp.size]])
+    tree = MerkleTree([entry_hash(rec) for rec, _ in rows[: cp.size]])
     wanted = list(range(cp.size)) if seqs is None else sorted(set(seqs))
     entries = []
     for s in wanted:
@@ -81,11 +85,12 @@ def export_bundle(
     """
     with open_log(path) as log:
         signed = log.checkpoint("export")
-    store = open_store(path)
-    try:
-        rows = list(store.iter_entries())
-    finally:
-        store.close()
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            rows = list(store.iter_entries())
+        finally:
+            store.close()
     doc = build_bundle(rows, signed, seqs)
     if out is not None:
         atomic_write(out, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
@@ -176,12 +181,12 @@ def verify_bundle(
         if parsed.seq != seq:
             errors.append(f"entry filed as seq {seq} is seq {parsed.seq}")
             continue
-        eh = hashlib.sha256(rec).digest()
+        eh = entry_hash(rec)
         try:
-            verify_inclusion(seq, cp.size, leaf_hash(eh), proof, cp.root)
+            verify_inclusion(seq, cp.size, eh, proof, cp.root)
         except VerificationError as e:
             errors.append(f"seq {seq}: inclusion proof: {e.message}")
-        if keys is not None and not hmac.compare_digest(hmac.digest(keys.mac(parsed.epoch), eh, "sha256"), tag):
+        if keys is not None and not tag_matches(keys.mac(parsed.epoch), eh, tag):
             errors.append(f"seq {seq}: HMAC tag does not match under the key of epoch {parsed.epoch}")
     return BundleReport(
         ok=not errors,

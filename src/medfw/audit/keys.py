@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from medfw.errors import AuditError, SignatureError
@@ -46,13 +46,17 @@ __all__ = [
     "next_epoch_key",
     "private_pem",
     "public_pem",
+    "seal_tag",
     "sign_bytes",
+    "tag_matches",
     "verify_signature",
 ]
 
 KEY_SIZE = 32
 KEY_FILE_FORMAT = "medfw-audit-verification-key"
 CHECKPOINT_KEY_TYPES = ("ed25519", "ecdsa-p256")
+
+_SHA256 = hashes.SHA256()
 
 CheckpointPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 CheckpointPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -72,9 +76,27 @@ def mac_key(key: bytes, log_id: str, epoch: int) -> bytes:
     return _hkdf(key, b"medfw-audit/mac/%b/%d" % (log_id.encode(), epoch))
 
 
+def seal_tag(mac: bytes, entry_hash: bytes) -> bytes:
+    """Return ``HMAC-SHA256(mac, entry_hash)``, the tag stored with an entry."""
+    h = HMAC(mac, _SHA256)
+    h.update(entry_hash)
+    return h.finalize()
+
+
+def tag_matches(mac: bytes, entry_hash: bytes, tag: bytes) -> bool:
+    """True when ``tag`` is ``HMAC-SHA256(mac, entry_hash)`` (constant-time comparison)."""
+    h = HMAC(mac, _SHA256)
+    h.update(entry_hash)
+    try:
+        h.verify(tag)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def key_check_value(initial_key: bytes, log_id: str) -> bytes:
     """Return a value that lets a log recognise its own verification key (HMAC of a fixed label)."""
-    return hmac.digest(initial_key, b"medfw-audit/kcv/" + log_id.encode(), "sha256")
+    return seal_tag(initial_key, b"medfw-audit/kcv/" + log_id.encode())
 
 
 class EpochKeys:

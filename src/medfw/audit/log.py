@@ -22,8 +22,6 @@ clock, decimal string), ``boot_id``, ``boot_n`` (persisted boot counter) and ``h
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import socket
@@ -49,11 +47,12 @@ from medfw.audit.keys import (
     next_epoch_key,
     private_pem,
     public_pem,
+    seal_tag,
 )
 from medfw.audit.merkle import CompactRange
-from medfw.audit.record import GENESIS_PREV, RECORD_VERSION, encode_record
+from medfw.audit.record import GENESIS_PREV, RECORD_VERSION, encode_record, entry_hash
 from medfw.audit.sink import AuditEvent
-from medfw.audit.store import LogStore, SqliteStore, is_url, open_store
+from medfw.audit.store import LogStore, SqliteStore, is_url, open_store, storage_errors
 from medfw.audit.vocabulary import check_event_type, check_outcome
 from medfw.errors import AuditError
 
@@ -252,15 +251,15 @@ class AuditLog:
             "host": self.host_id,
         }
         record = encode_record(body, seq=st.next_seq, epoch=st.epoch, prev=st.prev)
-        eh = hashlib.sha256(record).digest()
-        tag = hmac.digest(st.mac, eh, "sha256")
+        eh = entry_hash(record)
+        tag = seal_tag(st.mac, eh)
         entry = SealedEntry(seq=st.next_seq, epoch=st.epoch, record=record, entry_hash=eh, tag=tag)
         self._store.insert_entries([(st.next_seq, record, tag)])
         st.next_seq += 1
         st.prev = eh.hex()
         st.used += 1
         st.since_checkpoint += 1
-        st.compact.append(hashlib.sha256(b"\x00" + eh).digest())
+        st.compact.append(eh)
         rotated = False
         if st.used >= self.epoch_length:
             rotated = self._rotate_if_used(st)
@@ -399,12 +398,13 @@ def open_log(
         AuditError: ``path`` is not a medfw audit log.
         StorageError: the database cannot be reached.
     """
-    store = open_store(path)
-    try:
-        return AuditLog(store, boot_id=boot_id, host_id=host_id, clock=clock)
-    except BaseException:
-        store.close()
-        raise
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            return AuditLog(store, boot_id=boot_id, host_id=host_id, clock=clock)
+        except BaseException:
+            store.close()
+            raise
 
 
 def init_log(

@@ -116,7 +116,7 @@ class MerkleTree:
     """
 
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
-        if any(len(h) != HASH_SIZE for h in leaf_hashes):
+        if set(map(len, leaf_hashes)) - {HASH_SIZE}:
             raise ValueError("leaf hashes must be 32 bytes")
         self.levels: list[list[bytes]] = [list(leaf_hashes)]
         while len(self.levels[-1]) > 1:

@@ -6,15 +6,14 @@ establish that the log is intact, and the proofs against a signed checkpoint to 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medfw.audit.merkle import MerkleTree, leaf_hash
-from medfw.audit.record import Record, parse_record
-from medfw.audit.store import open_store
+from medfw.audit.merkle import MerkleTree
+from medfw.audit.record import Record, entry_hash, parse_record
+from medfw.audit.store import open_store, storage_errors
 from medfw.errors import AuditError
 
 __all__ = ["ProofResult", "list_entries", "prove"]
@@ -33,6 +32,11 @@ def list_entries(path: str | Path, *, type_: str | None = None, since: datetime 
     Raises:
         AuditError: not a log, or a stored record is not a canonical record (names its position).
     """
+    with storage_errors(path):
+        return _list(path, type_, since)
+
+
+def _list(path: str | Path, type_: str | None, since: datetime | None) -> list[Record]:
     store = open_store(path)
     try:
         out: list[Record] = []
@@ -92,12 +96,13 @@ def prove(path: str | Path, seq: int, *, size: int | None = None, from_size: int
     Raises:
         AuditError: not a log, or the seq/sizes are outside the log.
     """
-    store = open_store(path)
-    try:
-        log_id = (store.get_meta("log_id") or b"").decode("utf-8", "replace")
-        records = [rec for rec, _ in store.iter_entries()]
-    finally:
-        store.close()
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            log_id = (store.get_meta("log_id") or b"").decode("utf-8", "replace")
+            records = [rec for rec, _ in store.iter_entries()]
+        finally:
+            store.close()
     n = len(records) if size is None else size
     if not 0 < n <= len(records):
         raise AuditError(f"tree size {n} is outside 1..{len(records)}", field="against")
@@ -105,13 +110,13 @@ def prove(path: str | Path, seq: int, *, size: int | None = None, from_size: int
         raise AuditError(f"seq {seq} is not in a tree of size {n}", field="seq")
     if from_size is not None and not 0 < from_size <= n:
         raise AuditError(f"from size {from_size} is outside 1..{n}", field="from_size")
-    tree = MerkleTree([leaf_hash(hashlib.sha256(r).digest()) for r in records[:n]])
+    tree = MerkleTree([entry_hash(r) for r in records[:n]])
     return ProofResult(
         log_id=log_id,
         seq=seq,
         size=n,
         record=records[seq].decode("utf-8", "replace"),
-        leaf_hash=leaf_hash(hashlib.sha256(records[seq]).digest()),
+        leaf_hash=entry_hash(records[seq]),
         root=tree.root(),
         inclusion=tree.inclusion_proof(seq, n),
         from_size=from_size,

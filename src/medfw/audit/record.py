@@ -18,6 +18,7 @@ record whose bytes are not exactly the JCS form of what they parse to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "Record",
     "chain_suffix",
     "encode_record",
+    "entry_hash",
     "parse_record",
 ]
 
@@ -42,6 +44,7 @@ GENESIS_PREV = "0" * 64
 RECORD_PREFIX = b'{"body":{'
 _TOP_LEVEL = frozenset({"body", "epoch", "prev", "seq"})
 _HEX = frozenset("0123456789abcdef")
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,15 @@ class Record:
     def ts(self) -> str:
         """The UTC timestamp (RFC 3339)."""
         return str(self.body.get("ts", ""))
+
+
+def entry_hash(raw: bytes) -> bytes:
+    """Return the entry hash: ``SHA-256(0x00 || record)``, which is also the record's RFC 9162 Merkle leaf hash.
+
+    Using the leaf hash as the chain hash means the hash chain, the HMAC tags and the Merkle tree all commit
+    to the same 32 bytes per entry, and verification hashes each record once.
+    """
+    return _sha256(b"\x00" + raw).digest()
 
 
 def chain_suffix(epoch: int, prev_hex: bytes, seq: int) -> bytes:

@@ -17,6 +17,7 @@ by medfw, every other parameter goes to libpq; default schema ``medfw_audit``).
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -28,10 +29,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from medfw.errors import AuditError, StorageError
 
-__all__ = ["LogStore", "PostgresStore", "SqliteStore", "is_url", "open_store"]
+__all__ = ["LogStore", "PostgresStore", "SqliteStore", "is_url", "open_store", "storage_errors"]
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _FETCH = 4096
+
+
+@contextmanager
+def storage_errors(location: str | Path) -> Iterator[None]:
+    """Translate database driver errors escaping from a store into :class:`StorageError` (never a traceback)."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise StorageError(f"audit log storage failed (SQLite: {e})", path=str(location)) from None
+    except Exception as e:
+        if type(e).__module__.startswith("psycopg"):
+            raise StorageError(f"audit log storage failed (PostgreSQL: {e})".strip(), path=str(location)) from None
+        raise
 
 
 def is_url(path: str | Path) -> bool:
@@ -79,8 +93,12 @@ class LogStore(ABC):
         """Store a signed checkpoint document (inside :meth:`write`)."""
 
     @abstractmethod
-    def iter_chunks(self) -> Iterator[list[tuple[bytes, bytes]]]:
-        """Yield lists of ``(record, tag)`` in append order (a few thousand rows at a time)."""
+    def iter_chunks(self, lo: int = 0, hi: int | None = None) -> Iterator[list[tuple[bytes, bytes]]]:
+        """Yield lists of ``(record, tag)`` with ``lo <= pos < hi``, in append order (a few thousand at a time)."""
+
+    @abstractmethod
+    def max_pos(self) -> int:
+        """The highest storage position in use (-1 when empty)."""
 
     def iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
         """Yield ``(record, tag)`` in append order."""
@@ -110,8 +128,14 @@ class SqliteStore(LogStore):
         p = Path(path)
         self.label = str(p)
         if create:
-            if p.exists():
-                raise AuditError("audit log already exists", path=self.label)
+            # The log holds the current sealing key and the checkpoint private key: owner-only from the start
+            # (SQLite gives its -wal and -shm files the same mode).
+            try:
+                os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                raise AuditError("audit log already exists", path=self.label) from None
+            except OSError as e:
+                raise StorageError(f"cannot create the audit log: {e.strerror}", path=self.label) from None
         elif not p.is_file():
             raise AuditError("audit log not found", path=self.label)
         try:
@@ -146,8 +170,10 @@ class SqliteStore(LogStore):
             raise StorageError(f"cannot lock the audit log: {e}", path=self.label) from None
         try:
             yield
-        except BaseException:
+        except BaseException as e:
             self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise StorageError(f"audit log write failed: {e}", path=self.label) from None
             raise
         try:
             self._db.execute("COMMIT")
@@ -177,8 +203,11 @@ class SqliteStore(LogStore):
     def insert_checkpoint(self, size: int, document: bytes) -> None:
         self._db.execute("INSERT INTO checkpoints (size, document) VALUES (?, ?)", (size, document))
 
-    def iter_chunks(self) -> Iterator[list[tuple[bytes, bytes]]]:
-        cur = self._db.execute("SELECT record, tag FROM entries ORDER BY pos")
+    def iter_chunks(self, lo: int = 0, hi: int | None = None) -> Iterator[list[tuple[bytes, bytes]]]:
+        cur = self._db.execute(
+            "SELECT record, tag FROM entries WHERE pos >= ? AND pos < ? ORDER BY pos",
+            (lo, hi if hi is not None else 2**62),
+        )
         while True:
             rows: list[tuple[bytes, bytes]] = cur.fetchmany(_FETCH)
             if not rows:
@@ -190,6 +219,9 @@ class SqliteStore(LogStore):
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def max_pos(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(pos), -1) FROM entries").fetchone()[0])
 
     def after_epoch_change(self) -> None:
         try:
@@ -297,9 +329,12 @@ class PostgresStore(LogStore):
     def insert_checkpoint(self, size: int, document: bytes) -> None:
         self._db.execute("INSERT INTO checkpoints (size, document) VALUES (%s, %s)", (size, document))
 
-    def iter_chunks(self) -> Iterator[list[tuple[bytes, bytes]]]:
+    def iter_chunks(self, lo: int = 0, hi: int | None = None) -> Iterator[list[tuple[bytes, bytes]]]:
         with self._db.cursor() as cur:
-            cur.execute("SELECT record, tag FROM entries ORDER BY pos")
+            cur.execute(
+                "SELECT record, tag FROM entries WHERE pos >= %s AND pos < %s ORDER BY pos",
+                (lo, hi if hi is not None else 2**62),
+            )
             while True:
                 rows = cur.fetchmany(_FETCH)
                 if not rows:
@@ -312,6 +347,9 @@ class PostgresStore(LogStore):
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def max_pos(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(pos), -1) FROM entries").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -4,11 +4,11 @@
 either ok or names the first bad seq and a classification (:data:`CLASSIFICATIONS`). It raises
 :class:`medfw.errors.AuditError` only for unusable input: not a log, a key or checkpoint of another log.
 
-The fast path checks, per entry and without parsing: ``SHA-256(record)``, the record's fixed chain tail
-(``epoch`` equal to or one above the previous entry's, ``prev`` equal to the previous entry's hash, ``seq``
-one above), and ``HMAC(M[epoch], entry_hash)`` with the key the verifier derived itself for that epoch (see
-:mod:`medfw.audit.record` for why the tail comparison is equivalent to parsing). The first entry must be
-epoch 0. Only when an entry fails is the slow path used, to classify what happened.
+The fast path checks, per entry and without parsing: the entry hash ``SHA-256(0x00 || record)``, the
+record's fixed chain tail (``epoch`` equal to or one above the previous entry's, ``prev`` equal to the previous
+entry's hash, ``seq`` one above), and ``HMAC(M[epoch], entry_hash)`` with the key the verifier derived itself
+for that epoch (see :mod:`medfw.audit.record` for why the tail comparison is equivalent to parsing). The first
+entry must be epoch 0. Only when an entry fails is the slow path used, to classify what happened.
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import itertools
 import json
+import multiprocessing
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC as _HMAC
 
 from medfw.audit.checkpoint import SignedCheckpoint
 from medfw.audit.keys import (
@@ -29,10 +35,11 @@ from medfw.audit.keys import (
     VerificationKey,
     key_check_value,
     load_checkpoint_public_key,
+    tag_matches,
 )
 from medfw.audit.merkle import MerkleTree
-from medfw.audit.record import GENESIS_PREV, RECORD_PREFIX, chain_suffix, parse_record
-from medfw.audit.store import LogStore, open_store
+from medfw.audit.record import GENESIS_PREV, RECORD_PREFIX, chain_suffix, entry_hash, parse_record
+from medfw.audit.store import LogStore, SqliteStore, open_store, storage_errors
 from medfw.errors import AuditError, SignatureError
 
 __all__ = [
@@ -83,9 +90,10 @@ CLASSIFICATIONS = frozenset(
 )
 
 _sha256 = hashlib.sha256
-_hmac = hmac.digest
 _eq = hmac.compare_digest
+_SHA256 = SHA256()
 _hex = binascii.hexlify
+_PARALLEL_MIN = 20_000
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,7 @@ def _tail_ok(rec: bytes, tag: bytes, keys: EpochKeys, *, epoch_prev: int, prev_h
         return None
     for e in (epoch_prev, epoch_prev + 1):
         if e >= 0 and rec.endswith(chain_suffix(e, prev_hex, seq)):
-            if len(tag) == 32 and _eq(_hmac(keys.mac(e), _sha256(rec).digest(), "sha256"), tag):
+            if tag_matches(keys.mac(e), entry_hash(rec), tag):
                 return e
             return None
     return None
@@ -173,13 +181,13 @@ class _Ctx:
 def _classify(ctx: _Ctx, i: int) -> tuple[int | None, str, str]:
     """Explain why row ``i`` broke the chain: (first bad seq, classification, message)."""
     rec, tag = ctx.rows[i]
-    eh = _sha256(rec).digest()
+    eh = entry_hash(rec)
     try:
         parsed = parse_record(rec)
     except AuditError:
         parsed = None
     claimed = parsed.epoch if parsed is not None else max(ctx.epoch_prev, 0)
-    tag_ok = len(tag) == 32 and _eq(_hmac(ctx.keys.mac(claimed), eh, "sha256"), tag)
+    tag_ok = tag_matches(ctx.keys.mac(claimed), eh, tag)
 
     if eh in set(ctx.hashes):
         j = ctx.hashes.index(eh)
@@ -195,7 +203,7 @@ def _classify(ctx: _Ctx, i: int) -> tuple[int | None, str, str]:
             return i, INSERTED, f"an entry that does not belong was inserted before seq {i}"
     if not tag_ok:
         for e in range(ctx.max_epoch + 1):
-            if e != claimed and len(tag) == 32 and _eq(_hmac(ctx.keys.mac(e), eh, "sha256"), tag):
+            if e != claimed and tag_matches(ctx.keys.mac(e), eh, tag):
                 return i, WRONG_EPOCH_KEY, f"seq {i} claims epoch {claimed} but was sealed with the key of epoch {e}"
         return i, EDITED, f"seq {i} was modified: its HMAC tag does not match its contents"
     if parsed is None:
@@ -233,12 +241,132 @@ def _state_next_seq(store: LogStore) -> int | None:
         return None
 
 
+@dataclass
+class _Scan:
+    """State of the fast scan: hashes so far, the last epoch, previous hash (hex), next seq, first failure."""
+
+    hashes: list[bytes] = field(default_factory=list)
+    epoch: int = -1
+    prev: bytes = GENESIS_PREV.encode()
+    seq: int = 0
+    bad: int | None = None
+    damaged: str | None = None
+
+
+def _scan(
+    chunks: Iterator[list[tuple[bytes, bytes]]],
+    keys: EpochKeys,
+    st: _Scan,
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> _Scan:
+    """The fast path (see the module docstring); stops at the first entry that does not verify."""
+    add = st.hashes.append
+    epoch, prev, seq = st.epoch, st.prev, st.seq
+    mac = keys.mac(epoch) if epoch >= 0 else b""
+    head = b',"epoch":%d,"prev":"' % epoch  # the tail up to the prev hash changes only with the epoch
+    prefix = RECORD_PREFIX
+    leaf = _sha256(b"\x00")
+    try:
+        for chunk in chunks:
+            for rec, tag in chunk:
+                h = leaf.copy()
+                h.update(rec)
+                eh = h.digest()
+                if rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq)):
+                    t = _HMAC(mac, _SHA256)
+                    t.update(eh)
+                    try:
+                        t.verify(tag)
+                    except InvalidSignature:
+                        st.bad = seq
+                        break
+                    if not rec.startswith(prefix):
+                        st.bad = seq
+                        break
+                else:
+                    # The only other valid tail: the next epoch (or epoch 0 for the very first entry).
+                    nxt = epoch + 1 if seq else 0
+                    if not rec.endswith(b',"epoch":%d,"prev":"%b","seq":%d}' % (nxt, prev, seq)):
+                        st.bad = seq
+                        break
+                    nxt_mac = keys.mac(nxt)
+                    if not (rec.startswith(prefix) and tag_matches(nxt_mac, eh, tag)):
+                        st.bad = seq
+                        break
+                    epoch, mac = nxt, nxt_mac
+                    head = b',"epoch":%d,"prev":"' % epoch
+                add(eh)
+                prev = _hex(eh)
+                seq += 1
+            if st.bad is not None:
+                break
+            if progress is not None:
+                progress(seq, total)
+    except sqlite3.DatabaseError as e:
+        st.damaged = str(e)
+    st.epoch, st.prev, st.seq = epoch, prev, seq
+    return st
+
+
+def _scan_range(job: tuple[str, bytes, str, int, int]) -> tuple[int, int, bytes, bytes, int, bool]:
+    """Worker: scan positions ``[lo, hi)`` starting from the chain state the first record claims.
+
+    Returns ``(first seq, first epoch, first prev, concatenated hashes, last epoch, clean)``; the parent checks
+    that consecutive ranges join up, and falls back to the sequential scan when anything is off.
+    """
+    location, initial, log_id, lo, hi = job
+    store = open_store(location)
+    try:
+        chunks = store.iter_chunks(lo, hi)
+        first = next(chunks, [])
+        if not first:
+            return 0, 0, b"", b"", 0, False
+        try:
+            head = parse_record(first[0][0])
+        except AuditError:
+            return 0, 0, b"", b"", 0, False
+        keys = EpochKeys(initial, log_id)
+        st = _Scan(epoch=head.epoch, prev=head.prev.encode(), seq=head.seq)
+        st = _scan(itertools.chain([first], chunks), keys, st)
+        clean = st.bad is None and st.damaged is None
+        return head.seq, head.epoch, head.prev.encode(), b"".join(st.hashes), st.epoch, clean
+    finally:
+        store.close()
+
+
+def _parallel_scan(store: LogStore, initial: bytes, log_id: str, workers: int) -> _Scan | None:
+    """Scan position ranges in ``workers`` processes; None when they do not join up cleanly."""
+    top = store.max_pos() + 1
+    step = -(-top // workers)
+    jobs = [(store.label, initial, log_id, lo, min(lo + step, top)) for lo in range(0, top, step)]
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(len(jobs)) as pool:
+            parts = pool.map(_scan_range, jobs)
+    except (OSError, ValueError):
+        return None
+    st = _Scan()
+    for first_seq, first_epoch, first_prev, joined, last_epoch, clean in parts:
+        if not clean or first_seq != st.seq or first_prev != st.prev:
+            return None
+        if not (st.epoch <= first_epoch <= st.epoch + 1) or (first_seq == 0 and first_epoch != 0):
+            return None
+        hs = [joined[i : i + 32] for i in range(0, len(joined), 32)]
+        st.hashes.extend(hs)
+        st.seq += len(hs)
+        st.epoch = last_epoch
+        st.prev = _hex(hs[-1])
+    return st
+
+
 def verify_log(
     path: str | Path,
     key: bytes | VerificationKey,
     *,
     checkpoint: SignedCheckpoint | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> VerifyReport:
     """Verify the log at ``path`` with the initial key.
 
@@ -248,15 +376,18 @@ def verify_log(
             checkpoints are checked against the public key stored in the log, which is weaker).
         checkpoint: an earlier checkpoint held by the verifier; detects truncation, rollback and forks.
         progress: called with ``(entries done, entries total)`` now and then.
+        workers: scan a large SQLite log in this many processes (the result is the same; any irregularity is
+            re-examined by the sequential scan, which also classifies it).
 
     Raises:
         AuditError: ``path`` is not a log, or the key or checkpoint belongs to another log.
     """
-    store = open_store(path)
-    try:
-        return _verify(store, key, checkpoint, progress)
-    finally:
-        store.close()
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            return _verify(store, key, checkpoint, progress, workers)
+        finally:
+            store.close()
 
 
 def _verify(
@@ -264,6 +395,7 @@ def _verify(
     key: bytes | VerificationKey,
     checkpoint: SignedCheckpoint | None,
     progress: Callable[[int, int], None] | None,
+    workers: int,
 ) -> VerifyReport:
     location = store.label
     raw_id = store.get_meta("log_id")
@@ -306,40 +438,14 @@ def _verify(
         cp_size = cp.size
 
     keys = EpochKeys(initial, log_id)
-    hashes: list[bytes] = []
-    add = hashes.append
-    epoch, mac, prev, seq = -1, b"", GENESIS_PREV.encode(), 0
-    bad: int | None = None
-    damaged: str | None = None
-    prefix = RECORD_PREFIX
-    try:
-        for chunk in store.iter_chunks():
-            for rec, tag in chunk:
-                eh = _sha256(rec).digest()
-                if not rec.endswith(b',"epoch":%d,"prev":"%b","seq":%d}' % (epoch, prev, seq)):
-                    if seq and rec.endswith(b',"epoch":%d,"prev":"%b","seq":%d}' % (epoch + 1, prev, seq)):
-                        epoch += 1
-                        mac = keys.mac(epoch)
-                    elif not seq and rec.endswith(b',"epoch":0,"prev":"%b","seq":0}' % prev):
-                        epoch = 0
-                        mac = keys.mac(0)
-                    else:
-                        bad = seq
-                        break
-                if not (rec.startswith(prefix) and _eq(_hmac(mac, eh, "sha256"), tag)):
-                    bad = seq
-                    break
-                add(eh)
-                prev = _hex(eh)
-                seq += 1
-            if bad is not None:
-                break
-            if progress is not None:
-                progress(seq, total)
-    except sqlite3.DatabaseError as e:
-        damaged = str(e)
-    if progress is not None:
-        progress(seq, total)
+    scan: _Scan | None = None
+    if workers > 1 and total >= _PARALLEL_MIN and isinstance(store, SqliteStore):
+        scan = _parallel_scan(store, initial, log_id, workers)
+    if scan is None:
+        scan = _scan(store.iter_chunks(), keys, _Scan(), progress, total)
+    elif progress is not None:
+        progress(scan.seq, total)
+    hashes, epoch, prev, bad, damaged = scan.hashes, scan.epoch, scan.prev, scan.bad, scan.damaged
     n = len(hashes)
     last_epoch = epoch if n else None
 
@@ -426,7 +532,7 @@ def _verify(
                 warnings=tuple(warnings),
             )
         sizes.setdefault(cp.size, []).append(("given", cp.root))
-    tree = MerkleTree([_sha256(b"\x00" + h).digest() for h in hashes])
+    tree = MerkleTree(hashes)
     root = tree.root()
     for size in sorted(sizes):
         r = tree.root(size)

@@ -34,6 +34,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "key.generate",
         "key.rotate",
         "key.revoke",
+        "key.sign",
+        "key.approve",
         # vulnerability management
         "vuln.decision",
         "vuln.scan",

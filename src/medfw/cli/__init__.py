@@ -19,19 +19,20 @@ from medfw.errors import EXIT_BAD_INPUT, MedfwError
 
 __all__ = ["main", "run"]
 
-GROUPS: tuple[str, ...] = (
-    "keys",
-    "sign",
-    "verify",
-    "image",
-    "device",
-    "efuse",
-    "audit",
-    "sbom",
-    "vuln",
-    "ota",
-    "evidence",
-)
+#: command groups and their one-line help; a group's module is imported only when that group runs (or for --help)
+GROUPS: dict[str, str] = {
+    "keys": "generate keys, print key digests, manage the key lifecycle",
+    "sign": "sign firmware images (ESP32 Secure Boot v2, MCUboot)",
+    "verify": "verify signed firmware images as the bootloader does",
+    "image": "inspect firmware images",
+    "device": "simulated device: provision, flash, boot, update, confirm, agent",
+    "efuse": "check a unit's eFuse security configuration against a policy",
+    "audit": "tamper-evident audit log: append, verify, checkpoint, prove, export",
+    "sbom": "CycloneDX SBOM from the firmware build: generate, check, diff",
+    "vuln": "vulnerability feeds, scans, patch-or-justify decisions, VEX, rescans",
+    "ota": "signed OTA: TUF repository, fleet server, devices and rollouts",
+    "evidence": "release evidence bundle for regulatory reviewers: build, verify",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,23 +44,41 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full ``medfw`` argument parser."""
+def _selected_group(argv: Sequence[str] | None) -> str | None:
+    """The group named by ``argv`` (the first non-option argument), if it is a known group."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for a in args:
+        if a.startswith("-"):
+            continue
+        return a if a in GROUPS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) -> argparse.ArgumentParser:
+    """Build the ``medfw`` argument parser.
+
+    With ``load_all=False`` only the group ``argv`` selects is loaded (the others appear in ``--help`` with
+    their one-line description), which keeps start-up fast: each group imports its own dependencies.
+    """
     parser = _Parser(
         prog="medfw",
         description="Secure boot signing, signed OTA, SBOM, vulnerability management and audit for device firmware.",
     )
     parser.add_argument("--version", action="version", version=f"medfw {__version__}")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
-    for name in GROUPS:
-        module = importlib.import_module(f"medfw.cli.{name}")
-        module.register(sub)
+    selected = None if load_all else _selected_group(argv)
+    for name, help_text in GROUPS.items():
+        if load_all or name == selected:
+            module = importlib.import_module(f"medfw.cli.{name}")
+            module.register(sub)
+        else:
+            sub.add_parser(name, help=help_text, description=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run medfw with ``argv`` and return the process exit code."""
-    parser = build_parser()
+    parser = build_parser(argv, load_all=False)
     args = parser.parse_args(list(argv) if argv is not None else None)
     func = getattr(args, "func", None)
     if func is None:

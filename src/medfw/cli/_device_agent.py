@@ -11,7 +11,7 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, out_console
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
 
 __all__ = ["register"]
@@ -19,6 +19,7 @@ __all__ = ["register"]
 
 def _cmd_agent(args: argparse.Namespace) -> int:
     import httpx  # noqa: PLC0415 - keep CLI start-up light
+    from rich.progress import Progress, TaskID  # noqa: PLC0415
 
     from medfw.device import Device  # noqa: PLC0415
     from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
@@ -30,7 +31,15 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         raise UsageError("give --server http(s)://HOST:PORT (none stored at provisioning)", field="--server")
     sink = audit_sink(args)
     device = Device.open(args.dir, audit=sink)
-    with httpx.Client(base_url=server, timeout=args.timeout) as client:
+    bar = Progress(console=err_console, transient=True, disable=bool(args.json))
+    tasks: list[TaskID] = []
+
+    def progress(done: int, total: int) -> None:
+        if not tasks:
+            tasks.append(bar.add_task("downloading image", total=total))
+        bar.update(tasks[0], completed=done, total=total)
+
+    with httpx.Client(base_url=server, timeout=args.timeout) as client, bar:
         agent = UpdateAgent(
             args.dir,
             ModelDevice(device),
@@ -38,6 +47,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             config=config,
             sink=sink,
             app_check=lambda _state: not args.app_fails,
+            progress=progress,
         )
         result = agent.run(cycles=1 if args.once else args.cycles)
     data: dict[str, Any] = asdict(result)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from medfw._io import atomic_write, read_bytes
-from medfw.audit.sink import AuditEvent
+from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.errors import InputError, MedfwError, UsageError
 
@@ -124,10 +124,19 @@ def _advance(progress: Progress) -> None:
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
+    sink = audit_sink(args)
+    try:
+        return _sign_recorded(args, sink)
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
+
+
+def _sign_recorded(args: argparse.Namespace, sink: AuditSink) -> int:
     from medfw.crypto.signer import load_signer  # noqa: PLC0415
     from medfw.image.mcuboot import key_hash, sign_image, verify_image  # noqa: PLC0415
 
-    sink = audit_sink(args)
     actor = _key_label(args.key)
     try:
         payload = read_bytes(args.input, what="input image")

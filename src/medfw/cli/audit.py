@@ -112,8 +112,10 @@ def _load_checkpoint(path: str) -> SignedCheckpoint:
 def _verify(args: argparse.Namespace) -> int:
     key = _load_key(args.key)
     cp = _load_checkpoint(args.checkpoint) if args.checkpoint else None
-    if args.json or not err_console.is_terminal:
-        report = verify_log(args.log, key, checkpoint=cp)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1", field="workers")
+    if args.json or not err_console.is_terminal or args.workers > 1:  # no progress thread across fork()
+        report = verify_log(args.log, key, checkpoint=cp, workers=args.workers)
     else:
         with Progress(
             TextColumn("verifying"),
@@ -128,7 +130,7 @@ def _verify(args: argparse.Namespace) -> int:
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = verify_log(args.log, key, checkpoint=cp, progress=tick)
+            report = verify_log(args.log, key, checkpoint=cp, progress=tick, workers=args.workers)
 
     def human() -> None:
         for w in report.warnings:
@@ -291,6 +293,7 @@ def register(sub: Any) -> None:
     p.add_argument("log", metavar="LOG")
     p.add_argument("--key", required=True, metavar="K", help="verification key file")
     p.add_argument("--checkpoint", metavar="CP", help="an earlier checkpoint to check against")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="scan a large SQLite log in N processes")
     add_json_flag(p)
     p.set_defaults(func=_verify)
 

@@ -16,8 +16,6 @@ from medfw.crypto.keys import load_public_key
 from medfw.crypto.signer import load_signer
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
-_BUILD_STEPS = 8
-
 
 class _LazySink:
     """Opens the ``--audit-log`` sink only when the first event is recorded.
@@ -42,7 +40,7 @@ class _LazySink:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from medfw.evidence.build import build_bundle  # noqa: PLC0415 - keep CLI start-up light
+    from medfw.evidence.build import BUILD_STEPS, build_bundle  # noqa: PLC0415 - keep CLI start-up light
     from medfw.evidence.spec import load_release_spec  # noqa: PLC0415
 
     spec = load_release_spec(args.release)
@@ -60,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
         transient=True,
         disable=bool(args.json) or not err_console.is_terminal,
     ) as bar:
-        task = bar.add_task("starting", total=_BUILD_STEPS)
+        task = bar.add_task("starting", total=len(BUILD_STEPS))
 
         def step(name: str) -> None:
             bar.update(task, description=name, advance=1)

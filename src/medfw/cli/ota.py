@@ -14,7 +14,7 @@ import argparse
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -22,8 +22,10 @@ from medfw._io import read_bytes
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
 from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
-from medfw.update.repository import ONLINE_ROLES, ReleaseInfo, TufRepository
-from medfw.update.tuf_signer import MedfwTufSigner
+
+if TYPE_CHECKING:
+    from medfw.update.repository import TufRepository
+    from medfw.update.tuf_signer import MedfwTufSigner
 
 __all__ = ["register"]
 
@@ -33,12 +35,22 @@ MAX_IMAGE = 64 * 1024 * 1024
 # ---- helpers -------------------------------------------------------------------------------------------------
 
 
+def _repo(path: str | Path) -> TufRepository:
+    from medfw.update.repository import TufRepository  # noqa: PLC0415 - keep CLI start-up light
+
+    return TufRepository(path)
+
+
 def _signers(uris: list[str] | None) -> list[MedfwTufSigner]:
+    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+
     return [MedfwTufSigner.from_medfw_uri(u) for u in uris or []]
 
 
 def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool) -> MedfwTufSigner:
     """The online key of ``role``: the given URI, else ``online-keys/<role>.pem`` (generated when asked)."""
+    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+
     if uri:
         return MedfwTufSigner.from_medfw_uri(uri)
     path = repo_dir / "online-keys" / f"{role}.pem"
@@ -87,6 +99,8 @@ def _repo_init(args: argparse.Namespace) -> int:
     targets = _signers(args.targets_key)
     snap = _online_signer(repo_dir, "snapshot", args.snapshot_key, generate=not args.snapshot_key)
     ts = _online_signer(repo_dir, "timestamp", args.timestamp_key, generate=not args.timestamp_key)
+    from medfw.update.repository import TufRepository  # noqa: PLC0415
+
     repo = TufRepository.init(
         repo_dir,
         root_signers=roots,
@@ -121,7 +135,9 @@ def _repo_init(args: argparse.Namespace) -> int:
 
 
 def _repo_rotate(args: argparse.Namespace) -> int:
-    repo = TufRepository(args.repo)
+    from medfw.update.repository import ONLINE_ROLES  # noqa: PLC0415
+
+    repo = _repo(args.repo)
     role = args.role
     old_root = _signers(args.root_key)
     new_signers = _signers(args.new_key)
@@ -159,7 +175,7 @@ def _repo_rotate(args: argparse.Namespace) -> int:
 
 
 def _repo_refresh(args: argparse.Namespace) -> int:
-    repo = TufRepository(args.repo)
+    repo = _repo(args.repo)
     snap = _online_signer(repo.path, "snapshot", args.snapshot_key, generate=False)
     ts = _online_signer(repo.path, "timestamp", args.timestamp_key, generate=False)
     changed = repo.sign_online(snap, ts, force=args.force)
@@ -181,6 +197,8 @@ def _describe_image(image: bytes, path: str) -> dict[str, Any]:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from medfw.update.repository import ReleaseInfo, TufRepository  # noqa: PLC0415
+
     repo_dir = Path(args.repo)
     image = read_bytes(args.image, max_length=MAX_IMAGE, what="image")
     targets = _signers(args.targets_key)
@@ -267,9 +285,13 @@ def _serve(args: argparse.Namespace) -> int:
     from medfw.server import asgi  # noqa: PLC0415
     from medfw.server.db import make_engine, migrate  # noqa: PLC0415
 
+    if args.audit_log and args.workers > 1:
+        raise UsageError("with --audit-log run one worker: one process appends to the hash chain", field="--workers")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1", field="--workers")
     db = args.db or asgi.default_db_url(args.repo)
     if args.repo:
-        TufRepository(args.repo)  # fail early on a wrong directory
+        _repo(args.repo)  # fail early on a wrong directory
     migrate(make_engine(db))
     if args.json:
         emit(args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
@@ -310,7 +332,7 @@ def _device_add(args: argparse.Namespace) -> int:
     root: bytes | None = None
     if args.provision:
         if args.repo:
-            root = TufRepository(args.repo).root_bytes()
+            root = _repo(args.repo).root_bytes()
         elif args.root:
             root = read_bytes(args.root, max_length=8 * 1024 * 1024, what="TUF root")
         else:

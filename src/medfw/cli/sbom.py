@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent
@@ -167,10 +168,13 @@ def _check(args: argparse.Namespace) -> int:
     report = check_sbom(data, path=args.sbom)
 
     def human() -> None:
-        status = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         schema = "valid" if report.schema_valid else f"INVALID: {report.schema_error}"
-        out_console.print(f"{status} {args.sbom}: CycloneDX {report.spec_version} {report.format}, schema {schema}")
-        out_console.print(f"completeness score {report.score:.1%} over {len(report.components)} components")
+        line = Text("PASS" if report.passed else "FAIL", style="green" if report.passed else "red")
+        line.append(f" {args.sbom}: CycloneDX {report.spec_version} {report.format}, schema {schema}", style="")
+        out_console.print(line)
+        out_console.print(
+            f"completeness score {report.score:.1%} over {len(report.components)} components", markup=False
+        )
         if report.document_missing_required or report.document_missing_recommended:
             out_console.print(
                 "document: missing "
@@ -187,12 +191,12 @@ def _check(args: argparse.Namespace) -> int:
             if not (c.missing_required or c.missing_recommended or c.warnings):
                 continue
             table.add_row(
-                c.name,
-                c.version or "-",
+                Text(c.name),
+                Text(c.version or "-"),
                 f"{c.score:.0%}",
                 ", ".join(c.missing_required),
                 ", ".join(c.missing_recommended),
-                "; ".join(c.warnings),
+                Text("; ".join(c.warnings)),
             )
         if table.row_count:
             out_console.print(table)

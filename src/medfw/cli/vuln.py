@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
 import os
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -114,7 +116,7 @@ def _gate(findings: tuple[Finding, ...], fail_on: str | None) -> list[Finding]:
     return out
 
 
-def _table(result: ScanResult) -> None:
+def _table(result: ScanResult, console: Console = out_console) -> None:
     s = result.sbom
     table = Table(title=f"{s.name or 'SBOM'} — {len(result.findings)} findings")
     for col in ("#", "vulnerability", "component", "severity", "score", "KEV", "EPSS", "why", "decision"):
@@ -137,7 +139,7 @@ def _table(result: ScanResult) -> None:
             why,
             dec,
         )
-    out_console.print(table)
+    console.print(table)
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", markup=False)
 
@@ -161,9 +163,11 @@ def _scan(args: argparse.Namespace) -> int:
     elif fmt == "html":
         text = to_html(result)
     if args.out:
-        atomic_write_text(args.out, text if text is not None else json.dumps(result.as_dict(), indent=2) + "\n")
-        if fmt == "table":
-            _table(result)
+        if text is None:
+            buffer = io.StringIO()
+            _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
+            text = buffer.getvalue()
+        atomic_write_text(args.out, text)
     elif text is not None:
         out_console.file.write(text)
         out_console.file.flush()

@@ -13,7 +13,7 @@ from medfw.image import mcuboot as mcuboot_mod
 from medfw.image import sbv2
 from medfw.image.esp import EspImage
 
-__all__ = ["key_digests", "verify_images"]
+__all__ = ["key_digests", "load_keys", "verify_images"]
 
 
 def key_digests(keys: Sequence[tuple[str, PublicKey]]) -> list[dict[str, Any]]:

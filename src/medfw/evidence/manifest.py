@@ -39,6 +39,7 @@ __all__ = [
     "make_manifest",
     "public_key_fingerprint",
     "sign_manifest",
+    "signer_label",
     "verify_manifest_signature",
 ]
 
@@ -85,6 +86,11 @@ def public_key_fingerprint(key: PublicKey) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def signer_label(signer: Signer) -> str:
+    """A non-secret label for the signing key: the key file's name, or the ``pkcs11:`` URI (never with a PIN)."""
+    return signer.key_id if signer.key_id.startswith("pkcs11:") else Path(signer.key_id).name
+
+
 def make_manifest(
     files: Iterable[FileEntry],
     *,
@@ -104,7 +110,7 @@ def make_manifest(
         "created": created,
         "files": [f.as_dict() for f in entries],
         "signer": {
-            "key_id": Path(signer.key_id).name if not signer.key_id.startswith("pkcs11:") else signer.key_id,
+            "key_id": signer_label(signer),
             "algorithm": str(key_type_of(pub)),
             "public_key_sha256": public_key_fingerprint(pub),
         },

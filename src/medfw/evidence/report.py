@@ -48,6 +48,8 @@ class ReportData:
     audit_events: Sequence[dict[str, Any]]
     history: Sequence[tuple[str, dict[str, int]]] = field(default_factory=tuple)
     files: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    update_steps: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    signer: str = ""
 
 
 def _e(value: object) -> str:
@@ -105,9 +107,16 @@ def _history_chart(history: Sequence[tuple[str, dict[str, int]]]) -> str:
         parts.append(f'<text x="{x}" y="{base + 18}" class="lbl">{_e(name)}</text>')
         parts.append(f'<text x="{x}" y="{y - 4}" class="val">{sum(counts.values())}</text>')
     width = 60 + len(history) * (col_w + gap)
+    parts.append(f'<line x1="30" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#9aa3af" stroke-width="1"/>')
+    legend = "".join(
+        f'<span><i style="background:{_COLOURS[sev]}"></i>{_e(sev)}</span>'
+        for sev in SEVERITIES
+        if any(c.get(sev) for _, c in history)
+    )
     return (
         f'<svg role="img" aria-label="findings over releases" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+        f'<div class="legend">{legend}</div>'
     )
 
 
@@ -120,8 +129,11 @@ font-size:13px}th,td{border-bottom:1px solid #e3e6ea;padding:5px 8px;text-align:
 th{background:#eef1f5}.ok{color:#1b7f3b;font-weight:600}.fail{color:#c62828;font-weight:600}.muted{color:#6b7280}
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
 .kpis{display:flex;gap:16px;flex-wrap:wrap}.kpi{background:#eef1f5;border-radius:8px;padding:10px 16px;min-width:140px}
-.kpi b{display:block;font-size:22px}svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333}
-code{font-size:12px;word-break:break-all}
+.kpi b{display:block;font-size:22px}.muted-h{color:#b8c2d6;font-size:12px;margin-top:4px}
+svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333}
+code{font-size:12px;word-break:break-all}td.paths code{white-space:nowrap;word-break:normal}
+.legend{display:flex;gap:14px;font-size:12px;margin:6px 0 0}.legend i{display:inline-block;width:12px;height:12px;
+border-radius:2px;margin-right:4px;vertical-align:-1px}
 """
 
 
@@ -141,9 +153,12 @@ def render_report(data: ReportData) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         f"<title>Release evidence: {_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<header><h1>Release evidence: {_e(title)}</h1>",
-        f"<div>model {_e(rel.get('model', '-'))} · built {_e(data.created)}</div></header><main>",
+        f"<div>model {_e(rel.get('model', '-'))} · chip {_e(rel.get('chip', '-'))} · built {_e(data.created)}</div>",
+        f"<div class='muted-h'>manifest signed by evidence key SHA-256 {_e(data.signer)}</div>" if data.signer else "",
+        "</header><main>",
         '<section id="summary"><h2>Summary</h2><div class="kpis">',
         f'<div class="kpi"><b id="checks-passed">{passed}/{len(data.checks)}</b>checks passed</div>',
         f'<div class="kpi"><b id="component-count">{len(data.components)}</b>components</div>',
@@ -155,7 +170,7 @@ def render_report(data: ReportData) -> str:
         cls, word = ("ok", "pass") if c.ok else ("fail", "FAIL")
         out.append(
             f'<tr><td>{_e(c.name)}</td><td class="{cls}">{word}</td><td>{_e(c.detail)}</td>'
-            f"<td><code>{_e(c.evidence)}</code></td></tr>"
+            f"<td class='paths'><code>{_e(c.evidence)}</code></td></tr>"
         )
     out.append("</tbody></table></section>")
 
@@ -181,13 +196,31 @@ def render_report(data: ReportData) -> str:
     order = {s: i for i, s in enumerate(SEVERITIES)}
     for f in sorted(data.findings, key=lambda f: (order.get(str(f.get("severity", "unknown")).lower(), 9), f["id"])):
         why = " / ".join(str(x) for x in (f.get("justification"), f.get("response")) if x)
+        state_cls = "" if f.get("state") else ' class="fail"'
         out.append(
             f"<tr><td>{_e(f.get('id'))}</td><td>{_e(f.get('component'))}</td>"
             f"<td>{_sev_badge(str(f.get('severity', 'unknown')))}</td><td>{_e(f.get('score', ''))}</td>"
-            f"<td>{'yes' if f.get('kev') else ''}</td><td>{_e(f.get('state') or 'undecided')}</td>"
+            f"<td>{'yes' if f.get('kev') else ''}</td>"
+            f"<td{state_cls}>{_e(f.get('state') or 'undecided')}</td>"
             f"<td>{_e(why)}</td><td>{_e(f.get('detail', ''))}</td></tr>"
         )
     out.append("</tbody></table></section>")
+
+    if data.update_steps:
+        out.append('<section id="update-path"><h2>Update path and anti-rollback on the device model</h2>')
+        out.append("<table><thead><tr><th>Step</th><th>Result</th><th>Numbers</th></tr></thead><tbody>")
+        for st in data.update_steps:
+            cls, word = ("ok", "pass") if st.get("ok") else ("fail", "FAIL")
+            nums = ", ".join(
+                f"{k.replace('_', ' ')} = {str(v).lower() if isinstance(v, bool) or v is None else v}"
+                for k, v in st.items()
+                if k not in {"step", "ok", "image_sha256", "message"}
+            )
+            out.append(
+                f'<tr><td>{_e(str(st.get("step", "")).replace("_", " "))}</td><td class="{cls}">{word}</td>'
+                f"<td>{_e(nums)}</td></tr>"
+            )
+        out.append("</tbody></table></section>")
 
     out.append('<section id="history"><h2>Findings over releases</h2>')
     out.append(_history_chart(data.history))
@@ -200,8 +233,8 @@ def render_report(data: ReportData) -> str:
         out.append(
             f"<tr><td>{_e(row.property)}</td><td>{_e(row.mechanism)}</td>"
             f"<td>{'<br>'.join(_e(x) for x in row.fda)}</td><td>{'<br>'.join(_e(x) for x in row.iec)}</td>"
-            f"<td>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.evidence)}</td>"
-            f"<td>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.tests)}</td></tr>"
+            f"<td class='paths'>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.evidence)}</td>"
+            f"<td class='paths'>{'<br>'.join('<code>' + _e(x) + '</code>' for x in row.tests)}</td></tr>"
         )
     out.append("</tbody></table></section>")
 

@@ -46,7 +46,13 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
             "IEC 62443-4-2 CR 3.14 (integrity of the boot process)",
         ),
         evidence=("results/images.json", "results/key-digests.json", "results/efuse-policy.json"),
-        tests=("tests/image/test_sbv2.py", "tests/device/test_bootloader.py", "tests/device/test_policy.py"),
+        tests=(
+            "tests/image/test_sbv2.py",
+            "tests/image/test_sbv2_tamper.py",
+            "tests/device/test_bootloader.py",
+            "tests/device/test_policy.py",
+            "tests/evidence/test_efuse_check.py",
+        ),
     ),
     TraceRow(
         property="Signed, rollback-protected updates",
@@ -57,7 +63,12 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
         fda=("Appendix 1 H (updatability and patchability)", "524B(b)(2)"),
         iec=("IEC 81001-5-1 6.3.3 (integrity of security updates)", "IEC 62443-4-2 CR 3.4 (software integrity)"),
         evidence=("results/update-path.json", "results/images.json"),
-        tests=("tests/update/test_attacks.py", "tests/device/test_attacks.py"),
+        tests=(
+            "tests/update/test_attacks.py",
+            "tests/device/test_attacks.py",
+            "tests/device/test_device.py",
+            "tests/evidence/test_scenario.py",
+        ),
     ),
     TraceRow(
         property="Software bill of materials",
@@ -79,7 +90,7 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
         fda=("V.A.4 (known vulnerabilities)", "VI.B (vulnerability management plan)", "524B(b)(1)"),
         iec=("IEC 81001-5-1 6.2.1 (monitoring public incident reports)", "IEC 81001-5-1 9.2-9.5"),
         evidence=("vuln/scan.json", "vuln/vex.cdx.json", "vuln/vex.openvex.json"),
-        tests=("tests/vuln/test_accuracy.py", "tests/vuln/test_vex.py"),
+        tests=("tests/vuln/test_accuracy.py", "tests/vuln/test_vex.py", "tests/evidence/test_binding.py"),
     ),
     TraceRow(
         property="Field patchability without bricking",
@@ -90,7 +101,7 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
         fda=("Appendix 1 G (resiliency and recovery)", "Appendix 1 H (updatability and patchability)"),
         iec=("IEC 81001-5-1 6.1.1 (timely delivery of security updates)",),
         evidence=("results/update-path.json",),
-        tests=("tests/device/test_powercut.py", "tests/device/test_confirm_revert.py"),
+        tests=("tests/device/test_power_cut.py", "tests/device/test_device.py", "tests/evidence/test_scenario.py"),
     ),
     TraceRow(
         property="Tamper-evident audit trail",
@@ -101,6 +112,6 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
         fda=("Appendix 1 F (event detection and logging)",),
         iec=("IEC 62443-4-2 CR 2.8 (auditable events)", "IEC 62443-4-2 CR 3.9 (protection of audit information)"),
         evidence=("audit/export.json", "results/audit.json"),
-        tests=("tests/audit/test_mutations.py", "tests/audit/test_merkle.py"),
+        tests=("tests/audit/test_verify.py", "tests/audit/test_merkle.py", "tests/audit/test_crash.py"),
     ),
 )

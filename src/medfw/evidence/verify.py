@@ -24,9 +24,9 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from medfw._io import read_bytes
@@ -70,6 +70,7 @@ class VerifyResult:
     checks: dict[str, bool] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    recorded_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +89,7 @@ class VerifyResult:
             "checks": self.checks,
             "problems": [{"file": p.file, "problem": p.problem} for p in self.problems],
             "notes": self.notes,
+            "recorded_failures": self.recorded_failures,
         }
 
 
@@ -109,8 +111,7 @@ class _Check:
 def _safe_rel(path: object) -> str | None:
     if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
         return None
-    p = PurePosixPath(path)
-    if p.is_absolute() or any(part in {"", ".", ".."} for part in p.parts) or str(p) != path:
+    if path.startswith("/") or any(part in {"", ".", ".."} for part in path.split("/")):
         return None
     return path
 
@@ -150,10 +151,35 @@ def verify_evidence(
     listed = _check_manifest(root, res, key)
     if listed is None:
         return res
-    _check_images(root, res, listed)
-    _check_audit(root, res, listed, audit_key)
-    _check_vuln(root, res, listed)
+    _guarded(res, "image signatures", "results/images.json", lambda: _check_images(root, res, listed))
+    _guarded(res, "audit export", "audit/export.json", lambda: _check_audit(root, res, listed, audit_key))
+    _guarded(res, "VEX binding", "vuln/vex.cdx.json", lambda: _check_vuln(root, res, listed))
+    _note_recorded_failures(root, res, listed)
     return res
+
+
+def _note_recorded_failures(root: Path, res: VerifyResult, listed: set[str]) -> None:
+    """Say which release checks the bundle itself records as failed (the bundle may be intact and still say
+    the release did not pass)."""
+    if "results/summary.json" not in listed:
+        return
+    try:
+        summary = json.loads((root / "results/summary.json").read_bytes())
+        failed = [str(c["name"]) for c in summary["checks"] if not c["ok"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if failed:
+        res.recorded_failures = failed
+        res.notes.append(f"the bundle records failed release checks: {', '.join(failed)} (see results/summary.json)")
+
+
+def _guarded(res: VerifyResult, name: str, file: str, run: Callable[[], None]) -> None:
+    """Run one check; a document whose structure is not what medfw writes is a failure of that check."""
+    try:
+        run()
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OSError) as e:
+        res.problems.append(Problem(file, f"malformed document ({type(e).__name__}: {e})"))
+        res.checks[name] = False
 
 
 def _check_manifest(root: Path, res: VerifyResult, key: PublicKey | None) -> set[str] | None:
@@ -245,28 +271,38 @@ def _check_images(root: Path, res: VerifyResult, listed: set[str]) -> None:
             keys.append((name, load_public_key(root / name)))
         except MedfwError as e:
             check.fail(name, e.message)
-    if isinstance(digests_doc, Mapping):
-        recomputed = key_digests(keys)
-        if recomputed != digests_doc.get("keys"):
-            check.fail("results/key-digests.json", "key digests are not those of the bundled keys")
-    if isinstance(recorded, Mapping) and keys:
-        revoked = digests_doc.get("revoked_slots", []) if isinstance(digests_doc, Mapping) else []
-        images = []
-        for r in recorded.get("images", []):
-            rel = str(r.get("file"))
-            if rel not in listed or not (root / rel).is_file():
-                check.fail("results/images.json", f"names {rel}, which is not in the bundle")
-                continue
-            images.append((rel, str(r.get("role")), str(r.get("format")), (root / rel).read_bytes()))
-        for again, was in zip(verify_images(images, keys, revoked=revoked), recorded.get("images", []), strict=False):
+    if not keys:
+        check.fail("keys/", "no trusted public key in the bundle")
+    if not isinstance(digests_doc, Mapping):
+        if digests_doc is not None:
+            check.fail("results/key-digests.json", "not a key digest record")
+        digests_doc = {}
+    elif key_digests(keys) != digests_doc.get("keys"):
+        check.fail("results/key-digests.json", "key digests are not those of the bundled keys")
+    if not isinstance(recorded, Mapping) or not isinstance(recorded.get("images"), list):
+        if recorded is not None:
+            check.fail("results/images.json", "not an image verification record")
+        recorded = {"images": []}
+    images: list[tuple[str, str, str, bytes]] = []
+    claims: list[Mapping[str, Any]] = []
+    for r in recorded["images"]:
+        rel = str(r.get("file"))
+        if rel not in listed or not (root / rel).is_file():
+            check.fail("results/images.json", f"names {rel}, which is not in the bundle")
+            continue
+        images.append((rel, str(r.get("role")), str(r.get("format")), (root / rel).read_bytes()))
+        claims.append(r)
+    if not images:
+        check.fail("results/images.json", "records no image")
+    if keys and images:
+        revoked = digests_doc.get("revoked_slots", [])
+        for again, was in zip(verify_images(images, keys, revoked=revoked), claims, strict=True):
             if not again["ok"]:
                 check.fail(again["file"], f"signature does not verify: {again.get('error')}")
             elif not was.get("ok"):
                 check.fail("results/images.json", f"records {again['file']} as failing, but it verifies")
             elif again.get("sha256") != was.get("sha256"):
                 check.fail("results/images.json", f"records another SHA-256 for {again['file']}")
-    elif not keys:
-        check.fail("keys/", "no trusted public key in the bundle")
     check.done()
 
 

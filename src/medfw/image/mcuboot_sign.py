@@ -184,16 +184,17 @@ def sign_image(
     )
     header += bytes([erased_val]) * (header_size - HEADER_SIZE) if pad_header else bytes(header_size - HEADER_SIZE)
 
-    image = bytearray(header)
-    image += body
-    image += protected
-    digest = hashlib.new(hash_name, image).digest()
+    # The image is assembled once, at the end, from its parts: hashing the parts avoids copying the body.
+    hasher = hashlib.new(hash_name)
+    for part in (header, body, protected):
+        hasher.update(part)
+    digest = hasher.digest()
 
     signature = signer.sign_message(digest) if key_type is KeyType.ED25519 else signer.sign_digest(digest, hash_name)
     if not signature_valid(public_key, signature, digest, hash_name):
         raise SignatureError("the signer returned a signature that does not verify", path=signer.key_id)
 
-    image += _tlv_area(
+    tlvs = _tlv_area(
         TLV_INFO_MAGIC,
         [
             (HASH_TLV[hash_name], digest),
@@ -201,19 +202,19 @@ def sign_image(
             (SIG_TLV[key_type], signature),
         ],
     )
-
-    if slot_size is not None and len(image) + tsize > slot_size:
+    size = len(header) + len(body) + len(protected) + len(tlvs)
+    if slot_size is not None and size + tsize > slot_size:
         raise InputError(
-            f"signed image ({len(image)} bytes = 0x{len(image):x}) plus trailer ({tsize} bytes = 0x{tsize:x}) "
+            f"signed image ({size} bytes = 0x{size:x}) plus trailer ({tsize} bytes = 0x{tsize:x}) "
             f"exceeds the slot size ({slot_size} bytes = 0x{slot_size:x})",
             field="slot_size",
         )
+    parts: list[bytes | memoryview] = [header, body, protected, tlvs]
     if pad:
         assert slot_size is not None
         magic = boot_magic(max_align)
         trailer = bytearray([erased_val]) * (tsize - len(magic)) + magic
         if confirm and not overwrite_only:
             trailer[-(((16 + max_align - 1) & ~(max_align - 1)) + max_align)] = 0x01
-        image += bytes([erased_val]) * (slot_size - len(image) - tsize)
-        image += trailer
-    return bytes(image)
+        parts += [bytes([erased_val]) * (slot_size - size - tsize), bytes(trailer)]
+    return b"".join(parts)

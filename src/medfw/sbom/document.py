@@ -29,7 +29,12 @@ MAX_SBOM = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class SbomComponent:
-    """One component of an SBOM (or its ``metadata.component``)."""
+    """One component of an SBOM (or its ``metadata.component``).
+
+    ``cpes`` holds the component's ``cpe`` followed by the CPE aliases of ``evidence.identity``;
+    ``evidence_versions`` the versions binary evidence found (``evidence.identity`` entries of field ``version``),
+    which may differ from the declared ``version``.
+    """
 
     bom_ref: str | None
     name: str
@@ -46,6 +51,7 @@ class SbomComponent:
     copyright: str | None = None
     properties: tuple[tuple[str, str], ...] = ()
     swid: bool = False
+    evidence_versions: tuple[str, ...] = ()
 
     def property(self, name: str) -> list[str]:
         """Return every value of property ``name``."""
@@ -122,6 +128,7 @@ def _component(d: Any, where: str) -> SbomComponent:
         if isinstance(p, dict) and isinstance(p.get("name"), str):
             props.append((p["name"], str(p.get("value", ""))))
     cpes: list[str] = []
+    found_versions: list[str] = []
     if isinstance(d.get("cpe"), str):
         cpes.append(d["cpe"])
     evidence = d.get("evidence") if isinstance(d.get("evidence"), dict) else {}
@@ -129,8 +136,12 @@ def _component(d: Any, where: str) -> SbomComponent:
     identity = evidence.get("identity")
     identities = identity if isinstance(identity, list) else [identity] if isinstance(identity, dict) else []
     for ident in identities:
-        if isinstance(ident, dict) and ident.get("field") == "cpe" and isinstance(ident.get("concludedValue"), str):
+        if not isinstance(ident, dict) or not isinstance(ident.get("concludedValue"), str):
+            continue
+        if ident.get("field") == "cpe":
             cpes.append(ident["concludedValue"])
+        elif ident.get("field") == "version":
+            found_versions.append(ident["concludedValue"])
     licenses: list[str] = []
     for lic in _list(d.get("licenses"), f"{where}.licenses"):
         if not isinstance(lic, dict):
@@ -167,6 +178,7 @@ def _component(d: Any, where: str) -> SbomComponent:
         copyright=_s(d.get("copyright")),
         properties=tuple(props),
         swid=isinstance(d.get("swid"), dict),
+        evidence_versions=tuple(dict.fromkeys(found_versions)),
     )
 
 
@@ -207,7 +219,11 @@ def _from_json_dict(data: Any, fmt: str) -> SbomDocument:
                 tools.append(t["name"])
     elif isinstance(tools_raw, list):
         tools.extend(t["name"] for t in tools_raw if isinstance(t, dict) and isinstance(t.get("name"), str))
-    authors = tuple(str(a.get("name") or a.get("email")) for a in meta.get("authors") or [] if isinstance(a, dict))
+    authors = tuple(
+        str(a.get("name") or a.get("email"))
+        for a in _list(meta.get("authors"), "metadata.authors")
+        if isinstance(a, dict)
+    )
     lifecycles = tuple(
         str(lc.get("phase") or lc.get("name"))
         for lc in _list(meta.get("lifecycles"), "metadata.lifecycles")

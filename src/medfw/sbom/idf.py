@@ -252,8 +252,14 @@ def _register_refs(ctx: _Ctx, manifest: Manifest, base: Path) -> None:
 
 
 def _manifest_base(manifest: Manifest, directory: Path) -> Path:
-    src = Path(manifest.source.split(" ", 1)[0]) if manifest.source else None
-    return src.parent if src is not None and src.is_file() else directory
+    """Directory that relative paths in ``manifest`` refer to: its file's directory (sources may carry a suffix
+    such as ``idf_component.yml sbom``), else ``directory``."""
+    parts = manifest.source.split(" ")
+    for n in range(len(parts), 0, -1):
+        candidate = Path(" ".join(parts[:n]))
+        if candidate.is_file():
+            return candidate.parent
+    return directory
 
 
 def _virtpackages(ctx: _Ctx, manifest: Manifest, directory: Path, parent_ref: str) -> list[str]:

@@ -14,10 +14,12 @@ limited to ``max_body`` bytes (413).
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -54,49 +56,131 @@ class OnlineKeys:
 
 
 class _BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with 413, by Content-Length or while streaming."""
+    """Refuse request bodies above ``limit`` bytes with 413, by Content-Length or while reading a chunked body.
+
+    Bodies of requests other than GET/HEAD are read here first (at most ``limit`` bytes are ever buffered) and
+    handed to the application only when complete and small enough.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = True
-                if too_big:
-                    await _send_json(send, 413, f"request body larger than {self.limit} bytes")
-                    return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _send_json(send, 413, f"request body larger than {self.limit} bytes")
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLargeError
-            return message
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                await _send_json(send, 413, f"request body larger than {self.limit} bytes")
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+_POLL_PATH = re.compile(r"^/api/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/poll$")
+_POLL_PARAMS = frozenset({"version", "secure_version", "slot"})
+_MAX_SVN = 2**31 - 1
+
+
+class _FastPoll:
+    """Serve well-formed, authenticated polls without FastAPI's per-request dependency resolution.
+
+    Polls are most of the traffic. This path handles exactly the requests the documented ``GET …/poll`` route
+    would answer with 200/304 — same checks, same answer, same ETag; anything else (a malformed query, a missing
+    or wrong credential, a device acting for another) falls through to that route, which answers and audits it.
+    """
+
+    def __init__(self, app: ASGIApp, service: FleetService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            m = _POLL_PATH.match(scope["path"])
+            if m is not None and await self._serve(m.group(1), scope, send):
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, device_id: str, scope: Scope, send: Send) -> bool:
+        auth = etag_in = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value.decode("latin-1")
+            elif name == b"if-none-match":
+                etag_in = value.decode("latin-1").strip()
+        if auth is None or not auth.startswith("Device "):
+            return False
         try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
-            await _send_json(send, 413, f"request body larger than {self.limit} bytes")
-
-
-class _BodyTooLargeError(Exception):
-    pass
+            params = parse_qs(scope["query_string"].decode("ascii"), strict_parsing=False, keep_blank_values=True)
+        except UnicodeDecodeError:
+            return False
+        if not params.keys() <= _POLL_PARAMS or any(len(v) != 1 for v in params.values()):
+            return False
+        version = params.get("version", [None])[0]
+        slot = params.get("slot", [None])[0]
+        svn_text = params.get("secure_version", ["0"])[0]
+        if not svn_text.isdigit() or int(svn_text) > _MAX_SVN:
+            return False
+        if (version is not None and len(version) > 64) or (slot is not None and len(slot) > 16):
+            return False
+        svn = int(svn_text)
+        credential = auth[len("Device ") :].strip()
+        service = self.service
+        found = service.authenticate_device_cached(credential)
+        who = service.authenticate_device(credential) if found is False else found
+        if who != device_id:
+            return False
+        try:
+            result = service.poll_cached(device_id, version=version, secure_version=svn, slot=slot) or service.poll(
+                device_id, version=version, secure_version=svn, slot=slot
+            )
+        except ApiError:
+            return False
+        etag = result.etag.encode()
+        if etag_in == result.etag:
+            await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        body = json.dumps(result.body, separators=(",", ":")).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"etag", etag),
+            (b"cache-control", b"no-cache"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:
-    import json  # noqa: PLC0415 - only on this rare path
-
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -182,26 +266,34 @@ def create_app(
         repo: the TUF repository whose metadata and targets are served (releases are read from it).
         online_keys: snapshot/timestamp signers; with them, short-lived metadata is re-signed before it expires.
         max_body: largest accepted request body.
-        maintenance_interval: seconds between background passes (``last_seen`` flush, online re-signing).
+        maintenance_interval: seconds between background passes: online re-signing, recording newly published
+            releases, writing what polling devices reported.
     """
     stop = threading.Event()
+
+    synced: list[int] = []  # the targets version whose releases are in the database
 
     def maintenance() -> None:
         if repo is not None and online_keys is not None:
             with contextlib.suppress(MedfwError, OSError):
                 repo.sign_online(online_keys.snapshot, online_keys.timestamp)
+        if repo is not None:
+            with contextlib.suppress(MedfwError, OSError):
+                version = repo.targets().signed.version
+                if synced != [version]:
+                    service.sync_releases(repo.releases(), actor="server")
+                    synced[:] = [version]
         with contextlib.suppress(Exception):
             service.flush_seen()
 
     def loop() -> None:
         while not stop.wait(maintenance_interval):
-            maintenance()
+            with contextlib.suppress(Exception):  # a failed pass (database briefly away) is retried next time
+                maintenance()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        maintenance()
-        if repo is not None:
-            service.sync_releases(repo.releases(), actor="server")
+        maintenance()  # also records the repository's releases
         worker = threading.Thread(target=loop, name="medfw-ota-maintenance", daemon=True)
         worker.start()
         try:
@@ -220,6 +312,7 @@ def create_app(
         responses={400: {"model": schemas.Error}, 401: {"model": schemas.Error}, 403: {"model": schemas.Error}},
     )
     app.state.service = service
+    app.add_middleware(_FastPoll, service=service)
     app.add_middleware(_BodyLimit, limit=max_body)
 
     @app.exception_handler(ApiError)
@@ -248,6 +341,11 @@ def create_app(
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     # ---- device API ------------------------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness probe: the process is up and serving (no authentication, no database access)."""
+        return {"status": "ok"}
 
     @app.get("/api/v1/devices/{device_id}/poll", response_model=schemas.PollOut, tags=["device"])
     async def poll(
@@ -339,6 +437,11 @@ def create_app(
         """Decommission a device (admin)."""
         service.delete_device(device_id, actor=actor)
         return Response(status_code=204)
+
+    @app.put("/api/v1/devices/{device_id}/group", response_model=schemas.DeviceOut, tags=["devices"])
+    def set_group(device_id: str, body: schemas.GroupChange, actor: Operator) -> Any:
+        """Move a device to another group."""
+        return service.set_group(device_id, body.group, actor=actor)
 
     @app.get("/api/v1/groups", response_model=list[schemas.GroupOut], tags=["devices"])
     def groups(_actor: Reader) -> Any:

@@ -14,6 +14,7 @@ __all__ = [
     "DeviceOut",
     "Error",
     "FleetRow",
+    "GroupChange",
     "GroupOut",
     "PhaseOut",
     "PollOut",
@@ -48,6 +49,12 @@ class DeviceCreate(_In):
     model: str = Field(pattern=_NAME)
     chip: str = Field(default="", max_length=32)
     group: str = Field(default="default", pattern=_NAME)
+
+
+class GroupChange(_In):
+    """Move a device to a group."""
+
+    group: str = Field(pattern=_NAME)
 
 
 class DeviceCreated(BaseModel):

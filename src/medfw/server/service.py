@@ -53,6 +53,19 @@ class ApiError(InputError):
         self.status = status
 
 
+class _SerializedSink:
+    """Lets request threads and the event loop share one audit log: one event is appended at a time."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+
+    def record(self, event: AuditEvent) -> None:
+        """Append ``event`` to the wrapped sink."""
+        with self._lock:
+            self._sink.record(event)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -103,7 +116,7 @@ class FleetService:
         generation_check: float = 0.5,
     ) -> None:
         self.sessions = sessions
-        self.sink = sink or NullSink()
+        self.sink: AuditSink = _SerializedSink(sink or NullSink())
         self.poll_interval = poll_interval
         self.generation_check = generation_check
         self._cache = _Cache()
@@ -254,6 +267,19 @@ class FleetService:
             self._cache.auth.pop(device_id, None)
         self._changed()
         self._audit("device.register", "success", actor, objects={"device": device_id}, data={"action": "decommission"})
+
+    def set_group(self, device_id: str, group: str, *, actor: str) -> dict[str, Any]:
+        """Move a device to another group (rollouts created later see the new group)."""
+        with self.sessions.begin() as s:
+            dev = s.get(Device, device_id)
+            if dev is None:
+                raise ApiError(404, f"no device {device_id}")
+            before, dev.group = dev.group, group
+            out = _device_dict(dev)
+        self._audit(
+            "config.change", "success", actor, objects={"device": device_id}, data={"group": group, "was": before}
+        )
+        return out
 
     def authenticate_device_cached(self, credential: str) -> str | bool | None:
         """Check a credential against the in-memory digests: the device id, ``None`` (refused), or ``False`` when

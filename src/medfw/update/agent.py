@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 MAX_IMAGE = 16 * 1024 * 1024
+MAX_POLL_ANSWER = 64 * 1024
+MAX_OUTBOX = 200
 _CONFIG = "ota/agent.json"
 _ROOT = "ota/tuf/root.json"
 
@@ -205,6 +207,7 @@ class UpdateAgent:
         app_check: the new app's health check after reboot; ``False`` means the app never confirms.
         retry: retry policy for every request.
         sleep: how to wait (injected by tests).
+        progress: called with (bytes so far, total) while an image downloads.
     """
 
     def __init__(
@@ -219,6 +222,7 @@ class UpdateAgent:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_image: int = MAX_IMAGE,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.dir = Path(device_dir)
         self.device = device
@@ -229,6 +233,7 @@ class UpdateAgent:
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.max_image = max_image
+        self.progress = progress
         self.poll_interval = 60
         self._etag: str | None = None
         self._base = str(client.base_url).rstrip("/")
@@ -304,7 +309,7 @@ class UpdateAgent:
             sent += 1
             if r.status_code >= 400:
                 self._audit("ota.report", "failure", "report_refused", status_code=r.status_code)
-        rest = queue[sent:]
+        rest = queue[sent:][-MAX_OUTBOX:]  # bounded: the oldest progress reports go first
         if rest:
             atomic_write(self._outbox_path(), json.dumps(rest).encode())
         elif self._outbox_path().exists():
@@ -335,6 +340,8 @@ class UpdateAgent:
             return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
         if r.status_code == 304:
             return AgentResult("idle", **asdict(st))
+        if len(r.content) > MAX_POLL_ANSWER:
+            return AgentResult("unreachable", "poll_malformed", "poll answer is too large", **asdict(st))
         if r.status_code != 200:
             return AgentResult("unreachable", f"poll_http_{r.status_code}", _detail(r), **asdict(st))
         try:
@@ -475,6 +482,8 @@ class UpdateAgent:
                             if written > target.length:
                                 raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
                             fh.write(chunk)
+                            if self.progress is not None:
+                                self.progress(written, target.length)
                         fh.flush()
             except httpx.HTTPError:
                 if attempt + 1 < self.retry.attempts:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from medfw.device import BootResult, Device, UpdateRejectedError
+from medfw.device import Device, UpdateRejectedError
+from medfw.device.device import POWER_RUNNING
 from medfw.update.agent import DeviceState
 
 __all__ = ["ModelDevice"]
@@ -19,7 +20,7 @@ class ModelDevice:
         self.device = device
 
     def _running(self) -> None:
-        if self.device.power != "running" or self.device.running_slot is None:
+        if self.device.power != POWER_RUNNING or self.device.running_slot is None:
             self.device.boot()
 
     def state(self) -> DeviceState:
@@ -55,6 +56,5 @@ class ModelDevice:
 
     def watchdog_reset(self) -> DeviceState:
         """The new app never confirmed: the watchdog resets and the bootloader reverts the trial image."""
-        result: BootResult = self.device.boot()
-        del result
+        self.device.boot()
         return self.state()

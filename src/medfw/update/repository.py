@@ -20,11 +20,13 @@ the device before installing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,8 +148,8 @@ class TufRepository:
     """A TUF repository in a directory (see the module docstring for the layout).
 
     Every change is written with atomic file replacement; versioned files are written before the unversioned
-    "current" copy, so a crash never leaves a current file pointing at a missing version. One process-wide lock
-    serialises writers within a process.
+    "current" copy, so a crash never leaves a current file pointing at a missing version. Writers are serialised
+    across threads and processes (several server workers re-signing online metadata) by an advisory ``.lock``.
     """
 
     _lock = threading.RLock()
@@ -156,6 +158,16 @@ class TufRepository:
         self._set_paths(Path(path))
         if not (self.metadata_dir / "root.json").is_file():
             raise InputError("not a TUF repository (metadata/root.json missing)", path=str(self.path))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise writers: threads of this process, and other processes (an advisory ``.lock`` file)."""
+        with self._lock, (self.path / ".lock").open("a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _set_paths(self, path: Path) -> None:
         self.path = path
@@ -311,7 +323,7 @@ class TufRepository:
             sha256=digest,
             sbom=release.sbom,
         )
-        with self._lock:
+        with self._locked():
             root = self.root()
             targets = self.targets()
             existing = targets.signed.targets.get(release.target_path)
@@ -347,7 +359,7 @@ class TufRepository:
         """
         expiry = expiry or ExpiryPolicy()
         now = now or _now()
-        with self._lock:
+        with self._locked():
             root = self.root()
             targets = self.targets()
             snapshot: Metadata[Snapshot] = self.load("snapshot")
@@ -401,7 +413,7 @@ class TufRepository:
             raise UsageError(f"{role}: threshold {threshold} needs at least that many keys (got {len(new_keys)})")
         expiry = expiry or ExpiryPolicy()
         now = now or _now()
-        with self._lock:
+        with self._locked():
             old = self.root()
             new = Metadata(Root.from_dict(copy.deepcopy(old.signed.to_dict())))  # to_dict shares lists
             for keyid in list(new.signed.roles[role].keyids):
@@ -427,7 +439,7 @@ class TufRepository:
         """Bump and re-sign the targets metadata unchanged (after rotating the targets keys)."""
         expiry = expiry or ExpiryPolicy()
         now = now or _now()
-        with self._lock:
+        with self._locked():
             root = self.root()
             targets = self.targets()
             targets.signed.version += 1

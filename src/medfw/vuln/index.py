@@ -38,6 +38,8 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    event,
+    func,
     insert,
     select,
     update,
@@ -315,8 +317,6 @@ class VulnIndex:
 
     def record_count(self) -> int:
         """Return the number of stored feed records."""
-        from sqlalchemy import func  # noqa: PLC0415
-
         with self.transaction() as conn:
             return int(conn.execute(select(func.count()).select_from(vuln_record)).scalar_one())
 
@@ -411,6 +411,14 @@ class VulnIndex:
         )
 
 
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # a larger page cache and memory-mapped reads: scans read thousands of scattered records
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA mmap_size=536870912")
+    cur.close()
+
+
 def open_index(url: str | None = None) -> VulnIndex:
     """Open (creating tables if needed) the index at ``url``.
 
@@ -423,6 +431,8 @@ def open_index(url: str | None = None) -> VulnIndex:
     resolved = resolve_db_url(url)
     try:
         engine = create_engine(resolved, future=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
         metadata.create_all(engine)
     except SQLAlchemyError as e:
         raise StorageError(f"cannot open the vulnerability database: {e.__class__.__name__}", path=url) from e

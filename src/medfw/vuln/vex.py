@@ -182,8 +182,8 @@ def export_vex(
     """Build a VEX document (``fmt`` = ``cyclonedx`` or ``openvex``) from a SBOM's decision history.
 
     Raises:
-        InputError: unknown format, or the SBOM has no serial number to bind to.
-        VerificationError-free: a CycloneDX document failing the schema raises InputError (a bug guard).
+        InputError: unknown format, the SBOM has no serial number to bind to, or (a guard against bugs) the
+            generated CycloneDX document does not validate against the schema.
     """
     if not sbom.serial.startswith("urn:uuid:"):
         raise InputError("the SBOM has no urn:uuid serialNumber; VEX is bound to it", field="serialNumber")

@@ -46,13 +46,16 @@ def _check_node(node: Any, where: str) -> dict[str, Any]:
                 if not isinstance(m[b], str):
                     raise record_error(f"{where}.cpeMatch[{j}].{b} is not a string")
                 out[b] = m[b]
-        if isinstance(m.get("matchCriteriaId"), str):
-            out["matchCriteriaId"] = m["matchCriteriaId"]
         out_matches.append(out)
     operator = str(node.get("operator", "OR")).upper()
     if operator not in {"AND", "OR"}:
         raise record_error(f"{where}.operator must be AND or OR")
-    result: dict[str, Any] = {"operator": operator, "negate": bool(node.get("negate", False)), "cpeMatch": out_matches}
+    # defaults (operator OR, negate false) are left out: stored records stay small
+    result: dict[str, Any] = {"cpeMatch": out_matches}
+    if operator == "AND":
+        result["operator"] = "AND"
+    if node.get("negate", False):
+        result["negate"] = True
     children = node.get("children", [])
     if children:
         result["children"] = [_check_node(c, f"{where}.children[{k}]") for k, c in enumerate(children)]
@@ -61,6 +64,9 @@ def _check_node(node: Any, where: str) -> dict[str, Any]:
 
 def check_configurations(configs: Any, where: str = "configurations") -> list[dict[str, Any]]:
     """Validate and normalize an NVD API 2.0 ``configurations`` list.
+
+    The result keeps the criteria, their bounds and ``vulnerable``, and ``operator``/``negate`` only where
+    they differ from the defaults (``OR``, false); ``matchCriteriaId`` is dropped.
 
     Raises:
         RecordError: a node or criterion is malformed.
@@ -74,11 +80,12 @@ def check_configurations(configs: Any, where: str = "configurations") -> list[di
         operator = str(conf.get("operator", "OR")).upper()
         if operator not in {"AND", "OR"}:
             raise record_error(f"{where}[{i}].operator must be AND or OR")
-        out.append(
-            {
-                "operator": operator,
-                "negate": bool(conf.get("negate", False)),
-                "nodes": [_check_node(n, f"{where}[{i}].nodes[{k}]") for k, n in enumerate(conf["nodes"])],
-            }
-        )
+        entry: dict[str, Any] = {
+            "nodes": [_check_node(n, f"{where}[{i}].nodes[{k}]") for k, n in enumerate(conf["nodes"])]
+        }
+        if operator == "AND":
+            entry["operator"] = "AND"
+        if conf.get("negate", False):
+            entry["negate"] = True
+        out.append(entry)
     return out

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medfw.errors import FeedError
-from medfw.vuln.cpe import Cpe, parse_cpe
+from medfw.vuln.cpe import ANY, Cpe, parse_cpe
 from medfw.vuln.feeds import CVE_ID, FeedRecord, ParseResult, RecordError, Skip, load_json, record_error
 from medfw.vuln.feeds._cvss import check_configurations, cvss_entry
 from medfw.vuln.version import is_version
@@ -43,10 +43,7 @@ def _ident_cpes(entry: Mapping[str, Any]) -> list[Cpe]:
     if vendor in _NONE or product in _NONE:
         return []
     norm = [re.sub(r"\s+", "_", v) for v in (vendor, product)]
-    return [Cpe("a", ANYV, ANYV).with_key(norm[0], norm[1])]
-
-
-ANYV = "*"
+    return [Cpe("a", ANY, ANY).with_key(norm[0], norm[1])]
 
 
 def _matches_for(entry: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,90 @@
+"""The update-path scenario on the device model: confirm advances the counter, downgrades are refused, an
+unconfirmed boot reverts, and every sampled power cut leaves a bootable unit."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medfw.crypto.keys import KeyType, generate_private_key
+from medfw.crypto.signer import FileSigner
+from medfw.evidence.scenario import run_update_path, sample_points
+from medfw.image.esp import build_app_image
+from medfw.image.sbv2 import public_key_digest, sign_image
+
+KEY = generate_private_key(KeyType.ECDSA_P256)
+SIGNERS = [FileSigner(KEY)]
+DIGEST = public_key_digest(KEY.public_key())
+BOOT = sign_image(build_app_image(version="bootloader", secure_version=0, project_name="bootloader"), SIGNERS)
+
+
+def _app(version: str, sv: int, size: int | None = 64 * 1024) -> bytes:
+    return sign_image(build_app_image(version=version, secure_version=sv, size=size), SIGNERS)
+
+
+def _steps(result: dict) -> dict:
+    return {s["step"]: s for s in result["steps"]}
+
+
+def test_full_scenario_passes_with_numbers() -> None:
+    run = run_update_path(
+        chip="esp32c3",
+        key_digests=[DIGEST],
+        bootloader=BOOT,
+        app=_app("2.0.0", 3),
+        app_secure_version=3,
+        previous=_app("1.0.0", 1),
+    )
+    r = run.result
+    assert r["ok"], r["steps"]
+    steps = _steps(r)
+    assert steps["factory_boot"]["counter"] == 1
+    assert steps["trial_boot"]["counter_before_confirm"] == 1
+    assert steps["confirm"]["counter"] == 3 == r["counter_after_confirm"]
+    assert steps["downgrade_refused"]["reason"] == "rollback"
+    assert steps["unconfirmed_boot_reverts"]["reverted"] is True
+    assert steps["unconfirmed_boot_reverts"]["counter_after"] == 1
+    pc = r["power_cut"]
+    assert pc["sector_writes"] == steps["install"]["sector_writes"] > 10
+    assert pc["tried"] == pc["bootable"] == min(24, pc["sector_writes"])
+    assert any(p["torn"] for p in pc["points"]) and any(not p["torn"] for p in pc["points"])
+    assert run.efuse_summary["SECURE_VERSION"]["raw_value"] != "0x0000"
+
+
+def test_same_secure_version_downgrade_is_not_refused_and_fails() -> None:
+    run = run_update_path(
+        chip="esp32c3",
+        key_digests=[DIGEST],
+        bootloader=BOOT,
+        app=_app("2.0.0", 1),
+        app_secure_version=1,
+        previous=_app("1.0.0", 1),
+    )
+    assert run.result["ok"] is False
+    assert _steps(run.result)["downgrade_refused"]["ok"] is False
+
+
+def test_app_signed_by_an_untrusted_key_fails_cleanly() -> None:
+    stranger = generate_private_key(KeyType.ECDSA_P256)
+    app = sign_image(build_app_image(version="2.0.0", secure_version=2), [FileSigner(stranger)])
+    run = run_update_path(chip="esp32c3", key_digests=[DIGEST], bootloader=BOOT, app=app, app_secure_version=2)
+    assert run.result["ok"] is False
+    failed = [s for s in run.result["steps"] if not s["ok"]]
+    assert failed and failed[0]["step"] in {"factory_boot", "model_error"}
+
+
+@pytest.mark.parametrize(("total", "samples", "expected"), [(0, 5, []), (3, 24, [0, 1, 2]), (10, 1, [0])])
+def test_sample_points_examples(total: int, samples: int, expected: list[int]) -> None:
+    assert sample_points(total, samples) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 5000), st.integers(0, 64))
+def test_sample_points_properties(total: int, samples: int) -> None:
+    pts = sample_points(total, samples)
+    assert pts == sorted(set(pts))
+    assert all(0 <= p < total for p in pts)
+    assert len(pts) <= max(samples, 0)
+    if total and samples >= 2:
+        assert pts[0] == 0 and pts[-1] == total - 1
