@@ -390,3 +390,50 @@ def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["ota", "serve", "--db", "mysql://x/y"]) == 2
     assert main(["ota", "serve", "--workers", "2", "--audit-log", str(tmp_path / "a.db")]) == 2
     assert "database URL" in capsys.readouterr().err
+
+
+def test_explicit_online_keys_sign_later_snapshots(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    snap, ts = _key(tmp_path / "snapshot.pem"), _key(tmp_path / "timestamp.pem")
+    code, _ = _run(
+        capsys,
+        "ota",
+        "repo",
+        "init",
+        "--repo",
+        str(repo),
+        "--root-key",
+        keys["root"],
+        "--targets-key",
+        keys["targets"],
+        "--snapshot-key",
+        snap,
+        "--timestamp-key",
+        ts,
+    )
+    assert code == 0
+    installed = repo / "online-keys" / "snapshot.pem"
+    assert installed.stat().st_mode & 0o777 == 0o600
+    img = _image(keys, "1.0.0", 1, tmp_path / "app.bin")
+    code, _ = _run(
+        capsys,
+        "ota",
+        "release",
+        "publish",
+        "--repo",
+        str(repo),
+        "--image",
+        img,
+        "--model",
+        "pump",
+        "--targets-key",
+        keys["targets"],
+    )
+    assert code == 0
+    snapshot = json.loads((repo / "metadata" / "snapshot.json").read_text())["signed"]
+    timestamp = json.loads((repo / "metadata" / "timestamp.json").read_text())["signed"]
+    # the release is reachable: snapshot names the new targets version, timestamp the new snapshot
+    assert snapshot["meta"]["targets.json"]["version"] == 2
+    assert timestamp["meta"]["snapshot.json"]["version"] == snapshot["version"] == 2

@@ -215,3 +215,27 @@ def test_bad_exclude_property(sbom_factory: Callable[..., bytes]) -> None:
                 ]
             )
         )
+
+
+def test_parts_of_a_listed_package_do_not_repeat_its_findings(
+    full_index: VulnIndex, sbom_factory: Callable[..., bytes]
+) -> None:
+    # ESP-IDF components carry the framework's purl with a subpath; the framework itself is listed too
+    idf = "pkg:github/espressif/esp-idf@v5.3.1"
+    parts = [
+        {"bom-ref": f"component:{n}", "name": n, "version": "5.3.1", "purl": f"{idf}#components/{n}"}
+        for n in ("log", "esp_wifi", "lwip")
+    ]
+    framework = {
+        "bom-ref": "esp-idf",
+        "name": "esp-idf",
+        "version": "5.3.1",
+        "purl": idf,
+        "cpe": "cpe:2.3:a:espressif:esp-idf:5.3.1:*:*:*:*:*:*:*",
+    }
+    with_package = scan(full_index, sbom_factory([framework, *parts])).findings
+    assert with_package, "the framework itself must still match"
+    assert {f.component_ref for f in with_package} == {"esp-idf"}
+    # with no package component in the SBOM, the parts are matched through their purl (nothing is lost)
+    parts_only = scan(full_index, sbom_factory(parts)).findings
+    assert {f.vuln_id for f in parts_only} == {f.vuln_id for f in with_package}

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
-from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
+from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -47,13 +47,17 @@ def _signers(uris: list[str] | None) -> list[MedfwTufSigner]:
     return [MedfwTufSigner.from_medfw_uri(u) for u in uris or []]
 
 
+def _online_key_path(repo_dir: Path, role: str) -> Path:
+    return repo_dir / "online-keys" / f"{role}.pem"
+
+
 def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool) -> MedfwTufSigner:
     """The online key of ``role``: the given URI, else ``online-keys/<role>.pem`` (generated when asked)."""
     from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
 
     if uri:
         return MedfwTufSigner.from_medfw_uri(uri)
-    path = repo_dir / "online-keys" / f"{role}.pem"
+    path = _online_key_path(repo_dir, role)
     if generate:
         write_private_key(generate_private_key(KeyType.ECDSA_P256), path, force=True)
     if not path.is_file():
@@ -97,6 +101,12 @@ def _repo_init(args: argparse.Namespace) -> int:
         raise UsageError("a TUF repository already exists here", path=str(repo_dir))
     roots = _signers(args.root_key)
     targets = _signers(args.targets_key)
+    for role, given in (("snapshot", args.snapshot_key), ("timestamp", args.timestamp_key)):
+        if given and not given.startswith("pkcs11:"):
+            # The online keys live with the repository (and the server that re-signs it): install a copy
+            # where `publish`, `refresh` and `serve` look for it, so later snapshots are signed with it.
+            key = load_private_key(given.removeprefix("file:"))
+            write_private_key(key, _online_key_path(repo_dir, role), force=True)
     snap = _online_signer(repo_dir, "snapshot", args.snapshot_key, generate=not args.snapshot_key)
     ts = _online_signer(repo_dir, "timestamp", args.timestamp_key, generate=not args.timestamp_key)
     from medfw.update.repository import TufRepository  # noqa: PLC0415

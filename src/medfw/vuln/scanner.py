@@ -22,6 +22,8 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from packageurl import PackageURL
+
 from medfw.vuln.aliases import AliasMap, default_aliases
 from medfw.vuln.configuration import Target, evaluate
 from medfw.vuln.cpe import ANY, Cpe, parse_cpe
@@ -49,9 +51,15 @@ _META_PRECEDENCE = ("nvd", "cve5", "nvd-override", "osv")
 
 def _purl_version(purl: str) -> str:
     try:
-        from packageurl import PackageURL  # noqa: PLC0415
-
         return str(PackageURL.from_string(purl).version or "")
+    except ValueError:
+        return ""
+
+
+def _purl_subpath(purl: str) -> str:
+    """The subpath of a purl ('' when it has none or does not parse)."""
+    try:
+        return str(PackageURL.from_string(purl).subpath or "")
     except ValueError:
         return ""
 
@@ -61,11 +69,17 @@ def build_targets(
 ) -> tuple[dict[str, list[Target]], dict[str, list[tuple[ScanComponent, str, str]]], list[str]]:
     """Turn components into CPE targets by ``vendor:product`` key and purl targets by purl base.
 
+    A purl with a subpath (``pkg:github/espressif/esp-idf@v5.3.1#components/log``) names a *part* of a
+    package. Feeds describe packages, so when the SBOM also lists the package itself (the same purl base
+    without a subpath), the package's vulnerabilities are reported once, on that component, not again on
+    every part; a part's own CPEs (e.g. wpa_supplicant inside ESP-IDF) are still matched.
+
     Returns (cpe targets, purl targets as (component, version, identity), warnings).
     """
     by_key: dict[str, list[Target]] = {}
     by_purl: dict[str, list[tuple[ScanComponent, str, str]]] = {}
     warnings: list[str] = []
+    packages = {purl_base(c.purl) for c in components if c.purl and not _purl_subpath(c.purl)}
     for comp in components:
         if not comp.has_identity:
             warnings.append(f"{comp.ref}: no CPE or purl, cannot be matched")
@@ -83,6 +97,10 @@ def build_targets(
                 base = purl_base(comp.purl)
             except ValueError as e:
                 warnings.append(f"{comp.ref}: purl {comp.purl!r} ignored: {e}")
+        if base and base in packages and _purl_subpath(comp.purl or ""):
+            base = ""  # a part of a package listed on its own: the package carries the findings
+        if not parsed and not base:
+            continue
         via_purl = False
         if not parsed and base:
             keys = aliases.keys_for_purl(base)
