@@ -59,10 +59,7 @@ def render() -> str:
             # drop the description paragraph argparse repeats under the usage line
             if leaf.description:
                 help_text = help_text.replace(
-                    argparse.HelpFormatter(leaf.prog, width=_WIDTH)._fill_text(
-                        leaf.description, _WIDTH, ""
-                    )
-                    + "\n\n",
+                    argparse.HelpFormatter(leaf.prog, width=_WIDTH)._fill_text(leaf.description, _WIDTH, "") + "\n\n",
                     "",
                 )
             lines += ["```text", help_text.rstrip(), "```", ""]
