@@ -47,43 +47,40 @@ def _image(keys: dict[str, str], version: str, svn: int, path: Path) -> str:
     return str(path)
 
 
-def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    repo = str(tmp_path / "repo")
-    code, out = _run(
-        capsys,
-        "ota",
-        "repo",
-        "init",
-        "--repo",
-        repo,
-        "--root-key",
-        keys["root"],
-        "--targets-key",
-        keys["targets"],
-        "--json",
-    )
-    assert code == 0 and out["root_version"] == 1
-    assert (Path(repo) / "online-keys" / "timestamp.pem").stat().st_mode & 0o777 == 0o600
-    img = _image(keys, "1.2.0", 3, tmp_path / "app.bin")
-    sbom = tmp_path / "sbom.json"
-    sbom.write_text("{}")
-    code, out = _run(
-        capsys,
+def _init_argv(repo: str, keys: dict[str, str], *extra: str) -> list[str]:
+    return ["ota", "repo", "init", "--repo", repo, "--root-key", keys["root"], "--targets-key", keys["targets"], *extra]
+
+
+def _publish_argv(repo: str, image: str, targets_key: str, *extra: str) -> list[str]:
+    return [
         "ota",
         "release",
         "publish",
         "--repo",
         repo,
         "--image",
-        img,
+        image,
         "--model",
         "pump",
         "--targets-key",
-        keys["targets"],
-        "--sbom",
-        str(sbom),
-        "--json",
-    )
+        targets_key,
+        *extra,
+    ]
+
+
+def _rotate_argv(repo: str, role: str, root_key: str, *extra: str) -> list[str]:
+    return ["ota", "repo", "rotate", "--repo", repo, "--role", role, "--root-key", root_key, *extra]
+
+
+def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    repo = str(tmp_path / "repo")
+    code, out = _run(capsys, *_init_argv(repo, keys, "--json"))
+    assert code == 0 and out["root_version"] == 1
+    assert (Path(repo) / "online-keys" / "timestamp.pem").stat().st_mode & 0o777 == 0o600
+    img = _image(keys, "1.2.0", 3, tmp_path / "app.bin")
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text("{}")
+    code, out = _run(capsys, *_publish_argv(repo, img, keys["targets"], "--sbom", str(sbom), "--json"))
     assert code == 0
     assert (out["version"], out["secure_version"], out["chip"], out["target_path"]) == (
         "1.2.0",
@@ -93,113 +90,28 @@ def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: 
     )
     assert out["sbom"]["ref"] == "sbom.json" and out["online_signed"]
     # a wrong --version is refused (exit 2), nothing published
-    code, _ = _run(
-        capsys,
-        "ota",
-        "release",
-        "publish",
-        "--repo",
-        repo,
-        "--image",
-        img,
-        "--model",
-        "pump",
-        "--targets-key",
-        keys["targets"],
-        "--version",
-        "9.9",
-    )
+    code, _ = _run(capsys, *_publish_argv(repo, img, keys["targets"], "--version", "9.9"))
     assert code == 2
     # publishing with the root key instead of the targets key fails verification (exit 1)
     img2 = _image(keys, "1.3.0", 3, tmp_path / "app2.bin")
-    code, _ = _run(
-        capsys,
-        "ota",
-        "release",
-        "publish",
-        "--repo",
-        repo,
-        "--image",
-        img2,
-        "--model",
-        "pump",
-        "--targets-key",
-        keys["root"],
-    )
+    code, _ = _run(capsys, *_publish_argv(repo, img2, keys["root"]))
     assert code == 1
     new_root = _key(tmp_path / "keys" / "root2.pem")
-    code, out = _run(
-        capsys,
-        "ota",
-        "repo",
-        "rotate",
-        "--repo",
-        repo,
-        "--role",
-        "root",
-        "--root-key",
-        keys["root"],
-        "--new-key",
-        new_root,
-        "--json",
-    )
+    code, out = _run(capsys, *_rotate_argv(repo, "root", keys["root"], "--new-key", new_root, "--json"))
     assert code == 0 and out["root_version"] == 2
-    code, out = _run(
-        capsys, "ota", "repo", "rotate", "--repo", repo, "--role", "timestamp", "--root-key", new_root, "--json"
-    )
+    code, out = _run(capsys, *_rotate_argv(repo, "timestamp", new_root, "--json"))
     assert code == 0 and out["root_version"] == 3
     new_targets = _key(tmp_path / "keys" / "targets2.pem", KeyType.ED25519)
-    code, out = _run(
-        capsys,
-        "ota",
-        "repo",
-        "rotate",
-        "--repo",
-        repo,
-        "--role",
-        "targets",
-        "--root-key",
-        new_root,
-        "--new-key",
-        new_targets,
-        "--json",
-    )
+    code, out = _run(capsys, *_rotate_argv(repo, "targets", new_root, "--new-key", new_targets, "--json"))
     assert code == 0 and out["root_version"] == 4
-    code, out = _run(
-        capsys,
-        "ota",
-        "release",
-        "publish",
-        "--repo",
-        repo,
-        "--image",
-        img2,
-        "--model",
-        "pump",
-        "--targets-key",
-        new_targets,
-        "--json",
-    )
+    code, out = _run(capsys, *_publish_argv(repo, img2, new_targets, "--json"))
     assert code == 0 and out["version"] == "1.3.0"
     code, out = _run(capsys, "ota", "repo", "refresh", "--repo", repo, "--force", "--json")
     assert code == 0 and out == {"changed": True}
     # bad input: not a repository, missing image
     code, _ = _run(capsys, "ota", "repo", "refresh", "--repo", str(tmp_path))
     assert code == 2
-    code, _ = _run(
-        capsys,
-        "ota",
-        "release",
-        "publish",
-        "--repo",
-        repo,
-        "--image",
-        str(tmp_path / "nope.bin"),
-        "--model",
-        "pump",
-        "--targets-key",
-        new_targets,
-    )
+    code, _ = _run(capsys, *_publish_argv(repo, str(tmp_path / "nope.bin"), new_targets))
     assert code == 2
 
 
@@ -212,9 +124,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
     repo = str(tmp_path / "repo")
-    assert (
-        main(["ota", "repo", "init", "--repo", repo, "--root-key", keys["root"], "--targets-key", keys["targets"]]) == 0
-    )
+    assert main(_init_argv(repo, keys)) == 0
     capsys.readouterr()
     db = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
     code, out = _run(capsys, "ota", "token", "create", "--db", db, "--name", "admin", "--role", "admin", "--json")
@@ -284,24 +194,7 @@ def test_operator_flow_with_agent(
     assert json.loads(capsys.readouterr().out)["outcome"] == "idle"
 
     img = _image(keys, "1.1.0", 2, tmp_path / "a2.bin")
-    assert (
-        main(
-            [
-                "ota",
-                "release",
-                "publish",
-                "--repo",
-                server["repo"],
-                "--image",
-                img,
-                "--model",
-                "pump",
-                "--targets-key",
-                keys["targets"],
-            ]
-        )
-        == 0
-    )
+    assert main(_publish_argv(server["repo"], img, keys["targets"])) == 0
     capsys.readouterr()
     code, out = _run(capsys, "ota", "release", "list", "--sync", *srv)
     assert code == 0 and [r["version"] for r in out] == ["1.1.0"]
@@ -359,9 +252,7 @@ def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) 
     import urllib.request
 
     repo = str(tmp_path / "repo")
-    assert (
-        main(["ota", "repo", "init", "--repo", repo, "--root-key", keys["root"], "--targets-key", keys["targets"]]) == 0
-    )
+    assert main(_init_argv(repo, keys)) == 0
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from medfw.cli import run; run()", "ota", "serve", "--repo", repo, "--port", str(port)],
@@ -397,40 +288,12 @@ def test_explicit_online_keys_sign_later_snapshots(
 ) -> None:
     repo = tmp_path / "repo"
     snap, ts = _key(tmp_path / "snapshot.pem"), _key(tmp_path / "timestamp.pem")
-    code, _ = _run(
-        capsys,
-        "ota",
-        "repo",
-        "init",
-        "--repo",
-        str(repo),
-        "--root-key",
-        keys["root"],
-        "--targets-key",
-        keys["targets"],
-        "--snapshot-key",
-        snap,
-        "--timestamp-key",
-        ts,
-    )
+    code, _ = _run(capsys, *_init_argv(str(repo), keys, "--snapshot-key", snap, "--timestamp-key", ts))
     assert code == 0
     installed = repo / "online-keys" / "snapshot.pem"
     assert installed.stat().st_mode & 0o777 == 0o600
     img = _image(keys, "1.0.0", 1, tmp_path / "app.bin")
-    code, _ = _run(
-        capsys,
-        "ota",
-        "release",
-        "publish",
-        "--repo",
-        str(repo),
-        "--image",
-        img,
-        "--model",
-        "pump",
-        "--targets-key",
-        keys["targets"],
-    )
+    code, _ = _run(capsys, *_publish_argv(str(repo), img, keys["targets"]))
     assert code == 0
     snapshot = json.loads((repo / "metadata" / "snapshot.json").read_text())["signed"]
     timestamp = json.loads((repo / "metadata" / "timestamp.json").read_text())["signed"]

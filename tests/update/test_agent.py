@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from medfw.errors import DeviceError
 from medfw.update.agent import compare_versions, load_config, provision
+from medfw.update.repository import ReleaseInfo
 
-from .evil import evil_client
-from .fleet import Fleet
+from .evil import EvilTransport, evil_client
+from .fleet import Fleet, SimDevice
+
+
+def _update_through_evil_transport(fleet: Fleet) -> tuple[SimDevice, ReleaseInfo, dict[str, Any], EvilTransport]:
+    """A device at 1.0.0, a 1.1.0 release rolled out to all, and the device talking through an evil transport."""
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    ro = fleet.rollout(rel.target_path, phases=["100%"])
+    client, transport = evil_client(fleet.client)
+    dev.agent.client = client
+    return dev, rel, ro, transport
 
 
 def test_interrupted_download_resumes_from_the_last_byte(fleet: Fleet) -> None:
-    dev = fleet.add_device("pump-1")
-    rel = fleet.publish("1.1.0", 2)
-    fleet.rollout(rel.target_path, phases=["100%"])
-    client, transport = evil_client(fleet.client)
-    dev.agent.client = client
+    dev, rel, _ro, transport = _update_through_evil_transport(fleet)
     dev.agent.retry = type(dev.agent.retry)(attempts=1, base=0.0)
     cut = 5000
     transport.cut_artifact_at = cut
@@ -41,11 +49,7 @@ def test_interrupted_download_resumes_from_the_last_byte(fleet: Fleet) -> None:
 
 
 def test_resume_within_one_cycle_with_retries(fleet: Fleet) -> None:
-    dev = fleet.add_device("pump-1")
-    rel = fleet.publish("1.1.0", 2)
-    fleet.rollout(rel.target_path, phases=["100%"])
-    client, transport = evil_client(fleet.client)
-    dev.agent.client = client
+    dev, _rel, _ro, transport = _update_through_evil_transport(fleet)
     transport.cut_artifact_at = 1234
     assert dev.agent.run_once().outcome == "confirmed"
     ranges = [r.headers.get("Range") for r in transport.requests if r.url.path.endswith("/artifact")]
@@ -53,11 +57,7 @@ def test_resume_within_one_cycle_with_retries(fleet: Fleet) -> None:
 
 
 def test_server_down_then_back(fleet: Fleet) -> None:
-    dev = fleet.add_device("pump-1")
-    rel = fleet.publish("1.1.0", 2)
-    fleet.rollout(rel.target_path, phases=["100%"])
-    client, transport = evil_client(fleet.client)
-    dev.agent.client = client
+    dev, _rel, _ro, transport = _update_through_evil_transport(fleet)
     slept: list[float] = []
     dev.agent.sleep = slept.append
     transport.fail = lambda _r: True
@@ -70,11 +70,7 @@ def test_server_down_then_back(fleet: Fleet) -> None:
 
 
 def test_reports_are_queued_while_the_server_is_down(fleet: Fleet) -> None:
-    dev = fleet.add_device("pump-1")
-    rel = fleet.publish("1.1.0", 2)
-    ro = fleet.rollout(rel.target_path, phases=["100%"])
-    client, transport = evil_client(fleet.client)
-    dev.agent.client = client
+    dev, _rel, ro, transport = _update_through_evil_transport(fleet)
     transport.fail = lambda r: r.url.path.endswith("/reports")
     assert dev.agent.run_once().outcome == "confirmed"  # updates even though no report got through
     outbox = json.loads((dev.dir / "ota" / "outbox.json").read_text())

@@ -19,6 +19,11 @@ def _attach_evil(fleet: Fleet, dev: SimDevice) -> EvilTransport:
     return transport
 
 
+def _rewrite_assignment(fleet: Fleet, dev: SimDevice, **changes: str) -> None:
+    """The evil server changes fields of the assignment it hands ``dev``."""
+    _attach_evil(fleet, dev).rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], **changes}}
+
+
 def _assert_rejected(fleet: Fleet, dev: SimDevice, reason: str) -> None:
     result = dev.agent.run_once()
     assert (result.outcome, result.reason) == ("rejected", reason), result
@@ -69,8 +74,7 @@ def test_tampered_image_with_matching_lie_in_the_assignment(fleet: Fleet) -> Non
     fleet.rollout(rel.target_path, phases=["100%"])
     evil_image = fleet.base_image[:-1] + bytes([fleet.base_image[-1] ^ 0xFF])
     fleet.repo.target_file(rel.target_path).write_bytes(evil_image + b"\0" * (rel.length - len(evil_image)))
-    transport = _attach_evil(fleet, dev)
-    transport.rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], "sha256": "00" * 32}}
+    _rewrite_assignment(fleet, dev, sha256="00" * 32)
     _assert_rejected(fleet, dev, "hash_mismatch")
 
 
@@ -86,8 +90,7 @@ def test_older_signed_release_lower_secure_version(fleet: Fleet) -> None:
     old = fleet.publish("0.8.0", 0)
     cur = fleet.publish("1.0.1", 1)
     fleet.rollout(cur.target_path, phases=["100%"])
-    transport = _attach_evil(fleet, dev)
-    transport.rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], "target_path": old.target_path}}
+    _rewrite_assignment(fleet, dev, target_path=old.target_path)
     _assert_rejected(fleet, dev, "rollback")
 
 
@@ -96,8 +99,7 @@ def test_other_model_image(fleet: Fleet) -> None:
     other = fleet.publish("2.0.0", 2, model="ventilator")
     cur = fleet.publish("1.0.1", 1)
     fleet.rollout(cur.target_path, phases=["100%"])
-    transport = _attach_evil(fleet, dev)
-    transport.rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], "target_path": other.target_path}}
+    _rewrite_assignment(fleet, dev, target_path=other.target_path)
     _assert_rejected(fleet, dev, "model_mismatch")
 
 
@@ -114,8 +116,7 @@ def test_unknown_target(fleet: Fleet) -> None:
     dev = fleet.add_device("pump-1")
     cur = fleet.publish("1.1.0", 2)
     fleet.rollout(cur.target_path, phases=["100%"])
-    transport = _attach_evil(fleet, dev)
-    transport.rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], "target_path": "pump/evil-9.9.bin"}}
+    _rewrite_assignment(fleet, dev, target_path="pump/evil-9.9.bin")
     _assert_rejected(fleet, dev, "target_unknown")
 
 

@@ -250,15 +250,15 @@ FIELDS: dict[str, tuple[FieldDef, ...]] = {
         _F("SECURE_VERSION", 3, 4, 0, 32, "uint:32", "security", 9, 2, "Secure version for anti-rollback"),
     ),
     "esp32c3": _c3_s3_fields(
-        1,
-        9,
-        "Disable UART download mode through USB-Serial-JTAG",
-        "Enables flash encryption when 1 or 3 bits are set and disables otherwise",
+        dis_usb_jtag_word=1,
+        dis_usb_jtag_pos=9,
+        usb_serial_jtag_download_description="Disable UART download mode through USB-Serial-JTAG",
+        spi_boot_crypt_cnt_description="Enables flash encryption when 1 or 3 bits are set and disables otherwise",
     ),
     "esp32s3": _c3_s3_fields(
-        3,
-        22,
-        "Set this bit to disable UART download mode through USB",
-        "Enables flash encryption when 1 or 3 bits are set and disabled otherwise",
+        dis_usb_jtag_word=3,
+        dis_usb_jtag_pos=22,
+        usb_serial_jtag_download_description="Set this bit to disable UART download mode through USB",
+        spi_boot_crypt_cnt_description="Enables flash encryption when 1 or 3 bits are set and disabled otherwise",
     ),
 }

@@ -57,10 +57,31 @@ def _identity(sbom: Mapping[str, Any]) -> tuple[str, int]:
     return str(sbom.get("serialNumber", "")), version if isinstance(version, int) else -1
 
 
-def check_vex_cyclonedx(vex: Mapping[str, Any], sbom: Mapping[str, Any]) -> list[str]:
-    """Problems binding a CycloneDX VEX document to ``sbom`` (see the module docstring)."""
+def _check_links(vex: Mapping[str, Any], path: tuple[str, str, str], sbom: Mapping[str, Any]) -> list[str]:
+    """Problems of the BOM-Links at ``vex[<entries>][i][<targets>][j][<link>]`` (``path`` names the three keys)."""
+    entries_key, targets_key, link_key = path
     serial, version = _identity(sbom)
     refs = sbom_refs(sbom)
+    entries = vex.get(entries_key)
+    if not isinstance(entries, list):
+        return [f"{entries_key}: missing"]
+    problems: list[str] = []
+    for i, entry in enumerate(entries):
+        targets = entry.get(targets_key) if isinstance(entry, Mapping) else None
+        if not isinstance(targets, list) or not targets:
+            problems.append(f"{entries_key}[{i}].{targets_key}: missing")
+            continue
+        for j, target in enumerate(targets):
+            link = target.get(link_key) if isinstance(target, Mapping) else None
+            err = _check_link(link, serial, version, refs, f"{entries_key}[{i}].{targets_key}[{j}].{link_key}")
+            if err:
+                problems.append(err)
+    return problems
+
+
+def check_vex_cyclonedx(vex: Mapping[str, Any], sbom: Mapping[str, Any]) -> list[str]:
+    """Problems binding a CycloneDX VEX document to ``sbom`` (see the module docstring)."""
+    serial, _version = _identity(sbom)
     problems: list[str] = []
     meta = vex.get("metadata")
     props = meta.get("properties") if isinstance(meta, Mapping) else None
@@ -73,43 +94,15 @@ def check_vex_cyclonedx(vex: Mapping[str, Any], sbom: Mapping[str, Any]) -> list
         problems.append("metadata.properties: no medfw:sbom-serial names the SBOM")
     elif any(n != serial for n in named):
         problems.append(f"metadata.properties: medfw:sbom-serial is {named[0]}, the bundle's SBOM is {serial}")
-    vulns = vex.get("vulnerabilities")
-    if not isinstance(vulns, list):
-        return [*problems, "vulnerabilities: missing"]
-    for i, v in enumerate(vulns):
-        affects = v.get("affects") if isinstance(v, Mapping) else None
-        if not isinstance(affects, list) or not affects:
-            problems.append(f"vulnerabilities[{i}].affects: missing")
-            continue
-        for j, a in enumerate(affects):
-            ref = a.get("ref") if isinstance(a, Mapping) else None
-            err = _check_link(ref, serial, version, refs, f"vulnerabilities[{i}].affects[{j}].ref")
-            if err:
-                problems.append(err)
-    return problems
+    return problems + _check_links(vex, ("vulnerabilities", "affects", "ref"), sbom)
 
 
 def check_openvex(vex: Mapping[str, Any], sbom: Mapping[str, Any]) -> list[str]:
     """Problems binding an OpenVEX 0.2 document to ``sbom``."""
-    serial, version = _identity(sbom)
-    refs = sbom_refs(sbom)
     problems: list[str] = []
     if vex.get("@context") != "https://openvex.dev/ns/v0.2.0":
         problems.append(f"@context: {vex.get('@context')!r} is not OpenVEX 0.2.0")
-    statements = vex.get("statements")
-    if not isinstance(statements, list):
-        return [*problems, "statements: missing"]
-    for i, st in enumerate(statements):
-        products = st.get("products") if isinstance(st, Mapping) else None
-        if not isinstance(products, list) or not products:
-            problems.append(f"statements[{i}].products: missing")
-            continue
-        for j, p in enumerate(products):
-            pid = p.get("@id") if isinstance(p, Mapping) else None
-            err = _check_link(pid, serial, version, refs, f"statements[{i}].products[{j}].@id")
-            if err:
-                problems.append(err)
-    return problems
+    return problems + _check_links(vex, ("statements", "products", "@id"), sbom)
 
 
 def check_scan(scan: Mapping[str, Any], sbom: Mapping[str, Any]) -> list[str]:

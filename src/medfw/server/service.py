@@ -32,6 +32,7 @@ from medfw.errors import InputError
 from medfw.server import rollout as rules
 from medfw.server.credentials import (
     DEVICE_ID_RE,
+    DeviceSecret,
     Role,
     hash_token,
     new_device_secret,
@@ -202,18 +203,7 @@ class FleetService:
             with self.sessions.begin() as s:
                 if s.get(Device, device_id) is not None:
                     raise ApiError(409, f"device {device_id} is already registered", field="id")
-                s.add(
-                    Device(
-                        id=device_id,
-                        model=model,
-                        chip=chip,
-                        group=group,
-                        credential_salt=secret.salt,
-                        credential_hash=secret.digest,
-                        secure_version=0,
-                        created=_now(),
-                    )
-                )
+                s.add(_new_device(device_id, model=model, chip=chip, group=group, secret=secret, created=_now()))
         except IntegrityError:
             raise ApiError(409, f"device {device_id} is already registered", field="id") from None
         self._changed()
@@ -235,18 +225,7 @@ class FleetService:
                     if not DEVICE_ID_RE.match(device_id):
                         raise ApiError(422, f"bad device id {device_id!r}", field="id")
                     secret = new_device_secret(device_id)
-                    s.add(
-                        Device(
-                            id=device_id,
-                            model=model,
-                            chip=chip,
-                            group=group,
-                            credential_salt=secret.salt,
-                            credential_hash=secret.digest,
-                            secure_version=0,
-                            created=now,
-                        )
-                    )
+                    s.add(_new_device(device_id, model=model, chip=chip, group=group, secret=secret, created=now))
                     creds.append(secret.credential)
         except IntegrityError:
             raise ApiError(409, "a device of this batch is already registered", field="id") from None
@@ -911,6 +890,22 @@ _ACTIVE_ASSIGNMENT = (
     .order_by(Rollout.id.desc())
     .limit(1)
 )
+
+
+def _new_device(
+    device_id: str, *, model: str, chip: str, group: str, secret: DeviceSecret, created: datetime
+) -> Device:
+    """A newly registered device row holding the hashed ``secret``."""
+    return Device(
+        id=device_id,
+        model=model,
+        chip=chip,
+        group=group,
+        credential_salt=secret.salt,
+        credential_hash=secret.digest,
+        secure_version=0,
+        created=created,
+    )
 
 
 def _device_dict(d: Device) -> dict[str, Any]:
