@@ -39,10 +39,21 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
     return code, out, err
 
 
+def _sign(
+    capsys: pytest.CaptureFixture[str], key: str | Path, image: Path, out: Path, *extra: str | Path
+) -> tuple[int, str, str]:
+    return run(capsys, "sign", "sbv2", "--key", key, image, "--out", out, *extra)
+
+
+def _assemble(
+    capsys: pytest.CaptureFixture[str], signature: Path, pub_key: Path, image: Path, out: Path
+) -> tuple[int, str, str]:
+    """Sign ``image`` with an external ``signature`` made by ``pub_key``'s private half."""
+    return run(capsys, "sign", "sbv2", "--signature", signature, "--pub-key", pub_key, image, "--out", out)
+
+
 def test_sign_and_verify(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        capsys, "sign", "sbv2", "--key", work / "p256.pem", work / "app.bin", "--out", work / "s.bin", "--json"
-    )
+    code, out, _ = _sign(capsys, work / "p256.pem", work / "app.bin", work / "s.bin", "--json")
     assert code == 0
     info = json.loads(out)
     assert info["scheme"] == "ecdsa-p256" and len(info["blocks"]) == 1
@@ -57,7 +68,7 @@ def test_sign_and_verify(work: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_three_keys_append_and_slots(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s1, s2 = work / "s1.bin", work / "s2.bin"
-    assert run(capsys, "sign", "sbv2", "--key", RSA_KEY, work / "app.bin", "--out", s1)[0] == 0
+    assert _sign(capsys, RSA_KEY, work / "app.bin", s1)[0] == 0
     assert run(capsys, "sign", "sbv2", "--append", "--key", RSA_KEY2, s1, "--out", s2)[0] == 0
     code, out, _ = run(
         capsys, "verify", "sbv2", "--key", RSA_KEY, "--pub-key", RSA_KEY2, "--revoked", "0", s2, "--json"
@@ -92,18 +103,7 @@ def test_remote_signing_flow_ecdsa_raw_and_rsa(work: Path, capsys: pytest.Captur
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     r, s = utils.decode_dss_signature(key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA384()))))
     (work / "sig.raw").write_bytes(r.to_bytes(48, "big") + s.to_bytes(48, "big"))
-    code, _, _ = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--signature",
-        work / "sig.raw",
-        "--pub-key",
-        work / "p384.pub",
-        work / "app.bin",
-        "--out",
-        work / "r.bin",
-    )
+    code, _, _ = _assemble(capsys, work / "sig.raw", work / "p384.pub", work / "app.bin", work / "r.bin")
     assert code == 0
     assert run(capsys, "verify", "sbv2", "--pub-key", work / "p384.pub", work / "r.bin")[0] == 0
     # RSA: digest written raw to a file, as an HSM/openssl flow would use it
@@ -113,33 +113,11 @@ def test_remote_signing_flow_ecdsa_raw_and_rsa(work: Path, capsys: pytest.Captur
     assert isinstance(rsa_key, rsa.RSAPrivateKey)
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     (work / "rsa.sig").write_bytes(rsa_key.sign((work / "d.bin").read_bytes(), pss, utils.Prehashed(hashes.SHA256())))
-    code, _, _ = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--signature",
-        work / "rsa.sig",
-        "--pub-key",
-        RSA_KEY,
-        work / "app.bin",
-        "--out",
-        work / "rr.bin",
-    )
+    code, _, _ = _assemble(capsys, work / "rsa.sig", RSA_KEY, work / "app.bin", work / "rr.bin")
     assert code == 0
     assert run(capsys, "verify", "sbv2", "--key", RSA_KEY, work / "rr.bin")[0] == 0
     # a signature by another key is refused (exit 1) and leaves no output
-    code, _, err = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--signature",
-        work / "rsa.sig",
-        "--pub-key",
-        RSA_KEY2,
-        work / "app.bin",
-        "--out",
-        work / "x.bin",
-    )
+    code, _, err = _assemble(capsys, work / "rsa.sig", RSA_KEY2, work / "app.bin", work / "x.bin")
     assert code == 1 and "does not verify" in err
     assert not (work / "x.bin").exists()
 
@@ -147,42 +125,20 @@ def test_remote_signing_flow_ecdsa_raw_and_rsa(work: Path, capsys: pytest.Captur
 def test_audit_event_recorded(work: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     sink = MemorySink()
     monkeypatch.setattr(_sbv2._common, "audit_sink", lambda args: sink)
-    code, _, _ = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--key",
-        work / "p256.pem",
-        work / "app.bin",
-        "--out",
-        work / "s.bin",
-        "--audit-log",
-        work / "a.log",
-    )
+    code, _, _ = _sign(capsys, work / "p256.pem", work / "app.bin", work / "s.bin", "--audit-log", work / "a.log")
     assert code == 0
     (event,) = sink.of_type("release.sign")
     assert event.outcome == "success" and event.actor == str(work / "p256.pem")
     assert event.data["keys"][0]["key_digest"] and event.objects["image_sha256"]
     assert "PRIVATE" not in json.dumps(dict(event.data)) + json.dumps(dict(event.objects))
-    code, _, _ = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--key",
-        work / "p256.pub",
-        work / "app.bin",
-        "--out",
-        work / "t.bin",
-        "--audit-log",
-        work / "a.log",
-    )
+    code, _, _ = _sign(capsys, work / "p256.pub", work / "app.bin", work / "t.bin", "--audit-log", work / "a.log")
     assert code == 2
     assert sink.events[-1].outcome == "failure"
 
 
 def test_verify_failures_exit_1(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     signed = work / "s.bin"
-    assert run(capsys, "sign", "sbv2", "--key", work / "p256.pem", work / "app.bin", "--out", signed)[0] == 0
+    assert _sign(capsys, work / "p256.pem", work / "app.bin", signed)[0] == 0
     code, _, err = run(capsys, "verify", "sbv2", "--pub-key", work / "p256b.pub", signed)
     assert code == 1 and "not trusted" in err
     data = bytearray(signed.read_bytes())
@@ -201,7 +157,7 @@ def _bad(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> str:
 
 def test_bad_input_exit_2(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     signed = work / "s.bin"
-    assert run(capsys, "sign", "sbv2", "--key", work / "p256.pem", work / "app.bin", "--out", signed)[0] == 0
+    assert _sign(capsys, work / "p256.pem", work / "app.bin", signed)[0] == 0
     data = signed.read_bytes()
     # truncated
     (work / "trunc.bin").write_bytes(data[:-100])
@@ -282,7 +238,7 @@ def test_hsm_key_generate_sign_verify(
     expected_digest = json.loads(out)["sbv2_digest"]
     code, out, _ = run(capsys, "keys", "digest", uri, "--format", "sbv2")
     assert code == 0 and out.strip() == expected_digest
-    code, out, _ = run(capsys, "sign", "sbv2", "--key", uri, work / "app.bin", "--out", work / "s.bin", "--json")
+    code, out, _ = _sign(capsys, uri, work / "app.bin", work / "s.bin", "--json")
     assert code == 0 and json.loads(out)["blocks"][0]["key_digest"] == expected_digest
     assert run(capsys, "verify", "sbv2", "--key", uri, work / "s.bin")[0] == 0
     pub, signed = str(work / "hsm.pub"), str(work / "s.bin")
@@ -299,18 +255,7 @@ def test_audit_log_end_to_end(work: Path, capsys: pytest.CaptureFixture[str]) ->
     """With a real audit log, signing appends a release.sign entry that the log's verifier accepts."""
     log = work / "audit.db"
     assert run(capsys, "audit", "init", log)[0] == 0
-    code, _, _ = run(
-        capsys,
-        "sign",
-        "sbv2",
-        "--key",
-        work / "p256.pem",
-        work / "app.bin",
-        "--out",
-        work / "s.bin",
-        "--audit-log",
-        log,
-    )
+    code, _, _ = _sign(capsys, work / "p256.pem", work / "app.bin", work / "s.bin", "--audit-log", log)
     assert code == 0
     code, out, _ = run(capsys, "audit", "show", log, "--json")
     assert code == 0
@@ -336,7 +281,7 @@ def test_layout_checks_protect_the_sector_position(work: Path, capsys: pytest.Ca
     )
     assert not (work / "o.bin").exists()
     # --append needs exactly image + padding + one sector
-    assert run(capsys, "sign", "sbv2", "--key", work / "p256.pem", work / "app.bin", "--out", work / "s.bin")[0] == 0
+    assert _sign(capsys, work / "p256.pem", work / "app.bin", work / "s.bin")[0] == 0
     (work / "s_long.bin").write_bytes((work / "s.bin").read_bytes() + b"\xff" * 4096)
     err = _bad(
         capsys, "sign", "sbv2", "--append", "--key", work / "p256b.pem", work / "s_long.bin", "--out", work / "o.bin"
@@ -344,7 +289,7 @@ def test_layout_checks_protect_the_sector_position(work: Path, capsys: pytest.Ca
     assert "signature sector must be at" in err
     # data that is not an ESP image is signed as it is, with a warning (as espsecure does)
     (work / "raw.bin").write_bytes(b"\x00" * 5000)
-    code, _, err = run(capsys, "sign", "sbv2", "--key", work / "p256.pem", work / "raw.bin", "--out", work / "r.bin")
+    code, _, err = _sign(capsys, work / "p256.pem", work / "raw.bin", work / "r.bin")
     assert code == 0 and "not an ESP image" in err
     assert run(capsys, "verify", "sbv2", "--key", work / "p256.pem", work / "r.bin")[0] == 0
     (work / "empty.bin").write_bytes(b"")

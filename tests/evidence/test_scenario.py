@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from medfw.crypto.keys import KeyType, generate_private_key
 from medfw.crypto.signer import FileSigner
-from medfw.evidence.scenario import run_update_path, sample_points
+from medfw.evidence.scenario import UpdatePathRun, run_update_path, sample_points
 from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 
@@ -23,19 +23,24 @@ def _app(version: str, sv: int, size: int | None = 64 * 1024) -> bytes:
     return sign_image(build_app_image(version=version, secure_version=sv, size=size), SIGNERS)
 
 
+def _update_from_1_0_0(*, secure_version: int) -> UpdatePathRun:
+    """The scenario updating a unit running 1.0.0 (secure version 1) to 2.0.0 at ``secure_version``."""
+    return run_update_path(
+        chip="esp32c3",
+        key_digests=[DIGEST],
+        bootloader=BOOT,
+        app=_app("2.0.0", secure_version),
+        app_secure_version=secure_version,
+        previous=_app("1.0.0", 1),
+    )
+
+
 def _steps(result: dict) -> dict:
     return {s["step"]: s for s in result["steps"]}
 
 
 def test_full_scenario_passes_with_numbers() -> None:
-    run = run_update_path(
-        chip="esp32c3",
-        key_digests=[DIGEST],
-        bootloader=BOOT,
-        app=_app("2.0.0", 3),
-        app_secure_version=3,
-        previous=_app("1.0.0", 1),
-    )
+    run = _update_from_1_0_0(secure_version=3)
     r = run.result
     assert r["ok"], r["steps"]
     steps = _steps(r)
@@ -53,14 +58,7 @@ def test_full_scenario_passes_with_numbers() -> None:
 
 
 def test_same_secure_version_downgrade_is_not_refused_and_fails() -> None:
-    run = run_update_path(
-        chip="esp32c3",
-        key_digests=[DIGEST],
-        bootloader=BOOT,
-        app=_app("2.0.0", 1),
-        app_secure_version=1,
-        previous=_app("1.0.0", 1),
-    )
+    run = _update_from_1_0_0(secure_version=1)
     assert run.result["ok"] is False
     assert _steps(run.result)["downgrade_refused"]["ok"] is False
 

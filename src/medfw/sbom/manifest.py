@@ -17,7 +17,7 @@ Unknown keys are errors (naming the file and the key): a typo must not silently 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -198,6 +198,20 @@ def _url(value: Any, key: str, path: str) -> str:
     return s
 
 
+def _reject_unknown(entry: Mapping[Any, Any], allowed: set[str], where: str, path: str) -> None:
+    unknown = sorted(set(map(str, entry)) - allowed)
+    if unknown:
+        raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+
+
+def _list_entries(value: Any, key: str, path: str) -> Iterator[tuple[str, Any]]:
+    """The entries of the list at ``key``, each with its ``key[i]`` name."""
+    if not isinstance(value, list):
+        raise ManifestError(f"'{key}' must be a list", path=path, field=key)
+    for i, entry in enumerate(value):
+        yield f"{key}[{i}]", entry
+
+
 def _escape_cpe_value(version: str) -> str:
     return "".join(c if _CPE_SAFE.match(c) else "\\" + c for c in version)
 
@@ -218,17 +232,11 @@ def expand_purl(template: str, version: str | None, *, path: str | None = None) 
 
 
 def _cve_excludes(value: Any, path: str) -> tuple[CveExclusion, ...]:
-    key = "cve-exclude-list"
-    if not isinstance(value, list):
-        raise ManifestError(f"'{key}' must be a list", path=path, field=key)
     out: list[CveExclusion] = []
-    for i, entry in enumerate(value):
-        where = f"{key}[{i}]"
+    for where, entry in _list_entries(value, "cve-exclude-list", path):
         if not isinstance(entry, dict):
             raise ManifestError("entry must be a mapping with 'cve' and 'reason'", path=path, field=where)
-        unknown = sorted(set(map(str, entry)) - {"cve", "reason", "justification"})
-        if unknown:
-            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        _reject_unknown(entry, {"cve", "reason", "justification"}, where, path)
         if "cve" not in entry or "reason" not in entry:
             missing = "cve" if "cve" not in entry else "reason"
             raise ManifestError(f"missing '{missing}'", path=path, field=f"{where}.{missing}")
@@ -246,16 +254,11 @@ def _cve_excludes(value: Any, path: str) -> tuple[CveExclusion, ...]:
 
 
 def _manifest_refs(value: Any, path: str) -> tuple[ManifestRef, ...]:
-    if not isinstance(value, list):
-        raise ManifestError("'manifests' must be a list", path=path, field="manifests")
     out: list[ManifestRef] = []
-    for i, entry in enumerate(value):
-        where = f"manifests[{i}]"
+    for where, entry in _list_entries(value, "manifests", path):
         if not isinstance(entry, dict):
             raise ManifestError("entry must be a mapping", path=path, field=where)
-        unknown = sorted(set(map(str, entry)) - {"path", "manifest", "dest"})
-        if unknown:
-            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        _reject_unknown(entry, {"path", "manifest", "dest"}, where, path)
         if "dest" not in entry:
             raise ManifestError("missing 'dest'", path=path, field=f"{where}.dest")
         if ("path" in entry) == ("manifest" in entry):
@@ -276,9 +279,7 @@ def _manifest_refs(value: Any, path: str) -> tuple[ManifestRef, ...]:
 def _document(value: Any, path: str) -> DocumentInfo:
     if not isinstance(value, dict):
         raise ManifestError("'document' must be a mapping", path=path, field="document")
-    unknown = sorted(set(map(str, value)) - {"supplier", "manufacturer"})
-    if unknown:
-        raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"document.{unknown[0]}")
+    _reject_unknown(value, {"supplier", "manufacturer"}, "document", path)
     parts: dict[str, Any] = {}
     for role in ("supplier", "manufacturer"):
         entry = value.get(role)
@@ -287,9 +288,7 @@ def _document(value: Any, path: str) -> DocumentInfo:
         where = f"document.{role}"
         if not isinstance(entry, dict) or "name" not in entry:
             raise ManifestError("must be a mapping with 'name'", path=path, field=where)
-        unknown = sorted(set(map(str, entry)) - {"name", "url", "contact"})
-        if unknown:
-            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        _reject_unknown(entry, {"name", "url", "contact"}, where, path)
         ent = Entity.parse(_str(entry["name"], f"{where}.name", path), path=path, key=f"{where}.name")
         contact = entry.get("contact")
         if contact is not None:
@@ -316,16 +315,11 @@ def _hashes(value: Any, path: str, key: str) -> tuple[tuple[str, str], ...]:
 
 
 def _support_rules(value: Any, path: str) -> tuple[SupportRule, ...]:
-    if not isinstance(value, list):
-        raise ManifestError("'support' must be a list", path=path, field="support")
     out: list[SupportRule] = []
-    for i, entry in enumerate(value):
-        where = f"support[{i}]"
+    for where, entry in _list_entries(value, "support", path):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ManifestError("entry must be a mapping with 'name'", path=path, field=where)
-        unknown = sorted(set(map(str, entry)) - {"name", "support-level", "end-of-support"})
-        if unknown:
-            raise ManifestError(f"unknown key '{unknown[0]}'", path=path, field=f"{where}.{unknown[0]}")
+        _reject_unknown(entry, {"name", "support-level", "end-of-support"}, where, path)
         level = entry.get("support-level")
         if level is not None and level not in SUPPORT_LEVELS:
             raise ManifestError(

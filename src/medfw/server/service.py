@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -652,7 +652,7 @@ class FleetService:
         with engine.connect() as conn:
             row = conn.execute(_ACTIVE_ASSIGNMENT, {"device_id": device_id}).first()
         if row is None:
-            return {"device": device_id, "assignment": None, "poll_interval": self.poll_interval}, False
+            return self._poll_body(device_id, None), False
         why = rules.ineligibility(
             device_model=row.device_model,
             device_secure_version=secure_version,
@@ -660,16 +660,7 @@ class FleetService:
             release_secure_version=row.secure_version,
         )
         if why is None and not (version == row.version and row.state == "pending"):
-            assignment = {
-                "rollout": row.rollout_id,
-                "target_path": row.target_path,
-                "version": row.version,
-                "secure_version": row.secure_version,
-                "length": row.length,
-                "sha256": row.sha256,
-                "download": f"/api/v1/devices/{device_id}/artifact",
-            }
-            return {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}, False
+            return self._poll_body(device_id, _assignment_dict(device_id, row.rollout_id, row)), False
         return self._poll_update(device_id, version=version, secure_version=secure_version)
 
     def _poll_update(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
@@ -682,11 +673,7 @@ class FleetService:
                 select(Assignment, Rollout, Release)
                 .join(Rollout, Rollout.id == Assignment.rollout_id)
                 .join(Release, Release.id == Rollout.release_id)
-                .where(
-                    Assignment.device_id == device_id,
-                    Assignment.state.in_(list(rules.ACTIVE_STATES)),
-                    Rollout.state == rules.RolloutState.RUNNING,
-                )
+                .where(*_active_assignment_of(device_id))
                 .order_by(Rollout.id.desc())
             ).first()
             assignment: dict[str, Any] | None = None
@@ -707,16 +694,11 @@ class FleetService:
                     self._evaluate(s, ro)
                     changed = True
                 else:
-                    assignment = {
-                        "rollout": ro.id,
-                        "target_path": rel.target_path,
-                        "version": rel.version,
-                        "secure_version": rel.secure_version,
-                        "length": rel.length,
-                        "sha256": rel.sha256,
-                        "download": f"/api/v1/devices/{device_id}/artifact",
-                    }
-        return {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}, changed
+                    assignment = _assignment_dict(device_id, ro.id, rel)
+        return self._poll_body(device_id, assignment), changed
+
+    def _poll_body(self, device_id: str, assignment: dict[str, Any] | None) -> dict[str, Any]:
+        return {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
 
     def assigned_target(self, device_id: str) -> str:
         """The target path of the release assigned to a device (for the artifact download)."""
@@ -725,11 +707,7 @@ class FleetService:
                 select(Release.target_path)
                 .join(Rollout, Rollout.release_id == Release.id)
                 .join(Assignment, Assignment.rollout_id == Rollout.id)
-                .where(
-                    Assignment.device_id == device_id,
-                    Assignment.state.in_(list(rules.ACTIVE_STATES)),
-                    Rollout.state == rules.RolloutState.RUNNING,
-                )
+                .where(*_active_assignment_of(device_id))
                 .order_by(Rollout.id.desc())
             )
         if path is None:
@@ -906,6 +884,28 @@ def _new_device(
         secure_version=0,
         created=created,
     )
+
+
+def _active_assignment_of(device_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a device's assignment in a running rollout (the query joins Assignment and Rollout)."""
+    return (
+        Assignment.device_id == device_id,
+        Assignment.state.in_(list(rules.ACTIVE_STATES)),
+        Rollout.state == rules.RolloutState.RUNNING,
+    )
+
+
+def _assignment_dict(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:
+    """The assignment a poll hands out: the rollout and its release (a :class:`Release` or a row with its columns)."""
+    return {
+        "rollout": rollout_id,
+        "target_path": release.target_path,
+        "version": release.version,
+        "secure_version": release.secure_version,
+        "length": release.length,
+        "sha256": release.sha256,
+        "download": f"/api/v1/devices/{device_id}/artifact",
+    }
 
 
 def _device_dict(d: Device) -> dict[str, Any]:

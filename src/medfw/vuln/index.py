@@ -34,6 +34,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -44,7 +45,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.errors import StorageError
@@ -204,6 +205,12 @@ class VulnIndex:
         """Release the database connections."""
         self.engine.dispose()
 
+    def _select_in(self, query: Select[Any], column: Column[str], values: Iterable[str]) -> Iterator[Row[Any]]:
+        """The rows of ``query`` whose ``column`` is one of ``values`` (queried in chunks, in one transaction)."""
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(set(values))):
+                yield from conn.execute(query.where(column.in_(chunk)))
+
     # ---- feed records -------------------------------------------------------------------------------------
 
     def existing(self, conn: Connection, rids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -244,65 +251,44 @@ class VulnIndex:
     def candidates(self, keys: Iterable[str]) -> dict[str, set[str]]:
         """Return rid → the lookup keys it was found by, for records carrying any of ``keys``."""
         out: dict[str, set[str]] = {}
-        key_list = sorted(set(keys))
-        with self.transaction() as conn:
-            for chunk in _chunks(key_list):
-                for r in conn.execute(select(vuln_key.c.rid, vuln_key.c.key).where(vuln_key.c.key.in_(chunk))):
-                    out.setdefault(r.rid, set()).add(r.key)
+        for r in self._select_in(select(vuln_key.c.rid, vuln_key.c.key), vuln_key.c.key, keys):
+            out.setdefault(r.rid, set()).add(r.key)
         return out
 
     def config_sources(self, vuln_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """Return vuln id → [(source, rid)] of its records that carry configurations."""
         out: dict[str, list[tuple[str, str]]] = {}
-        ids = sorted(set(vuln_ids))
-        with self.transaction() as conn:
-            for chunk in _chunks(ids):
-                q = select(vuln_record.c.vuln_id, vuln_record.c.source, vuln_record.c.rid).where(
-                    vuln_record.c.vuln_id.in_(chunk), vuln_record.c.has_config.is_(True)
-                )
-                for r in conn.execute(q):
-                    out.setdefault(r.vuln_id, []).append((r.source, r.rid))
+        q = select(vuln_record.c.vuln_id, vuln_record.c.source, vuln_record.c.rid).where(
+            vuln_record.c.has_config.is_(True)
+        )
+        for r in self._select_in(q, vuln_record.c.vuln_id, vuln_ids):
+            out.setdefault(r.vuln_id, []).append((r.source, r.rid))
         return out
 
     def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load records by rid."""
         out: dict[str, StoredRecord] = {}
-        with self.transaction() as conn:
-            for chunk in _chunks(sorted(set(rids))):
-                q = select(
-                    vuln_record.c.rid,
-                    vuln_record.c.source,
-                    vuln_record.c.record_id,
-                    vuln_record.c.vuln_id,
-                    vuln_record.c.data,
-                ).where(vuln_record.c.rid.in_(chunk))
-                for r in conn.execute(q):
-                    out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+        q = select(
+            vuln_record.c.rid, vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data
+        )
+        for r in self._select_in(q, vuln_record.c.rid, rids):
+            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
         return out
 
     def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:
         """Return vuln id → the rids of every record reported under it (no data loaded)."""
         out: dict[str, list[str]] = {}
-        with self.transaction() as conn:
-            for chunk in _chunks(sorted(set(vuln_ids))):
-                q = select(vuln_record.c.vuln_id, vuln_record.c.rid).where(vuln_record.c.vuln_id.in_(chunk))
-                for r in conn.execute(q):
-                    out.setdefault(r.vuln_id, []).append(r.rid)
+        q = select(vuln_record.c.vuln_id, vuln_record.c.rid)
+        for r in self._select_in(q, vuln_record.c.vuln_id, vuln_ids):
+            out.setdefault(r.vuln_id, []).append(r.rid)
         return out
 
     def records_for(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
         """Load every record reported under each of ``vuln_ids`` (or whose record id is one of them)."""
         out: dict[str, list[StoredRecord]] = {}
-        ids = sorted(set(vuln_ids))
-        with self.transaction() as conn:
-            for chunk in _chunks(ids):
-                q = select(
-                    vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data
-                ).where(vuln_record.c.vuln_id.in_(chunk))
-                for r in conn.execute(q):
-                    out.setdefault(r.vuln_id, []).append(
-                        StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
-                    )
+        q = select(vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data)
+        for r in self._select_in(q, vuln_record.c.vuln_id, vuln_ids):
+            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data)))
         return out
 
     def known_vuln(self, vuln_id: str) -> bool:
@@ -325,20 +311,15 @@ class VulnIndex:
     def kev_for(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Return KEV entries for the ids that are in the catalog."""
         out: dict[str, dict[str, Any]] = {}
-        with self.transaction() as conn:
-            for chunk in _chunks(sorted(set(ids))):
-                for r in conn.execute(select(kev.c.cve_id, kev.c.data).where(kev.c.cve_id.in_(chunk))):
-                    out[r.cve_id] = json.loads(r.data)
+        for r in self._select_in(select(kev.c.cve_id, kev.c.data), kev.c.cve_id, ids):
+            out[r.cve_id] = json.loads(r.data)
         return out
 
     def epss_for(self, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
         """Return (epss, percentile) for the ids that have a score."""
         out: dict[str, tuple[float, float]] = {}
-        with self.transaction() as conn:
-            for chunk in _chunks(sorted(set(ids))):
-                q = select(epss.c.cve_id, epss.c.epss, epss.c.percentile).where(epss.c.cve_id.in_(chunk))
-                for r in conn.execute(q):
-                    out[r.cve_id] = (float(r.epss), float(r.percentile))
+        for r in self._select_in(select(epss.c.cve_id, epss.c.epss, epss.c.percentile), epss.c.cve_id, ids):
+            out[r.cve_id] = (float(r.epss), float(r.percentile))
         return out
 
     # ---- decisions ----------------------------------------------------------------------------------------
