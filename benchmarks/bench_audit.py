@@ -36,6 +36,10 @@ def _event(i: int) -> AuditEvent:
     )
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="medfw-bench-audit-") as d:
         path = Path(d) / "bench.db"
@@ -62,6 +66,7 @@ def main() -> None:
         n = len(records)
         avg = sum(map(len, records)) / n
 
+        load_before = _load()
         # Interleave the three measurements and keep the best of each, so a burst of load from other
         # processes on the machine hits all of them alike instead of skewing the ratio.
         key = os.urandom(32)
@@ -91,12 +96,14 @@ def main() -> None:
     )
     print(f"{'full verify, 2 worker processes (workers=2)':<52} {par_rate:>12,.0f} {par_rate / raw_rate:>16.3f}")
     print(f"{'raw SHA-256 + HMAC-SHA256 (reference)':<52} {raw_rate:>12,.0f} {1.0:>16.3f}")
-    best = max(verify_rate, par_rate)
-    ok_abs = best >= 250_000
-    ok_rel = best >= 0.5 * raw_rate
+    # The targets are for one process; the 2-process figure is informational (it needs the second core free).
+    ok_abs = verify_rate >= 250_000
+    ok_rel = verify_rate >= 0.5 * raw_rate
     print(
-        f"targets: verify >= 250,000 events/s: {'met' if ok_abs else 'NOT met'}; >= 50% of raw: {'met' if ok_rel else 'NOT met'}"
+        f"targets (one process): verify >= 250,000 events/s: {'met' if ok_abs else 'NOT met'}; "
+        f">= 50% of raw: {'met' if ok_rel else 'NOT met'}"
     )
+    print(f"load average (1/5/15 min) before: {load_before}, after: {_load()}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def test_ratchet_is_deterministic_and_bound_to_log_and_epoch() -> None:
     assert keys.mac(3) == mac_key(next_epoch_key(next_epoch_key(k1, "log", 1), "log", 2), "log", 3)
     with pytest.raises(AuditError):
         EpochKeys(b"short", "log")
+    with pytest.raises(ValueError, match="no epoch -1"):
+        keys.mac(-1)
 
 
 def _vk() -> VerificationKey:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import random
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log, open_log, verify_log
 from medfw.audit import verify as V  # noqa: N812
 from medfw.audit.keys import next_epoch_key
-from medfw.audit.record import entry_hash
+from medfw.audit.record import GENESIS_PREV, encode_record, entry_hash, parse_record
 from medfw.errors import AuditError
 
 from .helpers import RawLog, reseal, rewrite
@@ -305,6 +306,18 @@ def test_fork_after_checkpoint_detected(tmp_path: Path) -> None:
     assert report.classification == V.FORKED
 
 
+def test_entries_counts_every_stored_row(big: Big, copy: tuple[Path, RawLog]) -> None:
+    """``entries`` is the number of stored rows, also when the scan counted them instead of ``count(*)``."""
+    path, raw = copy
+    rows = raw.rows()
+    assert verify_log(path, big.key).entries == len(rows)
+    _, rec, tag = rows[5]
+    raw.insert(-1, rec, tag)  # a row outside the positions the scan reads
+    report = verify_log(path, big.key)
+    assert report.entries == len(rows) + 1
+    assert report.verified == len(rows)
+
+
 def test_torn_last_write_is_not_tampering(big: Big, copy: tuple[Path, RawLog]) -> None:
     path, raw = copy
     rows = raw.rows()
@@ -365,6 +378,26 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Big:
             log.append(AuditEvent(type="config.change", outcome="info", data={"i": i}))
         cp = log.checkpoint()
     return Big(path=path, key=res.verification_key, checkpoint=cp, size=cp.checkpoint.size)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_log_forged_in_epoch_minus_one_is_rejected(
+    small: Big, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """No key exists for epoch -1: a whole log rewritten to claim it, tagged under an empty key, must not verify."""
+    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+    path = tmp_path / "forged.db"
+    shutil.copyfile(small.path, path)
+    raw = RawLog(path)
+    prev = GENESIS_PREV
+    for pos, rec, _ in raw.rows():
+        r = parse_record(rec)
+        forged = encode_record(r.body, seq=r.seq, epoch=-1, prev=prev)
+        raw.set_row(pos, forged, hmac.digest(b"", entry_hash(forged), "sha256"))
+        prev = entry_hash(forged).hex()
+    raw.drop_checkpoints()
+    raw.close()
+    _check(verify_log(path, small.key, workers=workers), V.EDITED, 0)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -110,10 +110,16 @@ class EpochKeys:
         self._macs: dict[int, bytes] = {}
 
     def mac(self, epoch: int) -> bytes:
-        """Return ``M[epoch]``."""
+        """Return ``M[epoch]``.
+
+        Raises:
+            ValueError: ``epoch`` is negative (no such key exists; a record claiming it is never genuine).
+        """
         cached = self._macs.get(epoch)
         if cached is not None:
             return cached
+        if epoch < 0:
+            raise ValueError(f"there is no epoch {epoch}")
         while len(self._keys) <= epoch:
             self._keys.append(next_epoch_key(self._keys[-1], self.log_id, len(self._keys) - 1))
         m = mac_key(self._keys[epoch], self.log_id, epoch)

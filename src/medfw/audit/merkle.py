@@ -37,6 +37,7 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+_NODE_PREFIX = _sha256(b"\x01")  # never updated further: only copied
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -54,6 +55,26 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def _parents(level: Sequence[bytes]) -> list[bytes]:
+    """Return the next level up: ``node_hash`` of each pair, then the unpaired last node (if any) unchanged.
+
+    Copying a hash object that has already absorbed the 0x01 prefix avoids building the 65-byte input and the
+    constructor's lookup of the algorithm; this is the inner loop of every tree build.
+    """
+    new_node = _NODE_PREFIX.copy
+    out: list[bytes] = []
+    add = out.append
+    pairs = iter(level)
+    for left, right in zip(pairs, pairs, strict=False):  # an odd last node is left over
+        h = new_node()
+        h.update(left)
+        h.update(right)
+        add(h.digest())
+    if len(level) & 1:
+        add(level[-1])
+    return out
+
+
 def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     """Return the Merkle tree hash of a list of leaf hashes (level by level, O(n))."""
     if not leaf_hashes:
@@ -62,10 +83,7 @@ def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     while len(level) > 1:
         # Promoting the unpaired rightmost node unchanged gives the same root as splitting at the largest
         # power of two (RFC 9162 §2.1.1), because every left subtree is then perfect.
-        nxt = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) & 1:
-            nxt.append(level[-1])
-        level = nxt
+        level = _parents(level)
     return level[0]
 
 
@@ -120,8 +138,10 @@ class MerkleTree:
             raise ValueError("leaf hashes must be 32 bytes")
         self.levels: list[list[bytes]] = [list(leaf_hashes)]
         while len(self.levels[-1]) > 1:
-            lv = self.levels[-1]
-            self.levels.append([_sha256(b"\x01" + lv[i] + lv[i + 1]).digest() for i in range(0, len(lv) - 1, 2)])
+            lv = _parents(self.levels[-1])
+            if len(self.levels[-1]) & 1:
+                lv.pop()  # levels hold perfect subtrees only; _subtree combines the ragged right edge
+            self.levels.append(lv)
 
     @property
     def size(self) -> int:
