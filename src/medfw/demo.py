@@ -42,7 +42,6 @@ EXAMPLE = REPO_ROOT / "examples" / "device"
 FEEDS = REPO_ROOT / "tests" / "vectors" / "vuln"
 MODEL = "infusion-pump"
 CHIP = "esp32c3"
-ADMIN_TOKEN = "demo-admin-token-0123456789abcdef"  # noqa: S105 - a throwaway token for the local demo server
 
 # Version strings the example firmware really embeds, so binary scanning has evidence to find.
 _EMBEDDED = (
@@ -66,9 +65,8 @@ class Demo:
 
     out: Path
     console: Console
-    progress: Progress | None = None
     step_no: int = 0
-    last_stderr: str = ""  # stdout and stderr of the last command
+    last_output: str = ""  #: stdout and stderr of the last command
     facts: dict[str, Any] = field(default_factory=dict)
 
     def path(self, *parts: str) -> Path:
@@ -82,7 +80,7 @@ class Demo:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = medfw_main(list(argv))
-        self.last_stderr = out.getvalue() + err.getvalue()
+        self.last_output = out.getvalue() + err.getvalue()
         log = self.path("logs", f"{self.step_no:02d}-{argv[0]}-{argv[1] if len(argv) > 1 else ''}.txt")
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"$ {shown}\n(exit {code})\n{out.getvalue()}{err.getvalue()}", encoding="utf-8")
@@ -102,6 +100,21 @@ class Demo:
         return json.loads(self.run([*argv, "--json"], expect=expect))
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables (what an operator would export) for the duration of a block."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -114,7 +127,6 @@ def _server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[str]:
     """Run ``medfw ota serve`` as a child process on a free loopback port; always stop it."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, MEDFW_OTA_ADMIN_TOKEN=ADMIN_TOKEN)
     argv = [
         sys.executable,
         "-m",
@@ -135,7 +147,7 @@ def _server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[str]:
     log = demo.path("logs", "ota-server.txt")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -392,9 +404,10 @@ def _ota(demo: Demo) -> None:
     )
     db = f"sqlite:///{demo.path('ota.db')}"
     token = demo.run_json(["ota", "token", "create", "--db", db, "--name", "demo-admin", "--role", "admin"])
-    os.environ["MEDFW_OTA_TOKEN"] = str(token["token"])
-    with _server(demo, Path(repo), db, Path(audit)) as url:
-        os.environ["MEDFW_OTA_SERVER"] = url
+    with (
+        _server(demo, Path(repo), db, Path(audit)) as url,
+        _environ(MEDFW_OTA_SERVER=url, MEDFW_OTA_TOKEN=token["token"]),
+    ):
         dev = str(demo.path("device"))
         demo.run(
             [
@@ -446,9 +459,9 @@ def _downgrade_and_audit(demo: Demo) -> None:
         expect=1,
         label="refused: secure_version 1 is below the device's anti-rollback counter",
     )
-    if "(reason rollback)" not in demo.last_stderr:
-        raise DemoError(f"the downgrade was refused for another reason: {demo.last_stderr.strip()}")
-    demo.facts["downgrade_refused"] = demo.last_stderr.strip()
+    if "(reason rollback)" not in demo.last_output:
+        raise DemoError(f"the downgrade was refused for another reason: {demo.last_output.strip()}")
+    demo.facts["downgrade_refused"] = demo.last_output.strip()
     status = demo.run_json(["device", "status", dev])
     demo.facts["status"] = status
     demo.run(["audit", "checkpoint", audit])
@@ -521,6 +534,8 @@ def _evidence(demo: Demo) -> Path:
 def run_demo(out: Path, *, console: Console | None = None) -> dict[str, Any]:
     """Run the whole pipeline into ``out`` (emptied first) and return the facts it established."""
     console = console or Console(stderr=True, highlight=False)
+    if not (EXAMPLE / "build" / "project_description.json").is_file():
+        raise DemoError("the demo runs from a source checkout (examples/device is missing)", path=str(EXAMPLE))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
