@@ -6,19 +6,60 @@ Producers only need :class:`AuditEvent` and an :class:`AuditSink` (:func:`open_l
 
 from __future__ import annotations
 
-from medfw.audit.bundle import BundleReport, export_bundle, verify_bundle
-from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint
-from medfw.audit.keys import VerificationKey
-from medfw.audit.log import AuditLog, InitResult, SealedEntry, checkpoint, init_log, open_log
-from medfw.audit.merkle import (
-    MerkleTree,
-    root_from_inclusion_proof,
-    verify_consistency,
-    verify_inclusion,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from medfw.audit.sink import AuditEvent, AuditSink, MemorySink, NullSink
-from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
-from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
+
+if TYPE_CHECKING:
+    from medfw.audit.bundle import BundleReport, export_bundle, verify_bundle
+    from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint
+    from medfw.audit.keys import VerificationKey
+    from medfw.audit.log import AuditLog, InitResult, SealedEntry, checkpoint, init_log, open_log
+    from medfw.audit.merkle import (
+        MerkleTree,
+        root_from_inclusion_proof,
+        verify_consistency,
+        verify_inclusion,
+    )
+    from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
+    from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
+
+# Producers import only the sink interface; the log machinery (cryptography, SQLAlchemy for PostgreSQL stores)
+# is imported on first use of one of these names, which keeps every command that merely *can* audit fast to start.
+_LAZY: dict[str, str] = {
+    "BundleReport": "bundle",
+    "export_bundle": "bundle",
+    "verify_bundle": "bundle",
+    "Checkpoint": "checkpoint",
+    "SignedCheckpoint": "checkpoint",
+    "VerificationKey": "keys",
+    "AuditLog": "log",
+    "InitResult": "log",
+    "SealedEntry": "log",
+    "checkpoint": "log",
+    "init_log": "log",
+    "open_log": "log",
+    "MerkleTree": "merkle",
+    "root_from_inclusion_proof": "merkle",
+    "verify_consistency": "merkle",
+    "verify_inclusion": "merkle",
+    "CLASSIFICATIONS": "verify",
+    "VerifyReport": "verify",
+    "verify_log": "verify",
+    "EVENT_TYPES": "vocabulary",
+    "OUTCOMES": "vocabulary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"medfw.audit.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CLASSIFICATIONS",
@@ -53,9 +94,13 @@ __all__ = [
 
 def inclusion_proof(leaf_hashes: list[bytes], index: int, size: int | None = None) -> list[bytes]:
     """Return the RFC 9162 inclusion proof of leaf ``index`` in the tree of the first ``size`` leaf hashes."""
+    from medfw.audit.merkle import MerkleTree  # noqa: PLC0415 - lazy, see _LAZY
+
     return MerkleTree(leaf_hashes[: len(leaf_hashes) if size is None else size]).inclusion_proof(index, size)
 
 
 def consistency_proof(leaf_hashes: list[bytes], size1: int, size2: int | None = None) -> list[bytes]:
     """Return the RFC 9162 consistency proof between the trees of the first ``size1`` and ``size2`` leaves."""
+    from medfw.audit.merkle import MerkleTree  # noqa: PLC0415 - lazy, see _LAZY
+
     return MerkleTree(leaf_hashes[: len(leaf_hashes) if size2 is None else size2]).consistency_proof(size1, size2)
