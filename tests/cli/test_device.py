@@ -13,6 +13,8 @@ from medfw.crypto.signer import FileSigner
 from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 
+CHIP = "esp32c6"  # verifies ECDSA P-256 Secure Boot v2 signatures (ESP32-C3 verifies RSA-3072 only)
+
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
@@ -21,11 +23,13 @@ def work(tmp_path: Path) -> Path:
     signer = FileSigner(key)
     (tmp_path / "digest.txt").write_text(public_key_digest(key.public_key()).hex())
     (tmp_path / "key.pub").write_bytes(public_key_pem(key.public_key()))
-    bl = build_app_image(version="bootloader", secure_version=0, project_name="bootloader")
+    bl = build_app_image(chip=CHIP, version="bootloader", secure_version=0, project_name="bootloader")
     (tmp_path / "bl.bin").write_bytes(sign_image(bl, [signer]))
     for name, version, sv, who in [("a1", "1.0.0", 1, signer), ("a2", "2.0.0", 2, signer), ("a0", "0.5", 0, signer)]:
-        (tmp_path / f"{name}.bin").write_bytes(sign_image(build_app_image(version=version, secure_version=sv), [who]))
-    evil = build_app_image(version="6.6.6", secure_version=9)
+        (tmp_path / f"{name}.bin").write_bytes(
+            sign_image(build_app_image(chip=CHIP, version=version, secure_version=sv), [who])
+        )
+    evil = build_app_image(chip=CHIP, version="6.6.6", secure_version=9)
     (tmp_path / "evil.bin").write_bytes(sign_image(evil, [FileSigner(stranger)]))
     return tmp_path
 
@@ -44,7 +48,9 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int
 
 def test_full_flow(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = work / "unit"
-    code, data = run_json(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text())
+    code, data = run_json(
+        capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text(), "--chip", CHIP
+    )
     assert code == 0 and data["efuse"]["secure_boot_enabled"] is True  # type: ignore[index]
     assert run(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "a1.bin")[0] == 0
     code, data = run_json(capsys, "device", "boot", dev)
@@ -76,7 +82,7 @@ def test_full_flow(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_refusals_exit_1_with_reason(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = work / "unit"
-    run(capsys, "device", "init", dev, "--key", work / "key.pub")
+    run(capsys, "device", "init", dev, "--key", work / "key.pub", "--chip", CHIP)
     run(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "a1.bin")
     run(capsys, "device", "boot", dev)
     code, data = run_json(capsys, "device", "update", dev, work / "evil.bin")
@@ -91,7 +97,7 @@ def test_refusals_exit_1_with_reason(work: Path, capsys: pytest.CaptureFixture[s
 
 def test_boot_refused_exit_1(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = work / "unit"
-    run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text())
+    run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text(), "--chip", CHIP)
     run(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "evil.bin")
     code, data = run_json(capsys, "device", "boot", dev)
     assert code == 1 and data["booted"] is False and data["reason"] == "no_bootable_image"
@@ -100,33 +106,33 @@ def test_boot_refused_exit_1(work: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_bad_input_exit_2(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = work / "unit"
-    assert run(capsys, "device", "init", dev)[0] == 2  # no key
-    code, _, err = run(capsys, "device", "init", dev, "--key-digest", "abcd")
+    assert run(capsys, "device", "init", dev, "--chip", CHIP)[0] == 2  # no key
+    code, _, err = run(capsys, "device", "init", dev, "--key-digest", "abcd", "--chip", CHIP)
     assert code == 2 and "32 bytes" in err
     code, _, err = run(capsys, "device", "status", work / "missing")
     assert code == 2 and "device.json" in err and "Traceback" not in err
-    run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text())
+    run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text(), "--chip", CHIP)
     code, _, err = run(capsys, "device", "confirm", dev)
     assert code == 2 and "boot it first" in err
     code, _, err = run(capsys, "device", "update", dev, work / "a1.bin", "--torn")
     assert code == 2 and "--power-cut-after" in err
     code, _, err = run(capsys, "device", "update", dev, work / "nope.bin")
     assert code == 2 and "nope.bin" in err
-    assert run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text())[0] == 2
+    assert run(capsys, "device", "init", dev, "--key-digest", (work / "digest.txt").read_text(), "--chip", CHIP)[0] == 2
 
 
 def test_efuse_summary_export_and_check(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev = work / "unit"
     digest = (work / "digest.txt").read_text()
-    run(capsys, "device", "init", dev, "--key-digest", digest, "--flash-encryption", "--chip", "esp32c3")
+    run(capsys, "device", "init", dev, "--key-digest", digest, "--flash-encryption", "--chip", CHIP)
     run(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "a1.bin")
     run(capsys, "device", "boot", dev)
     out = work / "summary.json"
     code, data = run_json(capsys, "device", "efuse-summary", dev, "--out", out)
-    assert code == 0 and data["chip"] == "esp32c3"
+    assert code == 0 and data["chip"] == CHIP
     summary = json.loads(out.read_text())
     assert summary["BLOCK_KEY0"]["raw_value"] == "0x" + digest
-    code, data = run_json(capsys, "efuse", "check", out, "--chip", "esp32c3")
+    code, data = run_json(capsys, "efuse", "check", out, "--chip", CHIP)
     assert code == 0 and data["passed"] is True
 
 
@@ -135,7 +141,7 @@ def test_events_reach_the_audit_log(work: Path, capsys: pytest.CaptureFixture[st
     assert run(capsys, "audit", "init", log)[0] == 0
     dev = work / "unit"
     digest = (work / "digest.txt").read_text()
-    run(capsys, "device", "init", dev, "--key-digest", digest, "--audit-log", log)
+    run(capsys, "device", "init", dev, "--key-digest", digest, "--audit-log", log, "--chip", CHIP)
     run(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "a1.bin", "--audit-log", log)
     run(capsys, "device", "boot", dev, "--audit-log", log)
     assert run(capsys, "device", "update", dev, work / "evil.bin", "--audit-log", log)[0] == 1
@@ -145,3 +151,10 @@ def test_events_reach_the_audit_log(work: Path, capsys: pytest.CaptureFixture[st
     for needle in ("efuse.burn", "boot.verify", "boot.select", "security.svn.increment", "ota.install.rejected"):
         assert needle in text
     assert run(capsys, "audit", "verify", log, "--key", str(log) + ".vkey")[0] == 0
+
+
+def test_init_refuses_a_key_the_chip_cannot_verify(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "device", "init", work / "c3", "--key", work / "key.pub", "--chip", "esp32c3")
+    assert code == 2 and "ecdsa-p256" in err and "esp32c3" in err and "rsa3072 only" in err
+    assert not (work / "c3" / "device.json").exists()
+    assert run(capsys, "device", "init", work / "c6", "--key", work / "key.pub", "--chip", "esp32c6")[0] == 0

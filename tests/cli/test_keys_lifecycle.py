@@ -147,7 +147,7 @@ def test_bad_policy_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def _app(version: str) -> bytes:
-    return build_app_image(chip="esp32c3", version=version, secure_version=1, payload=version.encode() * 50)
+    return build_app_image(chip="esp32c6", version=version, secure_version=1, payload=version.encode() * 50)
 
 
 @pytest.mark.softhsm
@@ -162,7 +162,7 @@ def test_rotate_and_revoke_via_cli(
     old_signer, new_signer = load_signer(old_uri), load_signer(new_uri)
     device_dir = tmp_path / "unit"
     device = Device.init(
-        device_dir, chip="esp32c3", key_digests=[sbv2.public_key_digest(old_pub), sbv2.public_key_digest(new_pub)]
+        device_dir, chip="esp32c6", key_digests=[sbv2.public_key_digest(old_pub), sbv2.public_key_digest(new_pub)]
     )
     device.flash(
         sbv2.sign_image(_app("bootloader"), [old_signer, new_signer]), sbv2.sign_image(_app("1.0"), [old_signer])

@@ -42,7 +42,7 @@ def keys(tmp_path: Path) -> dict[str, str]:
 def _image(keys: dict[str, str], version: str, svn: int, path: Path) -> str:
     signer = FileSigner.from_file(keys["boot"])
     path.write_bytes(
-        sign_image(build_app_image(chip="esp32c3", version=version, secure_version=svn, size=8192), [signer])
+        sign_image(build_app_image(chip="esp32c6", version=version, secure_version=svn, size=8192), [signer])
     )
     return str(path)
 
@@ -85,7 +85,7 @@ def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: 
     assert (out["version"], out["secure_version"], out["chip"], out["target_path"]) == (
         "1.2.0",
         3,
-        "esp32c3",
+        "esp32c6",
         "pump/pump-1.2.0.bin",
     )
     assert out["sbom"]["ref"] == "sbom.json" and out["online_signed"]
@@ -158,7 +158,7 @@ def test_operator_flow_with_agent(
     dev_dir = tmp_path / "unit1"
     dev = Device.init(
         dev_dir,
-        chip="esp32c3",
+        chip="esp32c6",
         key_digests=[public_key_digest(boot.public_key())],
         slot_size=0x10000,
         flash_size=0x40000,
@@ -178,7 +178,7 @@ def test_operator_flow_with_agent(
         "--model",
         "pump",
         "--chip",
-        "esp32c3",
+        "esp32c6",
         "--group",
         "icu",
         "--provision",

@@ -40,7 +40,7 @@ class Kit:
         secure_version: int,
         *,
         keys: tuple[PrivateKey, ...] | None = None,
-        chip: str = "esp32c3",
+        chip: str = "esp32c6",
         size: int | None = None,
     ) -> bytes:
         unsigned = build_app_image(chip=chip, version=version, secure_version=secure_version, size=size)
@@ -53,7 +53,7 @@ def kit() -> Kit:
     key = generate_private_key(KeyType.ECDSA_P256)
     key2 = generate_private_key(KeyType.ECDSA_P256)
     stranger = generate_private_key(KeyType.ECDSA_P256)
-    unsigned = build_app_image(chip="esp32c3", version="bootloader", secure_version=0, project_name="bootloader")
+    unsigned = build_app_image(chip="esp32c6", version="bootloader", secure_version=0, project_name="bootloader")
     return Kit(
         key=key,
         key2=key2,
@@ -63,6 +63,12 @@ def kit() -> Kit:
     )
 
 
+@pytest.fixture(scope="session")
+def rsa_key() -> PrivateKey:
+    """An RSA-3072 key, the only Secure Boot v2 scheme ESP32, ESP32-C3 and ESP32-S3 verify."""
+    return generate_private_key(KeyType.RSA3072)
+
+
 @pytest.fixture
 def sink() -> MemorySink:
     return MemorySink()
@@ -70,10 +76,12 @@ def sink() -> MemorySink:
 
 @pytest.fixture
 def booted(kit: Kit, sink: MemorySink) -> Callable[..., Device]:
-    """Factory: an in-memory esp32c3 unit flashed with app 1.0 (secure_version 1) and booted once."""
+    """Factory: an in-memory esp32c6 unit flashed with app 1.0 (secure_version 1) and booted once."""
 
     def make(*, app: bytes | None = None, digests: list[bytes] | None = None, revoke_unused: bool = True) -> Device:
-        device = Device.in_memory(key_digests=digests or [kit.digest], audit=sink, revoke_unused_slots=revoke_unused)
+        device = Device.in_memory(
+            chip="esp32c6", key_digests=digests or [kit.digest], audit=sink, revoke_unused_slots=revoke_unused
+        )
         device.flash(kit.bootloader, app if app is not None else kit.app("1.0.0", 1))
         device.boot()
         return device

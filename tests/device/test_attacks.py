@@ -21,7 +21,7 @@ FLIP_POSITIONS = 240
 @pytest.fixture(scope="module")
 def base(kit: Kit) -> Device:
     """A unit with keys 0 and 1 burned, key 1 revoked, running app 1.0.0 (secure_version 2), counter 2."""
-    device = Device.in_memory(key_digests=[kit.digest, kit.digest2], revoke_unused_slots=False)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest, kit.digest2], revoke_unused_slots=False)
     device.efuse.revoke_digest(1)
     device.flash(kit.bootloader, kit.app("1.0.0", 2))
     device.boot()

@@ -18,7 +18,7 @@ from .conftest import Kit
 @pytest.fixture(scope="module")
 def two_slots(kit: Kit) -> Device:
     """ota_0: 1.0.0 (secure_version 1, VALID); ota_1: 2.0.0 (secure_version 2, NEW); counter 1."""
-    device = Device.in_memory(key_digests=[kit.digest])
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest])
     device.flash(kit.bootloader, kit.app("1.0.0", 1))
     device.boot()
     device.install_update(kit.app("2.0.0", 2))

@@ -10,6 +10,7 @@ import pytest
 
 from medfw.audit.sink import MemorySink
 from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
+from medfw.crypto.keys import PrivateKey
 from medfw.device import (
     BootFailedError,
     Device,
@@ -20,6 +21,7 @@ from medfw.device import (
 from medfw.device.bootloader import read_otadata, write_otadata
 from medfw.device.otadata import OtaEntry, OtaState
 from medfw.errors import DeviceError, InputError
+from medfw.image.sbv2 import public_key_digest
 
 from .conftest import Kit
 
@@ -27,7 +29,7 @@ Booted = Callable[..., Device]
 
 
 def test_factory_boot_writes_initial_otadata_and_burns_counter(kit: Kit, sink: MemorySink) -> None:
-    device = Device.in_memory(key_digests=[kit.digest], audit=sink)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest], audit=sink)
     device.flash(kit.bootloader, kit.app("1.0.0", 3))
     assert device.efuse.secure_version(16) == 0
     result = device.boot()
@@ -148,7 +150,7 @@ def test_both_otadata_copies_invalid_boots_first_verifiable_slot(kit: Kit, boote
 
 
 def test_slot_full_of_ff_and_no_bootable_image(kit: Kit, sink: MemorySink) -> None:
-    device = Device.in_memory(key_digests=[kit.digest], audit=sink)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest], audit=sink)
     device.flash(kit.bootloader, b"")
     with pytest.raises(BootFailedError) as info:
         device.boot()
@@ -166,7 +168,7 @@ def test_slot_full_of_ff_and_no_bootable_image(kit: Kit, sink: MemorySink) -> No
     ],
 )
 def test_factory_image_refused_at_boot(kit: Kit, sink: MemorySink, make: Callable[[Kit], bytes], reason: str) -> None:
-    device = Device.in_memory(key_digests=[kit.digest], audit=sink)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest], audit=sink)
     device.flash(kit.bootloader, make(kit))
     with pytest.raises(BootFailedError):
         device.boot()
@@ -174,7 +176,7 @@ def test_factory_image_refused_at_boot(kit: Kit, sink: MemorySink, make: Callabl
 
 
 def test_unsigned_bootloader_does_not_boot(kit: Kit, sink: MemorySink) -> None:
-    device = Device.in_memory(key_digests=[kit.digest], audit=sink)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest], audit=sink)
     device.flash(kit.app("bl", 0, keys=(kit.stranger,)), kit.app("1.0.0", 1))
     with pytest.raises(BootFailedError) as info:
         device.boot()
@@ -205,10 +207,11 @@ def test_conservative_key_revocation(kit: Kit, booted: Booted) -> None:
     assert rej.value.reason == "revoked_key"
 
 
-def test_esp32_classic_has_no_revocation(kit: Kit) -> None:
-    device = Device.in_memory(chip="esp32", key_digests=[kit.digest])
+def test_esp32_classic_has_no_revocation(kit: Kit, rsa_key: PrivateKey) -> None:
+    device = Device.in_memory(chip="esp32", key_digests=[public_key_digest(rsa_key.public_key())])
     assert device.chip.bootloader_offset == 0x1000
-    device.flash(kit.app("bl", 0, chip="esp32"), kit.app("1.0.0", 1, chip="esp32"))
+    keys = (rsa_key,)
+    device.flash(kit.app("bl", 0, chip="esp32", keys=keys), kit.app("1.0.0", 1, chip="esp32", keys=keys))
     device.boot()
     with pytest.raises(RevocationRefusedError) as info:
         device.revoke_key(0)
@@ -235,7 +238,7 @@ def test_every_event_is_in_the_audit_vocabulary(kit: Kit, booted: Booted, sink: 
 
 def test_persistence_round_trip(kit: Kit, tmp_path: Path) -> None:
     directory = tmp_path / "unit"
-    device = Device.init(directory, key_digests=[kit.digest])
+    device = Device.init(directory, chip="esp32c6", key_digests=[kit.digest])
     device.flash(kit.bootloader, kit.app("1.0.0", 1))
     device.boot()
     app2 = kit.app("2.0.0", 2)
@@ -247,7 +250,7 @@ def test_persistence_round_trip(kit: Kit, tmp_path: Path) -> None:
     assert (directory / "flash.bin").stat().st_size == 4 * 1024 * 1024
     assert Device.open(directory).running_image() == app2
     with pytest.raises(DeviceError):
-        Device.init(directory, key_digests=[kit.digest])
+        Device.init(directory, chip="esp32c6", key_digests=[kit.digest])
 
 
 @pytest.mark.parametrize(
@@ -260,7 +263,7 @@ def test_persistence_round_trip(kit: Kit, tmp_path: Path) -> None:
     ],
 )
 def test_malformed_device_directory(kit: Kit, tmp_path: Path, name: str, content: bytes, field: str | None) -> None:
-    Device.init(tmp_path, key_digests=[kit.digest])
+    Device.init(tmp_path, chip="esp32c6", key_digests=[kit.digest])
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DeviceError) as info:
         Device.open(tmp_path)
@@ -270,17 +273,17 @@ def test_malformed_device_directory(kit: Kit, tmp_path: Path, name: str, content
 
 def test_init_argument_checks(kit: Kit) -> None:
     with pytest.raises(DeviceError):
-        Device.in_memory(key_digests=[])
+        Device.in_memory(chip="esp32c6", key_digests=[])
     with pytest.raises(DeviceError):
-        Device.in_memory(key_digests=[kit.digest] * 4)
+        Device.in_memory(chip="esp32c6", key_digests=[kit.digest] * 4)
     with pytest.raises(DeviceError):
-        Device.in_memory(key_digests=[kit.digest], secure_version_bits=17)
+        Device.in_memory(chip="esp32c6", key_digests=[kit.digest], secure_version_bits=17)
     with pytest.raises(InputError):
         Device.in_memory(chip="esp8266", key_digests=[kit.digest])
 
 
 def test_secure_version_beyond_field_is_refused(kit: Kit, sink: MemorySink) -> None:
-    device = Device.in_memory(key_digests=[kit.digest], secure_version_bits=4, audit=sink)
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest], secure_version_bits=4, audit=sink)
     device.flash(kit.bootloader, kit.app("1.0.0", 1))
     device.boot()
     with pytest.raises(UpdateRejectedError) as info:

@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medfw.crypto.keys import load_private_key
 from medfw.device.chips import get_chip
 from medfw.device.efuse import Efuses
 from medfw.device.errors import EfuseWriteError
 from medfw.errors import DeviceError
+from medfw.image.sbv2 import public_key_digest
+
+from ._espefuse import lock_names, make_summary_inprocess, write_key
 
 
 def test_burned_bits_never_clear() -> None:
@@ -151,3 +155,23 @@ def test_summary_export_reproduces_espefuse_values_for_the_same_burns(vectors: P
         assert entry["writeable"] == real[name]["writeable"], name
     with pytest.raises(DeviceError):
         ef.to_espefuse_summary("esp32s3")
+
+
+def test_esp32c6_export_matches_espefuse(tmp_path: Path) -> None:
+    """ESP32-C6: the same burns give espefuse's own summary — layout, descriptions, values and write protection."""
+    key = write_key(tmp_path, "esp32c6")
+    real = make_summary_inprocess(tmp_path, "esp32c6", set(lock_names("esp32c6")), key, "locked")
+    ef = Efuses(get_chip("esp32c6"))
+    ef.burn_key_digest(public_key_digest(load_private_key(key).public_key()))
+    for name in ("SECURE_BOOT_EN", "DIS_PAD_JTAG", "DIS_USB_JTAG", "DIS_DOWNLOAD_MODE", "SPI_BOOT_CRYPT_CNT"):
+        ef.burn(name, 1)
+    ef.revoke_digest(1)
+    ef.revoke_digest(2)
+    ef.burn_secure_version(1, 16)
+    ours = ef.to_espefuse_summary("esp32c6")
+    keys = {"bit_len", "block", "category", "description", "efuse_type", "name", "pos", "word"}
+    for name, entry in ours.items():
+        assert set(entry) == set(real[name]), name
+        assert {k: entry[k] for k in keys} == {k: real[name][k] for k in keys}, name
+        for field in ("raw_value", "value", "writeable"):
+            assert entry[field] == real[name][field], (name, field)

@@ -16,7 +16,7 @@ from medfw.errors import ConfigError, InputError
 
 from ._espefuse import lock_names, make_summary, make_summary_inprocess, write_key
 
-CHIPS = ("esp32", "esp32c3", "esp32s3")
+CHIPS = ("esp32", "esp32c3", "esp32s3", "esp32c6")
 
 
 def _failed(data: dict[str, dict[str, object]], chip: str, policy: Policy | None = None) -> set[str]:

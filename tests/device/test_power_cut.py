@@ -35,7 +35,7 @@ def images(kit: Kit) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def base(kit: Kit, images: tuple[bytes, bytes]) -> Device:
-    device = Device.in_memory(key_digests=[kit.digest])
+    device = Device.in_memory(chip="esp32c6", key_digests=[kit.digest])
     device.flash(kit.bootloader, images[0])
     device.boot()
     return device

@@ -54,11 +54,15 @@ def test_device_boots_and_installs_images_signed_by_espsecure(tmp_path: Path) ->
     key_file = ESPSECURE / "ecdsa256_secure_boot_signing_key_v2.pem"
     digest = (ESPSECURE / "ecdsa256_public_key_digest_v2.bin").read_bytes()
     signer = FileSigner(load_private_key(key_file))
-    bootloader = sign_image(build_app_image(version="bl", secure_version=0, project_name="bootloader"), [signer])
+    bootloader = sign_image(
+        build_app_image(chip="esp32c6", version="bl", secure_version=0, project_name="bootloader"), [signer]
+    )
     signed: list[bytes] = []
     for version, sv in (("1.0.0", 1), ("2.0.0", 2)):
         unsigned = tmp_path / f"app-{version}.bin"
-        unsigned.write_bytes(build_app_image(version=version, secure_version=sv, payload=b"\x5a" * 5000))
+        unsigned.write_bytes(
+            build_app_image(chip="esp32c6", version=version, secure_version=sv, payload=b"\x5a" * 5000)
+        )
         out = tmp_path / f"app-{version}.signed.bin"
         cmd = [
             str(Path(sys.executable).parent / "espsecure"),
@@ -71,7 +75,7 @@ def test_device_boots_and_installs_images_signed_by_espsecure(tmp_path: Path) ->
         done = subprocess.run([*cmd, "--output", str(out), str(unsigned)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         signed.append(out.read_bytes())
-    device = Device.in_memory(key_digests=[digest])
+    device = Device.in_memory(chip="esp32c6", key_digests=[digest])
     device.flash(bootloader, signed[0])
     first = device.boot()
     assert (first.slot, first.version, first.key_slot) == (0, "1.0.0", 0)
@@ -101,12 +105,12 @@ def test_unsigned_image_only_runs_without_secure_boot(secure_boot: bool) -> None
 
 
 def test_empty_and_garbage_regions() -> None:
-    ef = _efuses("esp32c3", b"\x01" * 32)
-    chip = get_chip("esp32c3")
+    ef = _efuses("esp32c6", b"\x01" * 32)
+    chip = get_chip("esp32c6")
     assert check_image(b"\xff" * 8192, chip=chip, efuses=ef, counter=0).reason == "empty_slot"
     assert check_image(b"", chip=chip, efuses=ef, counter=0).reason == "empty_slot"
     garbage = check_image(b"\x00" * 8192, chip=chip, efuses=ef, counter=0)
     assert garbage.reason == "malformed_image" and garbage.offset == 0
     signer = FileSigner(load_private_key(ESPSECURE / "ecdsa256_secure_boot_signing_key_v2.pem"))
-    foreign = sign_image(build_app_image(version="1", secure_version=1), [signer])
+    foreign = sign_image(build_app_image(chip="esp32c6", version="1", secure_version=1), [signer])
     assert check_image(foreign, chip=chip, efuses=ef, counter=0).reason == "untrusted_key"

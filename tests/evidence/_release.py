@@ -29,6 +29,7 @@ from medfw.sbom import generate_from_manifest, serialize
 from medfw.vuln import add_release, import_feeds, open_index, record_decision, scan
 from medfw.vuln.sbom_input import read_sbom
 
+CHIP = "esp32c6"  # verifies the ECDSA P-256 release key (ESP32-C3 verifies RSA-3072 only)
 VULN = Path(__file__).parent.parent / "vectors" / "vuln"
 
 PROJECT = """\
@@ -100,8 +101,8 @@ def _sbom(directory: Path, version: str, mbedtls: str) -> bytes:
     return serialize(generate_from_manifest(manifest, serial=serial), fmt="json")
 
 
-def make_release(root: Path) -> Release:
-    """Create the release directory ``root`` (see the module docstring)."""
+def make_release(root: Path, chip: str = CHIP) -> Release:
+    """Create the release directory ``root`` (see the module docstring) for ``chip``."""
     root.mkdir(parents=True)
     (root / "keys").mkdir()
     (root / "images").mkdir()
@@ -113,10 +114,16 @@ def make_release(root: Path) -> Release:
     (root / "keys/evidence.pub.pem").write_bytes(_pem_public(evidence_key))
 
     signer = [FileSigner(release_key, "keys/release.pem")]
-    boot = sign_image(build_app_image(version="bootloader", secure_version=0, project_name="bootloader"), signer)
+    boot = sign_image(
+        build_app_image(chip=chip, version="bootloader", secure_version=0, project_name="bootloader"), signer
+    )
     size = 64 * 1024  # 16 flash sectors: a meaningful power-cut sweep
-    app = sign_image(build_app_image(version="1.1.0", secure_version=2, project_name="pump", size=size), signer)
-    old = sign_image(build_app_image(version="1.0.0", secure_version=1, project_name="pump", size=size), signer)
+    app = sign_image(
+        build_app_image(chip=chip, version="1.1.0", secure_version=2, project_name="pump", size=size), signer
+    )
+    old = sign_image(
+        build_app_image(chip=chip, version="1.0.0", secure_version=1, project_name="pump", size=size), signer
+    )
     (root / "images/bootloader.bin").write_bytes(boot)
     (root / "images/app-1.1.0.bin").write_bytes(app)
     (root / "images/app-1.0.0.bin").write_bytes(old)
@@ -169,9 +176,7 @@ def make_release(root: Path) -> Release:
         add_release(index, sbom, "sbom.cdx.json")
     index.close()
 
-    unit = Device.in_memory(
-        chip="esp32c3", key_digests=[public_key_digest(release_key.public_key())], flash_encryption=True
-    )
+    unit = Device.in_memory(chip=chip, key_digests=[public_key_digest(release_key.public_key())], flash_encryption=True)
     unit.efuse.burn_secure_version(2, 16)
     (root / "efuse").mkdir()
     (root / "efuse/unit-0001.json").write_text(json.dumps(unit.efuse.to_espefuse_summary(), indent=2))
@@ -180,7 +185,7 @@ def make_release(root: Path) -> Release:
         "name: infusion-pump-fw\n"
         "version: 1.1.0\n"
         "model: medfw-example\n"
-        "chip: esp32c3\n"
+        f"chip: {chip}\n"
         "images:\n"
         "  - {path: images/app-1.1.0.bin, role: app, format: sbv2}\n"
         "  - {path: images/bootloader.bin, role: bootloader, format: sbv2}\n"

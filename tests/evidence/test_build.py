@@ -16,6 +16,7 @@ from medfw.evidence.build import MANIFEST_FILES, build_bundle
 from medfw.evidence.spec import load_release_spec
 from medfw.evidence.verify import verify_evidence
 
+from ._release import make_release
 from .conftest import Built
 
 EXPECTED = {
@@ -60,7 +61,7 @@ def test_good_release_passes_every_check(built: Built) -> None:
         "name": "infusion-pump-fw",
         "version": "1.1.0",
         "model": "medfw-example",
-        "chip": "esp32c3",
+        "chip": "esp32c6",
     }
 
 
@@ -173,3 +174,16 @@ def test_release_json_records_every_input_relative_to_the_release(built: Built) 
         assert inputs[rel]["sha256"] == hashlib.sha256((built.release.root / rel).read_bytes()).hexdigest()
     assert "keys/release.pub.pem" in inputs and "efuse/unit-0001.json" in inputs
     assert not any(p.startswith("/") for p in inputs)
+
+
+def test_ecdsa_release_for_an_rsa_only_chip_fails_the_update_path_check(tmp_path: Path) -> None:
+    """ESP32-C3 verifies RSA-3072 Secure Boot v2 blocks only: a P-256-signed esp32c3 release cannot pass."""
+    release = make_release(tmp_path / "release", chip="esp32c3")
+    spec = load_release_spec(release.root)
+    assert spec.evidence_key is not None
+    result = build_bundle(spec, tmp_path / "b", signer=FileSigner.from_file(spec.evidence_key))
+    failed = {c.name: c for c in result.checks if not c.ok}
+    assert "Anti-rollback and update path" in failed
+    summary = _load(result.path, "results/summary.json")
+    detail = next(c["detail"] for c in summary["checks"] if c["name"].startswith("Anti"))
+    assert "unsupported_scheme" in detail

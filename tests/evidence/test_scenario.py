@@ -16,17 +16,20 @@ from medfw.image.sbv2 import public_key_digest, sign_image
 KEY = generate_private_key(KeyType.ECDSA_P256)
 SIGNERS = [FileSigner(KEY)]
 DIGEST = public_key_digest(KEY.public_key())
-BOOT = sign_image(build_app_image(version="bootloader", secure_version=0, project_name="bootloader"), SIGNERS)
+CHIP = "esp32c6"  # verifies ECDSA P-256 Secure Boot v2 signatures
+BOOT = sign_image(
+    build_app_image(chip=CHIP, version="bootloader", secure_version=0, project_name="bootloader"), SIGNERS
+)
 
 
-def _app(version: str, sv: int, size: int | None = 64 * 1024) -> bytes:
-    return sign_image(build_app_image(version=version, secure_version=sv, size=size), SIGNERS)
+def _app(version: str, sv: int, size: int | None = 64 * 1024, chip: str = CHIP) -> bytes:
+    return sign_image(build_app_image(chip=chip, version=version, secure_version=sv, size=size), SIGNERS)
 
 
 def _update_from_1_0_0(*, secure_version: int) -> UpdatePathRun:
     """The scenario updating a unit running 1.0.0 (secure version 1) to 2.0.0 at ``secure_version``."""
     return run_update_path(
-        chip="esp32c3",
+        chip=CHIP,
         key_digests=[DIGEST],
         bootloader=BOOT,
         app=_app("2.0.0", secure_version),
@@ -65,11 +68,30 @@ def test_same_secure_version_downgrade_is_not_refused_and_fails() -> None:
 
 def test_app_signed_by_an_untrusted_key_fails_cleanly() -> None:
     stranger = generate_private_key(KeyType.ECDSA_P256)
-    app = sign_image(build_app_image(version="2.0.0", secure_version=2), [FileSigner(stranger)])
-    run = run_update_path(chip="esp32c3", key_digests=[DIGEST], bootloader=BOOT, app=app, app_secure_version=2)
+    app = sign_image(build_app_image(chip=CHIP, version="2.0.0", secure_version=2), [FileSigner(stranger)])
+    run = run_update_path(chip=CHIP, key_digests=[DIGEST], bootloader=BOOT, app=app, app_secure_version=2)
     assert run.result["ok"] is False
     failed = [s for s in run.result["steps"] if not s["ok"]]
     assert failed and failed[0]["step"] in {"factory_boot", "model_error"}
+
+
+def test_ecdsa_release_for_a_chip_that_verifies_rsa_only_fails() -> None:
+    """ESP32-C3 verifies RSA-3072 Secure Boot v2 blocks only: an ECDSA-signed release cannot boot there."""
+    boot = sign_image(
+        build_app_image(chip="esp32c3", version="bootloader", secure_version=0, project_name="bootloader"), SIGNERS
+    )
+    run = run_update_path(
+        chip="esp32c3",
+        key_digests=[DIGEST],
+        bootloader=boot,
+        app=_app("2.0.0", 2, chip="esp32c3"),
+        app_secure_version=2,
+        previous=_app("1.0.0", 1, chip="esp32c3"),
+    )
+    assert run.result["ok"] is False
+    failed = [s for s in run.result["steps"] if not s["ok"]]
+    assert [s["step"] for s in failed] == ["model_error"]
+    assert failed[0]["reason"] == "unsupported_scheme"
 
 
 @pytest.mark.parametrize(("total", "samples", "expected"), [(0, 5, []), (3, 24, [0, 1, 2]), (10, 1, [0])])

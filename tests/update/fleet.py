@@ -27,7 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-CHIP = "esp32c3"
+CHIP = "esp32c6"
 SLOT = 0x10000
 FLASH = 0x40000
 

@@ -18,6 +18,7 @@ from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_si
 from medfw.crypto.keys import load_public_key
 from medfw.device import BootFailedError, Device, UpdateRejectedError
 from medfw.device.bootloader import BootResult
+from medfw.device.chips import get_chip
 from medfw.device.ota import InstallResult
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
@@ -62,10 +63,20 @@ def _open(args: argparse.Namespace) -> Device:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from medfw.image.sbv2 import public_key_digest  # noqa: PLC0415 - keep CLI start-up light
+    from medfw.image.sbv2 import public_key_digest, scheme_of_key  # noqa: PLC0415 - keep CLI start-up light
 
+    chip = get_chip(args.chip)
     digests = [_digest(d) for d in args.key_digest or ()]
-    digests += [public_key_digest(load_public_key(k)) for k in args.key or ()]
+    for path in args.key or ():
+        key = load_public_key(path)
+        scheme = scheme_of_key(key, path=path)
+        if not chip.supports_scheme(scheme):
+            raise UsageError(
+                f"{path}: a {scheme} key cannot verify on {chip.name}, whose Secure Boot v2 verifies "
+                f"{chip.scheme_names} only",
+                field="key",
+            )
+        digests.append(public_key_digest(key))
     if not digests:
         raise UsageError("give at least one --key-digest HEX or --key PUBKEY", field="key_digest")
     device = Device.init(
@@ -239,7 +250,9 @@ def register(sub: Any) -> None:
     p = _leaf(group, "init", "provision a new unit: key digests, secure boot on, JTAG and ROM download off", _cmd_init)
     p.add_argument("--key-digest", action="append", metavar="HEX", help="SBv2 public key digest (repeat for more)")
     p.add_argument("--key", action="append", metavar="PUBKEY", help="public key file whose SBv2 digest to burn")
-    p.add_argument("--chip", default="esp32c3", choices=["esp32", "esp32c3", "esp32s3"], help="chip (default esp32c3)")
+    p.add_argument(
+        "--chip", default="esp32c3", choices=["esp32", "esp32c3", "esp32s3", "esp32c6"], help="chip (default esp32c3)"
+    )
     p.add_argument("--secure-version-bits", type=int, default=16, metavar="N", help="anti-rollback field width")
     p.add_argument("--flash-encryption", action="store_true", help="also burn the flash-encryption counter")
     p.add_argument("--keep-unused-slots", action="store_true", help="do not revoke unused key digest slots")

@@ -10,7 +10,7 @@ write-protects the field, the ``RD_DIS`` bit that read-protects it, and the desc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["FIELDS", "FieldDef"]
 
@@ -39,14 +39,19 @@ class FieldDef:
 _F = FieldDef
 
 
-def _c3_s3_fields(
+def _key_purpose_fields(
     dis_usb_jtag_word: int,
     dis_usb_jtag_pos: int,
     usb_serial_jtag_download_description: str,
     spi_boot_crypt_cnt_description: str,
+    descriptions: dict[str, str] | None = None,
 ) -> tuple[FieldDef, ...]:
-    """The ESP32-C3 and ESP32-S3 rows: the same layout but for where ``DIS_USB_JTAG`` sits and two descriptions."""
-    return (
+    """The ESP32-C3, ESP32-S3 and ESP32-C6 rows.
+
+    The layout is the same but for where ``DIS_USB_JTAG`` sits; ``descriptions`` replaces the description of the
+    fields it names (ESP32-C6's espefuse tables word most of them differently).
+    """
+    rows = (
         _F("WR_DIS", 0, 0, 0, 32, "uint:32", "config", None, None, "Disable programming of individual eFuses"),
         _F("RD_DIS", 0, 1, 0, 7, "uint:7", "config", 0, None, "Disable reading from BlOCK4-10"),
         _F(
@@ -186,6 +191,9 @@ def _c3_s3_fields(
         _F("BLOCK_KEY4", 8, 0, 0, 256, "bytes:32", "security", 27, 4, "Key4 or user data"),
         _F("BLOCK_KEY5", 9, 0, 0, 256, "bytes:32", "security", 28, 5, "Key5 or user data"),
     )
+    if not descriptions:
+        return rows
+    return tuple(replace(f, description=descriptions.get(f.name, f.description)) for f in rows)
 
 
 FIELDS: dict[str, tuple[FieldDef, ...]] = {
@@ -249,16 +257,34 @@ FIELDS: dict[str, tuple[FieldDef, ...]] = {
         _F("BLOCK2", 2, 0, 0, 256, "bytes:32", "security", 8, 1, "Security boot key"),
         _F("SECURE_VERSION", 3, 4, 0, 32, "uint:32", "security", 9, 2, "Secure version for anti-rollback"),
     ),
-    "esp32c3": _c3_s3_fields(
+    "esp32c3": _key_purpose_fields(
         dis_usb_jtag_word=1,
         dis_usb_jtag_pos=9,
         usb_serial_jtag_download_description="Disable UART download mode through USB-Serial-JTAG",
         spi_boot_crypt_cnt_description="Enables flash encryption when 1 or 3 bits are set and disables otherwise",
     ),
-    "esp32s3": _c3_s3_fields(
+    "esp32s3": _key_purpose_fields(
         dis_usb_jtag_word=3,
         dis_usb_jtag_pos=22,
         usb_serial_jtag_download_description="Set this bit to disable UART download mode through USB",
         spi_boot_crypt_cnt_description="Enables flash encryption when 1 or 3 bits are set and disabled otherwise",
+    ),
+    "esp32c6": _key_purpose_fields(
+        dis_usb_jtag_word=1,
+        dis_usb_jtag_pos=9,
+        usb_serial_jtag_download_description="Represents whether the USB-Serial-JTAG download function is disabled or enabled. 1: disabled. 0: enabled",
+        spi_boot_crypt_cnt_description="Enables flash encryption when 1 or 3 bits are set and disables otherwise",
+        descriptions={
+            "DIS_PAD_JTAG": "Represents whether JTAG is disabled in the hard way(permanently). 1: disabled. 0: enabled",
+            "DIS_USB_JTAG": "Represents whether the function of usb switch to jtag is disabled or enabled. 1: disabled. 0: enabled",
+            "SOFT_DIS_JTAG": "Represents whether JTAG is disabled in soft way. Odd number: disabled. Even number: enabled",
+            "DIS_DOWNLOAD_MODE": "Represents whether Download mode is disabled or enabled. 1: disabled. 0: enabled",
+            "ENABLE_SECURITY_DOWNLOAD": "Represents whether security download is enabled or disabled. 1: enabled. 0: disabled",
+            "DIS_DOWNLOAD_MANUAL_ENCRYPT": "Represents whether flash encrypt function is disabled or enabled(except in SPI boot mode). 1: disabled. 0: enabled",
+            "SECURE_BOOT_EN": "Represents whether secure boot is enabled or disabled. 1: enabled. 0: disabled",
+            "SECURE_BOOT_AGGRESSIVE_REVOKE": "Represents whether revoking aggressive secure boot is enabled or disabled. 1: enabled. 0: disabled",
+            **{f"KEY_PURPOSE_{n}": f"Represents the purpose of Key{n}" for n in range(6)},
+            "SECURE_VERSION": "Represents the version used by ESP-IDF anti-rollback feature",
+        },
     ),
 }

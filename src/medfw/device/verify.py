@@ -5,8 +5,10 @@ Secure Boot v2 signature sector (the image padded to 4 KiB, then one sector), an
 
 1. the region is not erased (``empty_slot``), the image parses (``malformed_image``) and a signature sector
    follows it (``unsigned``, when secure boot is enabled);
-2. the SBv2 signature verifies against a burned, non-revoked eFuse key digest (``bad_signature``,
-   ``untrusted_key``, ``revoked_key``; only when secure boot is enabled);
+2. the sector's signature scheme is one the chip's ROM and bootloader verify (``unsupported_scheme``: ECDSA on
+   ESP32, ESP32-C3 or ESP32-S3), and the SBv2 signature verifies against a burned, non-revoked eFuse key digest
+   (``bad_signature``, ``untrusted_key``, ``revoked_key``). Only the first ``chip.signature_blocks`` blocks count:
+   ESP32 reads block 0 alone and ignores the others. Both checks run only when secure boot is enabled;
 3. the image is for this chip (``wrong_chip``);
 4. for apps: an app description exists (``no_app_desc``) and ``secure_version`` ≥ the eFuse counter
    (``rollback``) and fits the counter field (``secure_version_too_large``).
@@ -79,7 +81,7 @@ def signed_length(image_length: int) -> int:
     return -(-image_length // _SECTOR) * _SECTOR + _SECTOR
 
 
-def _signature_reason(e: SignatureError, data: bytes, efuses: Efuses) -> str:
+def _signature_reason(e: SignatureError, data: bytes, efuses: Efuses, chip: ChipSpec) -> str:
     """Tell a revoked key from an unknown one from a broken signature."""
     if e.field != "block.key":
         return "bad_signature"
@@ -88,9 +90,27 @@ def _signature_reason(e: SignatureError, data: bytes, efuses: Efuses) -> str:
     except MedfwError:
         return "bad_signature"
     revoked = {s.digest for s in efuses.key_slots() if s.revoked and s.digest is not None}
-    if any(b.key_digest in revoked for b in sector.blocks):
+    if any(b.key_digest in revoked for b in sector.blocks[: chip.signature_blocks]):
         return "revoked_key"
     return "untrusted_key"
+
+
+def _scheme_refusal(data: bytes, chip: ChipSpec) -> tuple[str, int] | None:
+    """Return (message, offset) when the signature sector uses a scheme the chip cannot verify, else None.
+
+    A sector that does not parse is left to :func:`medfw.image.sbv2.verify_image`, which reports it.
+    """
+    try:
+        sector = sbv2.parse_signed_image(data)
+    except MedfwError:
+        return None
+    if chip.supports_scheme(sector.scheme):
+        return None
+    message = (
+        f"signature scheme {sector.scheme} cannot be verified by {chip.name}, "
+        f"whose Secure Boot v2 verifies {chip.scheme_names} only"
+    )
+    return message, sector.offset + 1
 
 
 def check_image(
@@ -138,6 +158,10 @@ def check_image(
         slots = [s for s in efuses.key_slots() if s.digest is not None]
         if not slots:
             return replace(base, reason="untrusted_key", message="secure boot is on but no key digest is burned")
+        refused = _scheme_refusal(data, chip)
+        if refused is not None:
+            message, offset = refused
+            return replace(base, reason="unsupported_scheme", message=message, offset=offset)
         try:
             result = sbv2.verify_image(
                 data,
@@ -145,9 +169,16 @@ def check_image(
                 revoked={i for i, s in enumerate(slots) if s.revoked},
             )
         except SignatureError as e:
-            return replace(base, reason=_signature_reason(e, data, efuses), message=e.message, offset=e.offset)
+            return replace(base, reason=_signature_reason(e, data, efuses, chip), message=e.message, offset=e.offset)
         except MalformedImageError as e:
             return replace(base, reason="malformed_image", message=e.message, offset=e.offset)
+        if result.block_index >= chip.signature_blocks:
+            first = result.blocks[0]
+            msg = (
+                f"{chip.name} verifies only signature block 0 and its key (digest {first.key_digest.hex()}) is not "
+                f"trusted; the trusted key in block {result.block_index} is ignored"
+            )
+            return replace(base, reason="untrusted_key", message=msg, offset=first.offset)
         base = replace(base, key_slot=slots[result.key_slot].index)
     if img.chip_id != chip.chip_id:
         msg = f"image is for {chip_by_id(img.chip_id)}, this device is {chip.name}"

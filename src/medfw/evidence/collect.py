@@ -237,7 +237,11 @@ def _update_detail(update: Mapping[str, Any]) -> str:
     pc = update.get("power_cut")
     if isinstance(pc, Mapping):
         parts.append(f"{pc.get('bootable')}/{pc.get('tried')} power cuts boot a verified image")
-    failed = [s["step"] for s in update.get("steps", []) if not s["ok"]]
+    failed = [
+        f"{s['step']} ({s['reason']})" if s["step"] == "model_error" and s.get("reason") else s["step"]
+        for s in update.get("steps", [])
+        if not s["ok"]
+    ]
     if failed:
         parts.append(f"failed: {', '.join(failed)}")
     return "; ".join(parts)
