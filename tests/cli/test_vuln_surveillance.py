@@ -12,6 +12,8 @@ import pytest
 
 from medfw.cli import main
 
+from ._json import result as cli_result
+
 V = Path(__file__).parent.parent / "vectors" / "vuln"
 SBOM = V / "custom" / "esp-idf-5.2.1-realistic.cdx.json"
 
@@ -53,7 +55,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_feed_status_and_snapshot_in_every_format(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _run(capsys, "vuln", "feed", "status", "--json")
     assert rc == 0
-    sources = {s["source"]: s for s in json.loads(out)["sources"]}
+    sources = {s["source"]: s for s in cli_result(out)["sources"]}
     assert sources["kev"]["version"] == "2025.08.25" and sources["kev"]["records"] == 1404
     assert sources["epss"]["version"] == "v2025.03.14" and sources["epss"]["data_date"].startswith("2026-11-20")
     assert sources["vendor"]["records"] == 206 and sources["nvd"]["method"] == "import"
@@ -111,7 +113,7 @@ def test_older_kev_catalog_is_refused(db: str, tmp_path: Path, capsys: pytest.Ca
     rc, _, err = _run(capsys, "vuln", "feed", "import", "--kev", str(older))
     assert rc == 2 and "older than the stored catalog 2025.08.25" in err and "not applied" in err
     rc, out, _ = _run(capsys, "vuln", "feed", "status", "--json")
-    kev = next(s for s in json.loads(out)["sources"] if s["source"] == "kev")
+    kev = next(s for s in cli_result(out)["sources"] if s["source"] == "kev")
     assert kev["records"] == 1404 and kev["version"] == "2025.08.25"  # nothing removed
 
 
@@ -121,7 +123,7 @@ def test_osv_all_zip_import_and_truncated_zip(db: str, tmp_path: Path, capsys: p
         zf.write(V / "custom/osv-semver-mbedtls.json", "MEDFW-TEST-2026-1.json")
         zf.write(V / "vendor/curl/osv-example/CVE-2025-11563.json.in", "CVE-2025-11563.json")
     rc, out, _ = _run(capsys, "vuln", "feed", "import", "--json", "--osv", str(archive))
-    assert rc == 0 and json.loads(out)["counts"]["osv"]["added"] == 2
+    assert rc == 0 and cli_result(out)["counts"]["osv"]["added"] == 2
     broken = tmp_path / "broken.zip"
     broken.write_bytes(archive.read_bytes()[:-40])
     rc, _, err = _run(capsys, "vuln", "feed", "import", "--osv", str(broken))
