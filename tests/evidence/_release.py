@@ -93,12 +93,12 @@ def _pem_public(key: PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _sbom(directory: Path, version: str, mbedtls: str) -> bytes:
+def _sbom(directory: Path, version: str, mbedtls: str, image: Path | None = None) -> bytes:
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "medfw-sbom.yml"
     manifest.write_text(PROJECT.format(version=version, mbedtls=mbedtls))
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"medfw-test/infusion-pump-fw/{version}")
-    return serialize(generate_from_manifest(manifest, serial=serial), fmt="json")
+    return serialize(generate_from_manifest(manifest, binaries=[image] if image else [], serial=serial), fmt="json")
 
 
 def make_release(root: Path, chip: str = CHIP) -> Release:
@@ -128,9 +128,9 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
     (root / "images/app-1.1.0.bin").write_bytes(app)
     (root / "images/app-1.0.0.bin").write_bytes(old)
 
-    sbom = _sbom(root / "project", "1.1.0", "3.5.2")
+    sbom = _sbom(root / "project", "1.1.0", "3.5.2", root / "images/app-1.1.0.bin")
     (root / "sbom.cdx.json").write_bytes(sbom)
-    previous_sbom = _sbom(root / "project-1.0.0", "1.0.0", "3.1.0")
+    previous_sbom = _sbom(root / "project-1.0.0", "1.0.0", "3.1.0", root / "images/app-1.0.0.bin")
 
     audit_key = root / "audit.key"
     init_log(root / "audit.db", key_out=audit_key, host_id="release-ci")

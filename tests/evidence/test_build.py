@@ -187,3 +187,30 @@ def test_ecdsa_release_for_an_rsa_only_chip_fails_the_update_path_check(tmp_path
     summary = _load(result.path, "results/summary.json")
     detail = next(c["detail"] for c in summary["checks"] if c["name"].startswith("Anti"))
     assert "unsupported_scheme" in detail
+
+
+def test_sbom_of_another_image_is_refused_naming_both_hashes(built: Built, tmp_path: Path) -> None:
+    from medfw.errors import ManifestError, VerificationError
+    from medfw.image.esp import EspImage
+
+    from ._release import _sbom
+
+    root = tmp_path / "release"
+    shutil.copytree(built.release.root, root)
+    old, new = root / "images/app-1.0.0.bin", root / "images/app-1.1.0.bin"
+
+    def content(p: Path) -> str:
+        data = p.read_bytes()
+        return hashlib.sha256(data[: EspImage.from_bytes(data).image_length]).hexdigest()
+
+    (root / "sbom.cdx.json").write_bytes(_sbom(tmp_path / "p", "1.0.0", "3.5.2", old))
+    spec = load_release_spec(root)
+    assert spec.evidence_key is not None
+    with pytest.raises(VerificationError) as e:
+        build_bundle(spec, tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    assert content(old) in e.value.message and content(new) in e.value.message
+    assert not (tmp_path / "bundle").exists()
+    (root / "sbom.cdx.json").write_bytes(_sbom(tmp_path / "q", "1.1.0", "3.5.2"))  # no --binary: no image hash
+    with pytest.raises(ManifestError, match="no firmware image hash"):
+        build_bundle(load_release_spec(root), tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    assert not (tmp_path / "bundle").exists()

@@ -190,7 +190,7 @@ def _build_into(
     progress(next(steps))
     update, device_checks = collect_device(w, spec, images)
     progress(next(steps))
-    sbom = collect_sbom(w, spec)
+    sbom = collect_sbom(w, spec, images)
     progress(next(steps))
     vuln = collect_vuln(w, spec, sbom)
     progress(next(steps))
