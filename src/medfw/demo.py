@@ -77,6 +77,8 @@ def _source_tree(demo: Demo, version: str) -> Path:
     if version == base_version:
         return EXAMPLE
     tree = demo.path("src", f"device-{version}")
+    if tree.is_dir():
+        return tree
     shutil.copytree(EXAMPLE, tree)
     mbedtls = RELEASES[version][1]
     _replace_in(
@@ -86,6 +88,9 @@ def _source_tree(demo: Demo, version: str) -> Path:
     )
     _replace_in(tree / "sdkconfig", f'CONFIG_APP_PROJECT_VER="{base_version}"', f'CONFIG_APP_PROJECT_VER="{version}"')
     _replace_in(tree / "sbom.yml", f"version: '{base_version}'", f"version: '{version}'")
+    svn = RELEASES[version][0]
+    for symbol in ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "CONFIG_APP_SECURE_VERSION"):
+        _replace_in(tree / "sdkconfig", f"{symbol}={RELEASES[base_version][0]}\n", f"{symbol}={svn}\n")
     _replace_in(tree / "esp-idf/components/mbedtls/mbedtls/sbom.yml", f"version: {base_mbedtls}", f"version: {mbedtls}")
     return tree
 
@@ -337,6 +342,10 @@ def _sbom_and_vulns(demo: Demo) -> None:
         ]
     )
     demo.run(["sbom", "check", sbom])
+    demo.run(
+        ["build", "check", str(_source_tree(demo, "1.1.0") / "sdkconfig")],
+        label="build configuration gate: Secure Boot v2, anti-rollback, flash encryption (release), JTAG, ...",
+    )
     feeds = FEEDS
     demo.run(
         [
@@ -530,6 +539,7 @@ def _evidence(demo: Demo) -> Path:
         ]
     )
     shutil.copyfile(demo.path("sbom.cdx.json"), rel / "sbom.cdx.json")
+    shutil.copyfile(_source_tree(demo, "1.1.0") / "sdkconfig", rel / "sdkconfig")
     shutil.copyfile(demo.path("device-efuse.json"), rel / "efuse-summary.json")
     spec = {
         "name": "infusion-pump-fw",
@@ -544,6 +554,7 @@ def _evidence(demo: Demo) -> Path:
         "trusted_keys": ["keys/secure-boot.pub.pem"],
         "efuse_summary": "efuse-summary.json",
         "sbom": "sbom.cdx.json",
+        "build_config": "sdkconfig",
         "vuln_db": str(demo.path("vuln.db")),
         "audit_log": str(demo.path("audit.db")),
         "evidence_key": str(demo.path("keys", "evidence.pem")),

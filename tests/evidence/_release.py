@@ -30,7 +30,8 @@ from medfw.vuln import add_release, import_feeds, open_index, record_decision, s
 from medfw.vuln.sbom_input import read_sbom
 
 CHIP = "esp32c6"  # verifies the ECDSA P-256 release key (ESP32-C3 verifies RSA-3072 only)
-VULN = Path(__file__).parent.parent / "vectors" / "vuln"
+VECTORS = Path(__file__).parent.parent / "vectors"
+VULN = VECTORS / "vuln"
 
 PROJECT = """\
 name: infusion-pump-fw
@@ -181,6 +182,8 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
     (root / "efuse").mkdir()
     (root / "efuse/unit-0001.json").write_text(json.dumps(unit.efuse.to_espefuse_summary(), indent=2))
 
+    (root / "build").mkdir()
+    (root / "build/sdkconfig").write_bytes((VECTORS / "buildcfg" / "hardened.sdkconfig").read_bytes())
     (root / "release.yml").write_text(
         "name: infusion-pump-fw\n"
         "version: 1.1.0\n"
@@ -192,6 +195,7 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
         "previous_image: images/app-1.0.0.bin\n"
         "trusted_keys: [keys/release.pub.pem]\n"
         "efuse_summary: efuse/unit-0001.json\n"
+        "build_config: build/sdkconfig\n"
         "sbom: sbom.cdx.json\n"
         "vuln_db: vuln.db\n"
         "audit_log: audit.db\n"

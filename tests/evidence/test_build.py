@@ -31,6 +31,8 @@ EXPECTED = {
     "results/efuse-policy.json",
     "results/update-path.json",
     "results/sbom-check.json",
+    "results/build-config.json",
+    "build/sdkconfig",
     "results/audit.json",
     "results/summary.json",
     "efuse/unit-summary.json",
@@ -52,7 +54,7 @@ def _load(bundle: Path, rel: str) -> dict:
 
 def test_good_release_passes_every_check(built: Built) -> None:
     assert [c.name for c in built.result.checks if not c.ok] == []
-    assert len(built.result.checks) == 8
+    assert len(built.result.checks) == 9
     files = {p.relative_to(built.path).as_posix() for p in built.path.rglob("*") if p.is_file()}
     assert files == EXPECTED | set(MANIFEST_FILES)
     manifest = _load(built.path, "manifest.json")
@@ -214,3 +216,27 @@ def test_sbom_of_another_image_is_refused_naming_both_hashes(built: Built, tmp_p
     with pytest.raises(ManifestError, match="no firmware image hash"):
         build_bundle(load_release_spec(root), tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
     assert not (tmp_path / "bundle").exists()
+
+
+def test_build_config_is_checked_into_the_bundle(built: Built, tmp_path: Path) -> None:
+    doc = json.loads((built.path / "results/build-config.json").read_text())
+    assert doc["passed"] and doc["config"] == "build/sdkconfig" and doc["target"] == "esp32c3"
+    assert len(doc["rules"]) == 8
+    check = next(c for c in built.result.checks if c.name == "Build configuration")
+    assert check.ok and "8/8 rules pass" in check.detail
+    matrix = json.loads((built.path / "trace/matrix.json").read_text())
+    assert any("results/build-config.json" in r["evidence"] and r["evidence_present"] for r in matrix["rows"])
+    # a release whose sdkconfig leaves JTAG enabled fails the check, naming the rule
+    root = tmp_path / "release"
+    shutil.copytree(built.release.root, root)
+    cfg = root / "build/sdkconfig"
+    cfg.write_text(
+        cfg.read_text()
+        .replace("# CONFIG_SECURE_BOOT_INSECURE is not set", "CONFIG_SECURE_BOOT_INSECURE=y")
+        .replace("# CONFIG_SECURE_FLASH_SKIP_WRITE_PROTECTION_CACHE is not set", "CONFIG_SECURE_BOOT_ALLOW_JTAG=y")
+    )
+    spec = load_release_spec(root)
+    assert spec.evidence_key is not None
+    result = build_bundle(spec, tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    check = next(c for c in result.checks if c.name == "Build configuration")
+    assert not check.ok and "jtag-disabled" in check.detail and not result.ok

@@ -28,13 +28,13 @@ from medfw.crypto.keys import PublicKey
 from medfw.device.policy import Policy
 from medfw.errors import EvidenceError
 from medfw.evidence import binding
+from medfw.evidence.checks_build import check_image_binding
 from medfw.evidence.checks_images import key_digests, load_keys, verify_images
 from medfw.evidence.efuse_check import check_unit
 from medfw.evidence.report import CheckLine
 from medfw.evidence.scenario import run_update_path
 from medfw.evidence.spec import ReleaseSpec
 from medfw.evidence.trace import TRACE_MATRIX
-from medfw.sbom.binding import recorded_image_sha256, verify_binding
 from medfw.sbom.check import check_sbom
 from medfw.sbom.document import SbomDocument, parse_sbom
 from medfw.vuln import export_vex, open_index, scan
@@ -276,31 +276,13 @@ class SbomOut:
         ]
 
 
-def _check_image_binding(doc: SbomDocument, spec: ReleaseSpec, imgs: ImagesOut) -> str:
-    """Verify that the SBOM describes the release's app image; return a one-line description.
-
-    Raises:
-        ManifestError: the SBOM records no image hash.
-        VerificationError: the app image is not the one the SBOM describes (both hashes named).
-    """
-    apps = [(rel, data) for rel, role, _fmt, data in imgs.images if role == "app"]
-    if not apps:
-        return "no app image in the release"
-    props = doc.component.properties if doc.component else ()
-    rel, data = apps[0]
-    ident = verify_binding(props, data, sbom_path=str(spec.sbom), image_path=rel)
-    digest = recorded_image_sha256(props, sbom_path=str(spec.sbom))
-    what = f"{ident.version} for {ident.chip or ident.format.value}" if ident else "raw image"
-    return f"bound to {Path(rel).name} ({what}, unsigned content SHA-256 {digest[:16]}…)"
-
-
 def collect_sbom(w: BundleWriter, spec: ReleaseSpec, imgs: ImagesOut) -> SbomOut:
     """Bundle the SBOM's original bytes and its schema and completeness check; verify its image binding."""
     data = w.read(spec.sbom, "SBOM")
     doc = parse_sbom(data, path=str(spec.sbom))
     if doc.format != "json":
         raise EvidenceError("the release SBOM must be CycloneDX JSON", path=str(spec.sbom))
-    bound = _check_image_binding(doc, spec, imgs)
+    bound = check_image_binding(doc, spec, imgs.images)
     w.put("sbom/sbom.cdx.json", data)
     report = check_sbom(data, path="sbom/sbom.cdx.json")
     w.json("results/sbom-check.json", report.to_dict())
