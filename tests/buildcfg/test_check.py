@@ -153,7 +153,7 @@ def test_each_rule_fails_exactly_once_over_the_broken_set() -> None:
 
 def test_cli_exit_codes_json_and_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "check", str(VEC / "default.sdkconfig"), "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["result"]
     sb = next(r for r in data["rules"] if r["rule"] == "secure-boot-v2")
     assert sb["kconfig"][0] == "CONFIG_SECURE_BOOT" and sb["symbols"]["CONFIG_SECURE_BOOT"] is False
     assert sb["protects"] and sb["property"].startswith("Secure boot")
@@ -165,7 +165,7 @@ def test_cli_exit_codes_json_and_policy(tmp_path: Path, capsys: pytest.CaptureFi
     policy = tmp_path / "policy.yml"
     policy.write_text("version: 1\nrules:\n  app-anti-rollback: {min_secure_version: 2}\n  secure-boot-v2: {}\n")
     assert main(["build", "check", str(hardened), "--policy", str(policy), "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["result"]
     by_rule = {r["rule"]: r for r in data["rules"]}
     assert by_rule["app-anti-rollback"]["status"] == "fail" and "at least 2" in by_rule["app-anti-rollback"]["message"]
     assert by_rule["secure-boot-v2"]["status"] == "pass" and by_rule["no-http-ota"]["status"] == "skipped"

@@ -208,5 +208,5 @@ def test_publish_and_release_add_verify_the_binding(
     err = capsys.readouterr().err
     assert digest_new in err and digest_old in err
     assert main(["vuln", "release", "add", str(sbom), "--image", str(signed_new), "--db", db, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"] is True
+    assert json.loads(capsys.readouterr().out)["result"]["created"] is True
     shutil.rmtree(repo)
