@@ -13,7 +13,7 @@ from medfw.audit.keys import VerificationKey
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.crypto.keys import load_public_key
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 

@@ -21,7 +21,8 @@ from securesystemslib.signer._signature import Signature
 from securesystemslib.signer._signer import Signer as SslibSigner
 
 from medfw.crypto.keys import KeyType
-from medfw.crypto.signer import HashName, Signer, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import HashName, Signer
 from medfw.errors import KeyMaterialError
 
 __all__ = ["MedfwTufSigner", "tuf_public_key"]
