@@ -29,11 +29,11 @@ def generate_key(uri: str, key_type: KeyType, *, audit: AuditSink | None = None)
         KeyMaterialError: the URI is malformed, carries a PIN, or names no object label.
         HSMError: the token cannot generate the key (recorded as a ``key.generate`` failure).
     """
-    from medfw.crypto import pkcs11  # noqa: PLC0415 - python-pkcs11 loads only when a token is used
+    from medfw.crypto.pkcs11 import generate_keypair  # noqa: PLC0415 - python-pkcs11 loads only when a token is used
 
     sink: AuditSink = audit if audit is not None else NullSink()
     try:
-        made = pkcs11.generate_keypair(uri, key_type)
+        made = generate_keypair(uri, key_type)
     except HSMError as e:
         sink.record(
             AuditEvent(
