@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
-from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, write_private_key
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -95,22 +95,44 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 # ---- repository ----------------------------------------------------------------------------------------------
 
 
+def _new_online_key(role: str, given: str | None) -> tuple[MedfwTufSigner, bytes | None]:
+    """The signer for an online role and the key file to keep in ``online-keys/`` (None for a token key).
+
+    ``given`` is a key file or ``pkcs11:`` URI; without it a fresh ECDSA P-256 key is generated. Nothing is
+    written here: the repository stores the file in the same all-or-nothing step as the metadata.
+    """
+    from medfw.crypto.signer import FileSigner  # noqa: PLC0415
+    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+
+    if given and given.startswith("pkcs11:"):
+        return MedfwTufSigner.from_medfw_uri(given), None
+    key = load_private_key(given.removeprefix("file:")) if given else generate_private_key(KeyType.ECDSA_P256)
+    return MedfwTufSigner(FileSigner(key, key_id=given or f"online-keys/{role}.pem")), private_key_pem(key)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, style="yellow")
+
+
 def _repo_init(args: argparse.Namespace) -> int:
+    from medfw.update.repository import TufRepository, client_support_warnings  # noqa: PLC0415
+
     repo_dir = Path(args.repo)
     if (repo_dir / "metadata" / "root.json").exists():
         raise UsageError("a TUF repository already exists here", path=str(repo_dir))
     roots = _signers(args.root_key)
     targets = _signers(args.targets_key)
-    for role, given in (("snapshot", args.snapshot_key), ("timestamp", args.timestamp_key)):
-        if given and not given.startswith("pkcs11:"):
-            # The online keys live with the repository (and the server that re-signs it): install a copy
-            # where `publish`, `refresh` and `serve` look for it, so later snapshots are signed with it.
-            key = load_private_key(given.removeprefix("file:"))
-            write_private_key(key, _online_key_path(repo_dir, role), force=True)
-    snap = _online_signer(repo_dir, "snapshot", args.snapshot_key, generate=not args.snapshot_key)
-    ts = _online_signer(repo_dir, "timestamp", args.timestamp_key, generate=not args.timestamp_key)
-    from medfw.update.repository import TufRepository  # noqa: PLC0415
-
+    snap, snap_pem = _new_online_key("snapshot", args.snapshot_key)
+    ts, ts_pem = _new_online_key("timestamp", args.timestamp_key)
+    files = {role: pem for role, pem in (("snapshot", snap_pem), ("timestamp", ts_pem)) if pem is not None}
+    warnings = [
+        *client_support_warnings("root", [s.public_key for s in roots]),
+        *client_support_warnings("targets", [s.public_key for s in targets]),
+        *client_support_warnings("snapshot", [snap.public_key]),
+        *client_support_warnings("timestamp", [ts.public_key]),
+    ]
+    _warn(warnings)
     repo = TufRepository.init(
         repo_dir,
         root_signers=roots,
@@ -119,6 +141,7 @@ def _repo_init(args: argparse.Namespace) -> int:
         timestamp_signer=ts,
         root_threshold=args.root_threshold,
         targets_threshold=args.targets_threshold,
+        online_key_files=files,
     )
     root = repo.root().signed
     root_sha256 = hashlib.sha256(repo.root_bytes()).hexdigest()
@@ -127,6 +150,7 @@ def _repo_init(args: argparse.Namespace) -> int:
         "root_version": root.version,
         "roles": {r: {"keyids": list(root.roles[r].keyids), "threshold": root.roles[r].threshold} for r in root.roles},
         "root_sha256": root_sha256,
+        "warnings": warnings,
     }
     sink = audit_sink(args)
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
@@ -145,29 +169,41 @@ def _repo_init(args: argparse.Namespace) -> int:
 
 
 def _repo_rotate(args: argparse.Namespace) -> int:
-    from medfw.update.repository import ONLINE_ROLES  # noqa: PLC0415
+    from medfw.update.repository import ONLINE_ROLES, client_support_warnings  # noqa: PLC0415
 
     repo = _repo(args.repo)
     role = args.role
     old_root = _signers(args.root_key)
-    new_signers = _signers(args.new_key)
-    if role in ONLINE_ROLES and not new_signers:
-        new_signers = [_online_signer(repo.path, role, None, generate=True)]
+    key_files: dict[str, bytes] = {}
+    if role in ONLINE_ROLES:
+        if args.new_key and len(args.new_key) > 1:
+            raise UsageError(f"the {role} role takes one online key", field="--new-key")
+        signer, pem = _new_online_key(role, args.new_key[0] if args.new_key else None)
+        new_signers = [signer]
+        if pem is not None:
+            key_files[role] = pem
+    else:
+        new_signers = _signers(args.new_key)
     if not new_signers:
         raise UsageError(f"give the new {role} key(s) with --new-key", field="--new-key")
+    warnings = client_support_warnings(role, [s.public_key for s in new_signers])
+    _warn(warnings)
+    online = None
+    if role in ONLINE_ROLES or role == "targets":
+        snap = new_signers[0] if role == "snapshot" else _online_signer(repo.path, "snapshot", None, generate=False)
+        ts = new_signers[0] if role == "timestamp" else _online_signer(repo.path, "timestamp", None, generate=False)
+        online = (snap, ts)
     new_root = repo.rotate(
         role,
         [s.public_key for s in new_signers],
         old_root_signers=old_root,
         new_root_signers=new_signers if role == "root" else (),
         threshold=args.threshold,
+        targets_signers=new_signers if role == "targets" else (),
+        online_signers=online,
+        online_key_files=key_files,
+        remove_online_key=role in ONLINE_ROLES and not key_files,
     )
-    if role == "targets":
-        repo.sign_targets(new_signers)
-    if role in ONLINE_ROLES or role == "targets":
-        snap = new_signers[0] if role == "snapshot" else _online_signer(repo.path, "snapshot", None, generate=False)
-        ts = new_signers[0] if role == "timestamp" else _online_signer(repo.path, "timestamp", None, generate=False)
-        repo.sign_online(snap, ts, force=True)
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
 
     audit_sink(args).record(
@@ -179,7 +215,12 @@ def _repo_rotate(args: argparse.Namespace) -> int:
             data={"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]},
         )
     )
-    data = {"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]}
+    data = {
+        "role": role,
+        "root_version": new_root.signed.version,
+        "keyids": [s.key_id for s in new_signers],
+        "warnings": warnings,
+    }
     emit(args, data, lambda: out_console.print(f"{role} keys rotated: root is now v{new_root.signed.version}"))
     return EXIT_OK
 
@@ -225,12 +266,17 @@ def _publish(args: argparse.Namespace) -> int:
     if not (repo_dir / "metadata" / "root.json").exists():
         if not args.root_key:
             raise InputError("no TUF repository here (run `medfw ota repo init`, or give --root-key)", path=args.repo)
+        snap, snap_pem = _new_online_key("snapshot", None)
+        ts, ts_pem = _new_online_key("timestamp", None)
+        assert snap_pem is not None
+        assert ts_pem is not None
         TufRepository.init(
             repo_dir,
             root_signers=_signers(args.root_key),
             targets_signers=targets,
-            snapshot_signer=_online_signer(repo_dir, "snapshot", None, generate=True),
-            timestamp_signer=_online_signer(repo_dir, "timestamp", None, generate=True),
+            snapshot_signer=snap,
+            timestamp_signer=ts,
+            online_key_files={"snapshot": snap_pem, "timestamp": ts_pem},
         )
     repo = TufRepository(repo_dir)
     info = _describe_image(image, args.image) if args.format == "esp-app" else {}
@@ -260,15 +306,18 @@ def _publish(args: argparse.Namespace) -> int:
         sha256="",
         sbom=sbom,
     )
-    release = repo.publish(image, release, targets_signers=targets)
     online = (repo_dir / "online-keys" / "snapshot.pem").is_file() and (
         repo_dir / "online-keys" / "timestamp.pem"
     ).is_file()
-    if online:
-        repo.sign_online(
+    online_signers = (
+        (
             _online_signer(repo_dir, "snapshot", None, generate=False),
             _online_signer(repo_dir, "timestamp", None, generate=False),
         )
+        if online
+        else None
+    )
+    release = repo.publish(image, release, targets_signers=targets, online_signers=online_signers)
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
 
     audit_sink(args).record(
