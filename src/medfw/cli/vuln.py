@@ -21,6 +21,7 @@ from medfw.vuln import (
     add_release,
     current_decisions,
     decision_history,
+    formats,
     import_feeds,
     open_index,
     read_sbom,
@@ -30,12 +31,13 @@ from medfw.vuln import (
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.decisions import import_decisions
+from medfw.vuln.formats import Kind
 from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
-from medfw.vuln.report import to_cyclonedx, to_html
 from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
 
+_TABLE = "table"
 _SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "none": 0, "unknown": 0}
 
 
@@ -155,13 +157,8 @@ def _scan(args: argparse.Namespace) -> int:
     finally:
         index.close()
     fmt = "json" if args.json else args.format
-    text: str | None = None
-    if fmt == "json":
-        text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
-    elif fmt == "cyclonedx":
-        text = json.dumps(to_cyclonedx(result), indent=2) + "\n"
-    elif fmt == "html":
-        text = to_html(result)
+    render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
+    text: str | None = None if render is None else render(result)
     if args.out:
         if text is None:
             buffer = io.StringIO()
@@ -363,7 +360,7 @@ def register(sub: Any) -> None:
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
-    p.add_argument("--format", choices=("table", "json", "cyclonedx", "html"), default="table")
+    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
     p.add_argument("--fail-on", choices=("critical", "high", "kev"), default=None, help="exit 1 on unhandled findings")
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
     _add_db(p)
@@ -388,13 +385,15 @@ def register(sub: Any) -> None:
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
     p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("--format", required=True, choices=("cyclonedx", "openvex"))
+    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
     p.add_argument("--out", required=True, metavar="F")
-    p.add_argument("--author", default=_default_author(), metavar="A", help="OpenVEX document author")
+    p.add_argument(
+        "--author", default=_default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
+    )
     _add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_vex_export)
-    p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
+    p = vex.add_parser("import", help="import decisions from a CycloneDX, OpenVEX or CSAF 2.0 VEX document")
     p.add_argument("file", metavar="F")
     _add_db(p)
     add_json_flag(p)

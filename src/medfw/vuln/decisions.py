@@ -23,7 +23,8 @@ from typing import Any
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.errors import InputError, UsageError
 from medfw.vuln.index import VulnIndex
-from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Decision, ScanInput
+from medfw.vuln.model import Decision, ScanInput
+from medfw.vuln.vocabulary import check_analysis
 
 __all__ = ["current_decisions", "decision_history", "import_decisions", "record_decision", "validate_decision"]
 
@@ -34,22 +35,16 @@ def validate_decision(state: str, justification: str | None, responses: Sequence
     Raises:
         UsageError: a value is unknown or the combination is invalid.
     """
-    if state not in ANALYSIS_STATES:
-        raise UsageError(f"unknown analysis state {state!r} (one of {', '.join(ANALYSIS_STATES)})", field="state")
-    if justification is not None and justification not in ANALYSIS_JUSTIFICATIONS:
-        raise UsageError(
-            f"unknown justification {justification!r} (one of {', '.join(ANALYSIS_JUSTIFICATIONS)})",
-            field="justification",
+    problem = check_analysis(state, justification, responses)
+    if problem is not None:
+        field = (
+            "state"
+            if "state" in problem.split(" ")[:3]
+            else "justification"
+            if "justification" in problem
+            else "response"
         )
-    if state == "not_affected" and justification is None:
-        raise UsageError("state not_affected requires a justification", field="justification")
-    if state != "not_affected" and justification is not None:
-        raise UsageError(f"a justification is only valid with not_affected, not with {state}", field="justification")
-    for r in responses:
-        if r not in ANALYSIS_RESPONSES:
-            raise UsageError(f"unknown response {r!r} (one of {', '.join(ANALYSIS_RESPONSES)})", field="response")
-    if state == "exploitable" and not responses:
-        raise UsageError("state exploitable requires a response (update, workaround_available, …)", field="response")
+        raise UsageError(problem, field=field)
     if not detail.strip():
         raise UsageError("a decision needs a detail explaining it", field="detail")
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from medfw.vuln.vocabulary import HANDLED_STATES, Justification, Response, State
+
 __all__ = [
     "ANALYSIS_JUSTIFICATIONS",
     "ANALYSIS_RESPONSES",
@@ -20,24 +22,10 @@ __all__ = [
     "ScanResult",
 ]
 
-#: CycloneDX 1.6 ``impactAnalysisState``
-ANALYSIS_STATES = ("resolved", "resolved_with_pedigree", "exploitable", "in_triage", "false_positive", "not_affected")
-#: CycloneDX 1.6 ``impactAnalysisJustification``
-ANALYSIS_JUSTIFICATIONS = (
-    "code_not_present",
-    "code_not_reachable",
-    "requires_configuration",
-    "requires_dependency",
-    "requires_environment",
-    "protected_by_compiler",
-    "protected_at_runtime",
-    "protected_at_perimeter",
-    "protected_by_mitigating_control",
-)
-#: CycloneDX 1.6 ``analysis.response[]``
-ANALYSIS_RESPONSES = ("can_not_fix", "will_not_fix", "update", "rollback", "workaround_available")
-#: states after which a finding needs no further action
-HANDLED_STATES = frozenset({"resolved", "resolved_with_pedigree", "false_positive", "not_affected"})
+#: the closed sets live in :mod:`medfw.vuln.vocabulary`; these tuples are their values, in CycloneDX order
+ANALYSIS_STATES = tuple(str(s) for s in State)
+ANALYSIS_JUSTIFICATIONS = tuple(str(j) for j in Justification)
+ANALYSIS_RESPONSES = tuple(str(r) for r in Response)
 
 
 @dataclass(frozen=True)
