@@ -156,7 +156,7 @@ def _scan(args: argparse.Namespace) -> int:
         result = _scanner.scan(index, sbom, vex=overlays)
     finally:
         index.close()
-    fmt = "json" if args.json else args.format
+    fmt = args.format
     render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
     text: str | None = None if render is None else render(result)
     if args.out:
@@ -165,6 +165,10 @@ def _scan(args: argparse.Namespace) -> int:
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
+    if args.json:
+        emit(args, result.as_dict())
+    elif args.out:
+        pass
     elif text is not None:
         out_console.file.write(text)
         out_console.file.flush()
