@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import io
 import json
 import os
@@ -16,9 +15,9 @@ from rich.table import Table
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
-    add_release,
     current_decisions,
     decision_history,
     formats,
@@ -26,13 +25,12 @@ from medfw.vuln import (
     open_index,
     read_sbom,
     read_vex,
-    record_decision,
     rescan,
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.decisions import import_decisions
 from medfw.vuln.formats import Kind
-from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
+from medfw.vuln.model import Finding, ScanResult
 from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
@@ -218,44 +216,6 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
         _close(sink)
 
 
-def _decide(args: argparse.Namespace) -> int:
-    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        d = record_decision(
-            index,
-            sbom,
-            args.cve,
-            args.component,
-            state=args.state,
-            justification=args.justification,
-            responses=args.response or (),
-            detail=args.detail,
-            author=args.author,
-            sink=sink,
-            source="cli",
-        )
-        history = [
-            h
-            for h in decision_history(index, sbom.serial)
-            if (h.component_ref, h.vuln_id) == (d.component_ref, d.vuln_id)
-        ]
-    finally:
-        index.close()
-        _close(sink)
-    data = {"decision": d.as_dict(), "history_length": len(history)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"recorded {d.state} for {d.vuln_id} on {d.component_ref} ({len(history)} decision(s) in its history)",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
-
-
 def _vex_export(args: argparse.Namespace) -> int:
     sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
     index = open_index(args.db)
@@ -281,11 +241,8 @@ def _vex_import(args: argparse.Namespace) -> int:
     index = open_index(args.db)
     sink = audit_sink(args)
     try:
-        known = {
-            r["serial"]: {c.ref for c in read_sbom(bytes(r["sbom"]), f"release {r['id']}").components}
-            for r in index.releases()
-        }
-        added, unchanged = import_decisions(index, decisions, sink=sink, known_refs=known)
+        known = {r["serial"]: read_sbom(bytes(r["sbom"]), f"release {r['id']}") for r in index.releases()}
+        added, unchanged = import_decisions(index, decisions, sink=sink, known=known)
         serials = sorted({d.serial for d in decisions})
         current = {s: len(current_decisions(index, s)) for s in serials}
     finally:
@@ -296,26 +253,6 @@ def _vex_import(args: argparse.Namespace) -> int:
         {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
         lambda: out_console.print(
             f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
-        ),
-    )
-    return EXIT_OK
-
-
-def _release_add(args: argparse.Namespace) -> int:
-    index = open_index(args.db)
-    try:
-        rid, sbom, created = add_release(index, read_bytes(args.sbom, what="SBOM"), args.sbom)
-        baseline = index.last_scan(rid) or []
-    finally:
-        index.close()
-    data = {"release_id": rid, "serial": sbom.serial, "name": sbom.name, "created": created, "findings": len(baseline)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
-            f"{len(baseline)} finding(s) in the baseline scan",
-            markup=False,
         ),
     )
     return EXIT_OK
@@ -372,19 +309,7 @@ def register(sub: Any) -> None:
     add_audit_flag(p)
     p.set_defaults(func=_scan)
 
-    p = group.add_parser("decide", help="record a patch-or-justify decision for one finding")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("cve", metavar="CVE")
-    p.add_argument("--component", required=True, metavar="REF", help="bom-ref of the component")
-    p.add_argument("--state", required=True, choices=ANALYSIS_STATES)
-    p.add_argument("--justification", choices=ANALYSIS_JUSTIFICATIONS)
-    p.add_argument("--response", action="append", choices=ANALYSIS_RESPONSES)
-    p.add_argument("--detail", required=True, metavar="TEXT")
-    p.add_argument("--author", default=_default_author(), metavar="A")
-    _add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_decide)
+    register_decide(group)
 
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
@@ -392,7 +317,7 @@ def register(sub: Any) -> None:
     p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
     p.add_argument("--out", required=True, metavar="F")
     p.add_argument(
-        "--author", default=_default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
+        "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
     )
     _add_db(p)
     add_json_flag(p)
@@ -405,20 +330,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_vex_import)
 
     rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
-    p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
-    p.add_argument("sbom", metavar="SBOM")
-    _add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_release_add)
+    register_release_add(rel)
 
     p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
     _add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_rescan)
-
-
-def _default_author() -> str:
-    try:
-        return f"user:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "user:unknown"

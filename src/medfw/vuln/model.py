@@ -117,7 +117,11 @@ class Decision:
         detail: free-text reasoning.
         author: who decided.
         timestamp: when (UTC).
-        source: ``cli``, ``api``, ``vex-import``, ``sbom-exclude`` or ``vex-overlay``.
+        source: ``cli``, ``api``, ``batch``, ``vex-import``, ``supplier-vex``, ``carried``, ``reopened``,
+            ``sbom-exclude`` or ``vex-overlay``.
+        decision_id: the stored row id (0 when not stored).
+        fixed_in: for ``resolved``: the component version that fixes it (the decision holds for newer ones).
+        carried_from: ``release R (decision N)`` when inherited from an earlier release.
     """
 
     serial: str
@@ -130,6 +134,9 @@ class Decision:
     author: str
     timestamp: dt.datetime
     source: str = "api"
+    decision_id: int = 0
+    fixed_in: str | None = None
+    carried_from: str | None = None
 
     @property
     def handled(self) -> bool:
@@ -149,6 +156,9 @@ class Decision:
             "author": self.author,
             "timestamp": self.timestamp.isoformat(),
             "source": self.source,
+            "decision_id": self.decision_id,
+            "fixed_in": self.fixed_in,
+            "carried_from": self.carried_from,
         }
 
 
