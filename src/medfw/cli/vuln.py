@@ -15,7 +15,8 @@ from rich.table import Table
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
-from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
+from medfw.cli._vuln_decide import add_db, default_author, register_decide, register_release_add
+from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
     current_decisions,
@@ -37,15 +38,6 @@ __all__ = ["register"]
 
 _TABLE = "table"
 _SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "none": 0, "unknown": 0}
-
-
-def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        metavar="URL",
-        default=None,
-        help="index database: SQLite path or postgresql://… URL (default: $MEDFW_VULN_DB or ./medfw-vuln.db)",
-    )
 
 
 class _Bar:
@@ -259,12 +251,14 @@ def _vex_import(args: argparse.Namespace) -> int:
 
 
 def _rescan(args: argparse.Namespace) -> int:
+    view = fleet_view(args)
     index = open_index(args.db)
     try:
         deltas = rescan(index)
+        alarming = [f for d in deltas for f in d.alarming]
+        exposures = [] if view is None else _alarm_exposure(index, view, {f.vuln_id for f in alarming})
     finally:
         index.close()
-    alarming = [f for d in deltas for f in d.alarming]
 
     def human() -> None:
         if not deltas:
@@ -278,9 +272,20 @@ def _rescan(args: argparse.Namespace) -> int:
             for f in d.new:
                 flag = " KEV" if f.kev else ""
                 out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
+        for e in exposures:
+            out_console.print(f"alert: {e.alert()}", markup=False)
 
-    emit(args, {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}, human)
+    data = {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}
+    if view is not None:
+        data["exposure"] = [e.as_dict() for e in exposures]
+    emit(args, data, human)
     return EXIT_FAILED if alarming else EXIT_OK
+
+
+def _alarm_exposure(index: Any, view: Any, vuln_ids: set[str]) -> list[Any]:
+    from medfw.vuln.exposure import exposure  # noqa: PLC0415
+
+    return [e for e in exposure(index, view) if e.vuln_id in vuln_ids]
 
 
 def register(sub: Any) -> None:
@@ -294,7 +299,7 @@ def register(sub: Any) -> None:
     p.add_argument("--osv", action="append", metavar="DIR", help="OSV records, JSON or YAML (file or directory)")
     p.add_argument("--kev", action="append", metavar="F", help="CISA KEV catalog JSON")
     p.add_argument("--epss", action="append", metavar="F", help="EPSS scores CSV (optionally .gz)")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_feed_import)
 
@@ -304,7 +309,7 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
     p.add_argument("--fail-on", choices=("critical", "high", "kev"), default=None, help="exit 1 on unhandled findings")
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_scan)
@@ -319,12 +324,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
     )
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_vex_export)
     p = vex.add_parser("import", help="import decisions from a CycloneDX, OpenVEX or CSAF 2.0 VEX document")
     p.add_argument("file", metavar="F")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_vex_import)
@@ -332,7 +337,10 @@ def register(sub: Any) -> None:
     rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
     register_release_add(rel)
 
+    register_exposure(group)
+
     p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
-    _add_db(p)
+    add_fleet_flags(p, required=False)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_rescan)
