@@ -8,20 +8,11 @@ from typing import Any
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, out_console
+from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 from medfw.vuln.vocabulary import Justification, Response, State
 
-__all__ = ["add_db", "close_sink", "default_author", "register_decide", "register_release_add"]
-
-
-def add_db(p: argparse.ArgumentParser) -> None:
-    """Add ``--db URL``."""
-    p.add_argument(
-        "--db",
-        metavar="URL",
-        default=None,
-        help="index database: SQLite path or postgresql://… URL (default: $MEDFW_VULN_DB or ./medfw-vuln.db)",
-    )
+__all__ = ["close_sink", "default_author", "register_decide", "register_release_add"]
 
 
 def default_author() -> str:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_json_flag, emit, out_console
-from medfw.cli._vuln_decide import add_db
+from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 
 __all__ = ["add_fleet_flags", "fleet_view", "register_exposure"]

@@ -32,8 +32,8 @@ from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.errors import InputError, UsageError
 from medfw.vuln.decision_scope import Scope, add_scope, component_identities, ensure_tables, load_scopes
 from medfw.vuln.index import VulnIndex
-from medfw.vuln.index import decision as decision_table
 from medfw.vuln.model import Decision, ScanInput
+from medfw.vuln.schema import decision as decision_table
 from medfw.vuln.version import is_version
 from medfw.vuln.version_range import parse_range
 from medfw.vuln.vocabulary import State, check_analysis, normalize_vuln_id
