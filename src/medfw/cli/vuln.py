@@ -14,6 +14,7 @@ from rich.table import Table
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._vuln_advisory import register_advisory, register_releases
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
@@ -285,6 +286,8 @@ def register(sub: Any) -> None:
     register_release_add(rel)
 
     register_exposure(group)
+    register_releases(group)
+    register_advisory(group)
 
     p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
     add_fleet_flags(p, required=False)

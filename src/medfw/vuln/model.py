@@ -66,6 +66,7 @@ class ScanInput:
         name: name of the SBOM's subject (``metadata.component.name``).
         components: components, subject first when it carries an identity.
         sha256: digest of the SBOM bytes.
+        subject_version: version of the SBOM's subject (the firmware release), '' when unknown.
     """
 
     serial: str
@@ -73,6 +74,7 @@ class ScanInput:
     name: str
     components: tuple[ScanComponent, ...]
     sha256: str = ""
+    subject_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from medfw.vuln.formats._common import (
 from medfw.vuln.model import Decision, ScanInput
 from medfw.vuln.vocabulary import (
     Analysis,
+    CsafRemediation,
     CsafStatus,
     annotation,
     csaf_remediations,
@@ -78,7 +79,8 @@ class CsafEntry:
 
 @dataclass
 class _Doc:
-    products: dict[str, str] = field(default_factory=dict)  # product key → REL id
+    products: dict[str, list[str]] = field(default_factory=dict)  # product key → its REL ids (one per firmware)
+    fixed: dict[str, list[str]] = field(default_factory=dict)  # fixed firmware version → its FW ids
 
 
 def _helper(p: CsafProduct) -> dict[str, Any]:
@@ -93,38 +95,43 @@ def _helper(p: CsafProduct) -> dict[str, Any]:
 
 
 def _tree(
-    vendor: str, firmware: str, versions: Sequence[str], products: Sequence[CsafProduct], doc: _Doc
+    vendor: str, firmware: Sequence[str], versions: Sequence[str], products: Sequence[CsafProduct], doc: _Doc
 ) -> dict[str, Any]:
-    fw_branches = [
-        {"category": "product_version", "name": v, "product": {"name": f"{firmware} {v}", "product_id": f"FW-{i + 1}"}}
-        for i, v in enumerate(versions)
-    ]
-    tree: dict[str, Any] = {
-        "branches": [
-            {
-                "category": "vendor",
-                "name": vendor,
-                "branches": [{"category": "product_name", "name": firmware, "branches": fw_branches}],
-            }
-        ]
-    }
+    """Firmware ``FW-<n>-<v>`` (n: firmware/model, v: version), components ``CMP-<i>``, ``REL-<i>-<n>``."""
+    branches = []
+    for n, name in enumerate(firmware, 1):
+        fw = []
+        for v, version in enumerate(versions, 1):
+            pid = f"FW-{n}-{v}"
+            fw.append(
+                {
+                    "category": "product_version",
+                    "name": version,
+                    "product": {"name": f"{name} {version}", "product_id": pid},
+                }
+            )
+            if v > 1:
+                doc.fixed.setdefault(version, []).append(pid)
+        branches.append({"category": "product_name", "name": name, "branches": fw})
+    tree: dict[str, Any] = {"branches": [{"category": "vendor", "name": vendor, "branches": branches}]}
     names, rels = [], []
-    for i, p in enumerate(products):
-        entry: dict[str, Any] = {"name": f"{p.name} {p.version}".strip(), "product_id": f"CMP-{i + 1}"}
+    for i, p in enumerate(products, 1):
+        entry: dict[str, Any] = {"name": f"{p.name} {p.version}".strip(), "product_id": f"CMP-{i}"}
         helper = _helper(p)
         if helper:
             entry["product_identification_helper"] = helper
         names.append(entry)
-        rel_id = f"REL-{i + 1}"
-        doc.products[p.key] = rel_id
-        rels.append(
-            {
-                "category": "default_component_of",
-                "full_product_name": {"name": f"{entry['name']} in {firmware} {versions[0]}", "product_id": rel_id},
-                "product_reference": f"CMP-{i + 1}",
-                "relates_to_product_reference": "FW-1",
-            }
-        )
+        for n, name in enumerate(firmware, 1):
+            rel_id = f"REL-{i}-{n}"
+            doc.products.setdefault(p.key, []).append(rel_id)
+            rels.append(
+                {
+                    "category": "default_component_of",
+                    "full_product_name": {"name": f"{entry['name']} in {name} {versions[0]}", "product_id": rel_id},
+                    "product_reference": f"CMP-{i}",
+                    "relates_to_product_reference": f"FW-{n}-1",
+                }
+            )
     if names:
         tree["full_product_names"] = names
         tree["relationships"] = rels
@@ -158,52 +165,58 @@ def _score(vector: str | None, pids: list[str]) -> dict[str, Any] | None:
     return None  # CVSS 4.0 has no place in CSAF 2.0
 
 
-def _vulnerability(
-    vuln_id: str, entries: Sequence[CsafEntry], doc: _Doc, fixed_ids: Mapping[str, str]
-) -> dict[str, Any]:
+def _statements(e: CsafEntry, pids: list[str], out: dict[str, list[dict[str, Any]]], doc: _Doc) -> str:
+    """Add the flags, threats, remediations, notes and scores of one entry; return its status key."""
+    a = e.analysis
+    key = CsafStatus.UNDER_INVESTIGATION if a is None else csaf_status(a.state)
+    if a is not None:
+        out["notes"].append(
+            {"category": "other", "title": f"analysis of {' '.join(pids)}", "text": f"{a.detail}\n{annotation(a)}"}
+        )
+        if a.justification is not None:
+            label = str(vex_justification(a.justification))
+            out["flags"].append({"label": label, "product_ids": pids, "date": iso(a.timestamp)})
+        # the impact threat carries the detail and the time of every statement (the impact statement of a
+        # not-affected product, CSAF 6.1.27.9)
+        out["threats"].append(
+            {"category": "impact", "details": a.detail, "product_ids": pids, "date": iso(a.timestamp)}
+        )
+        for cat in csaf_remediations(a.responses):
+            fix = f" Fixed in {e.fixed_in}." if e.fixed_in and cat == CsafRemediation.VENDOR_FIX else ""
+            out["remediations"].append({"category": str(cat), "details": f"{a.detail}{fix}", "product_ids": pids})
+    mine = [r for r in out["remediations"] if r["product_ids"] == pids]
+    if e.fixed_in and e.fixed_in in doc.fixed and not any(r["category"] == "vendor_fix" for r in mine):
+        out["remediations"].append(
+            {"category": "vendor_fix", "details": f"Update to release {e.fixed_in}.", "product_ids": pids}
+        )
+    elif key == CsafStatus.KNOWN_AFFECTED and not mine:
+        out["remediations"].append(
+            {"category": "none_available", "details": "No fix is available yet.", "product_ids": pids}
+        )
+    s = _score(e.vector, pids)
+    if s is not None:
+        out["scores"].append(s)
+    return str(key)
+
+
+def _vulnerability(vuln_id: str, entries: Sequence[CsafEntry], doc: _Doc) -> dict[str, Any]:
     status: dict[str, list[str]] = {}
-    flags: list[dict[str, Any]] = []
-    threats: list[dict[str, Any]] = []
-    rems: list[dict[str, Any]] = []
-    notes: list[dict[str, Any]] = []
-    scores: list[dict[str, Any]] = []
+    parts: dict[str, list[dict[str, Any]]] = {k: [] for k in ("notes", "flags", "threats", "remediations", "scores")}
     for e in entries:
-        pid = doc.products[e.product]
-        a = e.analysis
-        key = CsafStatus.UNDER_INVESTIGATION if a is None else csaf_status(a.state)
-        status.setdefault(str(key), []).append(pid)
-        if a is not None:
-            notes.append({"category": "other", "title": f"analysis of {pid}", "text": f"{a.detail}\n{annotation(a)}"})
-            if a.justification is not None:
-                label = str(vex_justification(a.justification))
-                flags.append({"label": label, "product_ids": [pid], "date": iso(a.timestamp)})
-            # the impact threat carries the detail and the time of every statement (the impact statement of
-            # a not-affected product, CSAF 6.1.27.9)
-            threats.append({"category": "impact", "details": a.detail, "product_ids": [pid], "date": iso(a.timestamp)})
-            for cat in csaf_remediations(a.responses):
-                fix = f" Fixed in {e.fixed_in}." if e.fixed_in and str(cat) == "vendor_fix" else ""
-                rems.append({"category": str(cat), "details": f"{a.detail}{fix}", "product_ids": [pid]})
-        has_fix = any(r["category"] == "vendor_fix" and pid in r["product_ids"] for r in rems)
-        if e.fixed_in and e.fixed_in in fixed_ids and not has_fix:
-            rems.append({"category": "vendor_fix", "details": f"Update to {e.fixed_in}.", "product_ids": [pid]})
-        if key == CsafStatus.KNOWN_AFFECTED and not any(pid in r["product_ids"] for r in rems):
-            rems.append({"category": "none_available", "details": "No fix is available yet.", "product_ids": [pid]})
-        s = _score(e.vector, [pid])
-        if s is not None:
-            scores.append(s)
-    fixed_fw = sorted({fixed_ids[e.fixed_in] for e in entries if e.fixed_in and e.fixed_in in fixed_ids})
-    if fixed_fw:
-        status.setdefault("fixed", []).extend(fixed_fw)
+        pids = doc.products[e.product]
+        status.setdefault(_statements(e, pids, parts, doc), []).extend(pids)
+        if e.fixed_in and e.fixed_in in doc.fixed:
+            status.setdefault(str(CsafStatus.FIXED), []).extend(doc.fixed[e.fixed_in])
     description = next((e.description for e in entries if e.description), "")
-    notes.insert(0, {"category": "description", "title": "Vulnerability description", "text": description or vuln_id})
-    out: dict[str, Any] = {"notes": notes, "product_status": {k: sorted(set(v)) for k, v in sorted(status.items())}}
-    ident: dict[str, Any] = (
+    parts["notes"].insert(
+        0, {"category": "description", "title": "Vulnerability description", "text": description or vuln_id}
+    )
+    out: dict[str, Any] = (
         {"cve": vuln_id} if _CVE.match(vuln_id) else {"ids": [{"system_name": "OSV", "text": vuln_id}]}
     )
-    out = {**ident, **out}
-    for name, items in (("flags", flags), ("threats", threats), ("remediations", rems), ("scores", scores)):
-        if items:
-            out[name] = items
+    out["notes"] = parts.pop("notes")
+    out["product_status"] = {k: sorted(set(v)) for k, v in sorted(status.items())}
+    out.update({name: items for name, items in parts.items() if items})
     return out
 
 
@@ -213,7 +226,7 @@ def build_csaf(
     title: str,
     tracking_id: str,
     publisher: Mapping[str, str],
-    firmware: str,
+    firmware: Sequence[str],
     firmware_versions: Sequence[str],
     products: Sequence[CsafProduct],
     entries: Sequence[CsafEntry],
@@ -222,14 +235,13 @@ def build_csaf(
 ) -> dict[str, Any]:
     """Build a CSAF 2.0 document (``category`` ``csaf_vex`` or ``csaf_security_advisory``).
 
-    ``firmware_versions[0]`` is the release the document is about; the others are fixed releases named by
-    ``entries[].fixed_in``.
+    ``firmware`` names the firmware products (one per device model); ``firmware_versions[0]`` is the release
+    the document is about, the others are fixed releases named by ``entries[].fixed_in``.
     """
     from medfw import __version__  # noqa: PLC0415
 
     doc = _Doc()
     tree = _tree(publisher["name"], firmware, firmware_versions, products, doc)
-    fixed_ids = {v: f"FW-{i + 1}" for i, v in enumerate(firmware_versions) if i > 0}
     by_vuln: dict[str, list[CsafEntry]] = {}
     for e in entries:
         by_vuln.setdefault(e.vuln_id, []).append(e)
@@ -253,7 +265,7 @@ def build_csaf(
             },
         },
         "product_tree": tree,
-        "vulnerabilities": [_vulnerability(v, by_vuln[v], doc, fixed_ids) for v in sorted(by_vuln)],
+        "vulnerabilities": [_vulnerability(v, by_vuln[v], doc) for v in sorted(by_vuln)],
     }
 
 
@@ -280,7 +292,7 @@ def export_csaf_vex(sbom: ScanInput, decisions: Sequence[Decision], *, author: s
         title=f"VEX for {firmware}",
         tracking_id=f"medfw-vex-{sbom.serial.removeprefix('urn:uuid:')}-{sbom.version}",
         publisher=publisher_of(author),
-        firmware=firmware,
+        firmware=[firmware],
         firmware_versions=[sbom_version(sbom)],
         products=products,
         entries=entries,
@@ -295,6 +307,5 @@ def publisher_of(name: str, namespace: str = "https://medfw.invalid") -> dict[st
 
 
 def sbom_version(sbom: ScanInput) -> str:
-    """The firmware version an SBOM describes (its subject's version; the SBOM version when unknown)."""
-    subject = next((c for c in sbom.components if c.ref and c.name == sbom.name and c.version), None)
-    return subject.version if subject is not None else f"sbom-{sbom.version}"
+    """The firmware version an SBOM describes (its subject's version; ``sbom-<n>`` when it names none)."""
+    return sbom.subject_version or f"sbom-{sbom.version}"

@@ -84,7 +84,8 @@ def _analysis(
     pid: str, state: State, v: Mapping[str, Any], *, author: str, when: dt.datetime, where: str, path: str
 ) -> Analysis:
     for note in v.get("notes") or []:
-        if note.get("category") == "other" and note.get("title") == f"analysis of {pid}":
+        title = str(note.get("title", "")).split()
+        if note.get("category") == "other" and title[:2] == ["analysis", "of"] and pid in title[2:]:
             text, exact = parse_annotation(str(note.get("text", "")))
             if exact is not None:
                 dated = _per_product(v, "threats").get(pid) or _per_product(v, "flags").get(pid) or {}
