@@ -79,3 +79,43 @@ def test_decide_needs_fields_or_batch(db: str, tmp_path: Path, capsys: pytest.Ca
     r1 = _release(tmp_path, "3.5.1", "35e1a1111111")
     assert main(["vuln", "decide", str(r1), "CVE-2025-27809", "--state", "in_triage"]) == 2
     assert "--component" in capsys.readouterr().err
+
+
+def test_supplier_vex_import_and_statements(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["vuln", "feed", "import", "--nvd", str(ROOT / "vuln/nvd/anchore-overrides"), "--json"]) == 0
+    r1 = _release(tmp_path, "3.5.1", "35e1a1111111")
+    assert main(["vuln", "release", "add", str(r1), "--json"]) == 0
+    capsys.readouterr()
+    vex = tmp_path / "vendor.openvex.json"
+    vex.write_text(
+        json.dumps(
+            {
+                "@context": "https://openvex.dev/ns/v0.2.0",
+                "@id": "https://vendor.invalid/vex/1",
+                "author": "Vendor PSIRT",
+                "timestamp": "2026-11-20T08:00:00Z",
+                "version": 1,
+                "statements": [
+                    {
+                        "vulnerability": {"name": "CVE-2025-27809"},
+                        "products": [{"@id": "pkg:github/mbed-tls/mbedtls@v3.5.1"}],
+                        "status": "not_affected",
+                        "justification": "vulnerable_code_not_present",
+                    }
+                ],
+            }
+        )
+    )
+    assert main(["vuln", "vex", "import", str(vex), "--supplier", "Vendor", "--json"]) == 0
+    out = cli_result(capsys.readouterr().out)
+    assert len(out["applied"]) == 1 and out["accepted"] == [] and out["document"]["supplier"] == "Vendor"
+    assert main(["vuln", "vex", "statements", "--json"]) == 0
+    (st,) = cli_result(capsys.readouterr().out)["statements"]
+    assert st["accepted"] is False and st["document"]["doc_id"] == "https://vendor.invalid/vex/1"
+    nothing = tmp_path / "nothing.openvex.json"
+    doc = json.loads(vex.read_text())
+    doc["@id"] = "https://vendor.invalid/vex/2"
+    doc["statements"][0]["products"] = [{"@id": "pkg:generic/unknown@1.0"}]
+    nothing.write_text(json.dumps(doc))
+    assert main(["vuln", "vex", "import", str(nothing)]) == 0
+    assert "matches" in capsys.readouterr().err

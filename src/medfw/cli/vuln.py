@@ -18,9 +18,9 @@ from medfw.cli._vuln_advisory import register_advisory, register_releases
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
+from medfw.cli._vuln_vex import register_vex_import
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
-    current_decisions,
     decision_history,
     formats,
     open_index,
@@ -29,7 +29,6 @@ from medfw.vuln import (
     rescan,
 )
 from medfw.vuln import scanner as _scanner
-from medfw.vuln.decisions import import_decisions
 from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
@@ -185,28 +184,6 @@ def _vex_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _vex_import(args: argparse.Namespace) -> int:
-    decisions = read_vex(read_bytes(args.file, what="VEX document"), args.file)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        known = {r["serial"]: read_sbom(bytes(r["sbom"]), f"release {r['id']}") for r in index.releases()}
-        added, unchanged = import_decisions(index, decisions, sink=sink, known=known)
-        serials = sorted({d.serial for d in decisions})
-        current = {s: len(current_decisions(index, s)) for s in serials}
-    finally:
-        index.close()
-        _close(sink)
-    emit(
-        args,
-        {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
-        lambda: out_console.print(
-            f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
-        ),
-    )
-    return EXIT_OK
-
-
 def _rescan(args: argparse.Namespace) -> int:
     view = fleet_view(args)
     index = open_index(args.db)
@@ -275,12 +252,7 @@ def register(sub: Any) -> None:
     add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_vex_export)
-    p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
-    p.add_argument("file", metavar="F")
-    add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_vex_import)
+    register_vex_import(vex)
 
     rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
     register_release_add(rel)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.errors import InputError, UsageError
@@ -41,9 +41,11 @@ from medfw.vuln.vocabulary import State, check_analysis, normalize_vuln_id
 __all__ = [
     "DecisionRequest",
     "append_decisions",
+    "audit_decisions",
     "current_decisions",
     "decision_history",
     "import_decisions",
+    "insert_decisions",
     "record_decision",
     "record_decisions",
     "validate_decision",
@@ -268,20 +270,31 @@ def append_decisions(
 ) -> list[Decision]:
     """Append decisions with their scopes in one transaction, then audit each; return them with their ids."""
     ensure_tables(index)
-    stored: list[tuple[Decision, Scope]] = []
     with index.transaction() as conn:
-        for d, scope in items:
-            res = conn.execute(insert(decision_table).values(**_row(d)))
-            pk = res.inserted_primary_key
-            row_id = int(pk[0]) if pk else 0
-            add_scope(conn, row_id, scope)
-            carried = None
-            if scope.carried_from_decision is not None:
-                carried = f"release {scope.carried_from_release} (decision {scope.carried_from_decision})"
-            stored.append((replace(d, decision_id=row_id, fixed_in=scope.fixed_in, carried_from=carried), scope))
+        stored = insert_decisions(conn, items)
+    audit_decisions(stored, sink, sbom_sha256)
+    return [d for d, _ in stored]
+
+
+def insert_decisions(conn: Connection, items: Sequence[tuple[Decision, Scope]]) -> list[tuple[Decision, Scope]]:
+    """Insert decisions and their scopes inside the caller's transaction (call :func:`audit_decisions` after)."""
+    stored: list[tuple[Decision, Scope]] = []
+    for d, scope in items:
+        res = conn.execute(insert(decision_table).values(**_row(d)))
+        pk = res.inserted_primary_key
+        row_id = int(pk[0]) if pk else 0
+        add_scope(conn, row_id, scope)
+        carried = None
+        if scope.carried_from_decision is not None:
+            carried = f"release {scope.carried_from_release} (decision {scope.carried_from_decision})"
+        stored.append((replace(d, decision_id=row_id, fixed_in=scope.fixed_in, carried_from=carried), scope))
+    return stored
+
+
+def audit_decisions(stored: Sequence[tuple[Decision, Scope]], sink: AuditSink, sbom_sha256: str = "") -> None:
+    """Record a ``vuln.decision`` event per stored decision."""
     for d, scope in stored:
         sink.record(_event(d, scope, sbom_sha256))
-    return [d for d, _ in stored]
 
 
 def _row(d: Decision) -> dict[str, Any]:
