@@ -111,10 +111,18 @@ def _release_add(args: argparse.Namespace) -> int:
     from medfw.vuln import open_index  # noqa: PLC0415
     from medfw.vuln.carryover import register_release  # noqa: PLC0415
 
+    sbom_bytes = read_bytes(args.sbom, what="SBOM")
+    if args.image:
+        from medfw.sbom.binding import verify_binding  # noqa: PLC0415
+        from medfw.sbom.document import parse_sbom  # noqa: PLC0415
+
+        doc = parse_sbom(sbom_bytes, path=str(args.sbom))
+        props = doc.component.properties if doc.component else ()
+        verify_binding(props, read_bytes(args.image, what="firmware image"), sbom_path=args.sbom, image_path=args.image)
     index = open_index(args.db)
     sink = audit_sink(args)
     try:
-        rid, sbom, created, report = register_release(index, read_bytes(args.sbom, what="SBOM"), args.sbom, sink=sink)
+        rid, sbom, created, report = register_release(index, sbom_bytes, args.sbom, sink=sink)
         baseline = index.last_scan(rid) or []
     finally:
         index.close()
@@ -146,6 +154,11 @@ def register_release_add(rel: Any) -> None:
     """Register ``vuln release add``."""
     p = rel.add_parser("add", help="register a released SBOM (baseline scan; earlier decisions carried over)")
     p.add_argument("sbom", metavar="SBOM")
+    p.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="the released firmware image: refuse the SBOM unless it describes this image (signed or not)",
+    )
     add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
