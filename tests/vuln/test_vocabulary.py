@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medfw.errors import InputError
+from medfw.vuln import scan
+from medfw.vuln.index import VulnIndex
 from medfw.vuln.model import Decision, ScanInput
 from medfw.vuln.sbom_input import read_sbom
 from medfw.vuln.vex import export_vex, read_vex
@@ -197,3 +199,30 @@ def test_any_detail_and_author_round_trip(detail: str, author: str) -> None:
     for fmt in ("cyclonedx", "openvex", "csaf"):
         (back,) = _through(fmt, sbom, [d])
         assert (back.detail, back.author, back.state, back.responses) == (detail, author, d.state, d.responses), fmt
+
+
+def test_manifest_exclusion_keeps_its_meaning(full_index: VulnIndex) -> None:
+    """A cve-exclude justified in the CISA vocabulary is recorded as its CycloneDX equivalent, not rewritten."""
+    exclude = {
+        "cve": "CVE-2024-28755",
+        "reason": "no renegotiation",
+        "justification": "vulnerable_code_not_in_execute_path",
+    }
+    data = make_sbom(
+        [
+            {
+                "bom-ref": "m",
+                "name": "mbedtls",
+                "version": "3.5.1",
+                "cpe": "cpe:2.3:a:arm:mbed_tls:3.5.1:*:*:*:*:*:*:*",
+                "properties": [{"name": "medfw:cve-exclude", "value": json.dumps(exclude)}],
+            }
+        ]
+    )
+    f = next(x for x in scan(full_index, data).findings if x.vuln_id == "CVE-2024-28755")
+    assert f.decision is not None
+    assert (f.decision.state, f.decision.justification, f.decision.source) == (
+        "not_affected",
+        "code_not_reachable",
+        "sbom-exclude",
+    )

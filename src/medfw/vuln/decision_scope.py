@@ -17,11 +17,13 @@ The table lives in this module's own metadata and is created on first use next t
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from packageurl import PackageURL
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy.engine import Engine
 
 from medfw.vuln.cpe import parse_cpe
 from medfw.vuln.index import VulnIndex
@@ -43,7 +45,7 @@ decision_scope = Table(
     Column("carried_from_release", Integer),
     Column("carried_from_decision", Integer),
 )
-_READY: set[int] = set()
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose table exists
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ def component_identities(comp: ScanComponent) -> tuple[str, ...]:
 
 def ensure_tables(index: VulnIndex) -> None:
     """Create the scope table in the index database if it does not exist yet."""
-    if id(index.engine) in _READY:
+    if index.engine in _READY:
         return
     metadata.create_all(index.engine)
-    _READY.add(id(index.engine))
+    _READY.add(index.engine)
 
 
 def add_scope(conn: Connection, decision_id: int, scope: Scope) -> None:
