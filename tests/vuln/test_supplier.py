@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from medfw.audit.sink import MemorySink
 from medfw.errors import InputError
@@ -237,3 +239,46 @@ def test_bad_supplier_documents(full_index: VulnIndex) -> None:
     nothing["statements"] = [nothing["statements"][2]]
     report = _import(full_index, nothing, "nothing.json")
     assert report.applied == [] and report.statements == 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _mutations(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """The document with one field (at any depth) replaced by arbitrary JSON."""
+
+    def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [prefix] if prefix else []
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out += paths(v, (*prefix, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                out += paths(v, (*prefix, i))
+        return out
+
+    def put(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+        doc = copy.deepcopy(base)
+        node: Any = doc
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        return doc
+
+    return st.builds(put, st.sampled_from(paths(base)), _JSON)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=st.one_of(_mutations(OPENVEX), _mutations(CYCLONEDX), _mutations(_csaf())))
+def test_hostile_vex_documents_fail_cleanly(doc: dict[str, Any]) -> None:
+    """Whatever a field holds, reading raises InputError or gives statements; never another exception."""
+    try:
+        parsed = read_vex_document(json.dumps(doc).encode(), "fuzz.json")
+    except InputError:
+        return
+    for s in parsed.statements:
+        assert s.vuln_id and s.products

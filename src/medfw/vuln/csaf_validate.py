@@ -97,14 +97,24 @@ def _tree_ids(tree: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield "ref", str(r.get(k))
 
 
+def _ids(value: Any) -> list[str]:
+    return [str(x) for x in value] if isinstance(value, list) else []
+
+
 def _referenced(v: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for key, ids in (v.get("product_status") or {}).items():
+    for key, ids in _status(v).items():
         for pid in ids:
-            yield f"product_status/{key}", str(pid)
+            yield f"product_status/{key}", pid
     for name in ("flags", "threats", "remediations", "scores"):
         for item in v.get(name) or []:
-            for pid in item.get("product_ids") or item.get("products") or []:
-                yield name, str(pid)
+            if isinstance(item, Mapping):
+                for pid in _ids(item.get("product_ids") or item.get("products")):
+                    yield name, pid
+
+
+def _status(v: Mapping[str, Any]) -> dict[str, list[str]]:
+    status = v.get("product_status")
+    return {str(k): _ids(ids) for k, ids in status.items()} if isinstance(status, Mapping) else {}
 
 
 def _tree_problems(doc: Mapping[str, Any], defined: set[str]) -> list[str]:
@@ -147,7 +157,14 @@ def _revision_problems(tracking: Mapping[str, Any]) -> list[str]:
 def _vuln_problems(i: int, v: Mapping[str, Any], category: str, defined: set[str]) -> list[str]:
     where = f"vulnerabilities/{i}"
     out = [f"6.1.1: {where}/{k} references undefined product {p!r}" for k, p in _referenced(v) if p not in defined]
-    status = v.get("product_status") or {}
+    raw = v.get("product_status")
+    if isinstance(raw, Mapping):
+        out.extend(
+            f"{where}/product_status/{k}: not a list of product ids"
+            for k, ids in raw.items()
+            if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids)
+        )
+    status = _status(v)
     for pid in {p for ids in status.values() for p in ids}:
         groups = [g for g in _GROUPS if any(pid in status.get(k, []) for k in g)]
         if len(groups) > 1:

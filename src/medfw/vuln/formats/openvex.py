@@ -105,9 +105,12 @@ def is_openvex(doc: Mapping[str, Any]) -> bool:
 
 def _products(st: Mapping[str, Any], path: str, where: str) -> tuple[Product, ...]:
     out: list[Product] = []
-    items = list(st.get("products") or [])
+    products = st.get("products")
+    if not isinstance(products, list) or not products:
+        raise InputError("a statement needs a non-empty products list", path=path, field=where)
+    items = list(products)
     for p in list(items):
-        items.extend(p.get("subcomponents") or [] if isinstance(p, Mapping) else [])
+        items.extend((p.get("subcomponents") or []) if isinstance(p, Mapping) else [])
     for p in items:
         if not isinstance(p, Mapping):
             raise InputError("a product is not an object", path=path, field=where)
