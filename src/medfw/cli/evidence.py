@@ -123,7 +123,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_build)
 
     p = group.add_parser("verify", help="verify an evidence bundle offline")
-    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("bundle", metavar="BUNDLE", help="evidence bundle directory")
     p.add_argument("--key", metavar="PUB", help="pinned evidence public key (PEM)")
     p.add_argument("--audit-key", metavar="K", help="audit verification key: pins the checkpoint key, checks HMACs")
     add_json_flag(p)

@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
 from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
 
@@ -89,7 +98,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         t.add_column(c)
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
-    out_console.print(t)
+    print_table(t)
 
 
 # ---- repository ----------------------------------------------------------------------------------------------
@@ -520,11 +529,11 @@ def register(sub: Any) -> None:
 
     repo = add_group(ota, "repo", "TUF update repository (offline root and targets keys)")
     p = repo.add_parser("init", help="create a TUF repository")
-    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
     p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="root key URI (repeatable)")
-    p.add_argument("--root-threshold", type=int, default=1)
+    p.add_argument("--root-threshold", type=int, default=1, help="root signatures required")
     p.add_argument("--targets-key", action="append", required=True, metavar="KEY", help="targets key (repeatable)")
-    p.add_argument("--targets-threshold", type=int, default=1)
+    p.add_argument("--targets-threshold", type=int, default=1, help="targets signatures required")
     p.add_argument("--snapshot-key", metavar="KEY", help="online snapshot key (default: generated in DIR/online-keys)")
     p.add_argument("--timestamp-key", metavar="KEY", help="online timestamp key (default: generated)")
     add_json_flag(p)
@@ -532,29 +541,42 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_repo_init)
 
     p = repo.add_parser("rotate", help="replace the keys of a role (root N→N+1 signed by old and new keys)")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--role", required=True, choices=["root", "targets", "snapshot", "timestamp"])
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["root", "targets", "snapshot", "timestamp"],
+        help="TUF role whose keys are replaced",
+    )
     p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="current root key(s)")
     p.add_argument("--new-key", action="append", metavar="KEY", help="new key(s) (online roles: default generated)")
-    p.add_argument("--threshold", type=int, default=1)
+    p.add_argument("--threshold", type=int, default=1, help="signatures the role needs after rotation")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_repo_rotate)
 
     p = repo.add_parser("refresh", help="re-sign snapshot/timestamp with the online keys when due")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--snapshot-key", metavar="KEY")
-    p.add_argument("--timestamp-key", metavar="KEY")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument("--snapshot-key", metavar="KEY", help="online snapshot key (default: DIR/online-keys/snapshot.pem)")
+    p.add_argument(
+        "--timestamp-key", metavar="KEY", help="online timestamp key (default: DIR/online-keys/timestamp.pem)"
+    )
+    p.add_argument("--force", action="store_true", help="re-sign even when the online metadata is still fresh")
     add_json_flag(p)
     p.set_defaults(func=_repo_refresh)
 
     release = add_group(ota, "release", "releases")
     p = release.add_parser("publish", help="add a signed image as a TUF target (offline step)")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--image", required=True, metavar="SIGNED.bin")
-    p.add_argument("--model", required=True)
-    p.add_argument("--targets-key", action="append", required=True, metavar="KEY")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument("--image", required=True, metavar="SIGNED.bin", help="signed firmware image to publish")
+    p.add_argument("--model", required=True, help="device model the release is for (target path prefix)")
+    p.add_argument(
+        "--targets-key",
+        action="append",
+        required=True,
+        metavar="KEY",
+        help="targets key URI (repeatable, up to the threshold)",
+    )
     p.add_argument("--root-key", action="append", metavar="KEY", help="create the repository first with this root")
     p.add_argument("--name", help="target file name (default MODEL-VERSION.bin)")
     p.add_argument("--version", help="release version (default: from the image)")
@@ -573,58 +595,70 @@ def register(sub: Any) -> None:
     p = ota.add_parser("serve", help="run the fleet server")
     p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")
     p.add_argument("--repo", metavar="DIR", help="TUF repository to serve")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080, help="TCP port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_serve)
 
     token = add_group(ota, "token", "management API tokens")
     p = token.add_parser("create", help="create a token directly in the database (bootstrap)")
-    p.add_argument("--db", required=True, metavar="URL")
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"])
+    p.add_argument("--db", required=True, metavar="URL", help="fleet database URL (sqlite:///PATH or postgresql://…)")
+    p.add_argument("--name", required=True, help="token name (who or what uses it)")
+    p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"], help="what the token may do")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_token_create)
 
     device = add_group(ota, "device", "devices of the fleet")
     p = device.add_parser("add", help="register a device (and provision its directory)")
-    p.add_argument("--id", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--chip", default="")
-    p.add_argument("--group", default="default")
+    p.add_argument("--id", required=True, help="device id (unique in the fleet)")
+    p.add_argument("--model", required=True, help="device model the release is for (target path prefix)")
+    p.add_argument("--chip", default="", help="chip of the device (esp32c3, …; empty: any)")
+    p.add_argument("--group", default="default", help="device group rollouts target")
     p.add_argument("--provision", metavar="DEVICE_DIR", help="store credential and TUF root in this device dir")
     p.add_argument("--repo", metavar="DIR", help="TUF repository whose root the device trusts")
     p.add_argument("--root", metavar="FILE", help="TUF root.json the device trusts")
     _add_server_flags(p)
     p.set_defaults(func=_device_add)
     p = device.add_parser("list", help="list devices")
-    p.add_argument("--group")
-    p.add_argument("--model")
+    p.add_argument("--group", help="only this device group")
+    p.add_argument("--model", help="only this device model")
     _add_server_flags(p)
     p.set_defaults(func=_device_list)
 
     rollout = add_group(ota, "rollout", "staged rollouts")
     p = rollout.add_parser("create", help="start a staged rollout")
     p.add_argument("--release", required=True, help="release target path or id")
-    p.add_argument("--name")
-    p.add_argument("--group")
+    p.add_argument("--name", help="rollout name (default: the release name)")
+    p.add_argument("--group", help="only this device group")
     p.add_argument("--device", action="append", help="limit to these devices (repeatable)")
     p.add_argument("--from-version", help="only devices reporting this version")
     p.add_argument("--phases", default="10%,100%", help="comma-separated counts or percentages (canary first)")
-    p.add_argument("--success-threshold", type=int, default=90, metavar="PCT")
-    p.add_argument("--error-threshold", type=int, default=10, metavar="PCT")
+    p.add_argument(
+        "--success-threshold",
+        type=int,
+        default=90,
+        metavar="PCT",
+        help="percent of a phase that must succeed before the next starts",
+    )
+    p.add_argument(
+        "--error-threshold",
+        type=int,
+        default=10,
+        metavar="PCT",
+        help="percent of failures in a phase that halts the rollout",
+    )
     _add_server_flags(p)
     p.set_defaults(func=_rollout_create)
     p = rollout.add_parser("status", help="show one rollout (or all)")
-    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("id", nargs="?", type=int, help="rollout id (default: all rollouts)")
     _add_server_flags(p)
     p.set_defaults(func=_rollout_status)
     for action in ("pause", "resume", "cancel"):
         p = rollout.add_parser(action, help=f"{action} a rollout")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=int, help="rollout id")
         _add_server_flags(p)
         p.set_defaults(func=_rollout_control, action=action)
 
