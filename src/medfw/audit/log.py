@@ -211,6 +211,8 @@ class AuditLog:
         self._appended_since_checkpoint = False
         #: why the last due interval checkpoint was deferred (None when none was)
         self.deferred_checkpoint: str | None = None
+        #: the last checkpoint this session signed (interval, requested or close)
+        self.signed_in_session: SignedCheckpoint | None = None
 
     # -- meta helpers -------------------------------------------------------------------------------
     def _meta(self, name: str) -> bytes:
@@ -393,6 +395,7 @@ class AuditLog:
         if signed.key_id != key_id(load_checkpoint_public_key(self.checkpoint_public_key_pem)):
             raise AuditError("the checkpoint signing key is not the key this log was created with", path=self.location)
         self._store.insert_checkpoint(cp.size, signed.to_bytes())
+        self.signed_in_session = signed
         st.since_checkpoint = 0
         self._rotate_if_used(st)
         self._appended_since_checkpoint = False
@@ -497,7 +500,9 @@ class SessionResult:
     """What :func:`append_session` committed."""
 
     entries: tuple[SealedEntry, ...]
+    #: the checkpoint signed in the session (asked for, or due at the interval), if any
     checkpoint: SignedCheckpoint | None
+    #: why a due interval checkpoint was deferred (its key was unavailable), if one was
     deferred_checkpoint: str | None
 
 
@@ -526,9 +531,12 @@ def append_session(
         signer = log._get_signer() if checkpoint_reason is not None else None
         with storage_errors(path), log._tx() as st:
             entries = tuple(log._append_in_tx(st, e) for e in events)
-            signed = log._checkpoint_in_tx(st, checkpoint_reason, signer) if checkpoint_reason is not None else None
+            if checkpoint_reason is not None:
+                log._checkpoint_in_tx(st, checkpoint_reason, signer)
             log._rotate_if_used(st)
-        return SessionResult(entries=entries, checkpoint=signed, deferred_checkpoint=log.deferred_checkpoint)
+        return SessionResult(
+            entries=entries, checkpoint=log.signed_in_session, deferred_checkpoint=log.deferred_checkpoint
+        )
     finally:
         log.close()
 
@@ -577,6 +585,7 @@ def init_log(
     checkpoint_key: str | None = None,
     checkpoint_key_out: str | Path | None = None,
     clock: Clock | None = None,
+    kdf: str = KDF_RATCHET,
 ) -> InitResult:
     """Create a log: the ``audit.init`` entry sealed with the initial key, after which the key ratchets.
 
@@ -584,7 +593,8 @@ def init_log(
     written there with mode 0600 before the log is created. Keep it offline: whoever holds it can forge
     entries of every epoch. The checkpoint signing key is ``checkpoint_key`` (an existing key file or a
     ``pkcs11:`` URI) or a new ``checkpoint_key_type`` key written to ``checkpoint_key_out`` (default
-    ``LOG.ckey``, mode 0600); the log stores only where it is and its public key.
+    ``LOG.ckey``, mode 0600); the log stores only where it is and its public key. ``kdf`` is
+    ``sha256-ratchet``; ``hkdf-sha256`` makes a log of format 1 (for compatibility tests).
 
     Raises:
         AuditError: a log exists at ``path``, a key file exists, or a parameter is out of range.
@@ -606,7 +616,7 @@ def init_log(
         if created is not None:
             written.append(created)
         pub_pem = signer.public_pem()
-        vk = VerificationKey(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub_pem, kdf=KDF_RATCHET)
+        vk = VerificationKey(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub_pem, kdf=check_kdf(kdf))
         key_path = Path(key_out) if key_out is not None else None
         if key_path is not None:
             atomic_write(key_path, vk.to_bytes(), mode=0o600, overwrite=False)
@@ -653,8 +663,7 @@ def _create(
     clock: Clock | None,
 ) -> None:
     meta = {
-        "format": LOG_FORMAT,
-        "kdf": KDF_RATCHET.encode(),
+        "format": LOG_FORMAT if vk.kdf == KDF_RATCHET else LOG_FORMATS[0],
         "log_id": vk.log_id.encode(),
         "host_id": host.encode(),
         "config": json.dumps({"epoch_length": epoch_length, "checkpoint_interval": checkpoint_interval}).encode(),
@@ -662,6 +671,8 @@ def _create(
         "checkpoint_key": signer.reference.encode("utf-8"),
         "checkpoint_public_key": vk.checkpoint_public_key_pem,
     }
+    if vk.kdf != KDF_HKDF:
+        meta["kdf"] = vk.kdf.encode()
     st = _State(
         next_seq=0,
         prev=GENESIS_PREV,
@@ -675,14 +686,14 @@ def _create(
     with store.write(initial=True):
         store.create(meta)
         log = AuditLog(store, clock=clock, host_id=host)
-        st.mac = mac_key(vk.initial_key, vk.log_id, 0, KDF_RATCHET)
+        st.mac = mac_key(vk.initial_key, vk.log_id, 0, vk.kdf)
         data = {
             "epoch_length": epoch_length,
             "checkpoint_interval": checkpoint_interval,
             "checkpoint_key_id": key_id(signer.public_key),
             "checkpoint_key": "pkcs11" if is_pkcs11(signer.reference) else "file",
-            "kdf": KDF_RATCHET,
-            "format": LOG_FORMAT.decode(),
+            "kdf": vk.kdf,
+            "format": meta["format"].decode(),
         }
         log._session_started = True
         log._seal(st, AuditEvent(type="audit.init", outcome="success", actor="audit", data=data))

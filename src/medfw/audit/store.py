@@ -1,7 +1,8 @@
 """Append-only storage of sealed entries: SQLite (embedded default) or PostgreSQL (``postgresql://`` URLs).
 
 Layout (both backends): ``meta(name, value)`` holds the log's identity, configuration, where its checkpoint
-signing key lives (never the key itself) and its public key, and the writer state (current epoch key, next seq, previous hash, compact Merkle range);
+signing key lives (never the key itself) and its public key, and the writer state (current epoch key, next seq,
+previous hash, compact Merkle range);
 ``entries(pos, record, tag)`` holds the canonical records and their HMAC tags in append order;
 ``checkpoints(id, size, document)`` holds every signed checkpoint the writer made.
 

@@ -85,6 +85,7 @@ CLASSIFICATIONS = frozenset(
 )
 
 _eq = hmac.compare_digest
+_PARALLEL_MIN = PARALLEL_MIN
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
 
     keys = EpochKeys(initial, log_id, kdf)
     result: Scan | None = None
-    if workers > 1 and run.total is not None and run.total >= PARALLEL_MIN:
+    if workers > 1 and run.total is not None and run.total >= _PARALLEL_MIN:
         result = parallel_scan(store, keys, workers)
     if result is None:
         result = scan(store.iter_chunks(), keys, Scan(), progress, run.total or 0)
