@@ -10,6 +10,8 @@ entries have another root was forked.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,7 +25,6 @@ from medfw.audit.store import open_store, storage_errors
 from medfw.errors import (
     AuditError,
     PolicyViolationError,
-    SignatureError,
     TransportError,
     UsageError,
     VerificationError,
@@ -107,10 +108,16 @@ def consistency_proof_for(path: str | Path, size1: int, size2: int) -> list[byte
     return MerkleTree(hashes).consistency_proof(size1, size2)
 
 
-def _client(timeout: float) -> Any:
+@contextlib.contextmanager
+def _client(timeout: float, client: Any) -> Iterator[Any]:
+    """The given ``httpx.Client`` (left open), or a new one for this call."""
+    if client is not None:
+        yield client
+        return
     import httpx  # noqa: PLC0415 - only witnesses over HTTP need it
 
-    return httpx.Client(timeout=timeout)
+    with httpx.Client(timeout=timeout) as c:
+        yield c
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -132,16 +139,18 @@ def _answer(r: Any, url: str) -> Any:
     return doc
 
 
-def fetch_witness(url: str, *, token: str | None = None, timeout: float = 30.0) -> SignedCheckpoint | None:
+def fetch_witness(
+    url: str, *, token: str | None = None, timeout: float = 30.0, client: Any = None
+) -> SignedCheckpoint | None:
     """The checkpoint a fleet-server witness holds at ``url`` (None when it holds none).
 
     Raises:
         TransportError: the server cannot be reached.
         AuditError: the answer is not a checkpoint.
     """
-    import httpx  # noqa: PLC0415
+    import httpx  # noqa: PLC0415 - only witnesses over HTTP need it
 
-    with _client(timeout) as c:
+    with _client(timeout, client) as c:
         try:
             r = c.get(url, headers=_headers(token))
         except httpx.HTTPError as e:
@@ -154,7 +163,7 @@ def fetch_witness(url: str, *, token: str | None = None, timeout: float = 30.0) 
     return SignedCheckpoint.from_dict(doc.get("checkpoint", doc), path=url)
 
 
-def load_witness(source: str, *, log_id: str, token: str | None = None) -> SignedCheckpoint:
+def load_witness(source: str, *, log_id: str, token: str | None = None, client: Any = None) -> SignedCheckpoint:
     """A witnessed checkpoint from a file or a fleet-server URL.
 
     Raises:
@@ -162,7 +171,7 @@ def load_witness(source: str, *, log_id: str, token: str | None = None) -> Signe
     """
     if source.startswith(("http://", "https://")):
         url = witness_url(source, log_id)
-        signed = fetch_witness(url, token=token)
+        signed = fetch_witness(url, token=token, client=client)
         if signed is None:
             raise AuditError(f"the witness holds no checkpoint of log {log_id!r}", path=url)
         return signed
@@ -170,7 +179,13 @@ def load_witness(source: str, *, log_id: str, token: str | None = None) -> Signe
 
 
 def post_checkpoint(
-    path: str | Path, server: str, signed: SignedCheckpoint, *, token: str | None = None, timeout: float = 30.0
+    path: str | Path,
+    server: str,
+    signed: SignedCheckpoint,
+    *,
+    token: str | None = None,
+    timeout: float = 30.0,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Hand ``signed`` to the fleet-server witness, with the consistency proof from what the witness holds.
 
@@ -184,7 +199,7 @@ def post_checkpoint(
     import httpx  # noqa: PLC0415
 
     url = witness_url(server, signed.checkpoint.log_id)
-    held = fetch_witness(url, token=token, timeout=timeout)
+    held = fetch_witness(url, token=token, timeout=timeout, client=client)
     from_size = held.checkpoint.size if held is not None else 0
     if held is not None and from_size > signed.checkpoint.size:
         raise VerificationError(
@@ -194,7 +209,7 @@ def post_checkpoint(
         )
     proof = consistency_proof_for(path, from_size, signed.checkpoint.size) if held is not None else []
     body = {"checkpoint": signed.to_dict(), "from_size": from_size, "consistency": [p.hex() for p in proof]}
-    with _client(timeout) as c:
+    with _client(timeout, client) as c:
         try:
             r = c.post(url, json=body, headers=_headers(token))
         except httpx.HTTPError as e:
@@ -202,10 +217,3 @@ def post_checkpoint(
     doc = _answer(r, url)
     return doc if isinstance(doc, dict) else {}
 
-
-def verify_pinned(signed: SignedCheckpoint, pinned: CheckpointPublicKey) -> None:
-    """Raise :class:`SignatureError` unless ``signed`` verifies under ``pinned``."""
-    try:
-        signed.verify(pinned)
-    except AuditError as e:
-        raise SignatureError(e.message, field="public_key") from None
