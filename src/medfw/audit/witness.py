@@ -216,4 +216,3 @@ def post_checkpoint(
             raise TransportError(f"cannot reach the witness: {e}", path=url) from None
     doc = _answer(r, url)
     return doc if isinstance(doc, dict) else {}
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from rich.table import Table
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.bundle import export_bundle, verify_bundle
 from medfw.audit.checkpoint import SignedCheckpoint
+from medfw.audit.events import parse_events
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES, VerificationKey
 from medfw.audit.log import append_session, init_log, open_log
 from medfw.audit.migrate import migrate_log
@@ -30,6 +32,7 @@ from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
 __all__ = ["register"]
 
 _MAX_DOC = 1024 * 1024 * 1024
+_MAX_EVENTS = 64 * 1024 * 1024
 
 
 def _load_key(path: str) -> VerificationKey:
@@ -90,7 +93,9 @@ def _parse_objects(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _append(args: argparse.Namespace) -> int:
+def _one_event(args: argparse.Namespace) -> AuditEvent:
+    if args.type is None or args.outcome is None:
+        raise UsageError("give --type and --outcome, or --events FILE", field="type")
     data: Any = {}
     if args.data is not None:
         try:
@@ -101,7 +106,7 @@ def _append(args: argparse.Namespace) -> int:
             raise UsageError("--data must be a JSON object", field="data")
     check_event_type(args.type)
     check_outcome(args.outcome)
-    event = AuditEvent(
+    return AuditEvent(
         type=args.type,
         outcome=args.outcome,
         reason=args.reason,
@@ -109,19 +114,36 @@ def _append(args: argparse.Namespace) -> int:
         objects=_parse_objects(args.object or []),
         data=data,
     )
-    session = append_session(args.log, [event], checkpoint_reason="request" if args.checkpoint else None)
-    entry = session.entries[0]
+
+
+def _append(args: argparse.Namespace) -> int:
+    if args.events is not None:
+        if any(v is not None for v in (args.type, args.outcome, args.data, args.reason, args.actor, args.object)):
+            raise UsageError("--events replaces --type/--outcome/--data/--reason/--actor/--object", field="events")
+        raw = sys.stdin.buffer.read(_MAX_EVENTS + 1) if args.events == "-" else None
+        if raw is not None and len(raw) > _MAX_EVENTS:
+            raise UsageError("events on stdin exceed 64 MiB", field="events")
+        if raw is None:
+            raw = read_bytes(args.events, max_length=_MAX_EVENTS, what="events")
+        events = parse_events(raw, path=args.events)
+    else:
+        events = [_one_event(args)]
+    session = append_session(args.log, events, checkpoint_reason="request" if args.checkpoint else None)
+    entry, first = session.entries[-1], session.entries[0]
     result: dict[str, Any] = {
         "seq": entry.seq,
         "epoch": entry.epoch,
         "entry_hash": entry.entry_hash.hex(),
         "tag": entry.tag.hex(),
+        "appended": len(session.entries),
+        "first_seq": first.seq,
         "checkpoint": session.checkpoint.to_dict() if session.checkpoint is not None else None,
         "deferred_checkpoint": session.deferred_checkpoint,
     }
 
     def human() -> None:
-        out_console.print(f"appended seq {entry.seq} (epoch {entry.epoch})", markup=False)
+        what = f"seq {entry.seq}" if len(events) == 1 else f"{len(events)} events, seq {first.seq}..{entry.seq}"
+        out_console.print(f"appended {what} (epoch {entry.epoch})", markup=False)
         if session.checkpoint is not None:
             out_console.print(f"checkpoint of size {session.checkpoint.checkpoint.size} signed", markup=False)
         if session.deferred_checkpoint:
@@ -351,14 +373,17 @@ def register(sub: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_init)
 
-    p = group.add_parser("append", help="append one event")
+    p = group.add_parser("append", help="append one event (or --events) in one writer session")
     p.add_argument("log", metavar="LOG")
-    p.add_argument("--type", required=True, metavar="T", help="event type (e.g. boot.verify)")
-    p.add_argument("--outcome", required=True, metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
+    p.add_argument("--type", metavar="T", help="event type (e.g. boot.verify)")
+    p.add_argument("--outcome", metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
     p.add_argument("--data", metavar="JSON", help="extra detail as a JSON object")
     p.add_argument("--reason", metavar="R", help="reason code")
     p.add_argument("--actor", metavar="A", help="who or what acted")
     p.add_argument("--object", action="append", metavar="NAME=DIGEST", help="object digest or id (repeatable)")
+    p.add_argument(
+        "--events", metavar="FILE", help="append these events (JSON Lines, '-' for stdin) in one transaction"
+    )
     p.add_argument("--checkpoint", action="store_true", help="also sign a checkpoint at the end of this session")
     add_json_flag(p)
     p.set_defaults(func=_append)
