@@ -30,7 +30,7 @@ from medfw.cli._common import (
     print_table,
 )
 from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem, write_private_key
-from medfw.errors import EXIT_OK, InputError, UsageError
+from medfw.errors import EXIT_OK, InputError, MedfwError, UsageError
 
 if TYPE_CHECKING:
     from medfw.update.repository import TufRepository
@@ -327,9 +327,10 @@ def _publish(args: argparse.Namespace) -> int:
         else None
     )
     release = repo.publish(image, release, targets_signers=targets, online_signers=online_signers)
-    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+    from medfw.audit.sink import AuditEvent, release_point  # noqa: PLC0415
 
-    audit_sink(args).record(
+    sink = audit_sink(args)
+    sink.record(
         AuditEvent(
             type="release.publish",
             outcome="success",
@@ -338,6 +339,14 @@ def _publish(args: argparse.Namespace) -> int:
             data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
         )
     )
+    try:
+        release_point(sink, "release")  # a release point: the audit log signs a checkpoint covering the publish
+    except MedfwError as e:
+        err_console.print(f"warning: no audit checkpoint at this release: {e.message}", markup=False, style="yellow")
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
     data = {
         "target_path": release.target_path,
         "model": release.model,
