@@ -17,14 +17,16 @@ demo: $(STAMP)
 	$(BIN)/python -m medfw.demo --out build/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 unit: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest $(PYTEST_ARGS) --cov=medfw --cov-branch --cov-report=
+	$(BIN)/python tools/coverage_floor.py
 
 test: lint typecheck unit
 

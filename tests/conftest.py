@@ -13,3 +13,48 @@ VECTORS = Path(__file__).parent / "vectors"
 def vectors() -> Path:
     """The directory of golden vectors and real test data shipped with the repository."""
     return VECTORS
+
+
+# --- every --json result a test produces is checked against its command's JSON Schema (docs/json/) ----------------
+
+DOCS_JSON = Path(__file__).resolve().parents[1] / "docs" / "json"
+
+
+def command_of(args: object) -> str:
+    """``group.sub.leaf`` of parsed CLI arguments (each group stores its subcommand in ``<name>_command``)."""
+    name = getattr(args, "command_group", None)
+    parts = [str(name)]
+    while name is not None and (sub := getattr(args, f"{name}_command", None)):
+        parts.append(str(sub))
+        name = sub
+    return ".".join(parts)
+
+
+@pytest.fixture(autouse=True)
+def _check_json_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import os
+
+    import jsonschema
+
+    import medfw.cli
+    from medfw.cli import _common
+
+    real = medfw.cli.finish_json
+    record = os.environ.get("MEDFW_JSON_RECORD")
+
+    def finish_json(args: object, exit_code: int) -> None:
+        if _common.json_mode(args) and not getattr(args, "_medfw_emitted", False):  # type: ignore[arg-type]
+            result = getattr(args, "_medfw_result", {})
+            command = command_of(args)
+            data = json.loads(json.dumps(result, default=_common._default))
+            if record:
+                with open(Path(record) / f"{command}.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"exit_code": exit_code, "result": data}) + "\n")
+            schema_path = DOCS_JSON / f"{command}.schema.json"
+            if schema_path.is_file():
+                schema = json.loads(schema_path.read_text(encoding="utf-8"))
+                jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+        real(args, exit_code)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(medfw.cli, "finish_json", finish_json)

@@ -108,7 +108,7 @@ def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) ->
         description="Secure boot signing, signed OTA, SBOM, vulnerability management and audit for device firmware.",
     )
     parser.add_argument("--version", action="version", version=f"medfw {__version__}")
-    sub = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command_group", metavar="COMMAND", parser_class=_Parser)
     selected = None if load_all else _selected_group(argv)
     for name, help_text in GROUPS.items():
         if load_all or name == selected:
