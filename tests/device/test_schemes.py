@@ -56,11 +56,14 @@ def test_chip_table() -> None:
         "esp32c3": [rsa],
         "esp32s3": [rsa],
         "esp32c6": sorted([rsa, p256]),
+        "esp32c2": sorted([Sbv2Scheme.ECDSA_P192, p256]),
+        "esp32c5": sorted([rsa, p256, Sbv2Scheme.ECDSA_P384]),
     }
     assert get_chip("esp32").signature_blocks == 1
     assert {get_chip(c).signature_blocks for c in ("esp32c3", "esp32s3", "esp32c6")} == {3}
-    for name in CHIPS:
+    for name in set(CHIPS) - {"esp32c5"}:
         assert not get_chip(name).supports_scheme(Sbv2Scheme.ECDSA_P384)
+    for name in set(CHIPS) - {"esp32c2"}:
         assert not get_chip(name).supports_scheme(Sbv2Scheme.ECDSA_P192)
 
 

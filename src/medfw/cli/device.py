@@ -18,7 +18,7 @@ from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_si
 from medfw.crypto.keys import load_public_key
 from medfw.device import BootFailedError, Device, UpdateRejectedError
 from medfw.device.bootloader import BootResult
-from medfw.device.chips import get_chip
+from medfw.device.chips import CHIPS, get_chip
 from medfw.device.ota import InstallResult
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
@@ -67,6 +67,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     chip = get_chip(args.chip)
     digests = [_digest(d) for d in args.key_digest or ()]
+    sha384 = False
     for path in args.key or ():
         key = load_public_key(path)
         scheme = scheme_of_key(key, path=path)
@@ -76,6 +77,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
                 f"{chip.scheme_names} only",
                 field="key",
             )
+        sha384 = sha384 or (str(scheme) == "ecdsa-p384" and chip.sha384_enable is not None)
         digests.append(public_key_digest(key))
     if not digests:
         raise UsageError("give at least one --key-digest HEX or --key PUBKEY", field="key_digest")
@@ -87,6 +89,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         audit=_sink(args),
         flash_encryption=args.flash_encryption,
         revoke_unused_slots=not args.keep_unused_slots,
+        sha384=sha384,
     )
     data = device.status().to_dict()
     emit(args, data, lambda: out_console.print(f"provisioned {device.chip.name} unit in {args.dir}", markup=False))
@@ -250,10 +253,13 @@ def register(sub: Any) -> None:
     p = _leaf(group, "init", "provision a new unit: key digests, secure boot on, JTAG and ROM download off", _cmd_init)
     p.add_argument("--key-digest", action="append", metavar="HEX", help="SBv2 public key digest (repeat for more)")
     p.add_argument("--key", action="append", metavar="PUBKEY", help="public key file whose SBv2 digest to burn")
+    p.add_argument("--chip", default="esp32c3", choices=sorted(CHIPS), help="chip (default esp32c3)")
     p.add_argument(
-        "--chip", default="esp32c3", choices=["esp32", "esp32c3", "esp32s3", "esp32c6"], help="chip (default esp32c3)"
+        "--secure-version-bits",
+        type=int,
+        metavar="N",
+        help="anti-rollback field width (default: 16, or the chip's SECURE_VERSION width where it is narrower)",
     )
-    p.add_argument("--secure-version-bits", type=int, default=16, metavar="N", help="anti-rollback field width")
     p.add_argument("--flash-encryption", action="store_true", help="also burn the flash-encryption counter")
     p.add_argument("--keep-unused-slots", action="store_true", help="do not revoke unused key digest slots")
     p = _leaf(group, "flash", "factory-program the bootloader and the app (ota_0)", _cmd_flash)

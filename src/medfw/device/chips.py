@@ -1,40 +1,32 @@
-"""The ESP32-family chips the device model knows: image chip id, eFuse family, flash offsets.
+"""The chips the device model simulates: the entries of the chip registry (:mod:`medfw.chips`) whose eFuse
+field table the model has (:mod:`medfw.device._efuse_fields`).
 
-Two eFuse families exist. The classic ESP32 (rev ≥ 3.0 for Secure Boot v2) keeps one RSA key digest in
-``BLOCK2``, enables SBv2 with ``ABS_DONE_1`` and has no revoke bits. The later chips (ESP32-C3, ESP32-S3, …)
-keep up to three key digests in ``BLOCK_KEYn`` with ``KEY_PURPOSE_n = SECURE_BOOT_DIGESTi`` and revoke each with
-``SECURE_BOOT_KEY_REVOKEi``.
+Three eFuse families exist. The classic ESP32 (rev ≥ 3.0 for Secure Boot v2) keeps one RSA key digest in
+``BLOCK2``, enables SBv2 with ``ABS_DONE_1`` and has no revoke bits. The key-purpose chips (ESP32-C3, -S3, -C5,
+-C6, …) keep up to three key digests in ``BLOCK_KEYn`` with ``KEY_PURPOSE_n = SECURE_BOOT_DIGESTi`` and revoke
+each with ``SECURE_BOOT_KEY_REVOKEi``. ESP32-C2 keeps one 128-bit digest in ``BLOCK_KEY0_HI_128`` and cannot
+revoke it.
 
-Each chip's ROM and bootloader verify only some Secure Boot v2 signature schemes: ESP32 (rev ≥ 3.0), ESP32-C3
-and ESP32-S3 verify RSA-3072 blocks only; ESP32-C6 verifies RSA-3072 or ECDSA P-256. ESP32 also reads only the
-first of the (up to three) signature blocks; the others are ignored.
+Each chip's ROM and bootloader verify only some Secure Boot v2 signature schemes (RSA-3072 on ESP32, -C3, -S3;
+RSA-3072 or ECDSA P-256 on -C6; ECDSA P-192/P-256 on -C2; RSA-3072, P-256 or P-384 on -C5, P-384 only with
+``SECURE_BOOT_SHA384_EN`` burned). ESP32 and ESP32-C2 read only the first signature block.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from medfw import chips as registry
+from medfw.chips import ECDSA_P256, RSA3072, EfuseFamily
+from medfw.device._efuse_fields import FIELDS
 from medfw.errors import InputError
 
-__all__ = ["CHIPS", "ChipSpec", "EfuseFamily", "chip_by_id", "get_chip"]
-
-# Secure Boot v2 scheme names, spelled as ``medfw.image.sbv2.Sbv2Scheme`` values (kept as strings so that the
-# eFuse policy check does not load the signature code).
-RSA3072 = "rsa3072"
-ECDSA_P256 = "ecdsa-p256"
-
-
-class EfuseFamily(enum.StrEnum):
-    """How a chip lays out its secure-boot eFuses."""
-
-    CLASSIC = "classic"
-    KEY_PURPOSE = "key_purpose"
+__all__ = ["CHIPS", "ECDSA_P256", "RSA3072", "ChipSpec", "EfuseFamily", "chip_by_id", "get_chip"]
 
 
 @dataclass(frozen=True)
 class ChipSpec:
-    """Static facts about one chip.
+    """The device model's view of one registry chip.
 
     Attributes:
         name: espefuse/esptool chip name (``esp32c3``).
@@ -43,9 +35,12 @@ class ChipSpec:
         bootloader_offset: flash offset of the second-stage bootloader.
         secure_version_field_bits: width of the ``SECURE_VERSION`` eFuse field.
         digest_slots: how many secure-boot key digests the chip holds.
-        key_blocks: number of ``BLOCK_KEYn`` blocks (key-purpose family only).
+        key_blocks: number of ``BLOCK_KEYn`` blocks.
         sbv2_schemes: the Secure Boot v2 signature schemes the ROM and bootloader verify.
         signature_blocks: how many signature blocks of a sector are read (the rest are ignored).
+        digest_bytes: how many bytes of the SHA-256 key digest the eFuse keeps (16 on ESP32-C2).
+        purpose_digest0: ``KEY_PURPOSE`` value of ``SECURE_BOOT_DIGEST0`` (key-purpose family).
+        sha384_enable: the eFuse that must be burned before P-384 signatures verify, if any.
     """
 
     name: str
@@ -57,6 +52,9 @@ class ChipSpec:
     key_blocks: int
     sbv2_schemes: frozenset[str] = frozenset({RSA3072})
     signature_blocks: int = 3
+    digest_bytes: int = 32
+    purpose_digest0: int | None = 9
+    sha384_enable: str | None = None
 
     def supports_scheme(self, scheme: str) -> bool:
         """True when the chip can verify Secure Boot v2 blocks of ``scheme`` (an ``Sbv2Scheme`` value)."""
@@ -73,14 +71,28 @@ class ChipSpec:
         return self.family is EfuseFamily.KEY_PURPOSE
 
 
-_RSA_ONLY = frozenset({RSA3072})
-_RSA_OR_P256 = frozenset({RSA3072, ECDSA_P256})
+def _spec(chip: registry.Chip) -> ChipSpec:
+    e = chip.efuse
+    assert e is not None
+    return ChipSpec(
+        name=chip.name,
+        chip_id=chip.chip_id,
+        family=e.family,
+        bootloader_offset=chip.bootloader_offset,
+        secure_version_field_bits=e.secure_version_bits,
+        digest_slots=e.digest_slots,
+        key_blocks=e.key_blocks,
+        sbv2_schemes=chip.sbv2_schemes,
+        signature_blocks=chip.signature_blocks,
+        digest_bytes=e.digest_bytes,
+        purpose_digest0=e.purpose_digest0,
+        sha384_enable=e.sha384_enable,
+    )
 
+
+#: the simulated chips: registry entries with an eFuse layout and a field table
 CHIPS: dict[str, ChipSpec] = {
-    "esp32": ChipSpec("esp32", 0x0000, EfuseFamily.CLASSIC, 0x1000, 32, 1, 0, _RSA_ONLY, signature_blocks=1),
-    "esp32c3": ChipSpec("esp32c3", 0x0005, EfuseFamily.KEY_PURPOSE, 0x0, 16, 3, 6, _RSA_ONLY),
-    "esp32s3": ChipSpec("esp32s3", 0x0009, EfuseFamily.KEY_PURPOSE, 0x0, 16, 3, 6, _RSA_ONLY),
-    "esp32c6": ChipSpec("esp32c6", 0x000D, EfuseFamily.KEY_PURPOSE, 0x0, 16, 3, 6, _RSA_OR_P256),
+    name: _spec(chip) for name, chip in registry.CHIPS.items() if chip.efuse is not None and name in FIELDS
 }
 
 
@@ -91,14 +103,12 @@ def get_chip(name: str) -> ChipSpec:
         InputError: the chip is not modelled.
     """
     try:
-        return CHIPS[name.lower()]
+        return CHIPS[name.lower().replace("-", "")]
     except KeyError:
         raise InputError(f"unsupported chip {name!r}; supported: {', '.join(sorted(CHIPS))}", field="chip") from None
 
 
 def chip_by_id(chip_id: int) -> str:
-    """Return the chip name for an image header chip id, or ``chip-0xNNNN`` when it is not modelled."""
-    for spec in CHIPS.values():
-        if spec.chip_id == chip_id:
-            return spec.name
-    return f"chip-0x{chip_id:04x}"
+    """Return the chip name for an image header chip id, or ``chip-0xNNNN`` when the registry does not know it."""
+    chip = registry.by_id(chip_id)
+    return chip.name if chip is not None else f"chip-0x{chip_id:04x}"

@@ -127,15 +127,18 @@ class Device:
         *,
         chip: str = "esp32c3",
         key_digests: Sequence[bytes],
-        secure_version_bits: int = 16,
+        secure_version_bits: int | None = None,
         audit: AuditSink | None = None,
         flash_size: int = DEFAULT_FLASH_SIZE,
         slot_size: int = DEFAULT_SLOT_SIZE,
         flash_encryption: bool = False,
         revoke_unused_slots: bool = True,
+        sha384: bool = False,
     ) -> Device:
         """Provision a unit that lives only in memory (see :meth:`init` for the arguments)."""
         spec = get_chip(chip)
+        if secure_version_bits is None:  # ESP-IDF's default width, or the whole field where it is narrower
+            secure_version_bits = min(16, spec.secure_version_field_bits)
         if not 1 <= secure_version_bits <= spec.secure_version_field_bits:
             raise DeviceError(
                 f"secure_version_bits must be 1..{spec.secure_version_field_bits} on {spec.name}",
@@ -166,6 +169,9 @@ class Device:
                             "efuse.burn", "success", "revoke_unused_slot", "provisioning", {}, {"slot": slot.index}
                         )
                     )
+        if sha384:
+            efuses.enable_sha384()
+            events.append(AuditEvent("efuse.burn", "success", "sha384_enable", "provisioning"))
         efuses.enable_secure_boot()
         efuses.disable_jtag()
         efuses.disable_download_mode()
@@ -188,18 +194,20 @@ class Device:
         *,
         chip: str = "esp32c3",
         key_digests: Sequence[bytes],
-        secure_version_bits: int = 16,
+        secure_version_bits: int | None = None,
         audit: AuditSink | None = None,
         flash_size: int = DEFAULT_FLASH_SIZE,
         slot_size: int = DEFAULT_SLOT_SIZE,
         flash_encryption: bool = False,
         revoke_unused_slots: bool = True,
+        sha384: bool = False,
     ) -> Device:
         """Provision a new unit in ``directory`` (which must not already hold one).
 
         Burns the key digests (write-protected), revokes the unused digest slots (unless
         ``revoke_unused_slots`` is false), enables Secure Boot v2, disables JTAG and ROM download mode, and
-        optionally sets the flash-encryption counter. The flash is blank except for the partition table.
+        optionally sets the flash-encryption counter. ``sha384`` burns the chip's SHA-384 secure boot enable bit
+        (ESP32-C5: needed for ECDSA P-384 keys). The flash is blank except for the partition table.
 
         Raises:
             DeviceError: bad arguments, or ``directory`` already holds a device.
@@ -216,6 +224,7 @@ class Device:
             slot_size=slot_size,
             flash_encryption=flash_encryption,
             revoke_unused_slots=revoke_unused_slots,
+            sha384=sha384,
         )
         device.directory = path
         device._save()

@@ -25,6 +25,7 @@ __all__ = ["FORMAT", "KEY_PURPOSE_DIGEST0", "Efuses", "KeySlot"]
 FORMAT = "medfw-efuse/1"
 KEY_PURPOSE_USER = 0
 KEY_PURPOSE_DIGEST0 = 9  # SECURE_BOOT_DIGEST0; DIGEST1 = 10, DIGEST2 = 11
+_SINGLE_KEY_DIGEST = "BLOCK_KEY0_HI_128"  # ESP32-C2: the secure boot digest half of the one key block
 _CODING_SCHEMES = {0: "NONE (BLK1-3 len=256 bits)", 1: "3/4 (BLK1-3 len=192 bits)", 2: "REPEAT (BLK1-3 len=128 bits)"}
 _KEY_PURPOSE_NAMES = {0: "USER", 9: "SECURE_BOOT_DIGEST0", 10: "SECURE_BOOT_DIGEST1", 11: "SECURE_BOOT_DIGEST2"}
 
@@ -147,6 +148,10 @@ class Efuses:
 
     def key_slots(self) -> list[KeySlot]:
         """Return every digest slot of the chip, burned or not, in index order."""
+        if self.chip.family is EfuseFamily.SINGLE_KEY:
+            hi = self.get_bytes(_SINGLE_KEY_DIGEST)
+            burned = any(hi)
+            return [KeySlot(0, hi if burned else None, False, "BLOCK_KEY0" if burned else None)]
         if self.chip.family is EfuseFamily.CLASSIC:
             block2 = self.get_bytes("BLOCK2")
             burned = any(block2)
@@ -160,8 +165,9 @@ class Efuses:
         return slots
 
     def _digest_block(self, index: int) -> int | None:
+        digest0 = self.chip.purpose_digest0 or KEY_PURPOSE_DIGEST0
         for n in range(self.chip.key_blocks):
-            if self._values[f"KEY_PURPOSE_{n}"] == KEY_PURPOSE_DIGEST0 + index:
+            if self._values[f"KEY_PURPOSE_{n}"] == digest0 + index:
                 return n
         return None
 
@@ -180,6 +186,15 @@ class Efuses:
         """
         if len(digest) != 32:
             raise EfuseWriteError("a secure boot key digest is 32 bytes (SHA-256)", field="digest")
+        if self.chip.family is EfuseFamily.SINGLE_KEY:
+            # as espefuse burn-key-digest on ESP32-C2: the first 128 bits go to the high half of BLOCK_KEY0
+            if any(self.get_bytes(_SINGLE_KEY_DIGEST)):
+                raise EfuseWriteError(
+                    f"{self.chip.name} has a single key digest slot and it is burned", field="BLOCK_KEY0"
+                )
+            self.burn_bytes(_SINGLE_KEY_DIGEST, digest[: self.chip.digest_bytes])
+            self.write_protect(_SINGLE_KEY_DIGEST)
+            return 0
         if self.chip.family is EfuseFamily.CLASSIC:
             if any(self.get_bytes("BLOCK2")):
                 raise EfuseWriteError("ESP32 has a single key digest slot and it is burned", field="BLOCK2")
@@ -195,7 +210,7 @@ class Efuses:
                 if self.is_write_protected(purpose) or self.is_write_protected(block):
                     continue
                 self.burn_bytes(block, digest)
-                self.burn(purpose, KEY_PURPOSE_DIGEST0 + index)
+                self.burn(purpose, (self.chip.purpose_digest0 or KEY_PURPOSE_DIGEST0) + index)
                 self.write_protect(block)
                 self.write_protect(purpose)
                 return index
@@ -213,11 +228,29 @@ class Efuses:
             raise EfuseWriteError(f"digest slot {index} does not exist", field="SECURE_BOOT_KEY_REVOKE")
         self.burn(f"SECURE_BOOT_KEY_REVOKE{index}", 1)
 
+    @property
+    def sha384_enabled(self) -> bool:
+        """P-384 signatures verify: the chip needs no enable bit, or its ``SECURE_BOOT_SHA384_EN`` is burned."""
+        name = self.chip.sha384_enable
+        return name is None or bool(self._values[name])
+
+    def enable_sha384(self) -> None:
+        """Burn the chip's SHA-384 secure-boot enable bit (ESP32-C5 ``SECURE_BOOT_SHA384_EN``).
+
+        Raises:
+            EfuseWriteError: the chip has no such bit.
+        """
+        if self.chip.sha384_enable is None:
+            raise EfuseWriteError(f"{self.chip.name} has no SHA-384 secure boot enable eFuse", field="sha384")
+        self.burn(self.chip.sha384_enable, 1)
+
     # -- lock-down bits -----------------------------------------------------------------------------------
 
     def _lock_fields(self) -> dict[str, tuple[str, ...]]:
         if self.chip.family is EfuseFamily.CLASSIC:
             return {"jtag": ("JTAG_DISABLE",), "download": ("UART_DOWNLOAD_DIS",)}
+        if self.chip.family is EfuseFamily.SINGLE_KEY:
+            return {"jtag": ("DIS_PAD_JTAG",), "download": ("DIS_DOWNLOAD_MODE",)}
         return {"jtag": ("DIS_PAD_JTAG", "DIS_USB_JTAG"), "download": ("DIS_DOWNLOAD_MODE",)}
 
     @property

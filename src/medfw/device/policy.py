@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from medfw._io import read_bytes
-from medfw.device.chips import EfuseFamily
+from medfw.chips import CHIPS, EfuseFamily
 from medfw.errors import ConfigError, InputError
 
 __all__ = [
@@ -33,7 +33,10 @@ __all__ = [
     "check_summary",
 ]
 
-KEY_PURPOSE_CHIPS = ("esp32s2", "esp32s3", "esp32c3", "esp32c5", "esp32c6", "esp32h2", "esp32p4")
+#: chips with the key-purpose eFuse layout, from the chip registry
+KEY_PURPOSE_CHIPS = tuple(
+    name for name, c in CHIPS.items() if c.efuse is not None and c.efuse.family is EfuseFamily.KEY_PURPOSE
+)
 _MAX_POLICY = 256 * 1024
 _DIGEST_PURPOSES = {9: 0, 10: 1, 11: 2}  # KEY_PURPOSE value -> secure boot digest index
 _PURPOSE_NAMES = {"SECURE_BOOT_DIGEST0": 9, "SECURE_BOOT_DIGEST1": 10, "SECURE_BOOT_DIGEST2": 11, "USER": 0}

@@ -95,7 +95,7 @@ def _signature_reason(e: SignatureError, data: bytes, efuses: Efuses, chip: Chip
     return "untrusted_key"
 
 
-def _scheme_refusal(data: bytes, chip: ChipSpec) -> tuple[str, int] | None:
+def _scheme_refusal(data: bytes, chip: ChipSpec, efuses: Efuses) -> tuple[str, int] | None:
     """Return (message, offset) when the signature sector uses a scheme the chip cannot verify, else None.
 
     A sector that does not parse is left to :func:`medfw.image.sbv2.verify_image`, which reports it.
@@ -105,6 +105,9 @@ def _scheme_refusal(data: bytes, chip: ChipSpec) -> tuple[str, int] | None:
     except MedfwError:
         return None
     if chip.supports_scheme(sector.scheme):
+        if str(sector.scheme) == "ecdsa-p384" and not efuses.sha384_enabled:
+            msg = f"ECDSA P-384 signatures verify on {chip.name} only after {chip.sha384_enable} is burned"
+            return msg, sector.offset + 1
         return None
     message = (
         f"signature scheme {sector.scheme} cannot be verified by {chip.name}, "
@@ -158,7 +161,7 @@ def check_image(
         slots = [s for s in efuses.key_slots() if s.digest is not None]
         if not slots:
             return replace(base, reason="untrusted_key", message="secure boot is on but no key digest is burned")
-        refused = _scheme_refusal(data, chip)
+        refused = _scheme_refusal(data, chip, efuses)
         if refused is not None:
             message, offset = refused
             return replace(base, reason="unsupported_scheme", message=message, offset=offset)

@@ -26,6 +26,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from medfw import chips as _chips
 from medfw.errors import MalformedImageError, UsageError
 
 __all__ = [
@@ -64,47 +65,18 @@ SPI_MODES = {0: "QIO", 1: "QOUT", 2: "DIO", 3: "DOUT", 4: "FAST_READ", 5: "SLOW_
 FLASH_SIZES = {0: "1MB", 1: "2MB", 2: "4MB", 3: "8MB", 4: "16MB", 5: "32MB", 6: "64MB", 7: "128MB"}
 
 
-@dataclass(frozen=True)
-class ChipInfo:
-    """What the image format needs to know about one chip."""
-
-    name: str
-    chip_id: int
-    drom_start: int
-    irom_start: int
-
-
-CHIPS: dict[str, ChipInfo] = {
-    c.name: c
-    for c in (
-        ChipInfo("esp32", 0, 0x3F400000, 0x400D0000),
-        ChipInfo("esp32s2", 2, 0x3F000000, 0x40080000),
-        ChipInfo("esp32c3", 5, 0x3C000000, 0x42000000),
-        ChipInfo("esp32s3", 9, 0x3C000000, 0x42000000),
-        ChipInfo("esp32c2", 12, 0x3C000000, 0x42000000),
-        ChipInfo("esp32c6", 13, 0x42800000, 0x42000000),
-        ChipInfo("esp32h2", 16, 0x42800000, 0x42000000),
-        ChipInfo("esp32p4", 18, 0x40000000, 0x40000000),
-        ChipInfo("esp32c61", 20, 0x42800000, 0x42000000),
-        ChipInfo("esp32c5", 23, 0x42000000, 0x42000000),
-        ChipInfo("esp32h21", 25, 0x42000000, 0x42000000),
-        ChipInfo("esp32h4", 28, 0x42000000, 0x42000000),
-    )
-}
-_CHIP_BY_ID = {c.chip_id: c for c in CHIPS.values()}
+#: the chips the image format knows: the one registry (:mod:`medfw.chips`)
+CHIPS = _chips.CHIPS
+ChipInfo = _chips.Chip
 
 
 def chip_info(chip: str) -> ChipInfo:
-    """Return the :class:`ChipInfo` for a chip name such as ``esp32c3`` (case and dashes ignored).
+    """Return the registry entry for a chip name such as ``esp32c3`` (case and dashes ignored).
 
     Raises:
         UsageError: unknown chip.
     """
-    key = chip.lower().replace("-", "")
-    try:
-        return CHIPS[key]
-    except KeyError:
-        raise UsageError(f"unknown chip {chip!r}; known: {', '.join(sorted(CHIPS))}", field="chip") from None
+    return _chips.get(chip)
 
 
 @dataclass(frozen=True)
@@ -328,7 +300,7 @@ class EspImage:
             raise MalformedImageError(
                 f"segment count {seg_count} is outside 1..{MAX_SEGMENTS}", path=path, field="segment_count", offset=1
             )
-        chip = _CHIP_BY_ID.get(chip_id)
+        chip = _chips.by_id(chip_id)
         if chip is None:
             raise MalformedImageError(f"unknown chip id {chip_id}", path=path, field="chip_id", offset=12)
         if hash_app not in (0, 1):
