@@ -79,3 +79,18 @@ def test_jcs_matches_rfc8785_package() -> None:
     body = {"b": "é", "a": [1, 2.5, None], "c": {"y": 1, "x": 2}}
     raw = encode_record(body, seq=3, epoch=1, prev=GENESIS_PREV)
     assert raw == rfc8785.dumps(json.loads(raw))
+
+
+def test_event_type_and_outcome_are_validated_where_the_event_is_created() -> None:
+    import pytest
+
+    from medfw.audit.sink import AuditEvent
+    from medfw.audit.vocabulary import OUTCOMES, Outcome
+    from medfw.errors import AuditError
+
+    assert AuditEvent(type="boot.verify", outcome=Outcome.SUCCESS).outcome == "success"
+    assert set(OUTCOMES) == {"success", "failure", "denied", "info"}
+    with pytest.raises(AuditError, match="event type"):
+        AuditEvent(type="boot.hacked", outcome="success")
+    with pytest.raises(AuditError, match="outcome"):
+        AuditEvent(type="boot.verify", outcome="maybe")

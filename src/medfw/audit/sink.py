@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from medfw.audit.vocabulary import check_event_type, check_outcome
+
 __all__ = ["AuditEvent", "AuditSink", "Checkpointing", "MemorySink", "NullSink", "release_point"]
 
 
@@ -33,6 +35,15 @@ class AuditEvent:
     actor: str | None = None
     objects: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Validate ``type`` and ``outcome`` against the controlled vocabulary where the event is created.
+
+        Raises:
+            AuditError: an unknown event type or outcome.
+        """
+        check_event_type(self.type)
+        check_outcome(self.outcome)
 
 
 @runtime_checkable

@@ -7,9 +7,11 @@ category, type and result on every record).
 
 from __future__ import annotations
 
+import enum
+
 from medfw.errors import AuditError
 
-__all__ = ["EVENT_TYPES", "OUTCOMES", "check_event_type", "check_outcome"]
+__all__ = ["EVENT_TYPES", "OUTCOMES", "Outcome", "check_event_type", "check_outcome"]
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -54,7 +56,17 @@ EVENT_TYPES: frozenset[str] = frozenset(
     }
 )
 
-OUTCOMES: frozenset[str] = frozenset({"success", "failure", "denied", "info"})
+
+class Outcome(enum.StrEnum):
+    """The result of an audited action."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+    INFO = "info"
+
+
+OUTCOMES: frozenset[str] = frozenset(Outcome)
 
 
 def check_event_type(value: str) -> str:
