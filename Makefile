@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.medfw-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit coverage bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 unit: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# line and branch coverage per package, failing below the floors in pyproject.toml ([tool.medfw.coverage])
+coverage: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest $(PYTEST_ARGS) --cov=medfw --cov-branch --cov-report=
 	$(BIN)/python tools/coverage_floor.py
