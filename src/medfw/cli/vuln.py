@@ -16,16 +16,15 @@ from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.cli._vuln_feed import add_db, register_feed
+from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
-    add_release,
     current_decisions,
     decision_history,
     open_index,
     read_sbom,
     read_vex,
     record_decision,
-    rescan,
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.decisions import import_decisions
@@ -135,7 +134,8 @@ def feed_line(feed: Mapping[str, Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def _close(sink: AuditSink) -> None:
+def close_sink(sink: AuditSink) -> None:
+    """Close an audit sink that has a ``close``."""
     close = getattr(sink, "close", None)
     if callable(close):
         close()
@@ -164,7 +164,7 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
             )
         )
     finally:
-        _close(sink)
+        close_sink(sink)
 
 
 def _decide(args: argparse.Namespace) -> int:
@@ -192,7 +192,7 @@ def _decide(args: argparse.Namespace) -> int:
         ]
     finally:
         index.close()
-        _close(sink)
+        close_sink(sink)
     data = {"decision": d.as_dict(), "history_length": len(history)}
     emit(
         args,
@@ -239,7 +239,7 @@ def _vex_import(args: argparse.Namespace) -> int:
         current = {s: len(current_decisions(index, s)) for s in serials}
     finally:
         index.close()
-        _close(sink)
+        close_sink(sink)
     emit(
         args,
         {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
@@ -248,51 +248,6 @@ def _vex_import(args: argparse.Namespace) -> int:
         ),
     )
     return EXIT_OK
-
-
-def _release_add(args: argparse.Namespace) -> int:
-    index = open_index(args.db)
-    try:
-        rid, sbom, created = add_release(index, read_bytes(args.sbom, what="SBOM"), args.sbom)
-        baseline = index.last_scan(rid) or []
-    finally:
-        index.close()
-    data = {"release_id": rid, "serial": sbom.serial, "name": sbom.name, "created": created, "findings": len(baseline)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
-            f"{len(baseline)} finding(s) in the baseline scan",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
-
-
-def _rescan(args: argparse.Namespace) -> int:
-    index = open_index(args.db)
-    try:
-        deltas = rescan(index)
-    finally:
-        index.close()
-    alarming = [f for d in deltas for f in d.alarming]
-
-    def human() -> None:
-        if not deltas:
-            out_console.print("no releases registered (medfw vuln release add SBOM)")
-        for d in deltas:
-            out_console.print(
-                f"release {d.release_id} {d.name or d.serial}: {d.total} finding(s), {len(d.new)} new, "
-                f"{len(d.gone)} gone, {len(d.alarming)} new unhandled critical/KEV",
-                markup=False,
-            )
-            for f in d.new:
-                flag = " KEV" if f.kev else ""
-                out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
-
-    emit(args, {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}, human)
-    return EXIT_FAILED if alarming else EXIT_OK
 
 
 def register(sub: Any) -> None:
@@ -342,17 +297,7 @@ def register(sub: Any) -> None:
     add_audit_flag(p)
     p.set_defaults(func=_vex_import)
 
-    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
-    p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
-    p.add_argument("sbom", metavar="SBOM")
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_release_add)
-
-    p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_rescan)
+    register_watch(group, add_gate_flags)
 
 
 def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:

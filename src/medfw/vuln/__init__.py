@@ -21,7 +21,7 @@ from medfw.vuln.decisions import current_decisions, decision_history, record_dec
 from medfw.vuln.importer import ImportReport, import_feeds
 from medfw.vuln.index import VulnIndex, open_index
 from medfw.vuln.model import Decision, Finding, MatchReason, ScanComponent, ScanInput, ScanResult
-from medfw.vuln.postmarket import ReleaseDelta, add_release, rescan
+from medfw.vuln.postmarket import ReleaseDelta, RescanReport, add_release, release_history, rescan, retire_release
 from medfw.vuln.sbom_input import read_sbom
 from medfw.vuln.vex import read_vex
 
@@ -31,6 +31,7 @@ __all__ = [
     "ImportReport",
     "MatchReason",
     "ReleaseDelta",
+    "RescanReport",
     "ScanComponent",
     "ScanInput",
     "ScanResult",
@@ -45,7 +46,9 @@ __all__ = [
     "read_sbom",
     "read_vex",
     "record_decision",
+    "release_history",
     "rescan",
+    "retire_release",
     "scan",
 ]
 
