@@ -1,16 +1,8 @@
-"""The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core).
+"""The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core, Alembic migrations).
 
-Tables:
-
-* ``vuln_record`` — one normalized feed record per (source, record id): the vulnerability id it reports under,
-  its modified time, a SHA-256 content hash (incremental re-import compares it) and the data (JSON, zlib);
-* ``vuln_key`` — lookup keys of each record: ``cpe:<vendor>:<product>`` of every vulnerable criterion and
-  ``purl:<pkg:type/ns/name>`` of every OSV package. Scans look records up by these keys (indexed), never by a
-  full table scan;
-* ``kev``, ``epss`` — triage data by CVE id;
-* ``decision`` — append-only decision history (rows are only ever inserted);
-* ``release``, ``release_scan`` — registered SBOMs and the findings of each scan of them;
-* ``import_log`` — one row per imported file with its counts.
+The tables are described in :mod:`medfw.vuln.schema`. Scans look records up through the indexed ``vuln_key``
+table, never by a full table scan. ``open_index`` brings the schema to the newest revision (a database created
+before versioned migrations is adopted as revision 0001).
 """
 
 from __future__ import annotations
@@ -26,14 +18,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Select, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Select,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.schema import decision, epss, import_log, kev, metadata, release, release_scan, vuln_key, vuln_record
+from medfw.vuln.schema import (
+    HEAD,
+    VERSION_TABLE,
+    decision,
+    epss,
+    import_log,
+    kev,
+    release,
+    release_scan,
+    vuln_key,
+    vuln_record,
+)
 
-__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "open_index", "resolve_db_url"]
+__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "migrate", "open_index", "resolve_db_url"]
 
 DEFAULT_DB = "medfw-vuln.db"
 _CHUNK = 500
@@ -74,16 +93,8 @@ def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def resolve_db_url(db: str | None) -> str:
-    """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL.
-
-    A plain path is an SQLite file; ``postgresql://`` URLs use the psycopg 3 driver.
-    """
-    value = db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB
-    if value.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + value.split("://", 1)[1]
-    if "://" in value:
-        return value
-    return f"sqlite:///{Path(value)}"
+    """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL (see :mod:`medfw.dburl`)."""
+    return parse_db_url(db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB).sqlalchemy
 
 
 class VulnIndex:
@@ -346,24 +357,67 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA mmap_size=536870912")
+    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
-def open_index(url: str | None = None) -> VulnIndex:
-    """Open (creating tables if needed) the index at ``url``.
+def _current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)))
+    value = conn.execute(select(version.c.version_num)).scalar()
+    return None if value is None else str(value)
 
-    ``url`` is an SQLite path, an SQLAlchemy URL or ``postgresql://…``; None uses ``$MEDFW_VULN_DB`` or
-    ``./medfw-vuln.db``.
+
+def migrate(engine: Engine, schema: str | None = None) -> None:
+    """Bring the index to the newest Alembic revision shipped with medfw (a pre-Alembic index is adopted).
 
     Raises:
-        StorageError: the database cannot be opened or created.
+        StorageError: the database cannot be migrated.
     """
-    resolved = resolve_db_url(url)
+    with engine.begin() as conn:
+        if schema:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        if _current_revision(conn) == HEAD:
+            return
+        from alembic import command  # noqa: PLC0415 - only when the schema must change
+        from alembic.config import Config  # noqa: PLC0415
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        if _current_revision(conn) is None and inspect(conn).has_table("vuln_record"):
+            command.stamp(cfg, "0001")  # created by create_all before versioned migrations
+        command.upgrade(cfg, "head")
+
+
+def open_index(url: str | None = None) -> VulnIndex:
+    """Open (creating or migrating it if needed) the index at ``url``.
+
+    ``url`` follows :mod:`medfw.dburl` (a path, ``sqlite:///PATH``, ``postgresql://…[?schema=NAME]``); None uses
+    ``$MEDFW_VULN_DB`` or ``./medfw-vuln.db``.
+
+    Raises:
+        UsageError: an unsupported URL.
+        StorageError: the database cannot be opened, created or migrated (a new SQLite file is removed again).
+    """
+    loc = parse_db_url(url or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB)
+    new_file = None
+    if loc.dialect == "sqlite":
+        path = Path(loc.sqlalchemy.removeprefix("sqlite:///"))
+        new_file = None if path.exists() else path
     try:
-        engine = create_engine(resolved, future=True)
-        if engine.dialect.name == "sqlite":
+        if loc.dialect == "sqlite":
+            engine = create_engine(loc.sqlalchemy)
             event.listen(engine, "connect", _sqlite_pragmas)
-        metadata.create_all(engine)
+        else:
+            args = {"options": f"-csearch_path={loc.schema}"} if loc.schema else {}
+            engine = create_engine(loc.sqlalchemy, connect_args=args, pool_pre_ping=True)
+        migrate(engine, loc.schema)
     except SQLAlchemyError as e:
-        raise StorageError(f"cannot open the vulnerability database: {e.__class__.__name__}", path=url) from e
-    return VulnIndex(engine, url or resolved)
+        if new_file is not None:
+            new_file.unlink(missing_ok=True)
+        raise StorageError(
+            f"cannot open the vulnerability database: {e.__class__.__name__}: {e}".splitlines()[0], path=loc.display
+        ) from e
+    return VulnIndex(engine, loc.display)

@@ -1,4 +1,4 @@
-"""The vulnerability index's tables (SQLAlchemy Core); Alembic migrations in ``vuln/migrations`` create them.
+"""The vulnerability index's tables (SQLAlchemy Core); the Alembic migrations in ``vuln/migrations`` create them.
 
 * ``vuln_record`` — one normalized record per (source, record id); sources are kept apart (``nvd``,
   ``nvd-override``, ``cve5-cna``, ``cve5-adp``, ``vendor``, ``osv``), so importing one never replaces another;
@@ -18,6 +18,8 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
+    "HEAD",
+    "VERSION_TABLE",
     "alert",
     "decision",
     "epss",
@@ -30,6 +32,11 @@ __all__ = [
     "vuln_key",
     "vuln_record",
 ]
+
+#: the newest Alembic revision shipped (a test checks it against the migration scripts)
+HEAD = "0002"
+#: the Alembic version table of the index (its own name: the index may share a database with the server)
+VERSION_TABLE = "medfw_vuln_alembic_version"
 
 metadata = MetaData()
 vuln_record = Table(
