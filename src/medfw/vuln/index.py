@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Column,
     Connection,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    case,
     create_engine,
     event,
     func,
@@ -39,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
+from medfw.vuln.prepared import dumps, loads, match_data, triage_data
 from medfw.vuln.schema import (
     HEAD,
     VERSION_TABLE,
@@ -69,16 +72,16 @@ class StoredRecord:
 
 
 def canonical_json(data: Mapping[str, Any]) -> bytes:
-    """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace)."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace, UTF-8)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def _pack(data: Mapping[str, Any] | bytes) -> bytes:
-    return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 6)
+    return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 1)
 
 
 def _unpack(blob: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(zlib.decompress(blob))
+    out: dict[str, Any] = orjson.loads(zlib.decompress(blob))
     return out
 
 
@@ -125,7 +128,7 @@ class VulnIndex:
         """The rows of ``query`` whose ``column`` is one of ``values`` (queried in chunks, in one transaction)."""
         with self.transaction() as conn:
             for chunk in _chunks(sorted(set(values))):
-                yield from conn.execute(query.where(column.in_(chunk)))
+                yield from conn.execute(query.where(column.in_(chunk))).all()
 
     # ---- feed records -------------------------------------------------------------------------------------
 
@@ -146,12 +149,23 @@ class VulnIndex:
     ) -> None:
         """Insert (or, with ``replace``, update) records and reset their lookup keys.
 
-        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config and data (a mapping,
+        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config, parsed (the normalized
+        record, from which the pre-parsed match and triage data are derived) and data (a mapping,
         or its canonical JSON bytes).
         """
         if not rows:
             return
-        packed = [{**r, "data": _pack(r["data"])} for r in rows]
+        packed = [
+            {
+                **r,
+                "data": _pack(r["data"]),
+                "match": dumps(match_data(r["parsed"])),
+                "triage": dumps(triage_data(r["parsed"])),
+            }
+            for r in rows
+        ]
+        for r in packed:
+            del r["parsed"]
         rids = [r["rid"] for r in rows]
         if replace:
             for r in packed:
@@ -189,6 +203,26 @@ class VulnIndex:
         )
         for r in self._select_in(q, vuln_record.c.rid, rids):
             out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+        return out
+
+    def match_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
+        """Load what matching needs of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
+        out: dict[str, StoredRecord] = {}
+        c = vuln_record.c
+        q = select(c.rid, c.source, c.record_id, c.vuln_id, c.match, case((c.match.is_(None), c.data)).label("full"))
+        for r in self._select_in(q, c.rid, rids):
+            data = loads(r.match) if r.match is not None else _unpack(r.full)
+            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, data)
+        return out
+
+    def triage_records(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
+        """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``)."""
+        out: dict[str, list[StoredRecord]] = {}
+        c = vuln_record.c
+        q = select(c.source, c.record_id, c.vuln_id, c.triage, case((c.triage.is_(None), c.data)).label("full"))
+        for r in self._select_in(q, c.vuln_id, vuln_ids):
+            data = loads(r.triage) if r.triage is not None else _unpack(r.full)
+            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, data))
         return out
 
     def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:

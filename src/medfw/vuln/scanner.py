@@ -257,15 +257,13 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
     by_key, by_purl, warnings = build_targets(sbom.components, amap)
     lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
     cands = index.candidates(lookup)
-    records = index.records_by_rid(cands)
+    records = index.match_records(cands)
     hits = _config_hits(index, records, by_key)
     _osv_hits(records, by_purl, hits)
     no_data = _coverage(sbom, by_key, by_purl, {k for ks in cands.values() for k in ks})
 
     vuln_ids = {v for _, v in hits}
-    rids = index.rids_for(vuln_ids)
-    records.update(index.records_by_rid({r for rs in rids.values() for r in rs} - set(records)))
-    meta = {v: _merge_meta([records[r] for r in rs if r in records]) for v, rs in rids.items()}
+    meta = {v: _merge_meta(recs) for v, recs in index.triage_records(vuln_ids).items()}
     kev = index.kev_for(vuln_ids)
     epss = index.epss_for(vuln_ids)
     decided = current_decisions(index, sbom.serial) if sbom.serial else {}
