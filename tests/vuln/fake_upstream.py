@@ -5,6 +5,8 @@
   served in a stable order; the ``apiKey`` header of each request is recorded.
 * ``/kev/…``, ``/epss/…``, ``/osv/…``, ``/cve5/…`` — files under ``root/<source>/`` (the same relative paths as
   the real upstreams, so the same tree works as a directory mirror).
+* ``pages`` — pre-built API 2.0 page files answering unfiltered queries (``startIndex`` a multiple of the page
+  size), so a benchmark can serve 250,000 records without holding them in memory.
 * ``faults`` — per NVD request number (1-based), a status to answer instead (``429`` and ``503`` carry
   ``Retry-After: 0``), to test retries.
 
@@ -55,6 +57,7 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     nvd_requests: int = 0
     base: str = ""
+    pages: list[Path] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, source: str) -> str:
@@ -68,6 +71,10 @@ class FakeUpstream:
     def nvd_page(self, query: Mapping[str, list[str]]) -> tuple[int, bytes]:
         size = int(query.get("resultsPerPage", ["2000"])[0])
         start = int(query.get("startIndex", ["0"])[0])
+        if self.pages and "lastModStartDate" not in query:  # pre-built API pages (large benchmark feeds)
+            if start % size or start // size >= len(self.pages):
+                return 404, b""
+            return 200, self.pages[start // size].read_bytes()
         records = sorted(self.nvd, key=lambda c: (c.get("lastModified", ""), c["id"]))
         if "lastModStartDate" in query:
             lo, hi = _ts(query["lastModStartDate"][0]), _ts(query["lastModEndDate"][0])
@@ -128,9 +135,11 @@ def _handler(state: FakeUpstream) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(root: Path, nvd: list[dict[str, Any]], faults: dict[int, int] | None = None) -> Iterator[FakeUpstream]:
+def serve(
+    root: Path, nvd: list[dict[str, Any]], faults: dict[int, int] | None = None, pages: list[Path] | None = None
+) -> Iterator[FakeUpstream]:
     """Run the fake on 127.0.0.1 (a free port) for the duration of the block."""
-    state = FakeUpstream(root, nvd, dict(faults or {}))
+    state = FakeUpstream(root, nvd, dict(faults or {}), pages=list(pages or []))
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.base = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -85,9 +86,9 @@ def _scan(args: argparse.Namespace) -> int:
     fmt = args.format
     text: str | None = None
     if fmt == "json":
-        text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
+        text = orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
     elif fmt == "cyclonedx":
-        text = json.dumps(to_cyclonedx(result), indent=2) + "\n"
+        text = orjson.dumps(to_cyclonedx(result), option=orjson.OPT_INDENT_2).decode() + "\n"
     elif fmt == "html":
         text = to_html(result)
     if args.out:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from medfw.vuln.cpe import parse_cpe
 from medfw.vuln.triage import score_vector
 
 __all__ = ["dumps", "loads", "match_data", "prescore", "triage_data"]
@@ -32,11 +33,27 @@ def loads(blob: bytes) -> dict[str, Any]:
     return out
 
 
+def _criteria(nodes: Any, out: dict[str, list[str]]) -> None:
+    for node in nodes or ():
+        for m in node.get("cpeMatch", ()):
+            text = str(m.get("criteria", ""))
+            if text not in out:
+                try:
+                    out[text] = list(parse_cpe(text).values())
+                except ValueError:
+                    continue
+        _criteria(node.get("children"), out)
+
+
 def match_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a normalized record that matching evaluates."""
+    """The part of a normalized record that matching evaluates, with every criterion already parsed (``cpes``)."""
     out: dict[str, Any] = {"rejected": bool(data.get("rejected"))}
     if data.get("configurations"):
         out["configurations"] = data["configurations"]
+        cpes: dict[str, list[str]] = {}
+        for conf in data["configurations"]:
+            _criteria(conf.get("nodes"), cpes)
+        out["cpes"] = cpes
     if data.get("osv"):
         out["osv"] = data["osv"]
     return out

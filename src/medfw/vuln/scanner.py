@@ -29,7 +29,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from medfw.vuln.aliases import AliasMap, default_aliases
-from medfw.vuln.configuration import Target, evaluate
+from medfw.vuln.configuration import Target, evaluate, seed_parsed
 from medfw.vuln.cpe import ANY, Cpe, parse_cpe
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
@@ -258,6 +258,8 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
     lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
     cands = index.candidates(lookup)
     records = index.match_records(cands)
+    for rec in records.values():
+        seed_parsed(rec.data.get("cpes"))
     hits = _config_hits(index, records, by_key)
     _osv_hits(records, by_purl, hits)
     no_data = _coverage(sbom, by_key, by_purl, {k for ks in cands.values() for k in ks})
