@@ -182,3 +182,19 @@ def test_rescan_history_releases_and_ack(
     assert rc == 0 and rels[0]["retired_at"] and rels[0]["scans"] == 6
     rc, out, _ = _run(capsys, "vuln", "rescan")
     assert rc == 0 and "no releases monitored" in out
+
+
+def test_failed_import_leaves_no_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "fresh.db"
+    monkeypatch.setenv("MEDFW_VULN_DB", str(db))
+    bad = tmp_path / "kev.json"
+    bad.write_text(json.dumps({"vulnerabilities": []}))  # no catalogVersion
+    rc, _, err = _run(capsys, "vuln", "feed", "import", "--kev", str(bad))
+    assert rc == 2 and "catalogVersion" in err and not db.exists()
+    rc, _, err = _run(capsys, "vuln", "feed", "import", "--nvd", str(V / "custom/truncated-nvd-page.json"))
+    assert rc == 2 and "truncated" in err and not db.exists()
+    assert _run(capsys, "vuln", "feed", "import", "--kev", str(V / "kev/known_exploited_vulnerabilities.json"))[0] == 0
+    rc, _, _ = _run(capsys, "vuln", "feed", "import", "--kev", str(bad))
+    assert rc == 2 and db.exists()  # an existing index is never removed; the failed import changed nothing

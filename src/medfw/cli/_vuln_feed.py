@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,9 +17,11 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.dburl import parse_db_url
 from medfw.errors import EXIT_OK, ConfigError, UsageError
 from medfw.vuln import import_feeds, open_index
 from medfw.vuln.freshness import feed_states, format_age
+from medfw.vuln.index import DEFAULT_DB
 
 __all__ = ["add_db", "register_feed"]
 
@@ -58,7 +64,39 @@ def progress_bar(args: argparse.Namespace) -> Progress:
     )
 
 
+def _holds_data(path: Path) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            tables = ("vuln_record", "kev", "epss", "feed_state")
+            return any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in tables)  # noqa: S608
+    except sqlite3.Error:
+        return False
+
+
+@contextlib.contextmanager
+def _new_db_removed_on_failure(db: str | None, *, keep_committed: bool = False) -> Iterator[None]:
+    """Remove an SQLite index this command created when the command fails (never leave an empty database).
+
+    With ``keep_committed`` (sync), a database holding committed pages is kept: the next sync resumes from it.
+    """
+    loc = parse_db_url(db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB)
+    path = Path(loc.sqlalchemy.removeprefix("sqlite:///")) if loc.dialect == "sqlite" else None
+    created = path is not None and not path.exists()
+    try:
+        yield
+    except BaseException:
+        if created and path is not None and not (keep_committed and _holds_data(path)):
+            for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+                p.unlink(missing_ok=True)
+        raise
+
+
 def _feed_import(args: argparse.Namespace) -> int:
+    with _new_db_removed_on_failure(args.db):
+        return _feed_import_into(args)
+
+
+def _feed_import_into(args: argparse.Namespace) -> int:
     index = open_index(args.db)
     try:
         with progress_bar(args) as progress:
@@ -155,9 +193,14 @@ def _sync_config(args: argparse.Namespace) -> Any:
 
 
 def _feed_sync(args: argparse.Namespace) -> int:
+    config = _sync_config(args)
+    with _new_db_removed_on_failure(args.db, keep_committed=True):
+        return _feed_sync_into(args, config)
+
+
+def _feed_sync_into(args: argparse.Namespace, config: Any) -> int:
     from medfw.vuln.feeds.sync import SOURCES, sync_feeds  # noqa: PLC0415 - loaded only for sync
 
-    config = _sync_config(args)
     sources = args.source or list(SOURCES)
     index = open_index(args.db)
     sink = audit_sink(args)
