@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socketserver
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +49,9 @@ def webhook_receiver(statuses: list[int] | None = None) -> Iterator[tuple[str, R
 
 
 @contextmanager
-def smtp_receiver() -> Iterator[tuple[str, Received]]:
-    """A minimal SMTP server (EHLO, MAIL, RCPT, DATA, QUIT; no STARTTLS offered); yield ("HOST:PORT", received)."""
+def smtp_receiver(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, Received]]:
+    """A minimal SMTP server (EHLO, MAIL, RCPT, DATA, QUIT; STARTTLS offered when given a server ``tls`` context);
+    yield ("HOST:PORT", received). Each mail records whether it arrived over TLS."""
     got = Received()
 
     class Handler(socketserver.StreamRequestHandler):
@@ -59,12 +61,20 @@ def smtp_receiver() -> Iterator[tuple[str, Received]]:
         def handle(self) -> None:
             self._send("220 127.0.0.1 test SMTP")
             mail: dict[str, object] = {"rcpt": []}
+            secure = False
             while line := self.rfile.readline():
                 cmd = line.decode().strip()
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb in ("EHLO", "HELO"):
                     self._send("250-127.0.0.1")
+                    if tls is not None and not secure:
+                        self._send("250-STARTTLS")
                     self._send("250 8BITMIME")
+                elif verb == "STARTTLS" and tls is not None:
+                    self._send("220 go ahead")
+                    conn = tls.wrap_socket(self.connection, server_side=True)
+                    self.rfile, self.wfile = conn.makefile("rb"), conn.makefile("wb", buffering=0)
+                    secure = True
                 elif verb == "MAIL":
                     mail["from"] = cmd
                     self._send("250 OK")
@@ -77,6 +87,7 @@ def smtp_receiver() -> Iterator[tuple[str, Received]]:
                     while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
                         data.append(chunk)
                     mail["data"] = b"".join(data)
+                    mail["tls"] = secure
                     got.items.append(dict(mail))
                     mail = {"rcpt": []}
                     self._send("250 queued")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import hashlib
 import hmac
+import ipaddress
 import json
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from medfw.errors import TransportError, UsageError
 from medfw.vuln import add_release, import_feeds, open_index, rescan
@@ -80,3 +87,36 @@ def test_smtp_mail(kev_report: RescanReport) -> None:
         notify_all([f"smtp={hostport}"], kev_report, key_file=None)
     with pytest.raises(TransportError, match="mail delivery failed"):
         notify_all([f"smtp={hostport}"], kev_report, key_file=None, mail_to=["a@b.c"])  # receiver is gone
+
+
+def _self_signed(tmp_path: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = tmp_path / "smtp.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return pem
+
+
+def test_smtp_uses_starttls_when_offered(kev_report: RescanReport, tmp_path: Path) -> None:
+    pem = _self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pem)
+    with smtp_receiver(tls=server) as (hostport, got):
+        with pytest.raises(TransportError, match="mail delivery failed"):  # an unknown certificate is refused
+            notify_all([f"smtp={hostport}"], kev_report, key_file=None, mail_to=["a@b.c"])
+        trusted = ssl.create_default_context(cafile=str(pem))
+        notify_all([f"smtp={hostport}"], kev_report, key_file=None, mail_to=["a@b.c"], mail_tls=trusted)
+    (mail,) = got.items
+    assert mail["tls"] is True and b"medfw-alerts.json" in mail["data"]  # type: ignore[operator]

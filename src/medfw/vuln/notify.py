@@ -106,9 +106,16 @@ def send_webhook(url: str, body: bytes, key: bytes, *, timeout: float = 10.0) ->
 
 
 def send_mail(
-    host: str, port: int, doc: dict[str, Any], *, to: Sequence[str], sender: str, timeout: float = 10.0
+    host: str,
+    port: int,
+    doc: dict[str, Any],
+    *,
+    to: Sequence[str],
+    sender: str,
+    timeout: float = 10.0,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """Send the alert document by e-mail (STARTTLS when offered).
+    """Send the alert document by e-mail (STARTTLS when offered, verified with ``tls`` or the system CAs).
 
     Raises:
         TransportError: the server refused or could not be reached.
@@ -130,7 +137,7 @@ def send_mail(
         with smtplib.SMTP(host, port, timeout=timeout) as smtp:
             smtp.ehlo()
             if smtp.has_extn("starttls"):
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=tls or ssl.create_default_context())
                 smtp.ehlo()
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as e:
@@ -144,6 +151,7 @@ def notify_all(
     key_file: str | None,
     mail_to: Sequence[str] = (),
     mail_from: str = "medfw@localhost",
+    mail_tls: ssl.SSLContext | None = None,
 ) -> int:
     """Send the alert document to every target (``webhook=URL``, ``smtp=HOST:PORT``); return how many were sent.
 
@@ -174,7 +182,7 @@ def notify_all(
                 raise UsageError(f"smtp target must be smtp=HOST:PORT, got {t!r}", field="--notify")
             if not mail_to:
                 raise UsageError("e-mail notifications need --mail-to ADDRESS", field="--mail-to")
-            send_mail(host, int(port), doc, to=mail_to, sender=mail_from)
+            send_mail(host, int(port), doc, to=mail_to, sender=mail_from, tls=mail_tls)
         else:
             raise UsageError(f"unknown notification target {t!r} (webhook=URL or smtp=HOST:PORT)", field="--notify")
         sent += 1
