@@ -64,6 +64,12 @@ def seed_parsed(cpes: Mapping[str, Sequence[str]] | None) -> None:
             _SEEDED[text] = Cpe(*values)
 
 
+def clear_seeded() -> None:
+    """Forget the criteria seeded by :func:`seed_parsed` (a scan does after each batch of records)."""
+    _SEEDED.clear()
+    _PLAIN.clear()
+
+
 def _parse(criteria: str) -> Cpe | None:
     seeded = _SEEDED.get(criteria)
     if seeded is not None:
