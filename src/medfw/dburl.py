@@ -74,6 +74,6 @@ def parse_db_url(value: str | Path, *, field: str = "--db") -> DbUrl:
         return DbUrl(text, "sqlite", None, text)
     if "://" in text:
         raise UsageError(
-            "database location must be a path, sqlite:///PATH or postgresql://…[?schema=NAME]", field=field
+            "database URL must be a path, sqlite:///PATH or postgresql://…[?schema=NAME]", field=field
         )
     return DbUrl(f"sqlite:///{Path(text)}", "sqlite", None, text)
