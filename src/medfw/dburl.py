@@ -73,7 +73,5 @@ def parse_db_url(value: str | Path, *, field: str = "--db") -> DbUrl:
     if text.startswith("sqlite:///"):
         return DbUrl(text, "sqlite", None, text)
     if "://" in text:
-        raise UsageError(
-            "database URL must be a path, sqlite:///PATH or postgresql://…[?schema=NAME]", field=field
-        )
+        raise UsageError("database URL must be a path, sqlite:///PATH or postgresql://…[?schema=NAME]", field=field)
     return DbUrl(f"sqlite:///{Path(text)}", "sqlite", None, text)

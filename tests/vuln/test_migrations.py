@@ -18,8 +18,10 @@ from sqlalchemy import create_engine, inspect
 from medfw.dburl import parse_db_url, redact
 from medfw.errors import StorageError, UsageError
 from medfw.vuln import import_feeds, open_index
+from medfw.vuln.decision_scope import metadata as scope_metadata
 from medfw.vuln.freshness import feed_states
 from medfw.vuln.schema import HEAD, VERSION_TABLE, metadata
+from medfw.vuln.supplier import metadata as supplier_metadata
 
 V = Path(__file__).parent.parent / "vectors" / "vuln"
 PG = os.environ.get("MEDFW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -44,7 +46,8 @@ def test_sqlite_schema_equals_the_metadata(tmp_path: Path) -> None:
     db = tmp_path / "v.db"
     open_index(str(db)).close()
     cols = _columns(f"sqlite:///{db}")
-    expected = {t.name: {c.name for c in t.columns} for t in metadata.sorted_tables}
+    tables = [*metadata.sorted_tables, *scope_metadata.sorted_tables, *supplier_metadata.sorted_tables]
+    expected = {t.name: {c.name for c in t.columns} for t in tables}
     assert {k: v for k, v in cols.items() if k != VERSION_TABLE} == expected
     with sqlite3.connect(db) as conn:
         assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone() == (HEAD,)

@@ -10,15 +10,17 @@ from typing import Any
 
 from rich.table import Table
 
-from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.cli._vuln_feed import add_db
+from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import alerts as _alerts
+from medfw.vuln.formats.csaf import sbom_version
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import parse_fail_on
 from medfw.vuln.index import open_index
-from medfw.vuln.postmarket import RescanReport, add_release, release_history, rescan, retire_release
+from medfw.vuln.postmarket import RescanReport, release_history, rescan, retire_release
+from medfw.vuln.sbom_input import read_sbom
 
 __all__ = ["register_watch"]
 
@@ -34,34 +36,6 @@ def _close(sink: Any) -> None:
     close = getattr(sink, "close", None)
     if callable(close):
         close()
-
-
-def _release_add(args: argparse.Namespace) -> int:
-    sbom_bytes = read_bytes(args.sbom, what="SBOM")
-    if args.image:
-        from medfw.sbom.binding import verify_binding  # noqa: PLC0415
-        from medfw.sbom.document import parse_sbom  # noqa: PLC0415
-
-        doc = parse_sbom(sbom_bytes, path=str(args.sbom))
-        props = doc.component.properties if doc.component else ()
-        verify_binding(props, read_bytes(args.image, what="firmware image"), sbom_path=args.sbom, image_path=args.image)
-    index = open_index(args.db)
-    try:
-        rid, sbom, created = add_release(index, sbom_bytes, args.sbom)
-        baseline = index.last_scan(rid) or []
-    finally:
-        index.close()
-    data = {"release_id": rid, "serial": sbom.serial, "name": sbom.name, "created": created, "findings": len(baseline)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
-            f"{len(baseline)} finding(s) in the last scan",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
 
 
 def _releases(args: argparse.Namespace) -> int:
@@ -81,6 +55,7 @@ def _releases(args: argparse.Namespace) -> int:
             rows.append(
                 {
                     **{k: v for k, v in r.items() if k != "sbom"},
+                    "version": sbom_version(read_sbom(bytes(r["sbom"]), f"release {r['id']}")),
                     "scans": len(scans),
                     "last_scan": scans[-1]["scanned_at"] if scans else None,
                     "open_alerts": len(open_alerts),
@@ -131,12 +106,19 @@ def _print_rescan(report: RescanReport) -> None:
 
 def _rescan(args: argparse.Namespace) -> int:
     rules = parse_fail_on(args.fail_on)
+    view = fleet_view(args)
     index = open_index(args.db)
     sink = audit_sink(args)
+    exposures: list[Any] = []
     try:
         if args.max_feed_age:
             check_max_age(index, parse_age(args.max_feed_age))
         report = rescan(index, epss_threshold=args.epss_threshold, sink=sink)
+        if view is not None:
+            from medfw.vuln.exposure import exposure  # noqa: PLC0415
+
+            alerted = {a.vuln_id for d in report.releases for a in d.open}
+            exposures = [e for e in exposure(index, view) if e.vuln_id in alerted]
     finally:
         index.close()
         _close(sink)
@@ -148,7 +130,16 @@ def _rescan(args: argparse.Namespace) -> int:
         notify_all(
             args.notify, report, key_file=args.notify_key_file, mail_to=args.mail_to or (), mail_from=args.mail_from
         )
-    emit(args, {**report.as_dict(), "failing_alerts": [a.id for a in failing]}, lambda: _print_rescan(report))
+    data = {**report.as_dict(), "failing_alerts": [a.id for a in failing]}
+    if view is not None:
+        data["exposure"] = [e.as_dict() for e in exposures]
+
+    def human() -> None:
+        _print_rescan(report)
+        for e in exposures:
+            out_console.print(f"alert: {e.alert()}", markup=False)
+
+    emit(args, data, human)
     if failing:
         err_console.print(
             f"{len(failing)} open alert(s) fail the job (close them with a decision or medfw vuln alerts ack)",
@@ -230,18 +221,6 @@ def _alerts_cmd(args: argparse.Namespace) -> int:
 
 def register_watch(group: Any, add_gate_flags: Callable[..., None]) -> None:
     """Register the postmarket commands."""
-    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
-    p = rel.add_parser("add", help="register a released SBOM (baseline scan; a newer revision replaces it)")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument(
-        "--image",
-        metavar="IMAGE",
-        help="the released firmware image: refuse the SBOM unless it describes this image (signed or not)",
-    )
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_release_add)
-
     p = group.add_parser("releases", help="list monitored releases; retire one from monitoring")
     p.add_argument("--retire", metavar="RELEASE", help="stop monitoring this release (id, serial or name)")
     p.add_argument("--unretire", metavar="RELEASE", help="monitor a retired release again")
@@ -254,6 +233,7 @@ def register_watch(group: Any, add_gate_flags: Callable[..., None]) -> None:
 
     p = group.add_parser("rescan", help="rescan every monitored release; exit 1 while a risk-change alert is open")
     add_gate_flags(p, default=None)
+    add_fleet_flags(p, required=False)
     p.add_argument("--epss-threshold", type=float, default=_alerts.EPSS_THRESHOLD, metavar="P",
                    help="alert when EPSS crosses P (default 0.1)")  # fmt: skip
     p.add_argument("--notify", action="append", metavar="TARGET",

@@ -3,39 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import io
 import json
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.table import Table
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._vuln_advisory import register_advisory
+from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
+from medfw.cli._vuln_fleet import register_exposure
+from medfw.cli._vuln_vex import register_vex_import
 from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
-    current_decisions,
     decision_history,
+    formats,
     open_index,
     read_sbom,
     read_vex,
-    record_decision,
 )
 from medfw.vuln import scanner as _scanner
-from medfw.vuln.decisions import import_decisions
+from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
-from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
-from medfw.vuln.report import to_cyclonedx, to_html
+from medfw.vuln.model import Finding, ScanResult
 from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
+
+_TABLE = "table"
 
 
 def _table(result: ScanResult, console: Console = out_console) -> None:
@@ -84,13 +86,8 @@ def _scan(args: argparse.Namespace) -> int:
     finally:
         index.close()
     fmt = args.format
-    text: str | None = None
-    if fmt == "json":
-        text = orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
-    elif fmt == "cyclonedx":
-        text = orjson.dumps(to_cyclonedx(result), option=orjson.OPT_INDENT_2).decode() + "\n"
-    elif fmt == "html":
-        text = to_html(result)
+    render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
+    text: str | None = None if render is None else render(result)
     if args.out:
         if text is None:
             buffer = io.StringIO()
@@ -135,8 +132,7 @@ def feed_line(feed: Mapping[str, Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def close_sink(sink: AuditSink) -> None:
-    """Close an audit sink that has a ``close``."""
+def _close(sink: AuditSink) -> None:
     close = getattr(sink, "close", None)
     if callable(close):
         close()
@@ -165,45 +161,7 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
             )
         )
     finally:
-        close_sink(sink)
-
-
-def _decide(args: argparse.Namespace) -> int:
-    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        d = record_decision(
-            index,
-            sbom,
-            args.cve,
-            args.component,
-            state=args.state,
-            justification=args.justification,
-            responses=args.response or (),
-            detail=args.detail,
-            author=args.author,
-            sink=sink,
-            source="cli",
-        )
-        history = [
-            h
-            for h in decision_history(index, sbom.serial)
-            if (h.component_ref, h.vuln_id) == (d.component_ref, d.vuln_id)
-        ]
-    finally:
-        index.close()
-        close_sink(sink)
-    data = {"decision": d.as_dict(), "history_length": len(history)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"recorded {d.state} for {d.vuln_id} on {d.component_ref} ({len(history)} decision(s) in its history)",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
+        _close(sink)
 
 
 def _vex_export(args: argparse.Namespace) -> int:
@@ -226,31 +184,6 @@ def _vex_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _vex_import(args: argparse.Namespace) -> int:
-    decisions = read_vex(read_bytes(args.file, what="VEX document"), args.file)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        known = {
-            r["serial"]: {c.ref for c in read_sbom(bytes(r["sbom"]), f"release {r['id']}").components}
-            for r in index.releases()
-        }
-        added, unchanged = import_decisions(index, decisions, sink=sink, known_refs=known)
-        serials = sorted({d.serial for d in decisions})
-        current = {s: len(current_decisions(index, s)) for s in serials}
-    finally:
-        index.close()
-        close_sink(sink)
-    emit(
-        args,
-        {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
-        lambda: out_console.print(
-            f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
-        ),
-    )
-    return EXIT_OK
-
-
 def register(sub: Any) -> None:
     """Register the ``vuln`` command group."""
     group = add_group(sub, "vuln", "vulnerability management: feeds, scans, decisions, VEX, rescans")
@@ -260,7 +193,7 @@ def register(sub: Any) -> None:
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
-    p.add_argument("--format", choices=("table", "json", "cyclonedx", "html"), default="table")
+    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
     add_gate_flags(p)
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
     add_db(p)
@@ -268,36 +201,26 @@ def register(sub: Any) -> None:
     add_audit_flag(p)
     p.set_defaults(func=_scan)
 
-    p = group.add_parser("decide", help="record a patch-or-justify decision for one finding")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("cve", metavar="CVE")
-    p.add_argument("--component", required=True, metavar="REF", help="bom-ref of the component")
-    p.add_argument("--state", required=True, choices=ANALYSIS_STATES)
-    p.add_argument("--justification", choices=ANALYSIS_JUSTIFICATIONS)
-    p.add_argument("--response", action="append", choices=ANALYSIS_RESPONSES)
-    p.add_argument("--detail", required=True, metavar="TEXT")
-    p.add_argument("--author", default=_default_author(), metavar="A")
-    add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_decide)
+    register_decide(group)
 
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
     p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("--format", required=True, choices=("cyclonedx", "openvex"))
+    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
     p.add_argument("--out", required=True, metavar="F")
-    p.add_argument("--author", default=_default_author(), metavar="A", help="OpenVEX document author")
+    p.add_argument(
+        "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
+    )
     add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_vex_export)
-    p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
-    p.add_argument("file", metavar="F")
-    add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_vex_import)
+    register_vex_import(vex)
 
+    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
+    register_release_add(rel)
+
+    register_exposure(group)
+    register_advisory(group)
     register_watch(group, add_gate_flags)
 
 
@@ -315,10 +238,3 @@ def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> No
         metavar="AGE",
         help="exit 1 instead of reporting when a feed source is older than AGE (90m, 12h, 2d, 1w)",
     )
-
-
-def _default_author() -> str:
-    try:
-        return f"user:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "user:unknown"

@@ -133,11 +133,22 @@ def add_release(index: VulnIndex, data: bytes, path: str = "<sbom>") -> tuple[in
 
     Raises:
         ManifestError: the SBOM is unreadable or has no identities.
-        InputError: the SBOM has no serialNumber.
+        InputError: the SBOM has no serialNumber, or its serial is registered with different content and the
+            same or a lower ``version`` (a revision must raise the version).
     """
     sbom = read_sbom(data, path)
     if not sbom.serial:
         raise InputError("a released SBOM needs a serialNumber", path=path, field="serialNumber")
+    for rel in index.releases():
+        revision = read_sbom(bytes(rel["sbom"]), path).version < sbom.version if rel["serial"] == sbom.serial else False
+        if rel["serial"] == sbom.serial and rel["sha256"] != sbom.sha256 and not revision:
+            raise InputError(
+                f"serial {sbom.serial} is already registered as release {rel['id']} with different content "
+                f"(sha256 {rel['sha256'][:16]}…, this SBOM {sbom.sha256[:16]}…): a changed SBOM needs a new "
+                "serialNumber or, for a revision of the same release, a higher version",
+                path=path,
+                field="serialNumber",
+            )
     release_id, created = index.add_release(sbom.serial, sbom.name, sbom.sha256, data)
     if created:
         result = scan(index, sbom)

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: the newest Alembic revision shipped (a test checks it against the migration scripts)
-HEAD = "0003"
+HEAD = "0004"
 #: the Alembic version table of the index (its own name: the index may share a database with the server)
 VERSION_TABLE = "medfw_vuln_alembic_version"
 
