@@ -14,7 +14,8 @@ local fake NVD into SQLite and PostgreSQL (full and incremental), and ``rescan``
 4. ``rescan`` of 20 registered releases × 100 components (slices of the dense SBOM) against the big index.
 
 Run: ``python benchmarks/bench_vuln_surveillance.py`` (``MEDFW_BENCH_RECORDS`` to change the size,
-``MEDFW_TEST_PG`` for the PostgreSQL server, ``MEDFW_BENCH_PG=0`` to skip it).
+``MEDFW_TEST_PG`` for the PostgreSQL server, ``MEDFW_BENCH_PG=0`` to skip it, ``MEDFW_BENCH_SYNC=0`` to skip
+both syncs).
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ def main() -> None:
         families, products = bench_vuln.write_synthetic(feed_dir, RECORDS)
         db = bench_import_and_scan(t, feed_dir, families, products)
         bench_rescan(t, db, families, products)
+        if os.environ.get("MEDFW_BENCH_SYNC", "1") == "0":
+            return
         bench_sync(t, feed_dir, "SQLite", str(t / "sync.db"))
         if os.environ.get("MEDFW_BENCH_PG", "1") != "0":
             schema = f"bench_{uuid.uuid4().hex[:10]}"

@@ -55,6 +55,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "audit.init",
         "audit.checkpoint",
         "audit.export",
+        "audit.migrate",
     }
 )
 

@@ -16,7 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
 from medfw.dburl import parse_db_url
 from medfw.errors import EXIT_OK, ConfigError, UsageError
 from medfw.vuln import import_feeds, open_index
@@ -119,7 +128,7 @@ def _feed_import_into(args: argparse.Namespace) -> int:
             table.add_column(col, justify="left" if col == "feed" else "right")
         for kind, c in report.counts.items():
             table.add_row(kind, *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "stale", "skipped")))
-        out_console.print(table)
+        print_table(table)
         for s in report.skips[:20]:
             out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
         if len(report.skips) > 20:
@@ -154,7 +163,7 @@ def _feed_status(args: argparse.Namespace) -> int:
                 s.version or "–",
                 s.data_date or "–",
             )
-        out_console.print(table)
+        print_table(table)
 
     emit(args, {"sources": [s.as_dict(now) for s in states]}, human)
     return EXIT_OK

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view
 from medfw.errors import EXIT_FAILED, EXIT_OK
@@ -77,7 +77,7 @@ def _releases(args: argparse.Namespace) -> int:
                 str(r["id"]), r["name"], r["serial"], r["added_at"], r["retired_at"] or "–", str(r["scans"]),
                 r["last_scan"] or "–", str(r["open_alerts"]),
             )  # fmt: skip
-        out_console.print(table)
+        print_table(table)
 
     emit(args, {"releases": rows, "changed": changed}, human)
     return EXIT_OK
@@ -170,7 +170,7 @@ def _history(args: argparse.Namespace) -> int:
                 str(s["id"]), s["scanned_at"], str(c.get("findings", "")), str(c.get("unhandled", "")),
                 str(c.get("kev", "")), str(c.get("no_data", "")), str(len(s["alerts_raised"])), feed or "–",
             )  # fmt: skip
-        out_console.print(table)
+        print_table(table)
         for a in doc["alerts_closed"]:
             out_console.print(
                 f"closed alert {a['id']} [{a['kind']}] {a['vuln_id']}: {a['close_reason']} by {a['closed_by']}"
