@@ -246,17 +246,21 @@ def test_agent_without_provisioning(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not provisioned for OTA" in capsys.readouterr().err
 
 
-def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) -> None:
+def test_serve_command_starts_and_answers(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     import subprocess
     import sys
     import urllib.request
 
     repo = str(tmp_path / "repo")
     assert main(_init_argv(repo, keys)) == 0
+    capsys.readouterr()
     port = _free_port()
+    argv = ["ota", "serve", "--repo", repo, "--port", str(port), "--log-format", "json", "--json"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from medfw.cli import run; run()", "ota", "serve", "--repo", repo, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-c", "from medfw.cli import run; run()", *argv],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -271,9 +275,17 @@ def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) 
                 time.sleep(0.1)
         assert json.loads(body)["signed"]["_type"] == "root"
         assert (tmp_path / "repo" / "fleet.sqlite").exists()  # default database next to the repository
+        # a second server on the same port: a clear refusal, exit 2
+        assert main(["ota", "serve", "--repo", repo, "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        out, err = proc.communicate(timeout=15)
+    started = json.loads(out)
+    assert started["listening"] == f"http://127.0.0.1:{port}" and started["backend"] == "sqlite"
+    assert started["version"] and started["workers"] == 1
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert any(x.get("path") == "/tuf/metadata/1.root.json" and x.get("status") == 200 for x in lines), err
 
 
 def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from medfw.audit.sink import AuditSink, NullSink
 from medfw.server.app import create_app, repo_online_keys
 from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.logs import configure_logging
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 
@@ -20,6 +21,7 @@ ENV_DB = "MEDFW_OTA_DB"
 ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
 
 def create_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
         db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None

@@ -15,13 +15,19 @@ from medfw.errors import MedfwError
 if TYPE_CHECKING:
     from medfw.server.service import FleetService
 
-__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "send_json"]
+__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "send_json", "set_actor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def set_actor(scope: Scope, actor: str) -> None:
+    """Record who a request is from (the request log line names it; never a secret)."""
+    state = scope.setdefault("state", {})
+    state["actor"] = actor
 
 
 class BodyLimit:
@@ -131,6 +137,7 @@ class FastPoll:
         who = service.authenticate_device(credential) if found is False else found
         if who != device_id:
             return False
+        set_actor(scope, f"device:{device_id}")
         result = service.poll_cached(device_id, version=version, secure_version=svn, slot=slot) or service.poll(
             device_id, version=version, secure_version=svn, slot=slot
         )

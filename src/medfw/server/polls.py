@@ -16,8 +16,9 @@ from medfw.server.errors import Invalid, NotFound
 from medfw.server.models import Report
 from medfw.server.views import PollResult, ReportAck, ReportView
 from medfw.server.work import now
+from medfw.vuln.version import compare_versions
 
-__all__ = ["DeviceOps"]
+__all__ = ["DeviceOps", "same_version"]
 
 
 class DeviceOps(ServiceBase):
@@ -59,7 +60,7 @@ class DeviceOps(ServiceBase):
             release_model=row.model,
             release_secure_version=row.secure_version,
         )
-        if why is None and not (version == row.version and row.state == "pending"):
+        if why is None and not (same_version(version, row.version) and row.state == "pending"):
             return self._poll_body(device_id, _assignment(device_id, row.rollout_id, row)), False
         return self._poll_update(device_id, version=version, secure_version=secure_version)
 
@@ -82,7 +83,7 @@ class DeviceOps(ServiceBase):
                     a.state, a.reason, a.updated = "skipped", why, now()
                     rollouts.evaluate(w, ro)
                     w.changed = True
-                elif version == rel.version and a.state == "pending":
+                elif same_version(version, rel.version) and a.state == "pending":
                     a.state, a.reason, a.updated = "confirmed", "already_installed", now()
                     rollouts.evaluate(w, ro)
                     w.changed = True
@@ -191,6 +192,17 @@ class DeviceOps(ServiceBase):
                 data={"action": "authenticate", **(data or {})},
             )
         )
+
+
+def same_version(reported: str | None, release: str) -> bool:
+    """Whether a device reporting ``reported`` runs ``release`` (:mod:`medfw.vuln.version` order: ``1.1`` is
+    ``1.1.0``); strings that are not versions are compared as they are."""
+    if reported is None:
+        return False
+    try:
+        return compare_versions(reported, release) == 0
+    except ValueError:
+        return reported == release
 
 
 def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:
