@@ -306,6 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
             markup=False,
             highlight=False,
         ),
+        now=True,
     )
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
