@@ -321,3 +321,21 @@ def test_explicit_online_keys_sign_later_snapshots(
     # the release is reachable: snapshot names the new targets version, timestamp the new snapshot
     assert snapshot["meta"]["targets.json"]["version"] == 2
     assert timestamp["meta"]["snapshot.json"]["version"] == snapshot["version"] == 2
+
+
+def test_tables_print_device_reported_strings_as_text(
+    server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``."""
+    import httpx
+
+    srv = ["--server", server["url"], "--token", server["token"]]
+    code, out = _run(capsys, "ota", "device", "add", "--id", "evil1", "--model", "pump", *srv, "--json")
+    assert code == 0
+    auth = {"Authorization": f"Device {out['credential']}"}
+    for version in ("[/x]", "[b]1[/b]"):
+        r = httpx.get(f"{server['url']}/api/v1/devices/evil1/poll", params={"version": version}, headers=auth)
+        assert r.status_code == 200, r.text
+        for command in (["device", "list"], ["fleet"]):
+            assert main(["ota", *command, *srv]) == 0
+            assert version[:4] in capsys.readouterr().out  # shown as text (a narrow table may wrap the rest)

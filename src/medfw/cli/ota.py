@@ -77,11 +77,14 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table; every cell is plain text (devices report versions and reasons: never rich markup)."""
+    from rich.text import Text  # noqa: PLC0415
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     out_console.print(t)
 
 
@@ -393,7 +396,9 @@ def _rollout_human(r: dict[str, Any]) -> None:
         f"rollout {r['id']} {r['name']}: {r['state']}"
         + (f" ({r['state_reason']})" if r.get("state_reason") else "")
         + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase'] + 1}"
-        + f"/{len(r['phases'])}"
+        + f"/{len(r['phases'])}",
+        markup=False,
+        highlight=False,
     )
     states = sorted({s for p in r["phases"] for s in p["counts"]})
     _table(
