@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from medfw.errors import InputError, MedfwError, StorageError, UsageError
 from medfw.server.db import make_engine, make_sessionmaker, migrate
@@ -55,18 +55,18 @@ def test_service_returns_frozen_views(tmp_path: Path) -> None:
 
 
 def test_maintenance_logs_a_failed_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+    (tmp_path / "d").mkdir()
+    engine = make_engine(f"sqlite:///{tmp_path / 'd' / 'fleet.sqlite'}")
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     svc.add_device("d1", model="pump", actor="t")
     svc.poll("d1", version="1.0.0", secure_version=1, slot="ota_0")
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE assignments"))
-        conn.execute(text("DROP TABLE reports"))
-        conn.execute(text("DROP TABLE devices"))
+    engine.dispose()
+    shutil.rmtree(tmp_path / "d")  # the database is gone: every new connection fails
     with caplog.at_level(logging.WARNING, logger="medfw.server.maintenance"):
         Maintenance(svc, None, None).run_once()
     assert any("writing poll data failed" in r.getMessage() for r in caplog.records)
+    assert "d1" in svc.cache.take_seen()  # kept for the next pass
 
 
 def test_request_log_names_the_actor_never_the_secret(api: Api, caplog: pytest.LogCaptureFixture) -> None:
