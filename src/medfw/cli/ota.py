@@ -202,6 +202,16 @@ def _describe_image(image: bytes, path: str) -> dict[str, Any]:
     return {"version": desc.version, "secure_version": desc.secure_version, "chip": img.chip, "format": "esp-app"}
 
 
+def _check_sbom_binding(sbom_bytes: bytes, image: bytes, args: argparse.Namespace) -> None:
+    """Refuse to publish an image the SBOM does not describe (see :mod:`medfw.sbom.binding`)."""
+    from medfw.sbom.binding import verify_binding  # noqa: PLC0415
+    from medfw.sbom.document import parse_sbom  # noqa: PLC0415
+
+    doc = parse_sbom(sbom_bytes, path=str(args.sbom))
+    props = doc.component.properties if doc.component else ()
+    verify_binding(props, image, sbom_path=str(args.sbom), image_path=str(args.image))
+
+
 def _publish(args: argparse.Namespace) -> int:
     from medfw.update.publish import publish_release  # noqa: PLC0415
     from medfw.update.repository import ReleaseInfo  # noqa: PLC0415
@@ -219,6 +229,8 @@ def _publish(args: argparse.Namespace) -> int:
     chip = args.chip or info.get("chip", "")
     if info and chip != info["chip"]:
         raise InputError(f"--chip {chip} differs from the image's {info['chip']}", path=args.image)
+    if args.sbom:  # the library references the SBOM by name and hash; the CLI first checks it describes the image
+        _check_sbom_binding(read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM"), image, args)
     name = args.name or f"{args.model}-{version}.bin"
     release = ReleaseInfo(
         target_path=f"{args.model}/{name}",
