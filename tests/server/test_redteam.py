@@ -213,7 +213,7 @@ def _database_down(api: Api, db_url: str) -> Iterator[None]:
             for f in moved.iterdir():
                 f.rename(path.parent / f.name)
         return
-    database = db_url.split("?")[0].rpartition("/")[2]
+    database = db_url.split("?", maxsplit=1)[0].rpartition("/")[2]
     admin = PG.rpartition("/")[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
