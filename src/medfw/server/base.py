@@ -6,10 +6,12 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.server.cache import PollCache
+from medfw.server.errors import Conflict
 from medfw.server.store import Store
 from medfw.server.work import Work
 
@@ -65,6 +67,14 @@ class ServiceBase:
             self._changed()
         for event in w.events:
             self.sink.record(event)
+
+    @contextlib.contextmanager
+    def unique(self, message: str, field: str) -> Iterator[None]:
+        """Turn a unique-constraint violation (two requests racing for one name) into :class:`Conflict`."""
+        try:
+            yield
+        except IntegrityError:
+            raise Conflict(message, field=field) from None
 
     def _changed(self) -> None:
         """Bump the fleet generation (after a committed change that can alter poll answers)."""
