@@ -348,8 +348,6 @@ def _serve(args: argparse.Namespace) -> int:
     from medfw.server import asgi  # noqa: PLC0415
     from medfw.server.db import make_engine, migrate, safe_url  # noqa: PLC0415
 
-    if args.audit_log and args.workers > 1:
-        raise UsageError("with --audit-log run one worker: one process appends to the hash chain", field="--workers")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1", field="--workers")
     db = _db_url(args, args.db) if args.db else asgi.default_db_url(args.repo)

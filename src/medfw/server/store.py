@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.server import rollout as rules
 from medfw.server.cache import AuthEntry
-from medfw.server.models import ApiToken, Assignment, Device, FleetState, Release, Report, Rollout
+from medfw.server.models import ApiToken, Assignment, AuditOutbox, Device, FleetState, Release, Report, Rollout
 from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView, TokenView
 from medfw.update.repository import ReleaseInfo
 
@@ -75,6 +75,29 @@ class Store:
         """One round trip to the database (raises when it cannot be reached)."""
         with self.engine.connect() as conn:
             conn.scalar(select(FleetState.id).limit(1))
+
+    # ---- audit outbox ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def add_outbox(s: Session, events: Sequence[str], *, created: datetime) -> None:
+        """Queue serialised audit events in the caller's transaction."""
+        s.execute(insert(AuditOutbox), [{"event": e, "created": created} for e in events])
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
+        """The oldest committed outbox rows."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AuditOutbox.id, AuditOutbox.event).order_by(AuditOutbox.id).limit(limit))
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+    def outbox_delete(self, outbox_id: int) -> None:
+        """Drop an outbox row once its event is in the audit log."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(AuditOutbox).where(AuditOutbox.id == outbox_id))
+
+    def outbox_size(self) -> int:
+        """Events committed but not yet in the audit log."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(AuditOutbox)) or 0)
 
     # ---- tokens ----------------------------------------------------------------------------------------------
 
