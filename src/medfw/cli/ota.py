@@ -355,8 +355,14 @@ def _serve(args: argparse.Namespace) -> int:
         _repo(args.repo)  # fail early on a wrong directory
     engine = make_engine(db)
     migrate(engine)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("give both --tls-cert and --tls-key", field="--tls-key")
+    if args.tls_cert:
+        from medfw.server.tls import check_server_files  # noqa: PLC0415
+
+        check_server_files(args.tls_cert, args.tls_key)
     _port_free(args.host, args.port)
-    url = f"http://{args.host}:{args.port}"
+    url = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     started = {
         "listening": url,
         "version": __version__,
@@ -392,8 +398,21 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,
+        **_transport_options(args),
     )
     return EXIT_OK
+
+
+def _transport_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn options for TLS (1.2 or newer) and for headers from trusted reverse proxies only."""
+    options: dict[str, Any] = {"proxy_headers": bool(args.trusted_proxy)}
+    if args.trusted_proxy:
+        options["forwarded_allow_ips"] = ",".join(args.trusted_proxy)
+    if args.tls_cert:
+        from medfw.server.tls import server_context_factory  # noqa: PLC0415
+
+        options.update(ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_context_factory=server_context_factory)
+    return options
 
 
 def _duration(text: str, flag: str) -> Any:
@@ -647,6 +666,14 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (TLS 1.2 or newer) with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (mode 0600)")
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="reverse proxy address whose X-Forwarded-For/-Proto are believed (repeatable; default: none)",
+    )
     p.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="server log lines on stderr (default text)"
     )
