@@ -355,6 +355,8 @@ def _serve(args: argparse.Namespace) -> int:
         _repo(args.repo)  # fail early on a wrong directory
     engine = make_engine(db)
     migrate(engine)
+    if args.artifact_base_url and not args.artifact_base_url.startswith(("https://", "http://")):
+        raise UsageError("--artifact-base-url must be an http(s) URL", field="--artifact-base-url")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("give both --tls-cert and --tls-key", field="--tls-key")
     if args.tls_cert:
@@ -386,6 +388,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
     os.environ[asgi.ENV_LOG_FORMAT] = args.log_format
+    if args.artifact_base_url:
+        os.environ[asgi.ENV_ARTIFACT_BASE] = args.artifact_base_url
     if args.repo:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
@@ -666,6 +670,11 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--artifact-base-url",
+        metavar="URL",
+        help="static host/CDN serving REPO's metadata/ and targets/: devices download there (TUF-checked)",
+    )
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (TLS 1.2 or newer) with this certificate chain")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (mode 0600)")
     p.add_argument(

@@ -24,6 +24,7 @@ ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
 ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
+ENV_ARTIFACT_BASE = "MEDFW_OTA_ARTIFACT_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class ServerSettings:
     repo: str | None = None
     audit_log: str | None = None
     poll_interval: int = 60
+    artifact_base_url: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -70,7 +72,11 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
         sink = lease.try_claim()
         drainer = sink is not None
     service = FleetService(
-        make_sessionmaker(engine), sink or NullSink(), poll_interval=settings.poll_interval, drainer=drainer
+        make_sessionmaker(engine),
+        sink or NullSink(),
+        poll_interval=settings.poll_interval,
+        drainer=drainer,
+        artifact_base_url=settings.artifact_base_url,
     )
     return create_app(service, repo, online_keys=keys, audit_lease=lease)
 
@@ -80,6 +86,9 @@ def create_from_env() -> FastAPI:
     configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
-        db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None
+        db=os.environ.get(ENV_DB) or default_db_url(repo),
+        repo=repo,
+        audit_log=os.environ.get(ENV_AUDIT) or None,
+        artifact_base_url=os.environ.get(ENV_ARTIFACT_BASE) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

@@ -246,6 +246,7 @@ class UpdateAgent:
         self._refreshed = float("-inf")  # when TUF metadata was last refreshed
         self._etag: str | None = None
         self._base = str(client.base_url).rstrip("/")
+        self._metadata_url = self._url("/tuf/metadata/")
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -360,6 +361,9 @@ class UpdateAgent:
         except (ValueError, AttributeError, TypeError):
             return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
         self._etag = r.headers.get("ETag")
+        metadata = body.get("metadata")
+        if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
+            self._metadata_url = metadata  # a static host: untrusted, TUF checks every file
         if not assignment:
             return self._idle(st)
         self._etag = None  # an update attempt always re-polls afterwards
@@ -387,7 +391,7 @@ class UpdateAgent:
         if not (metadata_dir / "root.json").is_file():
             raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
         fetcher = HttpxFetcher(self.client, deadline=self.deadline, clock=self.clock)
-        return Updater(str(metadata_dir), self._url("/tuf/metadata/"), fetcher=fetcher, bootstrap=None)
+        return Updater(str(metadata_dir), self._metadata_url, fetcher=fetcher, bootstrap=None)
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
         try:
@@ -484,8 +488,11 @@ class UpdateAgent:
             raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
         part = self.dir / "ota" / "download" / f"{digest}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
-        path = download if download.startswith("/") else f"/tuf/targets/{target.path}"
-        url = self._url(path)
+        if download.startswith(("https://", "http://")):
+            url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
+        else:
+            url = self._url(download if download.startswith("/") else f"/tuf/targets/{target.path}")
+            auth = self._auth
         started = self.clock()
         for attempt in range(self.retry.attempts):
             have = part.stat().st_size if part.exists() else 0
@@ -494,7 +501,7 @@ class UpdateAgent:
                 have = 0
             if have == target.length:
                 break
-            headers = dict(self._auth)
+            headers = dict(auth)
             if have:
                 headers["Range"] = f"bytes={have}-"
             try:
