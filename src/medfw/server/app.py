@@ -70,7 +70,10 @@ def create_app(
         description="Signed (TUF) firmware delivery with staged rollouts. The server assigns releases; it never "
         "signs them.",
         lifespan=lifespan,
-        responses={400: {"model": schemas.Error}, 401: {"model": schemas.Error}, 403: {"model": schemas.Error}},
+        # every refusal is {"detail": reason} (the 422 body too: one sentence naming the fields, see http.py)
+        responses={
+            status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+        },
     )
     app.state.service = service
     app.state.repo = repo
