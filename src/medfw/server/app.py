@@ -71,9 +71,7 @@ def create_app(
         "signs them.",
         lifespan=lifespan,
         # every refusal is {"detail": reason} (the 422 body too: one sentence naming the fields, see http.py)
-        responses={
-            status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
-        },
+        responses={status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)},
     )
     app.state.service = service
     app.state.repo = repo
