@@ -298,15 +298,23 @@ def _publish(args: argparse.Namespace) -> int:
         length=len(image),
         sha256="",
     )
-    result = publish_release(
-        repo_dir,
-        image,
-        release,
-        targets_signers=targets,
-        root_signers=_signers(args.root_key),
-        sbom=args.sbom,
-        sink=audit_sink(args),
-    )
+    sink = audit_sink(args)
+    try:
+        result = publish_release(
+            repo_dir,
+            image,
+            release,
+            targets_signers=targets,
+            root_signers=_signers(args.root_key),
+            sbom=args.sbom,
+            sink=sink,
+        )
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, style="yellow")
     release = result.release
     data = {
         "target_path": release.target_path,

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from medfw import __version__
-from medfw.server import schemas
-from medfw.server.deps import OnlineKeys
+from medfw.server import schemas, witness
+from medfw.server.credentials import Role
+from medfw.server.deps import OnlineKeys, need
 from medfw.server.http import install_error_handlers
 from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(device.router)
     app.include_router(tuf.router)
     app.include_router(management.router)
+    app.include_router(witness.make_router(need(Role.READ_ONLY), need(Role.OPERATOR)))  # audit-log witness
     return app
 
 
