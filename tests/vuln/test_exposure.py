@@ -216,9 +216,11 @@ def test_exposure_cli_over_api_and_db(
     assert out["vulnerabilities"][0]["releases"][0]["device_ids"] == ["pump-0", "pump-1", "pump-2"]
     token = tmp_path / "token"
     token.write_text(server.reader + "\n")
+    token.chmod(0o644)
     monkeypatch.delenv("MEDFW_OTA_TOKEN")
     assert main(["vuln", "exposure", CVE, "--fleet", server.url, "--token-file", str(token), "--db", db]) == 0
-    assert "pump 1.0.0 (3)" in capsys.readouterr().out
+    seen = capsys.readouterr()
+    assert "pump 1.0.0 (3)" in seen.out and "readable by others" in seen.err
     assert main(["vuln", "exposure", "--fleet-db", server.db, "--db", db, "--json"]) == 0
     assert result(capsys.readouterr().out)["count"] >= 2
     # a refused token is exit 1, no token at all exit 2
