@@ -156,7 +156,7 @@ def _mcuboot_identity(data: bytes, file: str) -> ImageIdentity:
 
     try:
         img = parse_image(data)
-    except (MalformedImageError, IntegrityError) as e:  # not MCUboot at all (exit 2) / damaged MCUboot (exit 1)
+    except (MalformedImageError, IntegrityError) as e:
         e.path = file
         raise
     start = img.header.hdr_size
