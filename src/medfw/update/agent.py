@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.errors import DeviceError, InputError, MedfwError, TransportError, VerificationError
 from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
 from medfw.update.repository import ReleaseInfo, release_from_target
+from medfw.vuln.version import parse_version
 
 __all__ = [
     "AgentConfig",
@@ -45,13 +47,19 @@ __all__ = [
     "DevicePort",
     "DeviceState",
     "UpdateAgent",
-    "compare_versions",
+    "clamp_poll_interval",
     "load_config",
     "provision",
 ]
 
 MAX_IMAGE = 16 * 1024 * 1024
 MAX_POLL_ANSWER = 64 * 1024
+#: the poll interval a server may ask for is clamped to this range (seconds)
+POLL_INTERVAL_RANGE = (1, 86_400)
+#: overall seconds one image download, or one metadata file, may take (``--deadline``)
+DEFAULT_DEADLINE = 300.0
+#: seconds between TUF refreshes while there is no assignment (freeze detection)
+METADATA_REFRESH = 3600.0
 MAX_OUTBOX = 200
 _CONFIG = "ota/agent.json"
 _ROOT = "ota/tuf/root.json"
@@ -134,16 +142,6 @@ class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never
         self.stage = stage
 
 
-def compare_versions(a: str, b: str) -> int:
-    """Compare dotted numeric versions (``1.10.0`` > ``1.9``): -1, 0 or 1. Non-numeric parts compare as text."""
-
-    def key(v: str) -> tuple[tuple[int, Any], ...]:
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", v) if p)
-
-    ka, kb = key(a), key(b)
-    return (ka > kb) - (ka < kb)
-
-
 def provision(
     device_dir: str | Path,
     *,
@@ -208,6 +206,10 @@ class UpdateAgent:
         retry: retry policy for every request.
         sleep: how to wait (injected by tests).
         progress: called with (bytes so far, total) while an image downloads.
+        deadline: overall seconds one image download, or one TUF metadata file, may take.
+        metadata_refresh: seconds between TUF refreshes while idle: a server that keeps serving expired metadata
+            (withholding updates) is detected and reported as ``metadata_expired``.
+        clock: monotonic seconds (injected by tests).
     """
 
     def __init__(
@@ -223,6 +225,9 @@ class UpdateAgent:
         sleep: Callable[[float], None] = time.sleep,
         max_image: int = MAX_IMAGE,
         progress: Callable[[int, int], None] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        metadata_refresh: float = METADATA_REFRESH,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dir = Path(device_dir)
         self.device = device
@@ -235,8 +240,13 @@ class UpdateAgent:
         self.max_image = max_image
         self.progress = progress
         self.poll_interval = 60
+        self.deadline = deadline
+        self.metadata_refresh = metadata_refresh
+        self.clock = clock
+        self._refreshed = float("-inf")  # when TUF metadata was last refreshed
         self._etag: str | None = None
         self._base = str(client.base_url).rstrip("/")
+        self._metadata_url = self._url("/tuf/metadata/")
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -339,7 +349,7 @@ class UpdateAgent:
         except TransportError as e:
             return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
         if r.status_code == 304:
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         if len(r.content) > MAX_POLL_ANSWER:
             return AgentResult("unreachable", "poll_malformed", "poll answer is too large", **asdict(st))
         if r.status_code != 200:
@@ -347,14 +357,41 @@ class UpdateAgent:
         try:
             body = r.json()
             assignment = body.get("assignment")
-            self.poll_interval = int(body.get("poll_interval", self.poll_interval))
+            self.poll_interval = clamp_poll_interval(body.get("poll_interval"), self.poll_interval)
         except (ValueError, AttributeError, TypeError):
             return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
         self._etag = r.headers.get("ETag")
+        metadata = body.get("metadata")
+        if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
+            self._metadata_url = metadata  # a static host: untrusted, TUF checks every file
         if not assignment:
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         self._etag = None  # an update attempt always re-polls afterwards
         return self._update(assignment, st)
+
+    def _idle(self, st: DeviceState) -> AgentResult:
+        """Nothing assigned: refresh the TUF metadata when due, so withheld updates (a server that keeps serving
+        expired metadata) are detected, reported and audited even without an assignment."""
+        if self.clock() - self._refreshed < self.metadata_refresh:
+            return AgentResult("idle", **asdict(st))
+        try:
+            self._updater().refresh()
+        except tuf_exc.RepositoryError as e:
+            reason, detail = _tuf_reason(e), f"{e.__class__.__name__}: {e}"
+            self._audit("ota.manifest.rejected", "denied", reason, detail=detail)
+            self._report("rejected", reason, detail)
+            return AgentResult("rejected", reason, detail, **asdict(self.device.state()))
+        except (tuf_exc.DownloadError, OSError, ValueError) as e:
+            return AgentResult("deferred", "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st))
+        self._refreshed = self.clock()
+        return AgentResult("idle", **asdict(st))
+
+    def _updater(self) -> Updater:
+        metadata_dir = self.dir / "ota" / "tuf"
+        if not (metadata_dir / "root.json").is_file():
+            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
+        fetcher = HttpxFetcher(self.client, deadline=self.deadline, clock=self.clock)
+        return Updater(str(metadata_dir), self._metadata_url, fetcher=fetcher, bootstrap=None)
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
         try:
@@ -408,17 +445,10 @@ class UpdateAgent:
     # ---- TUF and checks ------------------------------------------------------------------------------------
 
     def _tuf_target(self, target_path: str) -> TargetFile:
-        metadata_dir = self.dir / "ota" / "tuf"
-        if not (metadata_dir / "root.json").is_file():
-            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
         try:
-            updater = Updater(
-                str(metadata_dir),
-                self._url("/tuf/metadata/"),
-                fetcher=HttpxFetcher(self.client),
-                bootstrap=None,
-            )
+            updater = self._updater()
             updater.refresh()
+            self._refreshed = self.clock()
             target = updater.get_targetinfo(target_path)
         except tuf_exc.RepositoryError as e:
             raise _Rejected(_tuf_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
@@ -444,7 +474,7 @@ class UpdateAgent:
         if release.secure_version < running.secure_version:
             msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
             raise _Rejected("rollback", msg, stage="manifest")
-        if running.version is not None and compare_versions(release.version, running.version) < 0:
+        if running.version is not None and _older(release.version, running.version):
             msg = f"release version {release.version} is older than running {running.version}"
             raise _Rejected("downgrade", msg, stage="manifest")
         if target.length > self.max_image:
@@ -458,8 +488,12 @@ class UpdateAgent:
             raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
         part = self.dir / "ota" / "download" / f"{digest}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
-        path = download if download.startswith("/") else f"/tuf/targets/{target.path}"
-        url = self._url(path)
+        if download.startswith(("https://", "http://")):
+            url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
+        else:
+            url = self._url(download if download.startswith("/") else f"/tuf/targets/{target.path}")
+            auth = self._auth
+        started = self.clock()
         for attempt in range(self.retry.attempts):
             have = part.stat().st_size if part.exists() else 0
             if have > target.length:
@@ -467,7 +501,7 @@ class UpdateAgent:
                 have = 0
             if have == target.length:
                 break
-            headers = dict(self._auth)
+            headers = dict(auth)
             if have:
                 headers["Range"] = f"bytes={have}-"
             try:
@@ -478,6 +512,10 @@ class UpdateAgent:
                     with part.open(mode) as fh:
                         written = have if mode == "ab" else 0
                         for chunk in r.iter_bytes():  # unbuffered: every received byte is kept
+                            if self.clock() - started > self.deadline:
+                                fh.flush()
+                                msg = f"download took longer than the {self.deadline:g} s deadline; will resume"
+                                raise _Deferred("download_deadline", msg)
                             written += len(chunk)
                             if written > target.length:
                                 raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
@@ -522,6 +560,32 @@ class UpdateAgent:
             if cycles is None or n < cycles:
                 self.sleep(self.poll_interval)
         return result
+
+
+def _older(release: str, running: str) -> bool:
+    """Whether ``release`` sorts before ``running`` (:mod:`medfw.vuln.version` order: ``1.0.0-rc1 < 1.0.0``,
+    ``v1.2 < 1.3``).
+
+    A release whose version is not a version is refused as ``target_invalid``; a running version that is not one
+    cannot be ordered, so only the secure_version check (the security boundary) applies.
+    """
+    try:
+        new = parse_version(release)
+    except ValueError:
+        raise _Rejected("target_invalid", f"release version {release!r} is not a version", stage="manifest") from None
+    try:
+        return new < parse_version(running)
+    except ValueError:
+        return False
+
+
+def clamp_poll_interval(value: object, current: int) -> int:
+    """The poll interval a server asked for, clamped to :data:`POLL_INTERVAL_RANGE` (``current`` when the value is
+    not a finite number): a server can neither make the agent busy-loop nor go silent for years."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return current
+    low, high = POLL_INTERVAL_RANGE
+    return int(min(high, max(low, value)))
 
 
 def _detail(r: httpx.Response) -> str:
