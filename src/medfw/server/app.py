@@ -501,10 +501,11 @@ def create_app(
     def reports(
         _actor: Reader,
         device: Annotated[str | None, Query(max_length=64)] = None,
+        rollout: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Any:
-        """Device reports, newest first."""
-        return service.reports(device_id=device, limit=limit)
+        """Device reports, newest first (optionally of one device and/or one rollout)."""
+        return service.reports(device_id=device, rollout_id=rollout, limit=limit)
 
     @app.post("/api/v1/tokens", response_model=schemas.TokenCreated, status_code=201, tags=["tokens"])
     def create_token(body: schemas.TokenCreate, actor: Admin) -> Any:

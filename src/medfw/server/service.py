@@ -481,13 +481,16 @@ class FleetService:
             rel = s.get(Release, ro.release_id)
             assert rel is not None
             rows = s.execute(
-                select(Assignment.phase, Assignment.state, func.count())
+                select(Assignment.phase, Assignment.state, Assignment.reason, func.count())
                 .where(Assignment.rollout_id == rollout_id)
-                .group_by(Assignment.phase, Assignment.state)
+                .group_by(Assignment.phase, Assignment.state, Assignment.reason)
             ).all()
         per_phase: list[Counter[str]] = [Counter() for _ in ro.phases]
-        for phase, state, n in rows:
+        reasons: Counter[tuple[str, str]] = Counter()
+        for phase, state, reason, n in rows:
             per_phase[phase][state] += n
+            if reason and (state in rules.ERROR_STATES or state == "skipped"):
+                reasons[(state, reason)] += n
         return {
             "id": ro.id,
             "name": ro.name,
@@ -497,12 +500,16 @@ class FleetService:
             "target": ro.target,
             "state": ro.state,
             "state_reason": ro.state_reason,
-            "current_phase": ro.current_phase,
+            "current_phase": ro.current_phase + 1,
             "success_threshold": ro.success_threshold,
             "error_threshold": ro.error_threshold,
             "phases": [
-                {"index": i, "spec": spec, "counts": dict(sorted(per_phase[i].items()))}
+                {"phase": i + 1, "spec": spec, "counts": dict(sorted(per_phase[i].items()))}
                 for i, spec in enumerate(ro.phases)
+            ],
+            "reasons": [
+                {"state": state, "reason": reason, "devices": n}
+                for (state, reason), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
             ],
             "created": ro.created.isoformat(),
             "updated": ro.updated.isoformat(),
@@ -583,16 +590,12 @@ class FleetService:
                         "action": "pause",
                         "failed": counts.failed,
                         "considered": counts.considered,
-                        "phase": ro.current_phase,
+                        "phase": ro.current_phase + 1,
                     },
                 )
                 return
             if decision is rules.Decision.FINISH:
-                ro.state = rules.RolloutState.FINISHED.value
-                ro.state_reason = "success_threshold reached in the last phase"
-                self._audit(
-                    "rollout.change", "success", "server", objects={"rollout": str(ro.id)}, data={"action": "finish"}
-                )
+                self._finish(s, ro)
                 return
             ro.current_phase += 1
             s.execute(
@@ -609,8 +612,33 @@ class FleetService:
                 "success",
                 "server",
                 objects={"rollout": str(ro.id)},
-                data={"action": "advance", "phase": ro.current_phase},
+                data={"action": "advance", "phase": ro.current_phase + 1},
             )
+
+    def _finish(self, s: Session, ro: Rollout) -> None:
+        """End a rollout whose last phase is done: ``finished``, or ``nothing_to_do`` when no device was updated."""
+        updated = s.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.rollout_id == ro.id,
+                Assignment.state.in_(["confirmed", *rules.ERROR_STATES]),
+                func.coalesce(Assignment.reason, "") != "already_installed",
+            )
+        )
+        if updated:
+            ro.state = rules.RolloutState.FINISHED.value
+            ro.state_reason = "success_threshold reached in the last phase"
+        else:
+            ro.state = rules.RolloutState.NOTHING_TO_DO.value
+            ro.state_reason = "no device needed this release (all skipped or already on it)"
+        self._audit(
+            "rollout.change",
+            "success",
+            "server",
+            objects={"rollout": str(ro.id)},
+            data={"action": "finish", "state": ro.state},
+        )
 
     # ---- device API ----------------------------------------------------------------------------------------
 
@@ -787,11 +815,15 @@ class FleetService:
         )
         return {"device": device_id, "status": status, "accepted": True}
 
-    def reports(self, *, device_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Most recent reports first."""
+    def reports(
+        self, *, device_id: str | None = None, rollout_id: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Most recent reports first (optionally of one device and/or one rollout)."""
         q = select(Report).order_by(Report.id.desc()).limit(max(1, min(limit, 1000)))
         if device_id is not None:
             q = q.where(Report.device_id == device_id)
+        if rollout_id is not None:
+            q = q.where(Report.rollout_id == rollout_id)
         with self.sessions() as s:
             return [
                 {
