@@ -53,12 +53,8 @@ def _esp(repo: dict[str, str], tmp: Path, version: str, svn: int, chip: str = "e
 
 
 def _publish(repo: dict[str, str], image: str, *extra: str) -> list[str]:
-    return ["ota", "release", "publish", "--repo", repo["repo"], "--image", image, "--model", "pump"] + [
-        "--targets-key",
-        repo["targets"],
-        "--json",
-        *extra,
-    ]
+    base = ["ota", "release", "publish", "--repo", repo["repo"], "--image", image, "--model", "pump"]
+    return [*base, "--targets-key", repo["targets"], "--json", *extra]
 
 
 @pytest.mark.parametrize(
