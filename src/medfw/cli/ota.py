@@ -377,6 +377,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
         os.environ[asgi.ENV_AUDIT] = args.audit_log
+    if args.vuln_db:
+        os.environ[asgi.ENV_VULN_DB] = args.vuln_db
     uvicorn.run(
         "medfw.server.asgi:create_from_env",
         factory=True,
@@ -618,6 +620,11 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--vuln-db",
+        metavar="URL",
+        help="vulnerability index whose released SBOMs and findings the console shows (default: none)",
+    )
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_serve)

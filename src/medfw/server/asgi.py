@@ -20,6 +20,7 @@ ENV_DB = "MEDFW_OTA_DB"
 ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+ENV_VULN_DB = "MEDFW_OTA_VULN_DB"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ServerSettings:
     repo: str | None = None
     audit_log: str | None = None
     poll_interval: int = 60
+    vuln_db: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -47,7 +49,7 @@ def _sink(path: str | None) -> AuditSink:
 
 
 def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
-    """Open the database (migrating it), the repository and its online keys; return the app."""
+    """Open the database (migrating it), the repository and its online keys; return the app with its console."""
     engine = make_engine(settings.db)
     if run_migrations:
         migrate(engine)
@@ -56,13 +58,21 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
     service = FleetService(
         make_sessionmaker(engine), sink or _sink(settings.audit_log), poll_interval=settings.poll_interval
     )
-    return create_app(service, repo, online_keys=keys)
+    app = create_app(service, repo, online_keys=keys)
+    from medfw.server.console import attach_console  # noqa: PLC0415 - the web console at /
+
+    attach_console(app, service, audit_log=settings.audit_log, vuln_db=settings.vuln_db)
+    return app
 
 
 def create_from_env() -> FastAPI:
-    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG`` /
+    ``MEDFW_OTA_VULN_DB``."""
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
-        db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None
+        db=os.environ.get(ENV_DB) or default_db_url(repo),
+        repo=repo,
+        audit_log=os.environ.get(ENV_AUDIT) or None,
+        vuln_db=os.environ.get(ENV_VULN_DB) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

@@ -182,6 +182,20 @@ class FleetService:
         )
         return token
 
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every management token's name, role and creation time (never the token)."""
+        with self.sessions() as s:
+            rows = s.execute(select(ApiToken.name, ApiToken.role, ApiToken.created).order_by(ApiToken.name)).all()
+        return [{"name": n, "role": r, "created": c.isoformat()} for n, r, c in rows]
+
+    def revoke_token(self, name: str, *, actor: str) -> None:
+        """Revoke a management token: it stops working at once (its console sessions end with it)."""
+        with self.sessions.begin() as s:
+            if s.scalar(select(ApiToken.id).where(ApiToken.name == name)) is None:
+                raise ApiError(404, f"no token named {name!r}", field="name")
+            s.execute(delete(ApiToken).where(ApiToken.name == name))
+        self._audit("config.change", "success", actor, objects={"token": name}, data={"action": "token.revoke"})
+
     def authenticate_token(self, token: str) -> tuple[str, Role] | None:
         """Return (name, role) of a management token, or ``None``."""
         with self.sessions() as s:

@@ -1,0 +1,32 @@
+"""Console sessions: a signed-in browser, bound to the management token it signed in with.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Create ``console_sessions`` (only hashes of the session id are stored)."""
+    op.create_table(
+        "console_sessions",
+        sa.Column("id_hash", sa.String(64), primary_key=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    """Drop ``console_sessions``."""
+    op.drop_table("console_sessions")
