@@ -370,7 +370,9 @@ def _serve(args: argparse.Namespace) -> int:
         _repo(args.repo)  # fail early on a wrong directory
     migrate(make_engine(db))
     if args.json:
-        emit(args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
+        emit(
+            args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo}, now=True
+        )
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
     if args.repo:

@@ -154,7 +154,7 @@ def _scan(args: argparse.Namespace) -> int:
         result = _scanner.scan(index, sbom, vex=overlays)
     finally:
         index.close()
-    fmt = "json" if args.json else args.format
+    fmt = args.format
     text: str | None = None
     if fmt == "json":
         text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
@@ -168,6 +168,10 @@ def _scan(args: argparse.Namespace) -> int:
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
+    if args.json:
+        emit(args, result.as_dict())
+    elif args.out:
+        pass
     elif text is not None:
         out_console.file.write(text)
         out_console.file.flush()
