@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -22,12 +21,19 @@ from medfw.image.mcuboot_sign import sign_image as mcuboot_sign
 from medfw.image.sbv2 import sign_image
 from medfw.server.asgi import ServerSettings, build_app
 
+from ._json import envelope
+
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    """Exit code, the envelope's result (``--json``) or stdout, and stderr plus any envelope error message."""
     code = main(list(argv))
     cap = capsys.readouterr()
-    out = cap.out
-    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out, cap.err
+    if "--json" not in argv:
+        return code, cap.out, cap.err
+    doc = envelope(cap.out)
+    if "error" in doc:
+        return code, doc["error"], cap.err + doc["error"]["message"]
+    return code, doc["result"], cap.err
 
 
 def _key(path: Path) -> str:

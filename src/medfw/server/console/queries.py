@@ -49,13 +49,12 @@ def fleet_summary(
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=stale_hours)
     stale = case((or_(Device.last_seen.is_(None), Device.last_seen < cutoff), 1), else_=0)
     q = (
-        select(Device.model, func.coalesce(Device.version, ""), func.count(), func.sum(stale))
+        select(Device.model, Device.version, func.count(), func.sum(stale))
         .where(Device.credential_hash != "")
-        .group_by(Device.model, func.coalesce(Device.version, ""))
-        .order_by(Device.model, func.coalesce(Device.version, ""))
+        .group_by(Device.model, Device.version)
     )
     with sessions() as s:
-        rows = tuple((str(m), str(v), int(n), int(st or 0)) for m, v, n, st in s.execute(q))
+        rows = tuple(sorted((str(m), str(v or ""), int(n), int(st or 0)) for m, v, n, st in s.execute(q)))
     return FleetSummary(rows, sum(r[2] for r in rows), sum(r[3] for r in rows), stale_hours)
 
 
