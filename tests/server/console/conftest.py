@@ -18,7 +18,7 @@ from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
 from medfw.update.repository import ReleaseInfo, TufRepository
 
-from ..conftest import _signer
+from server.conftest import _signer
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
