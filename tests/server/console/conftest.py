@@ -17,7 +17,6 @@ from medfw.server.credentials import Role
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
 from medfw.update.repository import ReleaseInfo, TufRepository
-
 from server.conftest import _signer
 
 with warnings.catch_warnings():
