@@ -167,6 +167,7 @@ def test_rollout_detail_reasons_pause_and_resume(site: Site) -> None:
     site.sign_in("operator")
     page = site.client.get(f"/rollouts/{ro['id']}").text
     assert "<code>untrusted_key</code> ×2" in page and "error_threshold: 2/4 devices failed" in page
+    assert page.count('<svg class="progress" role="img"') == 1 and "&lt;svg" not in page
     assert "action-resume" in page and "action-pause" not in page
     r = site.client.post(f"/rollouts/{ro['id']}/resume", data={"csrf": site.csrf("/")}, follow_redirects=False)
     assert r.status_code == 303

@@ -84,8 +84,7 @@ def progress_bar(counts: Mapping[str, int], *, label: str, width: int = 480, hei
     parts = [
         f'<svg class="progress" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'preserveAspectRatio="none"><title>{escape(label)}: '
-        + escape(", ".join(f"{n} {s}" for s, n in _ordered(counts)) or "no devices")
-        + "</title>",
+        f"{escape(', '.join(f'{n} {s}' for s, n in _ordered(counts)) or 'no devices')}</title>",
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#eceff1"/>',
     ]
     x = 0.0

@@ -20,6 +20,7 @@ _Text = Annotated[str, Query(max_length=64)]
 
 
 def _fleet_context(c: Console) -> dict[str, Any]:
+    c.service.flush_seen()  # what polling devices reported (no query when nothing is pending)
     summary = queries.fleet_summary(c.service.sessions, stale_hours=c.stale_hours)
     chart_rows = [(f"{m} {v or '(not reported)'}", n) for m, v, n, _stale in summary.rows]
     return {"summary": summary, "chart_rows": chart_rows}
@@ -67,6 +68,7 @@ def routes(c: Console) -> APIRouter:
         if state and state not in _STATES:
             errors["state"] = f"unknown state (one of {', '.join(_STATES)})"
             state = ""
+        c.service.flush_seen()
         f = queries.DeviceFilter(
             q=q.strip(), model=model, group=group, version=version, state=state, seen_hours=seen_hours
         )

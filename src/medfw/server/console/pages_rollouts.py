@@ -54,13 +54,20 @@ def _parse_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
             errors[name] = "a whole number from 1 to 100"
     if not values["release"]:
         errors["release"] = "choose a release"
-    if not errors:
+    # every field is checked, so all the messages come back at once
+    probe = {**body, "release": body["release"] or 0}
+    probe.update({k: 50 for k in ("success_threshold", "error_threshold") if k in errors})
+    try:
+        RolloutCreate.model_validate(probe)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = str(err["loc"][0]) if err.get("loc") else "release"
+            errors.setdefault(loc if loc in _FIELDS else "release", str(err.get("msg", "invalid")))
+    if "phases" not in errors and body["phases"]:
         try:
-            RolloutCreate.model_validate(body)
-        except ValidationError as e:
-            for err in e.errors():
-                loc = str(err["loc"][0]) if err.get("loc") else "release"
-                errors.setdefault(loc if loc in _FIELDS else "release", str(err.get("msg", "invalid")))
+            rules.parse_phases(body["phases"])
+        except MedfwError as e:
+            errors["phases"] = e.message
     return body, errors
 
 

@@ -123,8 +123,8 @@ def cross_site(request: Request) -> bool:
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return True
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
+    if origin is None or origin == "null":  # no-referrer makes browsers send "null": the CSRF token decides
+        return False
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     return origin.rstrip("/") != own
 
