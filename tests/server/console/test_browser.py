@@ -280,3 +280,25 @@ def test_pages_stay_on_origin_carry_csp_and_pass_axe(browser: Any, live: Live) -
         assert bad == [], (path, bad)
     scan.context.close()
     page.context.close()
+
+
+def test_everything_works_with_javascript_off(browser: Any, live: Live) -> None:
+    live.fleet.add_device("pump-0")
+    live.fleet.devices["pump-0"].agent.run_once()
+    live.fleet.publish("1.1.0", 2)
+    page = _page(browser, live, java_script_enabled=False)
+    _sign_in(page, live, "operator", "/rollouts/new")
+    page.select_option("#f-release", label="pump/pump-1.1.0.bin (version 1.1.0, secure_version 2)")
+    page.fill("#f-phases", "100%")
+    page.click("#create-rollout")
+    page.wait_for_url(lambda u: "/rollouts/1" in u)
+    page.click("#action-pause")
+    assert page.inner_text("#rollout-state") == "paused"
+    assert page.locator("time").first.inner_text().endswith(" UTC")  # no script: the UTC time is the text
+    page.goto(live.url + "/devices")
+    page.select_option("#f-model", "pump")
+    page.click("text=Filter")
+    assert "model=pump" in page.url and page.inner_text("#device-count") == "1 device(s)"
+    page.click("text=Sign out")
+    page.wait_for_url(live.url + "/login")
+    page.context.close()

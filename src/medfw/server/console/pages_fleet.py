@@ -81,7 +81,7 @@ def routes(c: Console) -> APIRouter:
             f=f,
             params=f.query_string(),
             result=result,
-            facets=queries.facets(c.service.sessions),
+            facets=c.cached("facets", 30.0, lambda: queries.facets(c.service.sessions)),
             states=_STATES,
             errors=errors,
             status=422 if errors else 200,

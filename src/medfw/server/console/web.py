@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +81,7 @@ class Console:
     refresh_seconds: int = 5
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     env: jinja2.Environment = field(init=False)
+    _memo: dict[str, tuple[float, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.env = jinja2.Environment(
@@ -99,6 +102,16 @@ class Console:
             query=_query,
             Role=Role,
         )
+
+    def cached(self, key: str, seconds: float, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered for ``seconds`` (for slow-changing aggregates such as filter choices)."""
+        now = time.monotonic()
+        hit = self._memo.get(key)
+        if hit is not None and now - hit[0] < seconds:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (now, value)
+        return value
 
     def render(
         self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200, **ctx: Any

@@ -1,4 +1,4 @@
-"""Console sessions: a signed-in browser, bound to the management token it signed in with.
+"""Console sessions (a signed-in browser, bound to the management token it signed in with); reports by rollout.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create ``console_sessions`` (only hashes of the session id are stored)."""
+    """Create ``console_sessions`` (only hashes of the session id are stored) and index reports by rollout."""
     op.create_table(
         "console_sessions",
         sa.Column("id_hash", sa.String(64), primary_key=True),
@@ -25,8 +25,10 @@ def upgrade() -> None:
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_reports_rollout_id", "reports", ["rollout_id"])
 
 
 def downgrade() -> None:
-    """Drop ``console_sessions``."""
+    """Drop ``console_sessions`` and the reports index."""
+    op.drop_index("ix_reports_rollout_id", table_name="reports")
     op.drop_table("console_sessions")
