@@ -104,6 +104,22 @@ def _fleet(url: str, devices: int, rollouts: int) -> dict[str, Any]:
     return {"engine": engine, "service": service, "token": token}
 
 
+def _reuse(url: str) -> dict[str, Any]:
+    from medfw.audit.sink import NullSink
+    from medfw.server.credentials import Role
+    from medfw.server.db import make_engine, make_sessionmaker, migrate
+    from medfw.server.service import FleetService
+
+    engine = make_engine(url)
+    migrate(engine)
+    service = FleetService(make_sessionmaker(engine), NullSink())
+    return {
+        "engine": engine,
+        "service": service,
+        "token": service.create_token(f"b-{uuid.uuid4().hex[:6]}", Role.ADMIN),
+    }
+
+
 def _measure(client: Any, path: str, loads: int) -> list[float]:
     for _ in range(2):
         r = client.get(path)
@@ -122,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--devices", type=int, default=100_000)
     ap.add_argument("--rollouts", type=int, default=50)
     ap.add_argument("--loads", type=int, default=20)
+    ap.add_argument("--keep", metavar="DB", help="keep the fleet in this database (reused when it exists)")
     args = ap.parse_args(argv)
 
     from medfw.server.app import create_app
@@ -131,14 +148,16 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    name = f"medfw_bench_console_{uuid.uuid4().hex[:8]}"
+    name = args.keep or f"medfw_bench_console_{uuid.uuid4().hex[:8]}"
     base = PG.rsplit("/", 1)[0]
     with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
         start = time.perf_counter()
-        fleet = _fleet(f"{base}/{name}", args.devices, args.rollouts)
-        print(f"fleet written in {time.perf_counter() - start:.1f} s", flush=True)
+        fleet = _reuse(f"{base}/{name}") if exists else _fleet(f"{base}/{name}", args.devices, args.rollouts)
+        print(f"fleet ready in {time.perf_counter() - start:.1f} s", flush=True)
         app = create_app(fleet["service"], None, maintenance_interval=3600)
         attach_console(app, fleet["service"])
         with TestClient(app) as client:
@@ -179,8 +198,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"worst p95 {worst:.1f} ms: target (p95 <= {TARGET_P95_MS:.0f} ms on every page) {verdict}")
         fleet["engine"].dispose()
     finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.keep:
+            with psycopg.connect(PG, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ def site(db_url: str, tmp_path: Path) -> Iterator[Site]:
     tokens = {r.value: service.create_token(r.value, r) for r in Role}
     app = create_app(service, repo, maintenance_interval=3600)
     console = attach_console(app, service, audit_log=str(log))
+    console.aggregate_ttl = 0  # every page load counts afresh
     with TestClient(app, base_url="http://testserver") as client:
         release_id = int(service.releases()[0]["id"])
         yield Site(client, service, console, tokens, log, release_id)

@@ -163,6 +163,10 @@ def test_create_rollout_watch_devices_move_pause_and_resume(browser: Any, live: 
     expect(page.locator("#total-pending")).to_have_text("3")
     assert page.url == url_before
     _shot(page, "rollout")
+    fleet_page = page.context.new_page()
+    fleet_page.goto(live.url + "/")
+    _shot(fleet_page, "fleet")
+    fleet_page.close()
     page.click("#action-pause")
     expect(page.locator("#rollout-state")).to_have_text("paused")
     assert live.fleet.devices["pump-1"].agent.run_once().outcome == "idle"  # paused: nothing offered
@@ -172,8 +176,6 @@ def test_create_rollout_watch_devices_move_pause_and_resume(browser: Any, live: 
         assert live.fleet.devices[name].agent.run_once().outcome == "confirmed"
     expect(page.locator("#rollout-state")).to_have_text("finished")
     expect(page.locator("#total-confirmed")).to_have_text("4")
-    page.goto(live.url + "/")
-    _shot(page, "fleet")
     page.context.close()
 
 

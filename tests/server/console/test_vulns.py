@@ -75,7 +75,7 @@ def test_findings_components_and_exposure(site: Site, tmp_path: Path) -> None:
     site.service.flush_seen()
 
     app = create_app(site.service, None, maintenance_interval=3600)
-    attach_console(app, site.service, vuln_db=str(db))
+    attach_console(app, site.service, vuln_db=str(db)).aggregate_ttl = 0
     with TestClient(app) as client:
         m = CSRF_RE.search(client.get("/login").text)
         assert m is not None

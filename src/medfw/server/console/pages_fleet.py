@@ -20,8 +20,7 @@ _Text = Annotated[str, Query(max_length=64)]
 
 
 def _fleet_context(c: Console) -> dict[str, Any]:
-    c.service.flush_seen()  # what polling devices reported (no query when nothing is pending)
-    summary = queries.fleet_summary(c.service.sessions, stale_hours=c.stale_hours)
+    summary = c.fleet()
     chart_rows = [(f"{m} {v or '(not reported)'}", n) for m, v, n, _stale in summary.rows]
     return {"summary": summary, "chart_rows": chart_rows}
 
@@ -39,8 +38,7 @@ def routes(c: Console) -> APIRouter:
             "fleet.html",
             viewer,
             title="Fleet",
-            groups=queries.group_counts(c.service.sessions),
-            alerts=queries.alert_counts(c.service.sessions),
+            paused_by_errors=queries.paused_by_errors(c.service.sessions),
             **ctx,
         )
 

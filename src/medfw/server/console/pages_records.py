@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from medfw.server.console import queries
 from medfw.server.console.audit_view import AuditFilter, read_trail
 from medfw.server.console.vulns import VulnSource
 from medfw.server.console.web import Console
@@ -44,7 +43,7 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
     def releases(request: Request) -> Response:
         viewer = c.viewer(request)
         rows = list(reversed(c.service.releases()))
-        in_use = queries.releases_in_use(c.service.sessions)
+        in_use = c.fleet().in_use()
         return c.render(request, "releases.html", viewer, title="Releases", rows=rows, in_use=in_use)
 
     @r.get("/releases/{release_id}")
@@ -54,7 +53,7 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
         if rel is None:
             raise ApiError(404, f"no release {release_id}")
         found = vulns.for_sbom(_sbom_sha(rel)) if vulns is not None else None
-        devices = queries.releases_in_use(c.service.sessions).get((rel["model"], rel["version"]), 0)
+        devices = c.fleet().in_use().get((rel["model"], rel["version"]), 0)
         return c.render(
             request,
             "release.html",
@@ -73,7 +72,7 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
         rows: list[dict[str, Any]] = []
         unmatched: list[dict[str, Any]] = []
         if vulns is not None:
-            in_use = queries.releases_in_use(c.service.sessions)
+            in_use = c.fleet().in_use()
             for rel in c.service.releases():
                 found = vulns.for_sbom(_sbom_sha(rel))
                 if found is None:

@@ -80,7 +80,7 @@ def _form_page(
         viewer,
         title="New rollout",
         releases=c.service.releases(),
-        groups=queries.group_counts(c.service.sessions),
+        groups=c.fleet().groups,
         values=values,
         errors=errors,
         status=status,

@@ -25,6 +25,7 @@ __all__ = [
     "device_assignments",
     "device_page",
     "fleet_summary",
+    "paused_by_errors",
     "rollout_progress",
     "rollout_summaries",
 ]
@@ -34,50 +35,59 @@ PAGE_SIZE = 50
 
 @dataclass(frozen=True)
 class FleetSummary:
-    """Devices per model × version, how many of them were not seen lately, per group, and alerts."""
+    """Active devices per model × version (with how many were not seen lately), per group, and failed ones."""
 
     rows: tuple[tuple[str, str, int, int], ...]  # model, version, devices, not seen within the window
+    groups: tuple[tuple[str, int], ...]
     total: int
     stale: int
+    failed: int
     stale_hours: int
+
+    def in_use(self) -> dict[tuple[str, str], int]:
+        """Devices per (model, reported version): the exposure of a release."""
+        return {(m, v): n for m, v, n, _stale in self.rows if v}
 
 
 def fleet_summary(
     sessions: sessionmaker[Session], *, stale_hours: int = 24, now: datetime | None = None
 ) -> FleetSummary:
-    """One query: active devices per (model, version) and how many were not seen for ``stale_hours``."""
+    """One scan of the devices, grouped by (model, version, group): every count the fleet views need."""
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=stale_hours)
     stale = case((or_(Device.last_seen.is_(None), Device.last_seen < cutoff), 1), else_=0)
+    failed = case((Device.last_status.in_(sorted(rules.ERROR_STATES)), 1), else_=0)
     q = (
-        select(Device.model, Device.version, func.count(), func.sum(stale))
+        select(Device.model, Device.version, Device.group, func.count(), func.sum(stale), func.sum(failed))
         .where(Device.credential_hash != "")
-        .group_by(Device.model, Device.version)
+        .group_by(Device.model, Device.version, Device.group)
     )
+    per_version: Counter[tuple[str, str]] = Counter()
+    per_version_stale: Counter[tuple[str, str]] = Counter()
+    per_group: Counter[str] = Counter()
+    failures = 0
     with sessions() as s:
-        rows = tuple(sorted((str(m), str(v or ""), int(n), int(st or 0)) for m, v, n, st in s.execute(q)))
-    return FleetSummary(rows, sum(r[2] for r in rows), sum(r[3] for r in rows), stale_hours)
-
-
-def group_counts(sessions: sessionmaker[Session]) -> list[tuple[str, int]]:
-    """Active devices per group."""
-    q = (
-        select(Device.group, func.count())
-        .where(Device.credential_hash != "")
-        .group_by(Device.group)
-        .order_by(Device.group)
+        for model, version, group, n, n_stale, n_failed in s.execute(q):
+            key = (str(model), str(version or ""))
+            per_version[key] += int(n)
+            per_version_stale[key] += int(n_stale or 0)
+            per_group[str(group)] += int(n)
+            failures += int(n_failed or 0)
+    rows = tuple((m, v, per_version[(m, v)], per_version_stale[(m, v)]) for m, v in sorted(per_version))
+    return FleetSummary(
+        rows,
+        tuple(sorted(per_group.items())),
+        sum(per_version.values()),
+        sum(per_version_stale.values()),
+        failures,
+        stale_hours,
     )
-    with sessions() as s:
-        return [(str(g), int(n)) for g, n in s.execute(q)]
 
 
-def alert_counts(sessions: sessionmaker[Session]) -> dict[str, int]:
-    """Open alerts: rollouts paused by the error threshold, devices whose last report was a failure."""
-    paused = select(func.count()).where(Rollout.state == "paused", Rollout.state_reason.like("error_threshold%"))
-    failed = select(func.count()).where(
-        Device.credential_hash != "", Device.last_status.in_(sorted(rules.ERROR_STATES))
-    )
+def paused_by_errors(sessions: sessionmaker[Session]) -> int:
+    """Rollouts the error threshold paused (an open alert)."""
+    q = select(func.count()).where(Rollout.state == "paused", Rollout.state_reason.like("error_threshold%"))
     with sessions() as s:
-        return {"auto_paused_rollouts": int(s.scalar(paused) or 0), "failed_devices": int(s.scalar(failed) or 0)}
+        return int(s.scalar(q) or 0)
 
 
 @dataclass(frozen=True)
@@ -298,14 +308,3 @@ def rollout_summaries(sessions: sessionmaker[Session], *, state: str = "") -> li
         }
         for ro, path, version in rollouts
     ]
-
-
-def releases_in_use(sessions: sessionmaker[Session]) -> dict[tuple[str, str], int]:
-    """Active devices per (model, reported version): the exposure of a release."""
-    q = (
-        select(Device.model, Device.version, func.count())
-        .where(Device.credential_hash != "", Device.version.is_not(None))
-        .group_by(Device.model, Device.version)
-    )
-    with sessions() as s:
-        return {(str(m), str(v)): int(n) for m, v, n in s.execute(q)}

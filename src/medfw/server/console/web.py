@@ -79,11 +79,15 @@ class Console:
     vuln_db: str | None = None
     stale_hours: int = 24
     refresh_seconds: int = 5
+    #: seconds fleet-wide counts are reused within a process (default: the refresh interval)
+    aggregate_ttl: float = -1.0
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     env: jinja2.Environment = field(init=False)
     _memo: dict[str, tuple[float, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.aggregate_ttl < 0:
+            self.aggregate_ttl = float(self.refresh_seconds)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"),
             autoescape=True,
@@ -112,6 +116,16 @@ class Console:
         value = compute()
         self._memo[key] = (now, value)
         return value
+
+    def fleet(self) -> Any:
+        """The fleet's counts (one scan), at most one refresh interval old in this process."""
+        from medfw.server.console.queries import fleet_summary  # noqa: PLC0415 - avoids an import cycle
+
+        def compute() -> Any:
+            self.service.flush_seen()  # what polling devices reported (no query when nothing is pending)
+            return fleet_summary(self.service.sessions, stale_hours=self.stale_hours)
+
+        return self.cached("fleet", self.aggregate_ttl, compute)
 
     def render(
         self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200, **ctx: Any
