@@ -101,6 +101,8 @@ def _fleet(url: str, devices: int, rollouts: int) -> dict[str, Any]:
             .where(Rollout.id % 3 == 1)
             .values(state="paused", state_reason="error_threshold: 120/2000 devices failed")
         )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")  # what autovacuum does after a bulk load
     return {"engine": engine, "service": service, "token": token}
 
 
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"/devices/dev-{mid:06d}",
                 "/rollouts",
                 "/rollouts?state=paused",
+                "/rollouts?page=2",
                 f"/rollouts/{args.rollouts // 2}",
                 f"/live/rollouts/{args.rollouts // 2}?phases=3",
                 "/rollouts/new",

@@ -259,3 +259,15 @@ def test_empty_states(site: Site) -> None:
     assert "No devices yet" in site.client.get("/").text
     assert "No device matches" in site.client.get("/devices").text
     assert "No rollouts" in site.client.get("/rollouts").text
+
+
+def test_rollouts_list_is_paginated_newest_first(site: Site) -> None:
+    site.service.add_devices([(f"p{i:02d}", "pump", "esp32c3") for i in range(21)], actor="test")
+    for i in range(21):
+        site.service.create_rollout(release=site.release_id, devices=[f"p{i:02d}"], phases=["100%"], actor="test")
+    site.sign_in("read-only")
+    page = site.client.get("/rollouts").text
+    ids = re.findall(r'<td><a href="/rollouts/(\d+)">', page)
+    assert ids == [str(i) for i in range(21, 1, -1)] and "Page 1 of 2" in page
+    page = site.client.get("/rollouts", params={"page": 2}).text
+    assert re.findall(r'<td><a href="/rollouts/(\d+)">', page) == ["1"]

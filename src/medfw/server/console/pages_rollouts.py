@@ -92,13 +92,25 @@ def routes(c: Console) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
     @r.get("/rollouts")
-    def rollouts(request: Request, state: Annotated[str, Query(max_length=16)] = "") -> Response:
+    def rollouts(
+        request: Request,
+        state: Annotated[str, Query(max_length=16)] = "",
+        page: Annotated[int, Query(ge=1, le=10**6)] = 1,
+    ) -> Response:
         viewer = c.viewer(request)
         if state and state not in set(rules.RolloutState):
             state = ""
-        rows = queries.rollout_summaries(c.service.sessions, state=state)
+        rows, pages = queries.rollout_summaries(c.service.sessions, state=state, page=page)
         return c.render(
-            request, "rollouts.html", viewer, title="Rollouts", rows=rows, state=state, states=list(rules.RolloutState)
+            request,
+            "rollouts.html",
+            viewer,
+            title="Rollouts",
+            rows=rows,
+            state=state,
+            states=list(rules.RolloutState),
+            page=min(page, pages),
+            pages=pages,
         )
 
     @r.get("/rollouts/new")

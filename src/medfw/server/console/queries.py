@@ -275,24 +275,34 @@ def rollout_progress(sessions: sessionmaker[Session], rollout_id: int, phase_cou
     return RolloutProgress(rollout_id, st, why, cur + 1, tuple(dict(p) for p in phases), ordered)
 
 
-def rollout_summaries(sessions: sessionmaker[Session], *, state: str = "") -> list[dict[str, Any]]:
-    """Every rollout with its release and device counts by state, in two statements (not one per rollout)."""
-    q = (
-        select(Rollout, Release.target_path, Release.version)
-        .join(Release, Release.id == Rollout.release_id)
-        .order_by(Rollout.id.desc())
-    )
+def rollout_summaries(
+    sessions: sessionmaker[Session], *, state: str = "", page: int = 1, size: int = 20
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of rollouts (newest first) with release and device counts by state, and the number of pages.
+
+    Three statements whatever the page size: the total, the page of rollouts, and the counts of those rollouts.
+    """
+    q = select(Rollout, Release.target_path, Release.version).join(Release, Release.id == Rollout.release_id)
+    total_q = select(func.count()).select_from(Rollout)
     if state:
         q = q.where(Rollout.state == state)
-    counts = select(Assignment.rollout_id, Assignment.state, func.count()).group_by(
-        Assignment.rollout_id, Assignment.state
-    )
+        total_q = total_q.where(Rollout.state == state)
     with sessions() as s:
-        rollouts = s.execute(q).all()
+        total = int(s.scalar(total_q) or 0)
+        pages = max(1, -(-total // size))
+        page = min(max(1, page), pages)
+        rollouts = s.execute(q.order_by(Rollout.id.desc()).offset((page - 1) * size).limit(size)).all()
+        ids = [ro.id for ro, _p, _v in rollouts]
         per: dict[int, Counter[str]] = {}
-        for rid, st, n in s.execute(counts):
-            per.setdefault(int(rid), Counter())[st] += n
-    return [
+        if ids:
+            counts = (
+                select(Assignment.rollout_id, Assignment.state, func.count())
+                .where(Assignment.rollout_id.in_(ids))
+                .group_by(Assignment.rollout_id, Assignment.state)
+            )
+            for rid, st, n in s.execute(counts):
+                per.setdefault(int(rid), Counter())[st] += n
+    rows = [
         {
             "id": ro.id,
             "name": ro.name,
@@ -308,3 +318,4 @@ def rollout_summaries(sessions: sessionmaker[Session], *, state: str = "") -> li
         }
         for ro, path, version in rollouts
     ]
+    return rows, pages
