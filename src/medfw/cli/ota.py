@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
@@ -87,8 +88,8 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+    for r in rows:  # device-reported strings may hold rich markup ("[/x]"): cells are plain Text
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     out_console.print(t)
 
 
