@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medfw._io import read_bytes
-from medfw.errors import MalformedImageError, ManifestError, VerificationError
+from medfw.errors import IntegrityError, MalformedImageError, ManifestError, VerificationError
 from medfw.sbom.model import ProjectSpec
 
 __all__ = [
@@ -159,6 +159,8 @@ def _mcuboot_identity(data: bytes, file: str) -> ImageIdentity:
     except MalformedImageError as e:
         e.path = file
         raise
+    except IntegrityError as e:  # a truncated body: no identity can be taken from it
+        raise MalformedImageError(e.message, path=file, field=e.field, offset=e.offset) from None
     start = img.header.hdr_size
     end = start + img.header.img_size
     return ImageIdentity(
