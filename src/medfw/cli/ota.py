@@ -332,9 +332,10 @@ def _publish(args: argparse.Namespace) -> int:
             _online_signer(repo_dir, "snapshot", None, generate=False),
             _online_signer(repo_dir, "timestamp", None, generate=False),
         )
-    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+    from medfw.audit.sink import AuditEvent, release_point  # noqa: PLC0415
 
-    audit_sink(args).record(
+    sink = audit_sink(args)
+    sink.record(
         AuditEvent(
             type="release.publish",
             outcome="success",
@@ -343,6 +344,14 @@ def _publish(args: argparse.Namespace) -> int:
             data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
         )
     )
+    try:
+        release_point(sink, "release")  # a release point: the audit log signs a checkpoint covering the publish
+    except MedfwError as e:
+        err_console.print(f"warning: no audit checkpoint at this release: {e.message}", markup=False, style="yellow")
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
     data = {
         "target_path": release.target_path,
         "model": release.model,
