@@ -112,7 +112,7 @@ def _rollout(row: Mapping[str, Any], source: str) -> FleetRollout:
         _s(row, "name", source, limit=128),
         _s(row, "release", source),
         _s(row, "state", source, limit=16),
-        _i(row, "current_phase", source),
+        max(0, _i(row, "current_phase", source) - 1),  # the API numbers phases from 1; FleetRollout from 0
         len(phases),
     )
 
