@@ -151,6 +151,18 @@ def fleet_from_api(server: str, token: str, *, client: Any = None) -> FleetView:
         api.close()
 
 
+def fleet_from_service(service: Any, *, source: str) -> FleetView:
+    """Read the fleet through a running server's :class:`~medfw.server.service.FleetService` (its console)."""
+    return _view(source, _rows(service.releases()), _rows(service.device_rows()), _rows(service.rollouts()))
+
+
+def _rows(items: Any) -> list[Any]:
+    """Service answers as mappings (dicts, or the service's frozen dataclasses)."""
+    from dataclasses import asdict, is_dataclass  # noqa: PLC0415
+
+    return [asdict(x) if is_dataclass(x) and not isinstance(x, type) else x for x in items]
+
+
 def fleet_from_db(url: str) -> FleetView:
     """Read the fleet from the server's database (SQLite path or URL, PostgreSQL URL), read-only.
 

@@ -69,18 +69,7 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
     @r.get("/vulnerabilities")
     def vulnerabilities(request: Request) -> Response:
         viewer = c.viewer(request)
-        rows: list[dict[str, Any]] = []
-        unmatched: list[dict[str, Any]] = []
-        if vulns is not None:
-            in_use = c.fleet().in_use()
-            for rel in c.service.releases():
-                found = vulns.for_sbom(_sbom_sha(rel))
-                if found is None:
-                    unmatched.append(rel)
-                    continue
-                exposure = in_use.get((rel["model"], rel["version"]), 0)
-                rows.extend({"release": rel, "finding": f, "devices": exposure} for f in found.open)
-            rows.sort(key=lambda x: (not x["finding"].kev, -x["devices"], -(x["finding"].score or 0)))
+        rows = vulns.exposure(c.service) if vulns is not None else []
         return c.render(
             request,
             "vulnerabilities.html",
@@ -89,7 +78,6 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
             configured=vulns is not None,
             vuln_error=vulns.error if vulns is not None else "",
             rows=rows,
-            unmatched=unmatched,
         )
 
     @r.get("/audit")

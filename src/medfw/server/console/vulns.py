@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from medfw.errors import MedfwError
 
 if TYPE_CHECKING:
+    from medfw.server.service import FleetService
+    from medfw.vuln.exposure import Exposure
     from medfw.vuln.index import VulnIndex
     from medfw.vuln.model import Finding, ScanInput
 
@@ -51,6 +53,7 @@ class VulnSource:
         self.ttl = ttl
         self._index: VulnIndex | None = None
         self._cache: dict[str, tuple[float, ReleaseFindings | None]] = {}
+        self._exposure: tuple[float, list[Exposure]] | None = None
         self._lock = threading.Lock()
         self.error = ""
 
@@ -95,3 +98,24 @@ class VulnSource:
         except MedfwError as e:
             self.error = e.message
         return None
+
+    def exposure(self, service: FleetService) -> list[Exposure]:
+        """Every open finding across released firmware with the devices exposed and the fix's rollout
+        (:func:`medfw.vuln.exposure.exposure` over this server's fleet), kept for ``ttl`` seconds."""
+        from medfw.vuln.exposure import exposure  # noqa: PLC0415
+        from medfw.vuln.fleet_view import fleet_from_service  # noqa: PLC0415
+
+        now = time.monotonic()
+        with self._lock:
+            if self._exposure is not None and now - self._exposure[0] < self.ttl:
+                return self._exposure[1]
+            index = self._open()
+            if index is None:
+                return []
+            try:
+                result = exposure(index, fleet_from_service(service, source="console"))
+            except MedfwError as e:
+                self.error = e.message
+                return []
+            self._exposure = (now, result)
+            return result
