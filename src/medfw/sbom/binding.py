@@ -156,11 +156,9 @@ def _mcuboot_identity(data: bytes, file: str) -> ImageIdentity:
 
     try:
         img = parse_image(data)
-    except MalformedImageError as e:
+    except (MalformedImageError, IntegrityError) as e:
         e.path = file
         raise
-    except IntegrityError as e:  # a truncated body: no identity can be taken from it
-        raise MalformedImageError(e.message, path=file, field=e.field, offset=e.offset) from None
     start = img.header.hdr_size
     end = start + img.header.img_size
     return ImageIdentity(
