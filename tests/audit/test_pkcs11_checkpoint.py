@@ -11,7 +11,7 @@ from medfw.audit import init_log, open_log, verify_log
 from medfw.audit.log import append_session
 from medfw.audit.sink import AuditEvent
 from medfw.crypto.keys import KeyType
-from medfw.crypto.pkcs11 import generate_key
+from medfw.crypto.pkcs11 import generate_keypair
 from medfw.errors import AuditError
 from softhsm import SoftHsm, softhsm_token
 
@@ -26,7 +26,7 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm
 @pytest.mark.parametrize("kind", [KeyType.ECDSA_P256, KeyType.ED25519])
 def test_checkpoint_key_in_a_token(softhsm: SoftHsm, tmp_path: Path, kind: KeyType) -> None:
     uri = softhsm.uri("audit-checkpoint")
-    generate_key(uri, kind)
+    generate_keypair(uri, kind)
     log = tmp_path / "a.db"
     res = init_log(log, checkpoint_key=uri, checkpoint_interval=3)
     assert res.checkpoint_key == uri and not (tmp_path / "a.db.ckey").exists()
