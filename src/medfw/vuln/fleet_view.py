@@ -7,9 +7,10 @@ a wrong or hostile server cannot make exposure report garbage.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from medfw.errors import InputError
@@ -157,10 +158,12 @@ def fleet_from_service(service: Any, *, source: str) -> FleetView:
 
 
 def _rows(items: Any) -> list[Any]:
-    """Service answers as mappings (dicts, or the service's frozen dataclasses)."""
+    """Service answers (the service's frozen dataclasses, or dicts) as the JSON rows the API would send."""
+    import json  # noqa: PLC0415
     from dataclasses import asdict, is_dataclass  # noqa: PLC0415
 
-    return [asdict(x) if is_dataclass(x) and not isinstance(x, type) else x for x in items]
+    rows = [asdict(x) if is_dataclass(x) and not isinstance(x, type) else x for x in items]
+    return list(json.loads(json.dumps(rows, default=str)))
 
 
 def fleet_from_db(url: str) -> FleetView:
@@ -175,7 +178,12 @@ def fleet_from_db(url: str) -> FleetView:
     engine = make_engine(url)
     try:
         service = FleetService(make_sessionmaker(engine))
-        return _view(url, service.releases(), service.device_rows(), service.rollouts())
+
+        # the service returns frozen views; as dicts they read like the management API's JSON
+        def plain(views: Sequence[Any]) -> list[Any]:
+            return [json.loads(json.dumps(asdict(v))) for v in views]
+
+        return _view(url, plain(service.releases()), plain(service.device_rows()), plain(service.rollouts()))
     finally:
         engine.dispose()
 

@@ -72,6 +72,6 @@ def site(db_url: str, tmp_path: Path) -> Iterator[Site]:
     console = attach_console(app, service, audit_log=str(log))
     console.aggregate_ttl = 0  # every page load counts afresh
     with TestClient(app, base_url="http://testserver") as client:
-        release_id = int(service.releases()[0]["id"])
+        release_id = service.releases()[0].id
         yield Site(client, service, console, tokens, log, release_id)
     engine.dispose()

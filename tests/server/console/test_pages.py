@@ -100,14 +100,14 @@ def test_device_page_timeline(site: Site) -> None:
             status=status,
             reason=None,
             detail=None,
-            rollout_id=ro["id"],
+            rollout_id=ro.id,
             version="1.1.0",
             secure_version=2,
             slot="ota_1",
         )
     site.sign_in("read-only")
     page = site.client.get("/devices/pump-001").text
-    assert f'href="/rollouts/{ro["id"]}"' in page and "pending" in page
+    assert f'href="/rollouts/{ro.id}"' in page and "pending" in page
     page = site.client.get("/devices/pump-000").text
     assert _cells(page, "reports-table")[1][1] == "confirmed"
     assert "1.1.0</span> (secure_version 2)" in page
@@ -159,21 +159,21 @@ def test_rollout_detail_reasons_pause_and_resume(site: Site) -> None:
             status="rejected",
             reason="untrusted_key",
             detail=None,
-            rollout_id=ro["id"],
+            rollout_id=ro.id,
             version=None,
             secure_version=None,
             slot=None,
         )
     site.sign_in("operator")
-    page = site.client.get(f"/rollouts/{ro['id']}").text
+    page = site.client.get(f"/rollouts/{ro.id}").text
     assert "<code>untrusted_key</code> ×2" in page and "error_threshold: 2/4 devices failed" in page
     assert page.count('<svg class="progress" role="img"') == 1 and "&lt;svg" not in page
     assert "action-resume" in page and "action-pause" not in page
-    r = site.client.post(f"/rollouts/{ro['id']}/resume", data={"csrf": site.csrf("/")}, follow_redirects=False)
+    r = site.client.post(f"/rollouts/{ro.id}/resume", data={"csrf": site.csrf("/")}, follow_redirects=False)
     assert r.status_code == 303
-    page = site.client.get(f"/rollouts/{ro['id']}").text
+    page = site.client.get(f"/rollouts/{ro.id}").text
     assert "resumed by token:operator" in page or "error_threshold" in page
-    r = site.client.post(f"/rollouts/{ro['id']}/explode", data={"csrf": site.csrf("/")}, follow_redirects=False)
+    r = site.client.post(f"/rollouts/{ro.id}/explode", data={"csrf": site.csrf("/")}, follow_redirects=False)
     assert r.status_code == 404
     actions = [
         e.body["data"]["action"] for e in list_entries(site.audit_log) if e.body.get("actor") == "token:operator"
@@ -194,7 +194,7 @@ def test_live_fragments_cost_one_query(site: Site) -> None:
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        r = site.client.get(f"/live/rollouts/{ro['id']}", params={"phases": 2})
+        r = site.client.get(f"/live/rollouts/{ro.id}", params={"phases": 2})
         assert r.status_code == 200 and r.text.startswith('<div id="rollout-live"')
         assert len(statements) == 1, statements
         statements.clear()

@@ -81,7 +81,7 @@ def test_findings_components_and_exposure(site: Site, tmp_path: Path) -> None:
         sbom={"ref": "sbom.cdx.json", "sha256": hashlib.sha256(fixed_sbom).hexdigest()},
     )
     site.service.sync_releases([info, fixed], actor="test")
-    release_id = next(r["id"] for r in site.service.releases() if r["version"] == "2.0.0")
+    release_id = next(r.id for r in site.service.releases() if r.version == "2.0.0")
     site.service.add_devices([(f"pump-{i}", "pump", "esp32c3") for i in range(3)], actor="test")
     for i in range(2):
         site.service.poll(f"pump-{i}", version="2.0.0", secure_version=3, slot="ota_0")
@@ -100,7 +100,7 @@ def test_findings_components_and_exposure(site: Site, tmp_path: Path) -> None:
         page = client.get("/vulnerabilities").text
         rows = re.findall(r"<tr><td><code>(CVE-[0-9-]+)</code></td>.*?<td class=\"n\">(\d+)</td>", page, re.S)
         assert rows == [("CVE-2014-0160", "2")]  # two devices run the affected release
-        assert f"rollout {fix_rollout['id']}</a> running at phase 1/2" in page  # the fix and how far it got
+        assert f"rollout {fix_rollout.id}</a> running at phase 1/2" in page  # the fix and how far it got
         # the release of the fixture has no SBOM in the index
         page = client.get(f"/releases/{site.release_id}").text
         assert "holds no SBOM with this release" in page

@@ -19,15 +19,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from medfw.errors import InputError, MedfwError, StorageError, TransportError
+from medfw.errors import MedfwError
 from medfw.server.console import pages_access, pages_fleet, pages_records, pages_rollouts
 from medfw.server.console.security import Forbidden, SecurityHeaders, SignInRequired
 from medfw.server.console.sessions import SessionStore
 from medfw.server.console.vulns import VulnSource
 from medfw.server.console.web import Console
-from medfw.server.service import ApiError, FleetService
+from medfw.server.http import status_of
+from medfw.server.service import FleetService
 
 __all__ = ["Console", "attach_console"]
 
@@ -61,7 +62,6 @@ async def _call(handler: Any, request: Request, exc: Exception) -> Response:
 
 
 def _install_handlers(app: FastAPI, c: Console) -> None:
-    json_api_error = app.exception_handlers.get(ApiError)
     json_medfw_error = app.exception_handlers.get(MedfwError)
     json_http_error = app.exception_handlers.get(StarletteHTTPException)
 
@@ -76,21 +76,10 @@ def _install_handlers(app: FastAPI, c: Console) -> None:
         assert isinstance(exc, Forbidden)
         return _error_page(c, request, 403, exc.message)
 
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        if _is_console(request):
-            return _error_page(c, request, exc.status, exc.message)
-        if json_api_error is not None:
-            return await _call(json_api_error, request, exc)
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
     async def medfw_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MedfwError)
         if _is_console(request):
-            status = (
-                422 if isinstance(exc, InputError) else 503 if isinstance(exc, StorageError | TransportError) else 400
-            )
-            return _error_page(c, request, status, exc.message)
+            return _error_page(c, request, status_of(exc), exc.message)
         assert json_medfw_error is not None
         return await _call(json_medfw_error, request, exc)
 
@@ -103,7 +92,6 @@ def _install_handlers(app: FastAPI, c: Console) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(Forbidden, forbidden)
-    app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(MedfwError, medfw_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
 

@@ -22,7 +22,7 @@ from medfw.server.console.security import (
 )
 from medfw.server.console.web import Console
 from medfw.server.credentials import Role
-from medfw.server.service import ApiError
+from medfw.server.errors import ServiceError
 
 __all__ = ["routes"]
 
@@ -110,7 +110,7 @@ def routes(c: Console) -> APIRouter:
         if not errors:
             try:
                 token = await run_in_threadpool(c.service.create_token, name, Role(role), actor=viewer.actor)
-            except ApiError as e:
+            except ServiceError as e:
                 errors["name"] = e.message
             else:
                 created = {"name": name, "role": role, "token": token}

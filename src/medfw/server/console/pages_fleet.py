@@ -10,8 +10,8 @@ from starlette.responses import Response
 from medfw.server.console import queries
 from medfw.server.console.audit_view import device_audit_entries
 from medfw.server.console.web import Console
+from medfw.server.errors import NotFound
 from medfw.server.models import Device
-from medfw.server.service import ApiError
 
 __all__ = ["routes"]
 
@@ -91,7 +91,7 @@ def routes(c: Console) -> APIRouter:
         with c.service.sessions() as s:
             dev = s.get(Device, device_id)
         if dev is None:
-            raise ApiError(404, f"no device {device_id}")
+            raise NotFound(f"no device {device_id}")
         reports = queries.device_reports(c.service.sessions, device_id)
         return c.render(
             request,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -11,7 +11,8 @@ from starlette.responses import Response
 from medfw.server.console.audit_view import AuditFilter, read_trail
 from medfw.server.console.vulns import VulnSource
 from medfw.server.console.web import Console
-from medfw.server.service import ApiError
+from medfw.server.errors import NotFound
+from medfw.server.views import ReleaseView
 
 __all__ = ["routes"]
 
@@ -19,9 +20,8 @@ _Text = Annotated[str, Query(max_length=64)]
 _AUDIT_PAGE = 100
 
 
-def _sbom_sha(release: dict[str, Any]) -> str:
-    sbom = release.get("sbom") or {}
-    return str(sbom.get("sha256", "")) if isinstance(sbom, dict) else ""
+def _sbom_sha(release: ReleaseView) -> str:
+    return str((release.sbom or {}).get("sha256", ""))
 
 
 def _parse_time(value: str, name: str, errors: dict[str, str]) -> datetime | None:
@@ -49,16 +49,16 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
     @r.get("/releases/{release_id}")
     def release(request: Request, release_id: int) -> Response:
         viewer = c.viewer(request)
-        rel = next((x for x in c.service.releases() if x["id"] == release_id), None)
+        rel = next((x for x in c.service.releases() if x.id == release_id), None)
         if rel is None:
-            raise ApiError(404, f"no release {release_id}")
+            raise NotFound(f"no release {release_id}")
         found = vulns.for_sbom(_sbom_sha(rel)) if vulns is not None else None
-        devices = c.fleet().in_use().get((rel["model"], rel["version"]), 0)
+        devices = c.fleet().in_use().get((rel.model, rel.version), 0)
         return c.render(
             request,
             "release.html",
             viewer,
-            title=f"Release {rel['target_path']}",
+            title=f"Release {rel.target_path}",
             rel=rel,
             found=found,
             vulns_configured=vulns is not None,

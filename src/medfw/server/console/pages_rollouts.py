@@ -15,9 +15,9 @@ from medfw.server import rollout as rules
 from medfw.server.console import queries
 from medfw.server.console.web import Console
 from medfw.server.credentials import Role
+from medfw.server.errors import NotFound
 from medfw.server.models import Release, Rollout
 from medfw.server.schemas import RolloutCreate
-from medfw.server.service import ApiError
 
 __all__ = ["routes"]
 
@@ -31,7 +31,7 @@ def _rollout_row(c: Console, rollout_id: int) -> tuple[Rollout, Release]:
         ro = s.get(Rollout, rollout_id)
         rel = s.get(Release, ro.release_id) if ro is not None else None
     if ro is None or rel is None:
-        raise ApiError(404, f"no rollout {rollout_id}")
+        raise NotFound(f"no rollout {rollout_id}")
     return ro, rel
 
 
@@ -54,6 +54,11 @@ def _parse_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
             errors[name] = "a whole number from 1 to 100"
     if not values["release"]:
         errors["release"] = "choose a release"
+    if body["phases"]:  # the rollout rules' own message first (it names the bad spec)
+        try:
+            rules.parse_phases(body["phases"])
+        except MedfwError as e:
+            errors["phases"] = e.message
     # every field is checked, so all the messages come back at once
     probe = {**body, "release": body["release"] or 0}
     probe.update({k: 50 for k in ("success_threshold", "error_threshold") if k in errors})
@@ -63,11 +68,6 @@ def _parse_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         for err in e.errors():
             loc = str(err["loc"][0]) if err.get("loc") else "release"
             errors.setdefault(loc if loc in _FIELDS else "release", str(err.get("msg", "invalid")))
-    if "phases" not in errors and body["phases"]:
-        try:
-            rules.parse_phases(body["phases"])
-        except MedfwError as e:
-            errors["phases"] = e.message
     return body, errors
 
 
@@ -127,11 +127,11 @@ def routes(c: Console) -> APIRouter:
         if not errors:
             try:
                 created = await run_in_threadpool(c.service.create_rollout, **body, actor=viewer.actor)
-            except (ApiError, MedfwError) as e:
+            except MedfwError as e:
                 where = e.field if e.field in _FIELDS else ("group" if e.field == "target" else "release")
                 errors[where] = e.message
             else:
-                return RedirectResponse(f"/rollouts/{created['id']}", status_code=303)
+                return RedirectResponse(f"/rollouts/{created.id}", status_code=303)
         return await run_in_threadpool(_form_page, c, request, viewer, values=values, errors=errors, status=422)
 
     @r.get("/rollouts/{rollout_id}")
@@ -156,14 +156,14 @@ def routes(c: Console) -> APIRouter:
         viewer = c.viewer(request)
         progress = queries.rollout_progress(c.service.sessions, rollout_id, phases)
         if progress is None:
-            raise ApiError(404, f"no rollout {rollout_id}")
+            raise NotFound(f"no rollout {rollout_id}")
         return c.render(request, "_rollout_live.html", viewer, p=progress, rollout_id=rollout_id, phase_count=phases)
 
     @r.post("/rollouts/{rollout_id}/{action}")
     async def control(request: Request, rollout_id: int, action: str) -> Response:
         viewer, _form = await c.form(request, Role.OPERATOR)
         if action not in _ACTIONS:
-            raise ApiError(404, f"unknown rollout action {action!r}")
+            raise NotFound(f"unknown rollout action {action!r}")
         await run_in_threadpool(c.service.control_rollout, rollout_id, action, actor=viewer.actor)
         return RedirectResponse(f"/rollouts/{rollout_id}", status_code=303)
 

@@ -2,9 +2,9 @@
 
 The browser holds only a random session id (an ``HttpOnly``, ``SameSite=Strict`` cookie, ``Secure`` over TLS); the
 database holds its SHA-256, the SHA-256 of the token it signed in with, and the session's CSRF token. Every check
-re-reads the token's name and role, so a revoked token ends its sessions. A process keeps a verified session in
-memory for :attr:`SessionStore.recheck` seconds so a page's live refresh costs no session query; signing out evicts
-it at once in that process.
+re-reads the token's name and role, so a revoked or expired token ends its sessions. A process keeps a verified
+session in memory for :attr:`SessionStore.recheck` seconds so a page's live refresh costs no session query;
+signing out evicts it at once in that process.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import DateTime, String, delete, select, update
+from sqlalchemy import DateTime, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from medfw.server.credentials import Role, hash_token
@@ -57,6 +58,11 @@ class Viewer:
         return self.role.allows(needed)
 
 
+def _valid(when: datetime) -> tuple[Any, ...]:
+    """The conditions of a token that still works: not revoked, not expired."""
+    return (ApiToken.revoked.is_(None), or_(ApiToken.expires.is_(None), ApiToken.expires > when))
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -95,7 +101,9 @@ class SessionStore:
         token_hash = hash_token(token)
         now = datetime.now(UTC)
         with self.sessions.begin() as s:
-            row = s.execute(select(ApiToken.name, ApiToken.role).where(ApiToken.token_hash == token_hash)).first()
+            row = s.execute(
+                select(ApiToken.name, ApiToken.role).where(ApiToken.token_hash == token_hash, *_valid(now))
+            ).first()
             if row is None:
                 return None
             raw = secrets.token_urlsafe(32)
@@ -130,7 +138,7 @@ class SessionStore:
             row = s.execute(
                 select(ConsoleSession, ApiToken.name, ApiToken.role)
                 .join(ApiToken, ApiToken.token_hash == ConsoleSession.token_hash)
-                .where(ConsoleSession.id_hash == key)
+                .where(ConsoleSession.id_hash == key, *_valid(now))
             ).first()
             if row is None:
                 return None
