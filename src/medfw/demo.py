@@ -300,25 +300,46 @@ def _device(demo: Demo) -> None:
     demo.facts["boot_1"] = boot
 
 
-def _demo_decision(finding: dict[str, Any]) -> tuple[str, list[str], str]:
-    """The example team's decision for a finding: patch what is known-exploited or critical, triage the rest.
+_NOT_LINKED = "code_not_present"
+#: The example team's analysis of the ESP-IDF findings (what each advisory names, and why this build is not
+#: affected): the linker map of examples/device lists no Bluetooth, BluFi, ESP-TEE, HTTP server, protocomm or JPEG
+#: code, and the pump runs Wi-Fi in station mode only (lwIP's DHCP server runs only for a SoftAP).
+TRIAGE: dict[str, tuple[str, str]] = {
+    "CVE-2025-55297": (_NOT_LINKED, "BluFi example (Bluetooth provisioning): not built into this firmware."),
+    "CVE-2025-64342": (_NOT_LINKED, "BLE controller advertising: the Bluetooth controller is not linked."),
+    "CVE-2025-66409": (_NOT_LINKED, "BlueDroid AVRCP: the Bluetooth host stack is not linked."),
+    "CVE-2025-68473": (_NOT_LINKED, "BlueDroid SDP (bta_dm_sdp_result): the Bluetooth host stack is not linked."),
+    "CVE-2025-68474": (_NOT_LINKED, "BlueDroid AVRCP vendor commands: the Bluetooth host stack is not linked."),
+    "CVE-2026-45160": (
+        "code_not_reachable",
+        "lwIP DHCP server option parser: runs only in SoftAP mode; the pump is a Wi-Fi station only.",
+    ),
+    "CVE-2026-45328": (_NOT_LINKED, "ESP-TEE secure-service wrappers: esp_tee is not part of this build."),
+    "CVE-2026-45329": (_NOT_LINKED, "ESP-TEE secure-service wrappers: esp_tee is not part of this build."),
+    "CVE-2026-45541": (_NOT_LINKED, "esp_http_server WebSocket handshake: esp_http_server is not linked."),
+    "CVE-2026-45542": (_NOT_LINKED, "protocomm Security Scheme 2: protocomm is not linked."),
+    "CVE-2026-46532": (_NOT_LINKED, "BlueDroid AVRCP vendor-command parser: the Bluetooth host stack is not linked."),
+    "CVE-2026-55687": (_NOT_LINKED, "esp_driver_jpeg DQT parser: no JPEG driver (the ESP32-C3 has no JPEG codec)."),
+}
+#: Due date the team sets for fixing an exploitable finding in the field.
+FIX_DUE = "2027-01-31"
 
-    A real team decides each finding by analysis; the demo applies one documented rule so the decision
-    record, VEX export and evidence bundle have realistic content.
+
+def _demo_decision(finding: dict[str, Any]) -> tuple[str, list[str], str]:
+    """The example team's decision for one finding (every finding gets a closing decision).
+
+    Analysed findings (:data:`TRIAGE`) are ``not_affected`` with the justification and the reason; anything
+    else — the Mbed TLS findings, and any finding a newer feed adds — is treated as ``exploitable`` and fixed
+    by updating the component, with a due date.
     """
-    if finding.get("kev") or finding.get("severity") == "critical":
-        return (
-            "exploitable",
-            ["--response", "update"],
-            "Fixed by upgrading the component in the next release; rollout tracked by the fleet server.",
-        )
-    if finding.get("severity") in {"low", "none"}:
-        return (
-            "not_affected",
-            ["--justification", "requires_configuration"],
-            "The vulnerable feature is disabled in this product's sdkconfig.",
-        )
-    return "in_triage", [], "Assigned to the product security team for applicability analysis."
+    analysed = TRIAGE.get(str(finding.get("vuln_id")))
+    if analysed is not None:
+        return "not_affected", ["--justification", analysed[0]], analysed[1]
+    return (
+        "exploitable",
+        ["--response", "update"],
+        f"Fixed by updating the component in the next release, due {FIX_DUE}; rollout tracked by the fleet server.",
+    )
 
 
 def _sbom_and_vulns(demo: Demo) -> None:

@@ -22,6 +22,7 @@ from .conftest import Built
 EXPECTED = {
     "release.json",
     "report.html",
+    "report.pdf",
     "images/app-1.1.0.bin",
     "images/bootloader.bin",
     "images/previous/app-1.0.0.bin",

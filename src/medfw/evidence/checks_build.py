@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medfw.buildcfg import BuildPolicy, check_config, load_config
+from medfw.buildcfg import BuildPolicy, SdkConfig, check_config, parse_sdkconfig, parse_sdkconfig_json
+from medfw.errors import ConfigError
 from medfw.evidence.report import CheckLine
 from medfw.evidence.spec import ReleaseSpec
 from medfw.sbom.binding import recorded_image_sha256, verify_binding
@@ -35,7 +36,8 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
     data = w.read(spec.build_config, "build configuration")
     name = "build/sdkconfig.json" if spec.build_config.suffix == ".json" else "build/sdkconfig"
     w.put(name, data)
-    result = check_config(load_config(w.root / name), BuildPolicy.load(spec.build_policy))
+    config = parse_sdkconfig_json(data, path=name) if name.endswith(".json") else _text_config(data, name)
+    result = check_config(config, BuildPolicy.load(spec.build_policy))
     doc = result.to_dict()
     doc["config"] = name
     w.json(BUILD_CONFIG_RESULT, doc)
@@ -45,6 +47,13 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
         "; failing: " + "; ".join(f"{r.rule.value}: {r.message}" for r in bad) if bad else ""
     )
     return CheckLine("Build configuration", result.passed, detail, BUILD_CONFIG_RESULT)
+
+
+def _text_config(data: bytes, name: str) -> SdkConfig:
+    try:
+        return parse_sdkconfig(data.decode("utf-8"), path=name)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.start})", path=name) from None
 
 
 def check_image_binding(doc: SbomDocument, spec: ReleaseSpec, images: list[tuple[str, str, str, bytes]]) -> str:

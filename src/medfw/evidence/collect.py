@@ -35,6 +35,7 @@ from medfw.evidence.report import CheckLine
 from medfw.evidence.scenario import run_update_path
 from medfw.evidence.spec import ReleaseSpec
 from medfw.evidence.trace import TRACE_MATRIX
+from medfw.evidence.verdict import open_findings, summarize_open
 from medfw.sbom.check import check_sbom
 from medfw.sbom.document import SbomDocument, parse_sbom
 from medfw.vuln import export_vex, open_index, scan
@@ -99,8 +100,13 @@ class BundleWriter:
     def read(self, path: Path, what: str) -> bytes:
         """Read an input (bounded) and record its SHA-256."""
         data = read_bytes(path, max_length=_MAX_INPUT, what=what)
-        name = path.relative_to(self.base).as_posix() if self.base and path.is_relative_to(self.base) else str(path)
-        self.inputs.append({"input": what, "path": name, "sha256": hashlib.sha256(data).hexdigest()})
+        inside = self.base is not None and path.is_relative_to(self.base)
+        # never an absolute path of the build machine: inputs outside the release directory by file name only
+        name = path.relative_to(self.base).as_posix() if self.base and inside else path.name
+        entry: dict[str, Any] = {"input": what, "path": name, "sha256": hashlib.sha256(data).hexdigest()}
+        if not inside:
+            entry["outside_release"] = True
+        self.inputs.append(entry)
         return data
 
 
@@ -318,6 +324,7 @@ class VulnOut:
                     "id": f.get("vuln_id"),
                     "component": f.get("component"),
                     "severity": f.get("severity"),
+                    "severity_source": f.get("severity_source") or "",
                     "score": f.get("score"),
                     "kev": f.get("kev"),
                     "state": d.get("state"),
@@ -346,19 +353,20 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
     w.json("vuln/vex.cdx.json", vex_cdx)
     w.json("vuln/vex.openvex.json", vex_open)
     w.json("vuln/history.json", {"releases": history})
-    undecided = [f for f in scanned.findings if f.decision is None]
     sbom_json = json.loads(sbom.data)
     problems = (
         binding.check_scan(scan_doc, sbom_json)
         + binding.check_vex_cyclonedx(vex_cdx, sbom_json)
         + binding.check_openvex(vex_open, sbom_json)
     )
+    rows = VulnOut(scan_doc, history).finding_rows()
+    still_open = open_findings(rows)
     checks = [
         CheckLine(
             "Vulnerability decisions",
-            not undecided,
-            f"{len(scanned.findings)} findings, {len(scanned.findings) - len(undecided)} with a recorded decision"
-            + (f"; undecided: {', '.join(f.key for f in undecided[:5])}" if undecided else ""),
+            not still_open,
+            f"{len(rows)} findings, {len(rows) - len(still_open)} with a closing decision, {len(still_open)} open"
+            + (f": {summarize_open(rows)}" if still_open else ""),
             "vuln/scan.json",
         ),
         CheckLine(
@@ -473,6 +481,8 @@ def collect_audit(w: BundleWriter, spec: ReleaseSpec, identifiers: set[str]) -> 
     if vkey is not None:
         log_report = verify_log(spec.audit_log, vkey)
         result["log"] = log_report.to_dict()
+        if "://" not in spec.audit_log:  # a file: its name only, never a path of the build machine
+            result["log"]["location"] = Path(spec.audit_log).name
         log_ok = log_report.ok
     w.json("results/audit.json", result)
     check = CheckLine(
