@@ -18,6 +18,7 @@ Bundle layout (every path below is listed with its SHA-256 and size in ``manifes
     vuln/vex.cdx.json             CycloneDX VEX bound to the SBOM serial
     vuln/vex.openvex.json         OpenVEX 0.2
     vuln/history.json             findings per registered release (postmarket history)
+    vuln/fixed.json               findings of the previous registered release this release fixes
     audit/export.json             audit export: this release's events, a signed checkpoint, inclusion proofs
     audit/checkpoint.pub.pem      the audit log's checkpoint public key
     results/audit.json            the export's verification at build time
@@ -229,6 +230,7 @@ def _build_into(
             files=[f.as_dict() for f in listed],
             update_steps=list(update.get("steps", [])),
             signer=public_key_fingerprint(signer.public_key()),
+            fixed=vuln.fixed,
         )
     )
     w.put("report.html", html.encode("utf-8"))

@@ -31,6 +31,7 @@ from medfw.evidence import binding
 from medfw.evidence.checks_build import check_image_binding
 from medfw.evidence.checks_images import key_digests, load_keys, verify_images
 from medfw.evidence.efuse_check import check_unit
+from medfw.evidence.fixed import fixed_by_release
 from medfw.evidence.report import CheckLine
 from medfw.evidence.scenario import run_update_path
 from medfw.evidence.spec import ReleaseSpec
@@ -313,6 +314,7 @@ class VulnOut:
     scan: dict[str, Any]
     history: list[dict[str, Any]]
     checks: list[CheckLine] = field(default_factory=list)
+    fixed: dict[str, Any] = field(default_factory=dict)
 
     def finding_rows(self) -> list[dict[str, Any]]:
         """The finding rows of the report."""
@@ -347,12 +349,14 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
         vex_open = export_vex(index, sbom.data, "openvex")
         label = sbom.doc.component.version if sbom.doc.component and sbom.doc.component.version else spec.version
         history = _history(index, scanned.sbom.serial, label, [f.severity for f in scanned.findings])
+        fixed = fixed_by_release(index, scanned)
     finally:
         index.close()
     w.json("vuln/scan.json", scan_doc)
     w.json("vuln/vex.cdx.json", vex_cdx)
     w.json("vuln/vex.openvex.json", vex_open)
     w.json("vuln/history.json", {"releases": history})
+    w.json("vuln/fixed.json", fixed)
     sbom_json = json.loads(sbom.data)
     problems = (
         binding.check_scan(scan_doc, sbom_json)
@@ -366,7 +370,8 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
             "Vulnerability decisions",
             not still_open,
             f"{len(rows)} findings, {len(rows) - len(still_open)} with a closing decision, {len(still_open)} open"
-            + (f": {summarize_open(rows)}" if still_open else ""),
+            + (f": {summarize_open(rows)}" if still_open else "")
+            + _fixed_note(fixed),
             "vuln/scan.json",
         ),
         CheckLine(
@@ -376,7 +381,16 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
             "vuln/vex.cdx.json",
         ),
     ]
-    return VulnOut(scan_doc, history, checks)
+    return VulnOut(scan_doc, history, checks, fixed)
+
+
+def _fixed_note(fixed: dict[str, Any]) -> str:
+    items = fixed.get("fixed") or []
+    if not items:
+        return ""
+    names = ", ".join(f"{f['id']} ({f['severity']})" for f in items[:5])
+    more = f" and {len(items) - 5} more (see vuln/fixed.json)" if len(items) > 5 else ""
+    return f"; fixed by this release since {fixed.get('previous_release')}: {names}{more}"
 
 
 def _history(index: VulnIndex, current_serial: str, current_label: str, current: Sequence[str]) -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ class ReportData:
     files: Sequence[dict[str, Any]] = field(default_factory=tuple)
     update_steps: Sequence[dict[str, Any]] = field(default_factory=tuple)
     signer: str = ""
+    fixed: dict[str, Any] = field(default_factory=dict)
 
 
 def _no_path(value: object) -> str:
@@ -168,6 +169,13 @@ def _verdict(data: ReportData) -> str:
         f"{len(data.findings)} findings",
         f"{len(still_open)} open" + (f" ({kev_open} known exploited)" if kev_open else ""),
     ]
+    fixed = list(data.fixed.get("fixed") or [])
+    if fixed:
+        critical = sum(1 for f in fixed if f.get("severity") == "critical" or f.get("kev"))
+        parts.append(
+            f"{len(fixed)} fixed since {data.fixed.get('previous_release')}"
+            + (f" ({critical} critical or known exploited)" if critical else "")
+        )
     if failed:
         parts.append("failing: " + ", ".join(failed))
     link = ' · <a href="#open-items">open items</a>' if (failed or still_open) else ""
@@ -200,7 +208,8 @@ def _summary(data: ReportData) -> list[str]:
 
 def _severity_cell(f: dict[str, Any]) -> str:
     sev = str(f.get("severity") or "unknown")
-    source = str(f.get("severity_source") or ("no score in any feed" if sev == "unknown" else "source not recorded"))
+    unscored = sev in ("unknown", "unscored")
+    source = str(f.get("severity_source") or ("no score in any feed" if unscored else "source not recorded"))
     return f'{_sev_badge(sev)}<span class="src">{_e(source)}</span>'
 
 
@@ -250,6 +259,29 @@ def _findings(data: ReportData) -> list[str]:
     return out
 
 
+def _fixed(data: ReportData) -> list[str]:
+    items = list(data.fixed.get("fixed") or [])
+    prev = data.fixed.get("previous_release")
+    if prev is None:
+        return []
+    out = [f'<section id="fixed"><h2>Fixed by this release ({len(items)} since {_e(prev)})</h2>']
+    if not items:
+        return [*out, "<p class='muted'>No finding of the previous release is fixed by this one.</p></section>"]
+    out.append(
+        "<table><thead><tr><th>Vulnerability</th><th>Component</th><th>Version then → now</th>"
+        "<th>Severity (source)</th><th>Score</th><th>Decision in the previous release</th></tr></thead><tbody>"
+    )
+    for f in items:
+        kev = '<span class="badge kevb">KEV</span>' if f.get("kev") else ""
+        out.append(
+            f"<tr><td>{_e(f.get('id'))} {kev}</td><td>{_e(f.get('component'))}</td>"
+            f"<td>{_e(f.get('version_before'))} → {_e(f.get('version_now'))}</td><td>{_severity_cell(f)}</td>"
+            f"<td>{_e(f.get('score') or '')}</td><td>{_e(f.get('previous_decision') or 'undecided')}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+    return out
+
+
 def _components(data: ReportData) -> list[str]:
     out = ['<section id="components"><h2>Components and support status</h2><table><thead><tr>']
     out.append(
@@ -286,6 +318,7 @@ def render_report(data: ReportData) -> str:
         *_summary(data),
         *_open_items(data),
         *_findings(data),
+        *_fixed(data),
         *_components(data),
     ]
     out.extend(_rest(data))

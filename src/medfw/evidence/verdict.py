@@ -22,7 +22,7 @@ __all__ = ["Closure", "closure", "open_findings", "order_findings", "summarize_o
 
 _DUE = re.compile(r"\bdue[:\s]\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FIXED = frozenset({"resolved", "resolved_with_pedigree", "false_positive"})
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "none", "unknown")
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "none", "unscored", "unknown")
 
 
 @dataclass(frozen=True)
