@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, write_private_key
-from medfw.errors import EXIT_OK, InputError, UsageError
+from medfw.errors import EXIT_OK, InputError, MedfwError, UsageError
 
 if TYPE_CHECKING:
     from medfw.update.repository import TufRepository
@@ -269,9 +269,10 @@ def _publish(args: argparse.Namespace) -> int:
             _online_signer(repo_dir, "snapshot", None, generate=False),
             _online_signer(repo_dir, "timestamp", None, generate=False),
         )
-    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
+    from medfw.audit.sink import AuditEvent, release_point  # noqa: PLC0415
 
-    audit_sink(args).record(
+    sink = audit_sink(args)
+    sink.record(
         AuditEvent(
             type="release.publish",
             outcome="success",
@@ -280,6 +281,14 @@ def _publish(args: argparse.Namespace) -> int:
             data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
         )
     )
+    try:
+        release_point(sink, "release")  # a release point: the audit log signs a checkpoint covering the publish
+    except MedfwError as e:
+        err_console.print(f"warning: no audit checkpoint at this release: {e.message}", markup=False, style="yellow")
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
     data = {
         "target_path": release.target_path,
         "model": release.model,

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medfw import __version__
 from medfw.errors import InputError, MedfwError, StorageError, TransportError
-from medfw.server import schemas
+from medfw.server import schemas, witness
 from medfw.server.credentials import Role
 from medfw.server.service import ApiError, FleetService
 from medfw.update.repository import TufRepository
@@ -512,6 +512,7 @@ def create_app(
         token = service.create_token(body.name, Role(body.role), actor=actor)
         return {"name": body.name, "role": body.role, "token": token}
 
+    app.include_router(witness.make_router(_need(Role.READ_ONLY), _need(Role.OPERATOR)))  # audit-log witness
     return app
 
 
