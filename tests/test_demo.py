@@ -100,6 +100,8 @@ def test_staged_rollout_canary_revert_exposure_downgrade(demo: tuple[Path, dict[
     updated = [u for u, v in after["running"].items() if v == "1.1.0"]
     assert len(updated) == facts["fleet_size"] - 1 and not set(updated) & set(after["exposed"])
     assert after["exposed"] == [last]  # the unit that reverted still runs 1.0.0, and is still exposed
+    fix = after["report"][0]["fixed_by"][0]
+    assert (fix["version"], fix["rollout"]["state"]) == ("1.1.0", "finished")
     assert "(reason rollback)" in facts["downgrade_refused"]
 
 

@@ -55,7 +55,7 @@ def _loop(demo: Demo) -> None:
         demo.run(
             [
                 "vuln", "decide", str(demo.path("sbom-1.0.0.cdx.json")), vuln_id, "--component",
-                str(flagged["component_ref"]), "--state", "resolved", "--detail",
+                str(flagged["component_ref"]), "--state", "resolved", "--fixed-in", "3.6.4", "--detail",
                 "Fixed in release 1.1.0 (Mbed TLS 3.6.4), rolled out to the field group.",
                 "--author", "psirt@example-medical.invalid", "--audit-log", str(demo.path("audit.db")),
             ],

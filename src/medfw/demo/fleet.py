@@ -6,7 +6,7 @@ from typing import Any
 
 from medfw.demo.firmware import CHIP, MODEL
 from medfw.demo.runner import Demo, DemoError
-from medfw.demo.story import FLEET, scan_release
+from medfw.demo.story import FLEET
 
 __all__ = ["downgrade_refused", "exposure", "provision_fleet", "staged_rollout"]
 
@@ -42,18 +42,20 @@ def _devices(demo: Demo) -> dict[str, str]:
 
 
 def exposure(demo: Demo, vuln_id: str, *, stage: str) -> dict[str, Any]:
-    """Units running a release whose scan has ``vuln_id`` (fleet versions joined with each release's findings)."""
+    """``medfw vuln exposure``: the units running a release that carries ``vuln_id`` open, and the fix's rollout."""
     demo.stage(stage)
     running = _devices(demo)
-    affected_versions = {
-        v for v in sorted(set(running.values())) if v and any(f["vuln_id"] == vuln_id for f in scan_release(demo, v))
-    }
-    exposed = sorted(u for u, v in running.items() if v in affected_versions)
+    argv = ["vuln", "exposure", vuln_id, "--fleet-db", f"sqlite:///{demo.path('ota.db')}"]
+    doc = demo.run_json([*argv, "--db", str(demo.path("vuln.db"))])
+    found = [v for v in doc.get("vulnerabilities", []) if v.get("vuln_id") == vuln_id]
+    exposed = sorted({d for v in found for r in v.get("releases", []) for d in r.get("device_ids", [])})
     demo.say(
         f"{vuln_id}: {len(exposed)} of {len(running)} units exposed"
-        + (f" ({', '.join(f'{u} runs {running[u]}' for u in exposed)})" if exposed else "")
+        + (f" ({', '.join(f'{u} runs {running.get(u)}' for u in exposed)})" if exposed else "")
     )
-    return {"vuln_id": vuln_id, "running": running, "exposed": exposed, "affected_versions": sorted(affected_versions)}
+    if found and found[0].get("alert"):
+        demo.say(str(found[0]["alert"]))
+    return {"vuln_id": vuln_id, "running": running, "exposed": exposed, "report": found}
 
 
 def _release_id(demo: Demo, version: str) -> str:
