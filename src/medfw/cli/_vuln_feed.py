@@ -10,7 +10,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console
+from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console, print_table
 from medfw.errors import EXIT_OK
 from medfw.vuln import import_feeds, open_index
 from medfw.vuln.freshness import feed_states, format_age
@@ -79,7 +79,7 @@ def _feed_import(args: argparse.Namespace) -> int:
             table.add_column(col, justify="left" if col == "feed" else "right")
         for kind, c in report.counts.items():
             table.add_row(kind, *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "stale", "skipped")))
-        out_console.print(table)
+        print_table(table)
         for s in report.skips[:20]:
             out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
         if len(report.skips) > 20:
@@ -114,7 +114,7 @@ def _feed_status(args: argparse.Namespace) -> int:
                 s.version or "–",
                 s.data_date or "–",
             )
-        out_console.print(table)
+        print_table(table)
 
     emit(args, {"sources": [s.as_dict(now) for s in states]}, human)
     return EXIT_OK

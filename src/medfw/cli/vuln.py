@@ -13,7 +13,16 @@ from rich.table import Table
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
 from medfw.cli._vuln_advisory import register_advisory, register_releases
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
@@ -63,7 +72,7 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
             why,
             dec,
         )
-    console.print(table)
+    print_table(table, console)
     for n in result.no_data:
         ids = ", ".join(n.identifiers) or "no identifiers"
         console.print(f"no feed data: {n.name} {n.version} ({ids}): {n.reason}", markup=False)
@@ -231,7 +240,7 @@ def register(sub: Any) -> None:
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
-    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
+    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE, help="report format")
     add_gate_flags(p)
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
     add_db(p)
@@ -243,11 +252,14 @@ def register(sub: Any) -> None:
 
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
-    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("sbom", metavar="SBOM", help="SBOM of the release")
+    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX), help="VEX format")
+    p.add_argument("--out", required=True, metavar="F", help="where to write the VEX document")
     p.add_argument(
-        "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
+        "--author",
+        default=default_author(),
+        metavar="A",
+        help="document author (OpenVEX author, CSAF publisher; default: user:<login name>)",
     )
     add_db(p)
     add_json_flag(p)
