@@ -23,11 +23,12 @@ from medfw.cli._common import (
     out_console,
     print_table,
 )
-from medfw.cli._vuln_advisory import register_advisory, register_releases
+from medfw.cli._vuln_advisory import register_advisory
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
-from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
+from medfw.cli._vuln_fleet import register_exposure
 from medfw.cli._vuln_vex import register_vex_import
+from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
     decision_history,
@@ -35,7 +36,6 @@ from medfw.vuln import (
     open_index,
     read_sbom,
     read_vex,
-    rescan,
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.formats import Kind
@@ -92,6 +92,7 @@ def _scan(args: argparse.Namespace) -> int:
         if args.max_feed_age:
             check_max_age(index, parse_age(args.max_feed_age))
         result = _scanner.scan(index, sbom, vex=overlays)
+        supplier = _supplier_statements(index, sbom)
     finally:
         index.close()
     fmt = args.format
@@ -103,8 +104,14 @@ def _scan(args: argparse.Namespace) -> int:
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
+    if supplier and not args.json:
+        err_console.print(
+            f"{len(supplier)} supplier statement(s) apply to this SBOM, apart from your decisions "
+            "(--json, or medfw vuln vex statements)",
+            markup=False,
+        )
     if args.json:
-        emit(args, result.as_dict())
+        emit(args, {**result.as_dict(), "supplier_statements": supplier})
     elif args.out:
         pass
     elif text is not None:
@@ -139,6 +146,13 @@ def feed_line(feed: Mapping[str, Mapping[str, Any]]) -> str:
         version = f" {st['version']}" if st.get("version") else ""
         parts.append(f"{name}{version} updated {st['updated_at']}")
     return "; ".join(parts)
+
+
+def _supplier_statements(index: Any, sbom: Any) -> list[dict[str, Any]]:
+    """Stored supplier statements that apply to the scanned SBOM (shown apart from the decisions)."""
+    from medfw.vuln.supplier_query import supplier_statements  # noqa: PLC0415
+
+    return supplier_statements(index, sboms=[(0, sbom)])
 
 
 def _close(sink: AuditSink) -> None:
@@ -193,44 +207,6 @@ def _vex_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rescan(args: argparse.Namespace) -> int:
-    view = fleet_view(args)
-    index = open_index(args.db)
-    try:
-        deltas = rescan(index)
-        alarming = [f for d in deltas for f in d.alarming]
-        exposures = [] if view is None else _alarm_exposure(index, view, {f.vuln_id for f in alarming})
-    finally:
-        index.close()
-
-    def human() -> None:
-        if not deltas:
-            out_console.print("no releases registered (medfw vuln release add SBOM)")
-        for d in deltas:
-            out_console.print(
-                f"release {d.release_id} {d.name or d.serial}: {d.total} finding(s), {len(d.new)} new, "
-                f"{len(d.gone)} gone, {len(d.alarming)} new unhandled critical/KEV",
-                markup=False,
-            )
-            for f in d.new:
-                flag = " KEV" if f.kev else ""
-                out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
-        for e in exposures:
-            out_console.print(f"alert: {e.alert()}", markup=False)
-
-    data: dict[str, Any] = {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}
-    if view is not None:
-        data["exposure"] = [e.as_dict() for e in exposures]
-    emit(args, data, human)
-    return EXIT_FAILED if alarming else EXIT_OK
-
-
-def _alarm_exposure(index: Any, view: Any, vuln_ids: set[str]) -> list[Any]:
-    from medfw.vuln.exposure import exposure  # noqa: PLC0415
-
-    return [e for e in exposure(index, view) if e.vuln_id in vuln_ids]
-
-
 def register(sub: Any) -> None:
     """Register the ``vuln`` command group."""
     group = add_group(sub, "vuln", "vulnerability management: feeds, scans, decisions, VEX, rescans")
@@ -270,14 +246,8 @@ def register(sub: Any) -> None:
     register_release_add(rel)
 
     register_exposure(group)
-    register_releases(group)
     register_advisory(group)
-
-    p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
-    add_fleet_flags(p, required=False)
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_rescan)
+    register_watch(group, add_gate_flags)
 
 
 def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
