@@ -127,6 +127,12 @@ def test_evidence_shows_the_fix_and_verifies(demo: tuple[Path, dict[str, Any]]) 
     sbom.write_bytes(sbom.read_bytes().replace(b"mbedtls", b"mbedtlz", 1))
     assert main(["evidence", "verify", str(bundle), "--key", key]) == 1
     assert main(["audit", "verify", str(out / "audit.db"), "--key", str(out / "keys" / "audit.vkey")]) == 0
+    # no secret in a world-readable file: the logs hold the bootstrap admin token's output
+    logs = out / "logs"
+    assert logs.stat().st_mode & 0o077 == 0
+    for log in logs.iterdir():
+        assert log.stat().st_mode & 0o077 == 0, log
+    assert any("mft_" in log.read_text() for log in logs.iterdir())  # the token is there, and private
 
 
 @pytest.mark.slow

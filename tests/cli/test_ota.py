@@ -256,17 +256,21 @@ def test_agent_without_provisioning(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not provisioned for OTA" in capsys.readouterr().err
 
 
-def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) -> None:
+def test_serve_command_starts_and_answers(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     import subprocess
     import sys
     import urllib.request
 
     repo = str(tmp_path / "repo")
     assert main(_init_argv(repo, keys)) == 0
+    capsys.readouterr()
     port = _free_port()
+    argv = ["ota", "serve", "--repo", repo, "--port", str(port), "--log-format", "json", "--json"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from medfw.cli import run; run()", "ota", "serve", "--repo", repo, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-c", "from medfw.cli import run; run()", *argv],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -281,15 +285,25 @@ def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) 
                 time.sleep(0.1)
         assert json.loads(body)["signed"]["_type"] == "root"
         assert (tmp_path / "repo" / "fleet.sqlite").exists()  # default database next to the repository
+        # a second server on the same port: a clear refusal, exit 2
+        assert main(["ota", "serve", "--repo", repo, "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        out, err = proc.communicate(timeout=15)
+    envelope = json.loads(out)
+    started = envelope["result"]
+    assert envelope["ok"] is True
+    assert started["listening"] == f"http://127.0.0.1:{port}" and started["backend"] == "sqlite"
+    assert started["version"] and started["workers"] == 1
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert any(x.get("path") == "/tuf/metadata/1.root.json" and x.get("status") == 200 for x in lines), err
 
 
 def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ota", "serve", "--repo", str(tmp_path)]) == 2
     assert main(["ota", "serve", "--db", "mysql://x/y"]) == 2
-    assert main(["ota", "serve", "--workers", "2", "--audit-log", str(tmp_path / "a.db")]) == 2
+    assert main(["ota", "serve", "--workers", "0", "--audit-log", str(tmp_path / "a.db")]) == 2
     assert "database URL" in capsys.readouterr().err
 
 
@@ -312,6 +326,108 @@ def test_explicit_online_keys_sign_later_snapshots(
     assert timestamp["meta"]["snapshot.json"]["version"] == snapshot["version"] == 2
 
 
+def test_tables_print_device_reported_strings_as_text(
+    server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``."""
+    import httpx
+
+    srv = ["--server", server["url"], "--token", server["token"]]
+    code, out = _run(capsys, "ota", "device", "add", "--id", "evil1", "--model", "pump", *srv, "--json")
+    assert code == 0
+    auth = {"Authorization": f"Device {out['credential']}"}
+    for version in ("[/x]", "[b]1[/b]"):
+        r = httpx.get(f"{server['url']}/api/v1/devices/evil1/poll", params={"version": version}, headers=auth)
+        assert r.status_code == 200, r.text
+        for command in (["device", "list"], ["fleet"]):
+            assert main(["ota", *command, *srv]) == 0
+            assert version[:4] in capsys.readouterr().out  # shown as text (a narrow table may wrap the rest)
+
+
+def test_tokens_and_credentials_from_the_cli_without_secrets_in_argv(
+    tmp_path: Path, server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(server["token"] + "\n")
+    token_file.chmod(0o644)
+    srv = ["--server", server["url"], "--token-file", str(token_file)]
+    code, _ = _run(capsys, "ota", "token", "list", *srv, "--json")
+    assert code == 2  # a token file other users can read is refused
+    token_file.chmod(0o600)
+    code, out = _run(
+        capsys,
+        "ota",
+        "token",
+        "create",
+        "--db",
+        server["db"],
+        "--name",
+        "ci",
+        "--role",
+        "operator",
+        "--expires-in",
+        "10m",
+        "--json",
+    )
+    assert code == 0 and out["expires"] is not None
+    code, out = _run(
+        capsys,
+        "ota",
+        "token",
+        "create",
+        "--db",
+        server["db"],
+        "--name",
+        "x",
+        "--role",
+        "admin",
+        "--expires-in",
+        "10y",
+        "--json",
+    )
+    assert code == 2
+    code, out = _run(capsys, "ota", "token", "list", *srv, "--json")
+    assert code == 0 and {t["name"] for t in out} == {"admin", "ci"}
+    code, out = _run(capsys, "ota", "token", "revoke", "ci", *srv, "--json")
+    assert code == 0 and out["active"] is False
+    # device credential rotation and re-provisioning
+    dev_dir = tmp_path / "unit9"
+    code, out = _run(
+        capsys,
+        "ota",
+        "device",
+        "add",
+        "--id",
+        "unit9",
+        "--model",
+        "pump",
+        "--provision",
+        str(dev_dir),
+        "--repo",
+        server["repo"],
+        *srv,
+        "--json",
+    )
+    assert code == 0
+    before = (dev_dir / "ota" / "agent.json").read_text()
+    code, out = _run(capsys, "ota", "device", "rotate", "--id", "unit9", "--provision", str(dev_dir), *srv, "--json")
+    assert code == 0 and "credential" not in out
+    assert (dev_dir / "ota" / "agent.json").read_text() != before
+    assert (dev_dir / "ota" / "agent.json").stat().st_mode & 0o077 == 0
+    import httpx
+
+    cred = json.loads((dev_dir / "ota" / "agent.json").read_text())["credential"]
+    r = httpx.get(f"{server['url']}/api/v1/devices/unit9/poll", headers={"Authorization": f"Device {cred}"})
+    assert r.status_code == 200  # the device directory holds the new, working credential
+    assert main(["ota", "device", "add", "--id", "unit9", "--model", "pump", *srv]) == 2  # 409: exists
+    capsys.readouterr()
+    # --token in argv still works, with a warning
+    code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--token", server["token"], "--json")
+    assert code == 0
+    assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
+    assert "process list" in capsys.readouterr().err
+
+
 def test_publish_is_a_release_point_of_the_audit_log(
     tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -329,3 +445,24 @@ def test_publish_is_a_release_point_of_the_audit_log(
     assert cp is not None and cp.checkpoint.reason == "release"
     assert cp.checkpoint.size == size  # the checkpoint covers the release.publish record
     assert verify_log(log, res.verification_key, checkpoint=cp).ok
+
+
+def test_transport_and_secret_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from medfw.cli.ota import _db_url, _transport_options
+
+    base = {"trusted_proxy": None, "tls_cert": None, "tls_key": None}
+    assert _transport_options(argparse.Namespace(**base)) == {"proxy_headers": False}
+    opts = _transport_options(argparse.Namespace(**{**base, "trusted_proxy": ["10.0.0.1", "10.0.0.2"]}))
+    assert opts == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.1,10.0.0.2"}
+    secret = tmp_path / "pg.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o640)
+    ns = argparse.Namespace(db_password_file=str(secret))
+    with pytest.raises(Exception, match="readable by other users"):
+        _db_url(ns, "postgresql://fleet@db.example/fleet")
+    secret.chmod(0o600)
+    assert _db_url(ns, "postgresql://fleet@db.example/fleet") == "postgresql+psycopg://fleet:s3cret@db.example/fleet"
+    _db_url(argparse.Namespace(db_password_file=None), "postgresql://fleet:pw@db.example/fleet")
+    assert "process list" in capsys.readouterr().err

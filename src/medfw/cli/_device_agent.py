@@ -23,6 +23,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     from medfw.device import Device  # noqa: PLC0415
     from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
+
+    if not 1 <= args.deadline <= 86_400:
+        raise UsageError("--deadline must be 1 to 86400 seconds", field="--deadline")
     from medfw.update.device_port import ModelDevice  # noqa: PLC0415
 
     config = load_config(args.dir)
@@ -39,7 +42,12 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             tasks.append(bar.add_task("downloading image", total=total))
         bar.update(tasks[0], completed=done, total=total)
 
-    with httpx.Client(base_url=server, timeout=args.timeout) as client, bar:
+    verify: Any = True
+    if args.ca_file:  # the CA that issued the server's TLS certificate (not the system store)
+        import ssl  # noqa: PLC0415
+
+        verify = ssl.create_default_context(cafile=args.ca_file)
+    with httpx.Client(base_url=server, timeout=args.timeout, verify=verify) as client, bar:
         agent = UpdateAgent(
             args.dir,
             ModelDevice(device),
@@ -48,6 +56,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             sink=sink,
             app_check=lambda _state: not args.app_fails,
             progress=progress,
+            deadline=args.deadline,
         )
         result = agent.run(cycles=1 if args.once else args.cycles)
     data: dict[str, Any] = asdict(result)
@@ -77,8 +86,16 @@ def register(group: Any) -> None:
     p.add_argument("--server", metavar="URL", help="fleet server (default: the one stored at provisioning)")
     p.add_argument("--once", action="store_true", help="run one poll-and-update cycle and exit")
     p.add_argument("--cycles", type=int, metavar="N", help="run N cycles (default: forever)")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) that issued the server's TLS certificate")
     p.add_argument("--app-fails", action="store_true", help="the new app never confirms (watchdog revert)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds (per read)")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="overall seconds one image download or one TUF metadata file may take (default 300)",
+    )
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_cmd_agent)

@@ -29,8 +29,8 @@ from medfw.cli._common import (
     out_console,
     print_table,
 )
-from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem, write_private_key
-from medfw.errors import EXIT_OK, InputError, MedfwError, UsageError
+from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem
+from medfw.errors import EXIT_OK, InputError, UsageError
 
 if TYPE_CHECKING:
     from medfw.update.repository import TufRepository
@@ -62,42 +62,94 @@ def _online_key_path(repo_dir: Path, role: str) -> Path:
 
 def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool) -> MedfwTufSigner:
     """The online key of ``role``: the given URI, else ``online-keys/<role>.pem`` (generated when asked)."""
-    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+    from medfw.update.publish import online_signer  # noqa: PLC0415
 
-    if uri:
-        return MedfwTufSigner.from_medfw_uri(uri)
-    path = _online_key_path(repo_dir, role)
-    if generate:
-        write_private_key(generate_private_key(KeyType.ECDSA_P256), path, force=True)
-    if not path.is_file():
-        raise UsageError(f"no {role} key: give --{role}-key or keep it at {path}", field=f"--{role}-key")
-    return MedfwTufSigner.from_medfw_uri(str(path))
+    return online_signer(repo_dir, role, uri, generate=generate)
+
+
+def _secret_file(path: str, what: str, flag: str) -> str:
+    """Read a secret from a file (first line, stripped); refuse a file other users can read."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        raise UsageError(f"cannot read {what}: {e.strerror}", path=path, field=flag) from None
+    if mode & 0o077:
+        raise UsageError(f"{what} file is readable by other users: chmod 600 {path}", path=path, field=flag)
+    text = read_bytes(path, max_length=4096, what=what).decode("utf-8", "replace").strip()
+    if not text:
+        raise UsageError(f"{what} file is empty", path=path, field=flag)
+    return text.splitlines()[0].strip()
 
 
 def _client(args: argparse.Namespace) -> Any:
     from medfw.server.client import FleetClient  # noqa: PLC0415 - keep CLI start-up light
 
     server = args.server or os.environ.get("MEDFW_OTA_SERVER")
-    token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
+    token: str | None
+    if args.token_file:
+        token = _secret_file(args.token_file, "API token", "--token-file")
+    else:
+        token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
+    if args.token:
+        err_console.print(
+            "medfw: warning: --token puts the secret in the process list; use --token-file or MEDFW_OTA_TOKEN",
+            markup=False,
+            style="yellow",
+        )
     if not server:
         raise UsageError("no server: give --server URL or set MEDFW_OTA_SERVER", field="--server")
     if not token:
-        raise UsageError("no API token: give --token or set MEDFW_OTA_TOKEN", field="--token")
+        raise UsageError("no API token: give --token-file FILE or set MEDFW_OTA_TOKEN", field="--token-file")
     return FleetClient(server, token)
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", metavar="URL", help="fleet server base URL (default: $MEDFW_OTA_SERVER)")
-    p.add_argument("--token", metavar="TOKEN", help="management API token (default: $MEDFW_OTA_TOKEN)")
+    p.add_argument("--token-file", metavar="FILE", help="file holding the management API token (mode 0600)")
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="management API token (visible in the process list: prefer --token-file or $MEDFW_OTA_TOKEN)",
+    )
     add_json_flag(p)
 
 
+def _db_url(args: argparse.Namespace, url: str) -> str:
+    """The database URL with the password from ``--db-password-file`` (else libpq's ``PGPASSFILE`` applies)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    from medfw.server.db import normalise_url  # noqa: PLC0415
+
+    if make_url(normalise_url(url)).password:
+        err_console.print(
+            "medfw: warning: a password in --db is visible in the process list; use --db-password-file or PGPASSFILE",
+            markup=False,
+            style="yellow",
+        )
+    if not getattr(args, "db_password_file", None):
+        return url
+    password = _secret_file(args.db_password_file, "database password", "--db-password-file")
+    return make_url(normalise_url(url)).set(password=password).render_as_string(hide_password=False)
+
+
+def _add_db_password_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db-password-file",
+        metavar="FILE",
+        help="file holding the PostgreSQL password (mode 0600); without it, PGPASSFILE / ~/.pgpass apply",
+    )
+
+
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table; every cell is plain text (devices report versions and reasons: never rich markup)."""
+    from rich.text import Text  # noqa: PLC0415
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     print_table(t)
 
 
@@ -267,27 +319,12 @@ def _check_sbom_binding(sbom_bytes: bytes, image: bytes, args: argparse.Namespac
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from medfw.update.repository import ReleaseInfo, TufRepository  # noqa: PLC0415
+    from medfw.update.publish import publish_release  # noqa: PLC0415
+    from medfw.update.repository import ReleaseInfo  # noqa: PLC0415
 
     repo_dir = Path(args.repo)
     image = read_bytes(args.image, max_length=MAX_IMAGE, what="image")
     targets = _signers(args.targets_key)
-    if not (repo_dir / "metadata" / "root.json").exists():
-        if not args.root_key:
-            raise InputError("no TUF repository here (run `medfw ota repo init`, or give --root-key)", path=args.repo)
-        snap, snap_pem = _new_online_key("snapshot", None)
-        ts, ts_pem = _new_online_key("timestamp", None)
-        assert snap_pem is not None
-        assert ts_pem is not None
-        TufRepository.init(
-            repo_dir,
-            root_signers=_signers(args.root_key),
-            targets_signers=targets,
-            snapshot_signer=snap,
-            timestamp_signer=ts,
-            online_key_files={"snapshot": snap_pem, "timestamp": ts_pem},
-        )
-    repo = TufRepository(repo_dir)
     info = _describe_image(image, args.image) if args.format == "esp-app" else {}
     version = args.version or info.get("version")
     secure_version = args.secure_version if args.secure_version is not None else info.get("secure_version")
@@ -298,11 +335,8 @@ def _publish(args: argparse.Namespace) -> int:
     chip = args.chip or info.get("chip", "")
     if info and chip != info["chip"]:
         raise InputError(f"--chip {chip} differs from the image's {info['chip']}", path=args.image)
-    sbom: dict[str, str] = {}
-    if args.sbom:
-        sbom_bytes = read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM")
-        _check_sbom_binding(sbom_bytes, image, args)
-        sbom = {"ref": Path(args.sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
+    if args.sbom:  # the library references the SBOM by name and hash; the CLI first checks it describes the image
+        _check_sbom_binding(read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM"), image, args)
     name = args.name or f"{args.model}-{version}.bin"
     release = ReleaseInfo(
         target_path=f"{args.model}/{name}",
@@ -313,40 +347,25 @@ def _publish(args: argparse.Namespace) -> int:
         secure_version=int(secure_version),
         length=len(image),
         sha256="",
-        sbom=sbom,
     )
-    online = (repo_dir / "online-keys" / "snapshot.pem").is_file() and (
-        repo_dir / "online-keys" / "timestamp.pem"
-    ).is_file()
-    online_signers = (
-        (
-            _online_signer(repo_dir, "snapshot", None, generate=False),
-            _online_signer(repo_dir, "timestamp", None, generate=False),
-        )
-        if online
-        else None
-    )
-    release = repo.publish(image, release, targets_signers=targets, online_signers=online_signers)
-    from medfw.audit.sink import AuditEvent, release_point  # noqa: PLC0415
-
     sink = audit_sink(args)
-    sink.record(
-        AuditEvent(
-            type="release.publish",
-            outcome="success",
-            actor="cli",
-            objects={"image_sha256": release.sha256, "target": release.target_path},
-            data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
-        )
-    )
     try:
-        release_point(sink, "release")  # a release point: the audit log signs a checkpoint covering the publish
-    except MedfwError as e:
-        err_console.print(f"warning: no audit checkpoint at this release: {e.message}", markup=False, style="yellow")
+        result = publish_release(
+            repo_dir,
+            image,
+            release,
+            targets_signers=targets,
+            root_signers=_signers(args.root_key),
+            sbom=args.sbom,
+            sink=sink,
+        )
     finally:
         close = getattr(sink, "close", None)
         if callable(close):
             close()
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, style="yellow")
+    release = result.release
     data = {
         "target_path": release.target_path,
         "model": release.model,
@@ -357,8 +376,8 @@ def _publish(args: argparse.Namespace) -> int:
         "length": release.length,
         "sha256": release.sha256,
         "sbom": dict(release.sbom),
-        "targets_version": repo.targets().signed.version,
-        "online_signed": online,
+        "targets_version": result.targets_version,
+        "online_signed": result.online_signed,
     }
     emit(args, data, lambda: out_console.print(f"published {release.target_path} ({release.version})"))
     return EXIT_OK
@@ -367,26 +386,68 @@ def _publish(args: argparse.Namespace) -> int:
 # ---- server --------------------------------------------------------------------------------------------------
 
 
+def _port_free(host: str, port: int) -> None:
+    """Refuse to start when ``host:port`` cannot be bound (another server holds it)."""
+    import socket  # noqa: PLC0415
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn sets too
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror} (choose --port)", field="--port") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
+    from medfw import __version__  # noqa: PLC0415
     from medfw.server import asgi  # noqa: PLC0415
-    from medfw.server.db import make_engine, migrate  # noqa: PLC0415
+    from medfw.server.db import make_engine, migrate, safe_url  # noqa: PLC0415
 
-    if args.audit_log and args.workers > 1:
-        raise UsageError("with --audit-log run one worker: one process appends to the hash chain", field="--workers")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1", field="--workers")
-    db = args.db or asgi.default_db_url(args.repo)
+    db = _db_url(args, args.db) if args.db else asgi.default_db_url(args.repo)
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
-    migrate(make_engine(db))
-    if args.json:
-        emit(
-            args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo}, now=True
-        )
+    engine = make_engine(db)
+    migrate(engine)
+    if args.artifact_base_url and not args.artifact_base_url.startswith(("https://", "http://")):
+        raise UsageError("--artifact-base-url must be an http(s) URL", field="--artifact-base-url")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("give both --tls-cert and --tls-key", field="--tls-key")
+    if args.tls_cert:
+        from medfw.server.tls import check_server_files  # noqa: PLC0415
+
+        check_server_files(args.tls_cert, args.tls_key)
+    _port_free(args.host, args.port)
+    url = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
+    started = {
+        "listening": url,
+        "version": __version__,
+        "backend": engine.dialect.name,
+        "db": safe_url(db),
+        "repo": args.repo,
+        "workers": args.workers,
+    }
+    engine.dispose()
+    emit(
+        args,
+        started,
+        lambda: out_console.print(
+            f"medfw {__version__} fleet server on {url} ({engine.dialect.name} {safe_url(db)}, "
+            f"{args.workers} worker(s), repository {args.repo or '-'})",
+            markup=False,
+            highlight=False,
+        ),
+        now=True,
+    )
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
+    os.environ[asgi.ENV_LOG_FORMAT] = args.log_format
+    if args.artifact_base_url:
+        os.environ[asgi.ENV_ARTIFACT_BASE] = args.artifact_base_url
     if args.repo:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
@@ -399,8 +460,30 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,
+        **_transport_options(args),
     )
     return EXIT_OK
+
+
+def _transport_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn options for TLS (1.2 or newer) and for headers from trusted reverse proxies only."""
+    options: dict[str, Any] = {"proxy_headers": bool(args.trusted_proxy)}
+    if args.trusted_proxy:
+        options["forwarded_allow_ips"] = ",".join(args.trusted_proxy)
+    if args.tls_cert:
+        from medfw.server.tls import server_context_factory  # noqa: PLC0415
+
+        options.update(ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_context_factory=server_context_factory)
+    return options
+
+
+def _duration(text: str, flag: str) -> Any:
+    from medfw.server.credentials import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise UsageError(str(e), field=flag) from None
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -408,10 +491,54 @@ def _token_create(args: argparse.Namespace) -> int:
     from medfw.server.db import make_engine, make_sessionmaker, migrate  # noqa: PLC0415
     from medfw.server.service import FleetService  # noqa: PLC0415
 
-    engine = make_engine(args.db)
+    expires_in = _duration(args.expires_in, "--expires-in") if args.expires_in else None
+    engine = make_engine(_db_url(args, args.db))
     migrate(engine)
-    token = FleetService(make_sessionmaker(engine), audit_sink(args)).create_token(args.name, Role(args.role))
-    emit(args, {"name": args.name, "role": args.role, "token": token}, lambda: out_console.print(token))
+    service = FleetService(make_sessionmaker(engine), audit_sink(args))
+    token = service.create_token(args.name, Role(args.role), expires_in=expires_in)
+    (view,) = [v for v in service.tokens() if v.name == args.name]
+    data = {"name": args.name, "role": args.role, "token": token, "expires": view.expires}
+    emit(args, data, lambda: out_console.print(token, markup=False, highlight=False))
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    rows = _client(args).request("GET", "/api/v1/tokens")
+    cols = ["name", "role", "created", "expires", "last_used", "revoked", "active"]
+    emit(args, rows, lambda: _table("tokens", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    row = _client(args).request("DELETE", f"/api/v1/tokens/{args.name}")
+    emit(args, row, lambda: out_console.print(f"token {row['name']} revoked", markup=False, highlight=False))
+    return EXIT_OK
+
+
+def _device_rotate(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = {"grace": args.grace}
+    _duration(args.grace, "--grace")
+    created = client.request("POST", f"/api/v1/devices/{args.id}/credential", json=body)
+    data: dict[str, Any] = {"id": created["id"], "grace": args.grace}
+    if args.provision:
+        from medfw.update.agent import load_config, provision  # noqa: PLC0415
+
+        old = load_config(args.provision)
+        root = Path(args.provision, "ota", "tuf", "root.json").read_bytes()
+        provision(
+            args.provision,
+            device_id=old.device_id,
+            model=old.model,
+            chip=old.chip,
+            credential=created["credential"],
+            root=root,
+            server=old.server,
+        )
+        data["provisioned"] = str(args.provision)
+    else:
+        data["credential"] = created["credential"]
+    emit(args, data, lambda: out_console.print(f"device {created['id']} has a new credential" + _cred_note(data)))
     return EXIT_OK
 
 
@@ -429,7 +556,11 @@ def _device_add(args: argparse.Namespace) -> int:
             raise UsageError("--provision needs the root of trust: --repo DIR or --root FILE", field="--provision")
     client = _client(args)
     body = {"id": args.id, "model": args.model, "chip": args.chip or "", "group": args.group}
-    created = client.request("POST", "/api/v1/devices", json=body)
+    if args.reprovision:  # a decommissioned id, registered again (admin); without the flag it is 409
+        del body["id"]
+        created = client.request("POST", f"/api/v1/devices/{args.id}/reprovision", json=body)
+    else:
+        created = client.request("POST", "/api/v1/devices", json=body)
     data: dict[str, Any] = {"id": created["id"], "model": args.model, "group": args.group}
     if args.provision and root is not None:
         from medfw.update.agent import provision  # noqa: PLC0415
@@ -469,7 +600,9 @@ def _rollout_human(r: dict[str, Any]) -> None:
         f"rollout {r['id']} {r['name']}: {r['state']}"
         + (f" ({r['state_reason']})" if r.get("state_reason") else "")
         + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase'] + 1}"
-        + f"/{len(r['phases'])}"
+        + f"/{len(r['phases'])}",
+        markup=False,
+        highlight=False,
     )
     states = sorted({s for p in r["phases"] for s in p["counts"]})
     _table(
@@ -603,10 +736,27 @@ def register(sub: Any) -> None:
 
     p = ota.add_parser("serve", help="run the fleet server")
     p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")
+    _add_db_password_flag(p)
     p.add_argument("--repo", metavar="DIR", help="TUF repository to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8080, help="TCP port")
-    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (with --audit-log: one appends it)")
+    p.add_argument(
+        "--artifact-base-url",
+        metavar="URL",
+        help="static host/CDN serving REPO's metadata/ and targets/: devices download there (TUF-checked)",
+    )
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (TLS 1.2 or newer) with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (mode 0600)")
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="reverse proxy address whose X-Forwarded-For/-Proto are believed (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="server log lines on stderr (default text)"
+    )
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_serve)
@@ -614,11 +764,21 @@ def register(sub: Any) -> None:
     token = add_group(ota, "token", "management API tokens")
     p = token.add_parser("create", help="create a token directly in the database (bootstrap)")
     p.add_argument("--db", required=True, metavar="URL", help="fleet database URL (sqlite:///PATH or postgresql://…)")
+    _add_db_password_flag(p)
     p.add_argument("--name", required=True, help="token name (who or what uses it)")
     p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"], help="what the token may do")
+    p.add_argument("--expires-in", metavar="DURATION", help="lifetime such as 10m, 12h, 90d (default: until revoked)")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_token_create)
+
+    p = token.add_parser("list", help="list tokens: role, expiry, last use, revocation (admin)")
+    _add_server_flags(p)
+    p.set_defaults(func=_token_list)
+    p = token.add_parser("revoke", help="revoke a token at once (admin)")
+    p.add_argument("name", help="the token's name")
+    _add_server_flags(p)
+    p.set_defaults(func=_token_revoke)
 
     device = add_group(ota, "device", "devices of the fleet")
     p = device.add_parser("add", help="register a device (and provision its directory)")
@@ -629,8 +789,15 @@ def register(sub: Any) -> None:
     p.add_argument("--provision", metavar="DEVICE_DIR", help="store credential and TUF root in this device dir")
     p.add_argument("--repo", metavar="DIR", help="TUF repository whose root the device trusts")
     p.add_argument("--root", metavar="FILE", help="TUF root.json the device trusts")
+    p.add_argument("--reprovision", action="store_true", help="register a decommissioned id again (admin)")
     _add_server_flags(p)
     p.set_defaults(func=_device_add)
+    p = device.add_parser("rotate", help="give a device a new credential; the old one works for --grace more")
+    p.add_argument("--id", required=True, help="device id")
+    p.add_argument("--grace", default="0", metavar="DURATION", help="old credential stays valid (default 0: refused)")
+    p.add_argument("--provision", metavar="DEVICE_DIR", help="store the new credential in this device directory")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_rotate)
     p = device.add_parser("list", help="list devices")
     p.add_argument("--group", help="only this device group")
     p.add_argument("--model", help="only this device model")

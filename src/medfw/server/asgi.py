@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from fastapi import FastAPI
 from medfw.audit.sink import AuditSink, NullSink
 from medfw.server.app import create_app, repo_online_keys
 from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.lease import AuditLease
+from medfw.server.logs import configure_logging
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 
@@ -20,6 +23,8 @@ ENV_DB = "MEDFW_OTA_DB"
 ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
+ENV_ARTIFACT_BASE = "MEDFW_OTA_ARTIFACT_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ServerSettings:
     repo: str | None = None
     audit_log: str | None = None
     poll_interval: int = 60
+    artifact_base_url: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -38,31 +44,51 @@ def default_db_url(repo: str | None) -> str:
     return f"sqlite:///{(base / 'fleet.sqlite').resolve()}"
 
 
-def _sink(path: str | None) -> AuditSink:
-    if not path:
-        return NullSink()
-    from medfw.audit import open_log  # noqa: PLC0415 - only when a log is configured
+def _open_log(path: str) -> Callable[[], AuditSink]:
+    def opener() -> AuditSink:
+        from medfw.audit import open_log  # noqa: PLC0415 - only when a log is configured
 
-    return open_log(path)
+        sink: AuditSink = open_log(path)
+        return sink
+
+    return opener
 
 
 def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
-    """Open the database (migrating it), the repository and its online keys; return the app."""
+    """Open the database (migrating it), the repository and its online keys; return the app.
+
+    With an audit log, the process that holds its lease appends it; other workers leave their events in the
+    outbox for it (and take over when it stops).
+    """
     engine = make_engine(settings.db)
     if run_migrations:
         migrate(engine)
     repo = TufRepository(settings.repo) if settings.repo else None
     keys = repo_online_keys(repo) if repo is not None else None
+    lease: AuditLease | None = None
+    drainer = True
+    if sink is None and settings.audit_log:
+        lease = AuditLease(settings.audit_log, _open_log(settings.audit_log))
+        sink = lease.try_claim()
+        drainer = sink is not None
     service = FleetService(
-        make_sessionmaker(engine), sink or _sink(settings.audit_log), poll_interval=settings.poll_interval
+        make_sessionmaker(engine),
+        sink or NullSink(),
+        poll_interval=settings.poll_interval,
+        drainer=drainer,
+        artifact_base_url=settings.artifact_base_url,
     )
-    return create_app(service, repo, online_keys=keys)
+    return create_app(service, repo, online_keys=keys, audit_lease=lease)
 
 
 def create_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
-        db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None
+        db=os.environ.get(ENV_DB) or default_db_url(repo),
+        repo=repo,
+        audit_log=os.environ.get(ENV_AUDIT) or None,
+        artifact_base_url=os.environ.get(ENV_ARTIFACT_BASE) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from medfw.server.credentials import DURATION_PATTERN
+from medfw.server.validation import (
+    DEVICE_ID_PATTERN,
+    NAME_PATTERN,
+    Id32,
+    PrintableText,
+    ReportedVersion,
+    SlotName,
+)
 
 __all__ = [
     "Assignment",
     "ControlResult",
+    "CredentialRotate",
     "DeviceCreate",
     "DeviceCreated",
     "DeviceOut",
+    "DeviceReprovision",
     "Error",
     "FleetRow",
     "GroupChange",
@@ -26,10 +38,15 @@ __all__ = [
     "RolloutOut",
     "TokenCreate",
     "TokenCreated",
+    "TokenOut",
 ]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+_ID = DEVICE_ID_PATTERN
+_NAME = NAME_PATTERN
+_CHIP = r"^[A-Za-z0-9_-]{0,32}$"
+_TARGET_PATH = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}/[A-Za-z0-9][A-Za-z0-9._+-]{0,190}$"
+_PHASE = r"^[0-9]{1,7}%?$"
+_REASON = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
 class _In(BaseModel):
@@ -47,7 +64,7 @@ class DeviceCreate(_In):
 
     id: str = Field(pattern=_ID)
     model: str = Field(pattern=_NAME)
-    chip: str = Field(default="", max_length=32)
+    chip: str = Field(default="", pattern=_CHIP)
     group: str = Field(default="default", pattern=_NAME)
 
 
@@ -113,12 +130,14 @@ class ReleaseOut(BaseModel):
 class RolloutCreate(_In):
     """Start a staged rollout. Target: the release's model, narrowed by group, device list and/or version."""
 
-    release: str | int
-    name: str | None = Field(default=None, max_length=128)
+    release: Id32 | Annotated[str, Field(pattern=_TARGET_PATH)]
+    name: PrintableText | None = Field(default=None, max_length=128)
     group: str | None = Field(default=None, pattern=_NAME)
-    devices: list[str] | None = Field(default=None, max_length=100_000)
-    version: str | None = Field(default=None, max_length=64)
-    phases: list[str] = Field(default_factory=lambda: ["10%", "100%"], min_length=1, max_length=20)
+    devices: list[Annotated[str, Field(pattern=_ID)]] | None = Field(default=None, max_length=100_000)
+    version: ReportedVersion | None = None
+    phases: list[Annotated[str, Field(pattern=_PHASE)]] = Field(
+        default_factory=lambda: ["10%", "100%"], min_length=1, max_length=20
+    )
     success_threshold: int = Field(default=90, ge=1, le=100)
     error_threshold: int = Field(default=10, ge=1, le=100)
 
@@ -172,18 +191,19 @@ class PollOut(BaseModel):
     device: str
     assignment: Assignment | None
     poll_interval: int
+    metadata: str | None = Field(default=None, description="TUF metadata base URL when served by a static host")
 
 
 class ReportIn(_In):
     """A device status report."""
 
     status: str = Field(pattern=r"^(downloading|installed|booted|confirmed|reverted|rejected)$")
-    reason: str | None = Field(default=None, max_length=128)
-    detail: str | None = Field(default=None, max_length=2048)
-    rollout: int | None = None
-    version: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, pattern=_REASON)
+    detail: PrintableText | None = Field(default=None, max_length=2048)
+    rollout: Id32 | None = None
+    version: ReportedVersion | None = None
     secure_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    slot: str | None = Field(default=None, max_length=16)
+    slot: SlotName | None = None
 
 
 class ReportStored(BaseModel):
@@ -210,10 +230,37 @@ class ReportOut(BaseModel):
 
 
 class TokenCreate(_In):
-    """Create a management token."""
+    """Create a management token, valid for ``expires_in`` (``10m``, ``12h``, ``90d``; default: until revoked)."""
 
     name: str = Field(pattern=_NAME)
     role: str = Field(pattern=r"^(admin|operator|read-only)$")
+    expires_in: str | None = Field(default=None, pattern=DURATION_PATTERN)
+
+
+class TokenOut(BaseModel):
+    """A management token as listed (never its secret)."""
+
+    name: str
+    role: str
+    created: str
+    expires: str | None
+    last_used: str | None
+    revoked: str | None
+    active: bool
+
+
+class CredentialRotate(_In):
+    """Rotate a device credential; the old one keeps working for ``grace`` (``0``: refused at once)."""
+
+    grace: str = Field(default="0", pattern=DURATION_PATTERN)
+
+
+class DeviceReprovision(_In):
+    """Register a decommissioned device id again."""
+
+    model: str = Field(pattern=_NAME)
+    chip: str = Field(default="", pattern=_CHIP)
+    group: str = Field(default="default", pattern=_NAME)
 
 
 class TokenCreated(BaseModel):

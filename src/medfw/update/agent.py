@@ -24,9 +24,9 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from tuf.api import exceptions as tuf_exc
@@ -36,164 +36,41 @@ from tuf.ngclient.updater import Updater
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.errors import DeviceError, InputError, MedfwError, TransportError, VerificationError
+from medfw.update.agent_model import (
+    DEFAULT_DEADLINE,
+    MAX_IMAGE,
+    MAX_OUTBOX,
+    MAX_POLL_ANSWER,
+    METADATA_REFRESH,
+    POLL_INTERVAL_RANGE,
+    AgentConfig,
+    AgentResult,
+    DevicePort,
+    DeviceState,
+    _Deferred,
+    _detail,
+    _older,
+    _Rejected,
+    _tuf_reason,
+    clamp_poll_interval,
+    load_config,
+    provision,
+)
 from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
 from medfw.update.repository import ReleaseInfo, release_from_target
 
 __all__ = [
+    "MAX_IMAGE",
+    "POLL_INTERVAL_RANGE",
     "AgentConfig",
     "AgentResult",
     "DevicePort",
     "DeviceState",
     "UpdateAgent",
-    "compare_versions",
+    "clamp_poll_interval",
     "load_config",
     "provision",
 ]
-
-MAX_IMAGE = 16 * 1024 * 1024
-MAX_POLL_ANSWER = 64 * 1024
-MAX_OUTBOX = 200
-_CONFIG = "ota/agent.json"
-_ROOT = "ota/tuf/root.json"
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """What the agent knows about itself (``ota/agent.json``, mode 0600: it holds the credential)."""
-
-    device_id: str
-    model: str
-    chip: str
-    credential: str
-    server: str | None = None
-
-
-@dataclass(frozen=True)
-class DeviceState:
-    """What the device runs."""
-
-    version: str | None
-    secure_version: int
-    slot: str | None
-
-
-@dataclass(frozen=True)
-class AgentResult:
-    """The outcome of one agent cycle.
-
-    ``idle`` (nothing to do), ``confirmed``, ``reverted``, ``rejected`` (with the reason), ``deferred`` (a transient
-    download or metadata failure; retried next cycle, resuming the download) or ``unreachable`` (server down).
-    """
-
-    outcome: str
-    reason: str | None = None
-    detail: str | None = None
-    version: str | None = None
-    secure_version: int | None = None
-    slot: str | None = None
-    rollout: int | None = None
-    target: str | None = None
-
-
-class DevicePort(Protocol):
-    """The device operations the agent needs (implemented over the device model)."""
-
-    def state(self) -> DeviceState:
-        """What runs now."""
-
-    def install(self, image: bytes) -> None:
-        """Verify the image (boot signature, security version) and write it to the inactive slot.
-
-        Raises a :class:`~medfw.errors.VerificationError` with a ``reason`` attribute when refused.
-        """
-
-    def reboot(self) -> DeviceState:
-        """Reboot into whatever the bootloader selects."""
-
-    def confirm(self) -> DeviceState:
-        """Mark the running image valid (advances the anti-rollback counter)."""
-
-    def watchdog_reset(self) -> DeviceState:
-        """Reset without confirming (the app failed): the bootloader reverts to the previous slot."""
-
-
-class _Deferred(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
-    """A transient failure (server or network): try again on a later cycle, keep partial downloads."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
-    def __init__(self, reason: str, detail: str, *, stage: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.stage = stage
-
-
-def compare_versions(a: str, b: str) -> int:
-    """Compare dotted numeric versions (``1.10.0`` > ``1.9``): -1, 0 or 1. Non-numeric parts compare as text."""
-
-    def key(v: str) -> tuple[tuple[int, Any], ...]:
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", v) if p)
-
-    ka, kb = key(a), key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def provision(
-    device_dir: str | Path,
-    *,
-    device_id: str,
-    model: str,
-    chip: str,
-    credential: str,
-    root: bytes,
-    server: str | None = None,
-) -> AgentConfig:
-    """Store the agent's identity, credential and TUF root of trust in a device directory."""
-    d = Path(device_dir)
-    config = AgentConfig(device_id=device_id, model=model, chip=chip, credential=credential, server=server)
-    atomic_write(d / _ROOT, root)
-    atomic_write(d / _CONFIG, json.dumps(asdict(config), indent=2).encode(), mode=0o600)
-    return config
-
-
-def load_config(device_dir: str | Path) -> AgentConfig:
-    """Read ``ota/agent.json``.
-
-    Raises:
-        DeviceError: missing or malformed (the device was not provisioned for OTA).
-    """
-    path = Path(device_dir) / _CONFIG
-    try:
-        data = json.loads(read_bytes(path, max_length=64 * 1024, what="agent config"))
-        return AgentConfig(
-            device_id=str(data["device_id"]),
-            model=str(data["model"]),
-            chip=str(data["chip"]),
-            credential=str(data["credential"]),
-            server=data.get("server"),
-        )
-    except InputError as e:
-        raise DeviceError(f"device is not provisioned for OTA ({e.message})", path=str(path)) from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise DeviceError(f"malformed agent config: {e}", path=str(path)) from None
-
-
-def _tuf_reason(e: Exception) -> str:
-    if isinstance(e, tuf_exc.ExpiredMetadataError):
-        return "metadata_expired"
-    if isinstance(e, tuf_exc.BadVersionNumberError):
-        return "metadata_mix_and_match" if str(e).startswith("Expected") else "metadata_rollback"
-    if isinstance(e, tuf_exc.UnsignedMetadataError):
-        return "metadata_bad_signature"
-    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
-        return "metadata_hash_mismatch"
-    return "metadata_invalid"
 
 
 class UpdateAgent:
@@ -208,6 +85,10 @@ class UpdateAgent:
         retry: retry policy for every request.
         sleep: how to wait (injected by tests).
         progress: called with (bytes so far, total) while an image downloads.
+        deadline: overall seconds one image download, or one TUF metadata file, may take.
+        metadata_refresh: seconds between TUF refreshes while idle: a server that keeps serving expired metadata
+            (withholding updates) is detected and reported as ``metadata_expired``.
+        clock: monotonic seconds (injected by tests).
     """
 
     def __init__(
@@ -223,6 +104,9 @@ class UpdateAgent:
         sleep: Callable[[float], None] = time.sleep,
         max_image: int = MAX_IMAGE,
         progress: Callable[[int, int], None] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        metadata_refresh: float = METADATA_REFRESH,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dir = Path(device_dir)
         self.device = device
@@ -235,8 +119,13 @@ class UpdateAgent:
         self.max_image = max_image
         self.progress = progress
         self.poll_interval = 60
+        self.deadline = deadline
+        self.metadata_refresh = metadata_refresh
+        self.clock = clock
+        self._refreshed = float("-inf")  # when TUF metadata was last refreshed
         self._etag: str | None = None
         self._base = str(client.base_url).rstrip("/")
+        self._metadata_url = self._url("/tuf/metadata/")
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -339,7 +228,7 @@ class UpdateAgent:
         except TransportError as e:
             return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
         if r.status_code == 304:
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         if len(r.content) > MAX_POLL_ANSWER:
             return AgentResult("unreachable", "poll_malformed", "poll answer is too large", **asdict(st))
         if r.status_code != 200:
@@ -347,14 +236,41 @@ class UpdateAgent:
         try:
             body = r.json()
             assignment = body.get("assignment")
-            self.poll_interval = int(body.get("poll_interval", self.poll_interval))
+            self.poll_interval = clamp_poll_interval(body.get("poll_interval"), self.poll_interval)
         except (ValueError, AttributeError, TypeError):
             return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
         self._etag = r.headers.get("ETag")
+        metadata = body.get("metadata")
+        if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
+            self._metadata_url = metadata  # a static host: untrusted, TUF checks every file
         if not assignment:
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         self._etag = None  # an update attempt always re-polls afterwards
         return self._update(assignment, st)
+
+    def _idle(self, st: DeviceState) -> AgentResult:
+        """Nothing assigned: refresh the TUF metadata when due, so withheld updates (a server that keeps serving
+        expired metadata) are detected, reported and audited even without an assignment."""
+        if self.clock() - self._refreshed < self.metadata_refresh:
+            return AgentResult("idle", **asdict(st))
+        try:
+            self._updater().refresh()
+        except tuf_exc.RepositoryError as e:
+            reason, detail = _tuf_reason(e), f"{e.__class__.__name__}: {e}"
+            self._audit("ota.manifest.rejected", "denied", reason, detail=detail)
+            self._report("rejected", reason, detail)
+            return AgentResult("rejected", reason, detail, **asdict(self.device.state()))
+        except (tuf_exc.DownloadError, OSError, ValueError) as e:
+            return AgentResult("deferred", "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st))
+        self._refreshed = self.clock()
+        return AgentResult("idle", **asdict(st))
+
+    def _updater(self) -> Updater:
+        metadata_dir = self.dir / "ota" / "tuf"
+        if not (metadata_dir / "root.json").is_file():
+            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
+        fetcher = HttpxFetcher(self.client, deadline=self.deadline, clock=self.clock)
+        return Updater(str(metadata_dir), self._metadata_url, fetcher=fetcher, bootstrap=None)
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
         try:
@@ -408,17 +324,10 @@ class UpdateAgent:
     # ---- TUF and checks ------------------------------------------------------------------------------------
 
     def _tuf_target(self, target_path: str) -> TargetFile:
-        metadata_dir = self.dir / "ota" / "tuf"
-        if not (metadata_dir / "root.json").is_file():
-            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
         try:
-            updater = Updater(
-                str(metadata_dir),
-                self._url("/tuf/metadata/"),
-                fetcher=HttpxFetcher(self.client),
-                bootstrap=None,
-            )
+            updater = self._updater()
             updater.refresh()
+            self._refreshed = self.clock()
             target = updater.get_targetinfo(target_path)
         except tuf_exc.RepositoryError as e:
             raise _Rejected(_tuf_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
@@ -444,7 +353,7 @@ class UpdateAgent:
         if release.secure_version < running.secure_version:
             msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
             raise _Rejected("rollback", msg, stage="manifest")
-        if running.version is not None and compare_versions(release.version, running.version) < 0:
+        if running.version is not None and _older(release.version, running.version):
             msg = f"release version {release.version} is older than running {running.version}"
             raise _Rejected("downgrade", msg, stage="manifest")
         if target.length > self.max_image:
@@ -458,8 +367,12 @@ class UpdateAgent:
             raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
         part = self.dir / "ota" / "download" / f"{digest}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
-        path = download if download.startswith("/") else f"/tuf/targets/{target.path}"
-        url = self._url(path)
+        if download.startswith(("https://", "http://")):
+            url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
+        else:
+            url = self._url(download if download.startswith("/") else f"/tuf/targets/{target.path}")
+            auth = self._auth
+        started = self.clock()
         for attempt in range(self.retry.attempts):
             have = part.stat().st_size if part.exists() else 0
             if have > target.length:
@@ -467,7 +380,7 @@ class UpdateAgent:
                 have = 0
             if have == target.length:
                 break
-            headers = dict(self._auth)
+            headers = dict(auth)
             if have:
                 headers["Range"] = f"bytes={have}-"
             try:
@@ -478,6 +391,10 @@ class UpdateAgent:
                     with part.open(mode) as fh:
                         written = have if mode == "ab" else 0
                         for chunk in r.iter_bytes():  # unbuffered: every received byte is kept
+                            if self.clock() - started > self.deadline:
+                                fh.flush()
+                                msg = f"download took longer than the {self.deadline:g} s deadline; will resume"
+                                raise _Deferred("download_deadline", msg)
                             written += len(chunk)
                             if written > target.length:
                                 raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
@@ -522,10 +439,3 @@ class UpdateAgent:
             if cycles is None or n < cycles:
                 self.sleep(self.poll_interval)
         return result
-
-
-def _detail(r: httpx.Response) -> str:
-    try:
-        return str(r.json().get("detail", ""))[:300]
-    except (ValueError, AttributeError):
-        return r.text[:300]
