@@ -23,6 +23,7 @@ ENV_DB = "MEDFW_OTA_DB"
 ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+ENV_VULN_DB = "MEDFW_OTA_VULN_DB"
 ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
 ENV_ARTIFACT_BASE = "MEDFW_OTA_ARTIFACT_BASE_URL"
 
@@ -36,6 +37,7 @@ class ServerSettings:
     audit_log: str | None = None
     poll_interval: int = 60
     artifact_base_url: str | None = None
+    vuln_db: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -55,7 +57,7 @@ def _open_log(path: str) -> Callable[[], AuditSink]:
 
 
 def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
-    """Open the database (migrating it), the repository and its online keys; return the app.
+    """Open the database (migrating it), the repository and its online keys; return the app with its console.
 
     With an audit log, the process that holds its lease appends it; other workers leave their events in the
     outbox for it (and take over when it stops).
@@ -78,11 +80,16 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
         drainer=drainer,
         artifact_base_url=settings.artifact_base_url,
     )
-    return create_app(service, repo, online_keys=keys, audit_lease=lease)
+    app = create_app(service, repo, online_keys=keys, audit_lease=lease)
+    from medfw.server.console import attach_console  # noqa: PLC0415 - the web console at /
+
+    attach_console(app, service, audit_log=settings.audit_log, vuln_db=settings.vuln_db)
+    return app
 
 
 def create_from_env() -> FastAPI:
-    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG`` /
+    ``MEDFW_OTA_VULN_DB``."""
     configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
@@ -90,5 +97,6 @@ def create_from_env() -> FastAPI:
         repo=repo,
         audit_log=os.environ.get(ENV_AUDIT) or None,
         artifact_base_url=os.environ.get(ENV_ARTIFACT_BASE) or None,
+        vuln_db=os.environ.get(ENV_VULN_DB) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")
