@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         verify_consistency,
         verify_inclusion,
     )
+    from medfw.audit.query import read_rows
     from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
     from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
 
@@ -42,6 +43,7 @@ _LAZY: dict[str, str] = {
     "open_log": "log",
     "MerkleTree": "merkle",
     "root_from_inclusion_proof": "merkle",
+    "read_rows": "query",
     "verify_consistency": "merkle",
     "verify_inclusion": "merkle",
     "CLASSIFICATIONS": "verify",
@@ -84,6 +86,7 @@ __all__ = [
     "inclusion_proof",
     "init_log",
     "open_log",
+    "read_rows",
     "root_from_inclusion_proof",
     "verify_bundle",
     "verify_consistency",

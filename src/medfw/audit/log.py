@@ -417,12 +417,14 @@ def init_log(
     checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     checkpoint_key_type: str = "ed25519",
     clock: Clock | None = None,
+    initial_key: bytes | None = None,
 ) -> InitResult:
     """Create a log: the ``audit.init`` entry sealed with the initial key, after which the key ratchets.
 
     The verification key (initial sealing key + checkpoint public key) is returned and, with ``key_out``,
     written there with mode 0600 before the log is created. Keep it offline: whoever holds it can forge
-    entries of every epoch.
+    entries of every epoch. ``initial_key`` (32 bytes) replaces the random initial key when the verifier derives
+    it itself (a device log sealed with a key derived at provisioning).
 
     Raises:
         AuditError: a log exists at ``path``, ``key_out`` exists, or a parameter is out of range.
@@ -434,7 +436,9 @@ def init_log(
     if not log_id.isprintable() or len(log_id) > 128:
         raise AuditError("log id must be printable and at most 128 characters", field="log_id")
     host = host_id if host_id is not None else socket.gethostname()
-    initial = os.urandom(KEY_SIZE)
+    if initial_key is not None and len(initial_key) != KEY_SIZE:
+        raise AuditError(f"initial key must be {KEY_SIZE} bytes", field="initial_key")
+    initial = initial_key if initial_key is not None else os.urandom(KEY_SIZE)
     signing = generate_checkpoint_key(checkpoint_key_type)
     pub_pem = public_pem(signing.public_key())
     vk = VerificationKey(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub_pem)
