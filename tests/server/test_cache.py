@@ -42,4 +42,4 @@ def test_reported_state_is_written_in_batches(tmp_path: Path) -> None:
     svc.poll("d1", version="1.0.0", secure_version=1, slot="ota_0")
     svc.poll("d1", version="1.0.1", secure_version=1, slot="ota_1")
     (row,) = svc.device_rows()  # flushes first
-    assert (row["version"], row["slot"]) == ("1.0.1", "ota_1") and row["last_seen"] is not None
+    assert (row.version, row.slot) == ("1.0.1", "ota_1") and row.last_seen is not None

@@ -1,0 +1,117 @@
+"""FastAPI dependencies shared by every router: the service, the repository, and authentication.
+
+A router declares what it needs in its signature (``service: Service``, ``actor: Operator``, ``who: DeviceAuth``);
+refusals raise :mod:`medfw.server.errors`, which :mod:`medfw.server.http` maps to statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
+
+from medfw.server.credentials import Role
+from medfw.server.errors import Forbidden, NotFound, Unauthorized
+from medfw.server.service import FleetService
+from medfw.update.repository import TufRepository
+from medfw.update.tuf_signer import MedfwTufSigner
+
+__all__ = [
+    "Admin",
+    "DeviceAuth",
+    "OnlineKeys",
+    "Operator",
+    "Reader",
+    "Repo",
+    "Service",
+    "Signers",
+    "need",
+]
+
+
+@dataclass(frozen=True)
+class OnlineKeys:
+    """The online snapshot and timestamp signers the server re-signs short-lived metadata with."""
+
+    snapshot: MedfwTufSigner
+    timestamp: MedfwTufSigner
+
+
+def _service(request: Request) -> FleetService:
+    svc: FleetService = request.app.state.service
+    return svc
+
+
+def _repo(request: Request) -> TufRepository:
+    repo: TufRepository | None = request.app.state.repo
+    if repo is None:
+        raise NotFound("this server has no repository")
+    return repo
+
+
+def _signers(request: Request) -> OnlineKeys | None:
+    keys: OnlineKeys | None = request.app.state.online_keys
+    return keys
+
+
+Service = Annotated[FleetService, Depends(_service)]
+Repo = Annotated[TufRepository, Depends(_repo)]
+Signers = Annotated[OnlineKeys | None, Depends(_signers)]
+
+
+async def _device_auth(request: Request, device_id: str, authorization: Annotated[str | None, Header()] = None) -> str:
+    """Authenticate ``Authorization: Device <id>:<secret>`` and check the device acts for itself.
+
+    Cached digests are checked on the event loop; a first sight of a device reads the database in a thread.
+    """
+    service = _service(request)
+    scheme, _, credential = (authorization or "").partition(" ")
+    if scheme != "Device" or not credential:
+        await run_in_threadpool(service.record_denied, "device", actor="unknown", reason="missing_credential")
+        raise Unauthorized("missing device credential (Authorization: Device <id>:<secret>)")
+    credential = credential.strip()
+    found = service.authenticate_device_cached(credential)
+    who = await run_in_threadpool(service.authenticate_device, credential) if found is False else found
+    if not isinstance(who, str):
+        await run_in_threadpool(
+            service.record_denied, "device", actor="unknown", reason="bad_credential", data={"claimed": device_id}
+        )
+        raise Unauthorized("invalid device credential")
+    if who != device_id:
+        await run_in_threadpool(
+            service.record_denied, "device", actor=f"device:{who}", reason="other_device", data={"claimed": device_id}
+        )
+        raise Forbidden(f"device {who} cannot act for device {device_id}")
+    return who
+
+
+def need(role: Role) -> Callable[..., str]:
+    """A dependency that authenticates a management token of at least ``role``; it yields ``token:<name>``."""
+
+    def check(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+        service = _service(request)
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme != "Bearer" or not token:
+            service.record_denied("management", actor="unknown", reason="missing_token")
+            raise Unauthorized("missing API token (Authorization: Bearer <token>)")
+        found = service.authenticate_token(token.strip())
+        if found is None:
+            service.record_denied("management", actor="unknown", reason="bad_token")
+            raise Unauthorized("invalid API token")
+        name, has = found
+        if not has.allows(role):
+            data = {"has": has.value, "needs": role.value}
+            service.record_denied("management", actor=f"token:{name}", reason="role", data=data)
+            raise Forbidden(f"a {has.value} token cannot use this route (needs {role.value})")
+        return f"token:{name}"
+
+    return check
+
+
+Admin = Annotated[str, Depends(need(Role.ADMIN))]
+Operator = Annotated[str, Depends(need(Role.OPERATOR))]
+Reader = Annotated[str, Depends(need(Role.READ_ONLY))]
+DeviceAuth = Annotated[str, Depends(_device_auth)]

@@ -1,0 +1,97 @@
+"""The server's background task: re-sign the online TUF metadata, record newly published releases, and write
+what polling devices reported. Every failure is logged and the pass is retried at the next interval."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from medfw.errors import MedfwError
+from medfw.server.deps import OnlineKeys
+from medfw.server.service import FleetService
+from medfw.update.repository import TufRepository
+
+__all__ = ["Maintenance"]
+
+log = logging.getLogger("medfw.server.maintenance")
+
+_EXPECTED = (MedfwError, OSError, SQLAlchemyError)
+
+
+class Maintenance:
+    """Runs :meth:`run_once` every ``interval`` seconds in a daemon thread.
+
+    Args:
+        service: the fleet service.
+        repo: the served TUF repository (``None``: nothing to re-sign or sync).
+        online_keys: the snapshot/timestamp signers (``None``: metadata is re-signed elsewhere).
+        interval: seconds between passes.
+    """
+
+    def __init__(
+        self,
+        service: FleetService,
+        repo: TufRepository | None,
+        online_keys: OnlineKeys | None,
+        *,
+        interval: float = 5.0,
+    ) -> None:
+        self.service = service
+        self.repo = repo
+        self.online_keys = online_keys
+        self.interval = interval
+        self._synced: int | None = None  # the targets version whose releases are in the database
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> None:
+        """One pass; each step is attempted even when an earlier one failed."""
+        repo, keys = self.repo, self.online_keys
+        if repo is not None and keys is not None:
+            try:
+                if repo.sign_online(keys.snapshot, keys.timestamp):
+                    log.info("online TUF metadata re-signed")
+            except _EXPECTED as e:
+                log.warning("re-signing the online TUF metadata failed: %s", _describe(e))
+        if repo is not None:
+            try:
+                version = repo.targets().signed.version
+                if self._synced != version:
+                    self.service.sync_releases(repo.releases(), actor="server")
+                    self._synced = version
+                    log.info("releases recorded from targets metadata v%d", version)
+            except _EXPECTED as e:
+                log.warning("recording releases failed: %s", _describe(e))
+        try:
+            self.service.flush_seen()
+        except _EXPECTED as e:
+            log.warning("writing poll data failed: %s", _describe(e))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("maintenance pass failed")
+
+    def start(self) -> None:
+        """Run a first pass now, then start the background thread."""
+        self.run_once()
+        self._thread = threading.Thread(target=self._loop, name="medfw-ota-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and write the last poll data."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.service.flush_seen()
+        except _EXPECTED as e:
+            log.warning("writing poll data at shutdown failed: %s", _describe(e))
+
+
+def _describe(e: BaseException) -> str:
+    return e.diagnostics() if isinstance(e, MedfwError) else f"{type(e).__name__}: {e}"

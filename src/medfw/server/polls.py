@@ -1,0 +1,206 @@
+"""The device API of the fleet service: polls (cached), artifact lookup, reports, buffered poll data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from medfw.audit.sink import AuditEvent
+from medfw.server import rollout as rules
+from medfw.server import rollouts
+from medfw.server import store_rollouts as rollout_sql
+from medfw.server.base import ServiceBase
+from medfw.server.cache import Reported
+from medfw.server.errors import Invalid, NotFound
+from medfw.server.models import Report
+from medfw.server.views import PollResult, ReportAck, ReportView
+from medfw.server.work import now
+
+__all__ = ["DeviceOps"]
+
+
+class DeviceOps(ServiceBase):
+    """Polls, downloads and reports of devices."""
+
+    # ---- device API ----------------------------------------------------------------------------------------
+
+    def poll_cached(
+        self, device_id: str, *, version: str | None, secure_version: int, slot: str | None
+    ) -> PollResult | None:
+        """The cached answer to a poll, or ``None`` when it must be computed (:meth:`poll`). Records the poll."""
+        reported: Reported = (version, secure_version, slot)
+        generation = self.cache.current()
+        self.cache.seen(device_id, now(), reported)
+        return self.cache.poll(device_id, reported, generation)
+
+    def poll(self, device_id: str, *, version: str | None, secure_version: int, slot: str | None) -> PollResult:
+        """Record what a device reports and return its current assignment (cached while nothing changes)."""
+        cached = self.poll_cached(device_id, version=version, secure_version=secure_version, slot=slot)
+        if cached is not None:
+            return cached
+        generation = self.cache.current()
+        body, changed = self._poll_db(device_id, version=version, secure_version=secure_version)
+        if changed:
+            generation = self.cache.generation
+        etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
+        result = PollResult(body=body, etag=etag)
+        self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
+        return result
+
+    def _poll_db(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
+        """Compute a poll answer: one Core query on the common path, a unit of work when an assignment changes."""
+        row = self.store.active_assignment_row(device_id)
+        if row is None:
+            return self._poll_body(device_id, None), False
+        why = rules.ineligibility(
+            device_model=row.device_model,
+            device_secure_version=secure_version,
+            release_model=row.model,
+            release_secure_version=row.secure_version,
+        )
+        if why is None and not (version == row.version and row.state == "pending"):
+            return self._poll_body(device_id, _assignment(device_id, row.rollout_id, row)), False
+        return self._poll_update(device_id, version=version, secure_version=secure_version)
+
+    def _poll_update(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
+        with self.work() as w:
+            dev = self.store.device(w.session, device_id)
+            if dev is None:
+                raise NotFound(f"no device {device_id}")
+            found = self.store.active_assignment(w.session, device_id)
+            assignment: dict[str, Any] | None = None
+            if found is not None:
+                a, ro, rel = found
+                why = rules.ineligibility(
+                    device_model=dev.model,
+                    device_secure_version=secure_version,
+                    release_model=rel.model,
+                    release_secure_version=rel.secure_version,
+                )
+                if why is not None:
+                    a.state, a.reason, a.updated = "skipped", why, now()
+                    rollouts.evaluate(w, ro)
+                    w.changed = True
+                elif version == rel.version and a.state == "pending":
+                    a.state, a.reason, a.updated = "confirmed", "already_installed", now()
+                    rollouts.evaluate(w, ro)
+                    w.changed = True
+                else:
+                    assignment = _assignment(device_id, ro.id, rel)
+        return self._poll_body(device_id, assignment), w.changed
+
+    def _poll_body(self, device_id: str, assignment: dict[str, Any] | None) -> dict[str, Any]:
+        return {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
+
+    def assigned_target(self, device_id: str) -> str:
+        """The target path of the release assigned to a device (for the artifact download)."""
+        path = self.store.assigned_target(device_id)
+        if path is None:
+            raise NotFound("no release is assigned to this device")
+        return path
+
+    def report(
+        self,
+        device_id: str,
+        *,
+        status: str,
+        reason: str | None,
+        detail: str | None,
+        rollout_id: int | None,
+        version: str | None,
+        secure_version: int | None,
+        slot: str | None,
+    ) -> ReportAck:
+        """Store a device status report, move its assignment along and re-evaluate the rollout."""
+        if status not in rules.REPORT_STATUSES:
+            raise Invalid(f"unknown status {status!r}", field="status")
+        if status in rules.ERROR_STATES and not reason:
+            raise Invalid(f"a {status} report needs a reason", field="reason")
+        when = now()
+        self.flush_seen()
+        with self.work() as w:
+            s = w.session
+            dev = self.store.device(s, device_id)
+            if dev is None:
+                raise NotFound(f"no device {device_id}")
+            a = None
+            if rollout_id is not None:
+                a = self.store.assignment(s, rollout_id, device_id)
+                if a is None:
+                    raise NotFound(f"device {device_id} is not part of rollout {rollout_id}", field="rollout")
+            fields = {"version": version, "secure_version": secure_version, "slot": slot}
+            self.store.add_report(
+                s,
+                Report(
+                    device_id=device_id,
+                    rollout_id=rollout_id,
+                    status=status,
+                    reason=reason,
+                    detail=detail,
+                    created=when,
+                    **fields,
+                ),
+            )
+            dev.last_status = status
+            for name, value in fields.items():
+                if value is not None:
+                    setattr(dev, name, value)
+            if a is not None and a.state not in rules.FINAL_STATES:
+                a.state, a.reason, a.updated = status, reason, when
+                ro = rollout_sql.rollout(s, a.rollout_id, lock=True)
+                assert ro is not None
+                rollouts.evaluate(w, ro)
+            w.changed = True
+            w.audit(
+                "ota.report",
+                "failure" if status in rules.ERROR_STATES else "success",
+                f"device:{device_id}",
+                reason=reason,
+                objects={"device": device_id, **({"rollout": str(rollout_id)} if rollout_id is not None else {})},
+                data={"status": status, **fields, "detail": detail},
+            )
+        return ReportAck(device=device_id, status=status)
+
+    def reports(self, *, device_id: str | None = None, limit: int = 100) -> list[ReportView]:
+        """Most recent reports first."""
+        return self.store.reports(device_id=device_id, limit=max(1, min(limit, 1000)))
+
+    def flush_seen(self) -> None:
+        """Write what polling devices reported (version, secure_version, slot, last seen), in one transaction."""
+        seen = self.cache.take_seen()
+        if seen:
+            rows = [
+                {"b_id": device_id, "b_seen": when, "b_version": v, "b_svn": svn, "b_slot": slot}
+                for device_id, (when, (v, svn, slot)) in seen.items()
+            ]
+            self.store.write_seen(rows)
+
+    def record_denied(self, what: str, *, actor: str, reason: str, data: dict[str, Any] | None = None) -> None:
+        """Audit a refused request (bad credential, wrong role, a device acting for another).
+
+        ``what`` is ``device`` (device API: recorded as ``ota.report``) or ``management`` (``config.change``).
+        """
+        type_ = "ota.report" if what == "device" else "config.change"
+        self.audit(
+            AuditEvent(
+                type=type_,
+                outcome="denied",
+                reason=reason,
+                actor=actor,
+                data={"action": "authenticate", **(data or {})},
+            )
+        )
+
+
+def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:
+    """The assignment a poll hands out: the rollout and its release (a row or an ORM release)."""
+    return {
+        "rollout": rollout_id,
+        "target_path": release.target_path,
+        "version": release.version,
+        "secure_version": release.secure_version,
+        "length": release.length,
+        "sha256": release.sha256,
+        "download": f"/api/v1/devices/{device_id}/artifact",
+    }

@@ -1,0 +1,321 @@
+"""Every SQL statement of the fleet server: devices, tokens, releases, reports, polls and the generation counter.
+
+The service composes these inside its transactions (:meth:`Store.transaction`); nothing here applies a rule or
+writes an audit event. Rollout and assignment statements are in :mod:`medfw.server.store_rollouts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from medfw.server import rollout as rules
+from medfw.server.models import ApiToken, Assignment, Device, FleetState, Release, Report, Rollout
+from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView
+from medfw.update.repository import ReleaseInfo
+
+__all__ = ["Store", "active_assignment_of"]
+
+
+class Store:
+    """SQL over one database.
+
+    Args:
+        sessions: a session factory bound to a migrated database.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the sessions are bound to."""
+        engine: Engine = self.sessions.kw["bind"]
+        return engine
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back on any exception."""
+        with self.sessions.begin() as s:
+            yield s
+
+    # ---- generation ------------------------------------------------------------------------------------------
+
+    def bump_generation(self) -> int:
+        """Increment the fleet generation (its own short transaction) and return the new value."""
+        with self.sessions.begin() as s:
+            s.execute(update(FleetState).where(FleetState.id == 1).values(generation=FleetState.generation + 1))
+            return int(s.scalar(select(FleetState.generation).where(FleetState.id == 1)) or 0)
+
+    def generation(self) -> int:
+        """The current fleet generation."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(FleetState.generation).where(FleetState.id == 1)) or 0)
+
+    def ping(self) -> None:
+        """One round trip to the database (raises when it cannot be reached)."""
+        with self.engine.connect() as conn:
+            conn.scalar(select(FleetState.id).limit(1))
+
+    # ---- tokens ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def token_exists(s: Session, name: str) -> bool:
+        """Whether a token of this name exists."""
+        return s.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None
+
+    @staticmethod
+    def add_token(s: Session, *, name: str, role: str, token_hash: str, created: datetime) -> None:
+        """Store a token's hash."""
+        s.add(ApiToken(name=name, role=role, token_hash=token_hash, created=created))
+
+    def token_by_hash(self, token_hash: str) -> tuple[str, str] | None:
+        """``(name, role)`` of the token with this hash."""
+        with self.sessions() as s:
+            row = s.execute(select(ApiToken.name, ApiToken.role).where(ApiToken.token_hash == token_hash)).first()
+        return None if row is None else (row[0], row[1])
+
+    # ---- devices ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def device(s: Session, device_id: str) -> Device | None:
+        """A device row (to change inside the caller's transaction)."""
+        return s.get(Device, device_id)
+
+    @staticmethod
+    def add_device(s: Session, device: Device) -> None:
+        """Insert a device row."""
+        s.add(device)
+
+    @staticmethod
+    def withdraw_waiting(s: Session, device_id: str) -> None:
+        """Remove a device's assignments that have not started (decommissioning)."""
+        s.execute(delete(Assignment).where(Assignment.device_id == device_id, Assignment.state == "waiting"))
+
+    def credential(self, device_id: str) -> tuple[str, str] | None:
+        """``(salt, digest)`` of a device's credential; ``None`` for an unknown or decommissioned device."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_CREDENTIAL, {"device_id": device_id}).first()
+        if row is None or not row[1]:
+            return None
+        return row[0], row[1]
+
+    def devices(self, *, group: str | None = None, model: str | None = None) -> list[DeviceView]:
+        """Devices (of one group/model) ordered by id."""
+        q = select(Device).order_by(Device.id)
+        if group is not None:
+            q = q.where(Device.group == group)
+        if model is not None:
+            q = q.where(Device.model == model)
+        with self.sessions() as s:
+            return [device_view(d) for d in s.scalars(q)]
+
+    def groups(self) -> list[GroupView]:
+        """Groups with their device counts."""
+        with self.sessions() as s:
+            rows = s.execute(select(Device.group, func.count()).group_by(Device.group).order_by(Device.group)).all()
+        return [GroupView(name=g, devices=n) for g, n in rows]
+
+    def fleet(self) -> list[FleetRow]:
+        """Active devices per (model, version, secure_version)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Device.model, Device.version, Device.secure_version, func.count())
+                .where(Device.credential_hash != "")
+                .group_by(Device.model, Device.version, Device.secure_version)
+                .order_by(Device.model, Device.version)
+            ).all()
+        return [FleetRow(model=m, version=v, secure_version=sv, devices=n) for m, v, sv, n in rows]
+
+    def write_seen(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write what polling devices reported (``b_id``, ``b_seen``, ``b_version``, ``b_svn``, ``b_slot``)."""
+        with self.engine.begin() as conn:
+            conn.execute(_SEEN_UPDATE, list(rows))  # one executemany
+
+    # ---- releases --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def release_paths(s: Session) -> set[str]:
+        """Target paths of every recorded release."""
+        return set(s.scalars(select(Release.target_path)))
+
+    @staticmethod
+    def add_release(s: Session, r: ReleaseInfo, *, created: datetime) -> None:
+        """Record a release of the TUF targets metadata."""
+        s.add(
+            Release(
+                target_path=r.target_path,
+                model=r.model,
+                chip=r.chip,
+                image_format=r.image_format,
+                version=r.version,
+                secure_version=r.secure_version,
+                length=r.length,
+                sha256=r.sha256,
+                sbom=dict(r.sbom),
+                created=created,
+            )
+        )
+
+    def releases(self) -> list[ReleaseView]:
+        """Every recorded release, oldest first."""
+        with self.sessions() as s:
+            return [release_view(r) for r in s.scalars(select(Release).order_by(Release.id))]
+
+    @staticmethod
+    def release(s: Session, ref: str | int) -> Release | None:
+        """A release by id or target path."""
+        q = select(Release)
+        q = q.where(Release.id == ref) if isinstance(ref, int) else q.where(Release.target_path == ref)
+        return s.scalar(q)
+
+    # ---- polls and reports -----------------------------------------------------------------------------------
+
+    def active_assignment_row(self, device_id: str) -> Any:
+        """The device's assignment in a running rollout joined with its release (one Core query), or ``None``."""
+        with self.engine.connect() as conn:
+            return conn.execute(_ACTIVE_ASSIGNMENT, {"device_id": device_id}).first()
+
+    @staticmethod
+    def active_assignment(s: Session, device_id: str) -> tuple[Assignment, Rollout, Release] | None:
+        """The device's assignment in a running rollout, with its rollout and release (ORM, to change them)."""
+        row = s.execute(
+            select(Assignment, Rollout, Release)
+            .join(Rollout, Rollout.id == Assignment.rollout_id)
+            .join(Release, Release.id == Rollout.release_id)
+            .where(*active_assignment_of(device_id))
+            .order_by(Rollout.id.desc())
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def assigned_target(self, device_id: str) -> str | None:
+        """The target path of the release assigned to a device."""
+        with self.sessions() as s:
+            return s.scalar(
+                select(Release.target_path)
+                .join(Rollout, Rollout.release_id == Release.id)
+                .join(Assignment, Assignment.rollout_id == Rollout.id)
+                .where(*active_assignment_of(device_id))
+                .order_by(Rollout.id.desc())
+            )
+
+    @staticmethod
+    def assignment(s: Session, rollout_id: int, device_id: str) -> Assignment | None:
+        """A device's assignment in one rollout."""
+        q = select(Assignment).where(Assignment.rollout_id == rollout_id, Assignment.device_id == device_id)
+        return s.scalar(q)
+
+    @staticmethod
+    def add_report(s: Session, report: Report) -> None:
+        """Insert a device report."""
+        s.add(report)
+
+    def reports(self, *, device_id: str | None, limit: int) -> list[ReportView]:
+        """Most recent reports first."""
+        q = select(Report).order_by(Report.id.desc()).limit(limit)
+        if device_id is not None:
+            q = q.where(Report.device_id == device_id)
+        with self.sessions() as s:
+            return [report_view(r) for r in s.scalars(q)]
+
+
+_SEEN_UPDATE = (
+    update(Device)
+    .where(Device.id == bindparam("b_id"))
+    .values(
+        last_seen=bindparam("b_seen"),
+        version=bindparam("b_version"),
+        secure_version=bindparam("b_svn"),
+        slot=bindparam("b_slot"),
+    )
+)
+
+_CREDENTIAL = select(Device.credential_salt, Device.credential_hash).where(Device.id == bindparam("device_id"))
+
+_ACTIVE_ASSIGNMENT = (
+    select(
+        Assignment.state,
+        Rollout.id.label("rollout_id"),
+        Release.target_path,
+        Release.model,
+        Release.version,
+        Release.secure_version,
+        Release.length,
+        Release.sha256,
+        Device.model.label("device_model"),
+    )
+    .select_from(Assignment)
+    .join(Rollout, Rollout.id == Assignment.rollout_id)
+    .join(Release, Release.id == Rollout.release_id)
+    .join(Device, Device.id == Assignment.device_id)
+    .where(
+        Assignment.device_id == bindparam("device_id"),
+        Assignment.state.in_(sorted(rules.ACTIVE_STATES)),
+        Rollout.state == rules.RolloutState.RUNNING.value,
+    )
+    .order_by(Rollout.id.desc())
+    .limit(1)
+)
+
+
+def active_assignment_of(device_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a device's assignment in a running rollout (the query joins Assignment and Rollout)."""
+    return (
+        Assignment.device_id == device_id,
+        Assignment.state.in_(list(rules.ACTIVE_STATES)),
+        Rollout.state == rules.RolloutState.RUNNING,
+    )
+
+
+def device_view(d: Device) -> DeviceView:
+    """A device row as a view."""
+    return DeviceView(
+        id=d.id,
+        model=d.model,
+        chip=d.chip,
+        group=d.group,
+        version=d.version,
+        secure_version=d.secure_version,
+        slot=d.slot,
+        last_status=d.last_status,
+        last_seen=d.last_seen.isoformat() if d.last_seen else None,
+        active=bool(d.credential_hash),
+    )
+
+
+def release_view(r: Release) -> ReleaseView:
+    """A release row as a view."""
+    return ReleaseView(
+        id=r.id,
+        target_path=r.target_path,
+        model=r.model,
+        chip=r.chip,
+        image_format=r.image_format,
+        version=r.version,
+        secure_version=r.secure_version,
+        length=r.length,
+        sha256=r.sha256,
+        sbom=dict(r.sbom),
+    )
+
+
+def report_view(r: Report) -> ReportView:
+    """A report row as a view."""
+    return ReportView(
+        id=r.id,
+        device=r.device_id,
+        rollout=r.rollout_id,
+        status=r.status,
+        reason=r.reason,
+        detail=r.detail,
+        version=r.version,
+        secure_version=r.secure_version,
+        slot=r.slot,
+        created=r.created.isoformat(),
+    )

@@ -1,0 +1,158 @@
+"""SQL of rollouts and their assignments (the rules that drive them are in :mod:`medfw.server.rollouts`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from medfw.server import rollout as rules
+from medfw.server.models import Assignment, Device, Release, Rollout
+from medfw.server.views import PhaseView, RolloutView
+
+__all__ = [
+    "add_assignments",
+    "busy_devices",
+    "cancel_unstarted",
+    "phase_counts",
+    "rollout",
+    "rollout_ids",
+    "rollout_view",
+    "start_phase",
+    "targets",
+]
+
+#: ids per ``IN (…)`` list: far below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
+CHUNK = 10_000
+
+
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield list(items[i : i + CHUNK])
+
+
+def targets(
+    s: Session, *, model: str, group: str | None, devices: Sequence[str] | None, version: str | None
+) -> list[Device]:
+    """Active devices of ``model`` narrowed by group, an id list and/or the reported version, ordered by id."""
+    q = select(Device).where(Device.model == model, Device.credential_hash != "").order_by(Device.id)
+    if group is not None:
+        q = q.where(Device.group == group)
+    if version is not None:
+        q = q.where(Device.version == version)
+    if not devices:
+        return list(s.scalars(q))
+    found: list[Device] = []
+    for chunk in _chunks(sorted(set(devices))):
+        found.extend(s.scalars(q.where(Device.id.in_(chunk))))
+    return sorted(found, key=lambda d: d.id)
+
+
+def busy_devices(s: Session, device_ids: Sequence[str]) -> set[str]:
+    """Which of these devices are in a running or paused rollout and not yet done."""
+    busy: set[str] = set()
+    for chunk in _chunks(device_ids):
+        busy.update(
+            s.scalars(
+                select(Assignment.device_id)
+                .join(Rollout, Rollout.id == Assignment.rollout_id)
+                .where(
+                    Rollout.state.in_([rules.RolloutState.RUNNING, rules.RolloutState.PAUSED]),
+                    Assignment.state.in_([*rules.ACTIVE_STATES, "waiting"]),
+                    Assignment.device_id.in_(chunk),
+                )
+            )
+        )
+    return busy
+
+
+def add_assignments(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert assignments (``rollout_id``, ``device_id``, ``phase``, ``state``, ``reason``, ``updated``)."""
+    for i in range(0, len(rows), CHUNK):
+        s.execute(insert(Assignment), list(rows[i : i + CHUNK]))
+
+
+def rollout(s: Session, rollout_id: int, *, lock: bool = False) -> Rollout | None:
+    """A rollout row (``lock``: ``SELECT … FOR UPDATE`` where the database has it)."""
+    return s.get(Rollout, rollout_id, with_for_update=lock or None)
+
+
+def rollout_ids(s: Session) -> list[int]:
+    """Every rollout id, oldest first."""
+    return list(s.scalars(select(Rollout.id).order_by(Rollout.id)))
+
+
+def rollout_view(s: Session, rollout_id: int) -> RolloutView | None:
+    """A rollout with its per-phase counts."""
+    ro = s.get(Rollout, rollout_id)
+    if ro is None:
+        return None
+    rel = s.get(Release, ro.release_id)
+    assert rel is not None
+    rows = s.execute(
+        select(Assignment.phase, Assignment.state, func.count())
+        .where(Assignment.rollout_id == rollout_id)
+        .group_by(Assignment.phase, Assignment.state)
+    ).all()
+    per_phase: list[Counter[str]] = [Counter() for _ in ro.phases]
+    for phase, state, n in rows:
+        per_phase[phase][state] += n
+    return RolloutView(
+        id=ro.id,
+        name=ro.name,
+        release=rel.target_path,
+        version=rel.version,
+        secure_version=rel.secure_version,
+        target=dict(ro.target),
+        state=ro.state,
+        state_reason=ro.state_reason,
+        current_phase=ro.current_phase,
+        success_threshold=ro.success_threshold,
+        error_threshold=ro.error_threshold,
+        phases=tuple(
+            PhaseView(index=i, spec=spec, counts=dict(sorted(per_phase[i].items()))) for i, spec in enumerate(ro.phases)
+        ),
+        created=ro.created.isoformat(),
+        updated=ro.updated.isoformat(),
+    )
+
+
+def phase_counts(s: Session, ro: Rollout) -> rules.PhaseCounts:
+    """Assignment counts over the phases started so far."""
+    rows = s.execute(
+        select(Assignment.state, func.count())
+        .where(Assignment.rollout_id == ro.id, Assignment.phase <= ro.current_phase)
+        .group_by(Assignment.state)
+    ).all()
+    c: Counter[str] = Counter(dict(rows))
+    return rules.PhaseCounts(
+        total=sum(c.values()),
+        waiting=c["waiting"],
+        active=sum(c[x] for x in rules.ACTIVE_STATES),
+        confirmed=c["confirmed"],
+        failed=sum(c[x] for x in rules.ERROR_STATES),
+        skipped=c["skipped"],
+        cancelled=c["cancelled"],
+    )
+
+
+def start_phase(s: Session, rollout_id: int, phase: int, now: datetime) -> None:
+    """Offer the release to the waiting devices of ``phase``."""
+    s.execute(
+        update(Assignment)
+        .where(Assignment.rollout_id == rollout_id, Assignment.phase == phase, Assignment.state == "waiting")
+        .values(state="pending", updated=now)
+    )
+
+
+def cancel_unstarted(s: Session, rollout_id: int, now: datetime) -> None:
+    """Withdraw the assignments of a rollout that have not started."""
+    s.execute(
+        update(Assignment)
+        .where(Assignment.rollout_id == rollout_id, Assignment.state.in_(["waiting", "pending"]))
+        .values(state="cancelled", reason="rollout_cancelled", updated=now)
+    )
