@@ -302,9 +302,11 @@ def _serve(args: argparse.Namespace) -> int:
     db = args.db or asgi.default_db_url(args.repo)
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
+    tls = _serve_tls(args)
     migrate(make_engine(db))
+    scheme = "https" if tls else "http"
     if args.json:
-        emit(args, {"listening": f"http://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
+        emit(args, {"listening": f"{scheme}://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
     if args.repo:
@@ -319,8 +321,40 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,
+        **tls,
     )
     return EXIT_OK
+
+
+def _serve_tls(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the TLS and device-trust options, export them to the workers, return uvicorn's TLS options."""
+    from medfw.server import asgi  # noqa: PLC0415
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together", field="--tls-cert")
+    if args.device_ca and not args.tls_cert:
+        raise UsageError("--device-ca (mutual TLS) needs --tls-cert and --tls-key", field="--device-ca")
+    settings = asgi.ServerSettings(
+        db="",
+        device_ca=args.device_ca,
+        device_audit_master=args.device_audit_master,
+        allow_shared_secret_devices=args.allow_shared_secret_devices,
+        approval_policy=args.approval_policy,
+    )
+    settings.trust()  # fail early on a bad file
+    for env, value in (
+        (asgi.ENV_DEVICE_CA, args.device_ca),
+        (asgi.ENV_AUDIT_MASTER, args.device_audit_master),
+        (asgi.ENV_APPROVAL_POLICY, args.approval_policy),
+        (asgi.ENV_ALLOW_SIMULATORS, "1" if args.allow_shared_secret_devices else None),
+    ):
+        if value:
+            os.environ[env] = str(Path(value).resolve()) if env != asgi.ENV_ALLOW_SIMULATORS else value
+    if not args.tls_cert:
+        return {}
+    from medfw.identity.tls import uvicorn_tls_options  # noqa: PLC0415
+
+    return uvicorn_tls_options(cert=args.tls_cert, key=args.tls_key, device_ca=args.device_ca)
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -514,6 +548,20 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
+    p.add_argument(
+        "--device-ca", metavar="CA.crt", help="authenticate units by mutual TLS against this manufacturer device CA"
+    )
+    p.add_argument(
+        "--device-audit-master", metavar="FILE", help="device-audit master secret: collect and verify unit trails"
+    )
+    p.add_argument(
+        "--allow-shared-secret-devices",
+        action="store_true",
+        help="let confirmations of shared-secret (simulator) units count toward rollout thresholds",
+    )
+    p.add_argument("--approval-policy", metavar="POLICY", help="M-of-N approval policy for key-rotation campaigns")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_serve)

@@ -22,7 +22,7 @@ from medfw.server.deps import OnlineKeys
 from medfw.server.http import install_error_handlers
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
-from medfw.server.routers import device, health, management, tuf
+from medfw.server.routers import device, health, management, trust, tuf
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
@@ -80,6 +80,7 @@ def create_app(
     app.include_router(device.router)
     app.include_router(tuf.router)
     app.include_router(management.router)
+    app.include_router(trust.router)
     return app
 
 

@@ -8,10 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from medfw._io import read_bytes
 from medfw.audit.sink import AuditSink, NullSink
+from medfw.identity.ca import load_certificate
+from medfw.identity.unit import load_audit_master
 from medfw.server.app import create_app, repo_online_keys
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
+from medfw.server.trust_config import TrustConfig
 from medfw.update.repository import TufRepository
 
 __all__ = ["ServerSettings", "build_app", "create_from_env", "default_db_url"]
@@ -20,6 +24,10 @@ ENV_DB = "MEDFW_OTA_DB"
 ENV_REPO = "MEDFW_OTA_REPO"
 ENV_AUDIT = "MEDFW_AUDIT_LOG"
 ENV_MIGRATED = "MEDFW_OTA_MIGRATED"
+ENV_DEVICE_CA = "MEDFW_OTA_DEVICE_CA"
+ENV_AUDIT_MASTER = "MEDFW_OTA_DEVICE_AUDIT_MASTER"
+ENV_ALLOW_SIMULATORS = "MEDFW_OTA_ALLOW_SHARED_SECRET_DEVICES"
+ENV_APPROVAL_POLICY = "MEDFW_OTA_APPROVAL_POLICY"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,30 @@ class ServerSettings:
     repo: str | None = None
     audit_log: str | None = None
     poll_interval: int = 60
+    device_ca: str | None = None
+    device_audit_master: str | None = None
+    allow_shared_secret_devices: bool = False
+    approval_policy: str | None = None
+
+    def trust(self) -> TrustConfig:
+        """Load the device CA, the device-audit master secret and the approval policy (files; fail early)."""
+        ca = None
+        if self.device_ca:
+            ca = load_certificate(
+                read_bytes(self.device_ca, max_length=64 * 1024, what="device CA"), path=self.device_ca
+            )
+        master = load_audit_master(self.device_audit_master) if self.device_audit_master else None
+        policy = None
+        if self.approval_policy:
+            from medfw.keys.approvals import load_policy  # noqa: PLC0415
+
+            policy = load_policy(self.approval_policy)
+        return TrustConfig(
+            device_ca=ca,
+            audit_master=master,
+            allow_shared_secret=self.allow_shared_secret_devices,
+            approval_policy=policy,
+        )
 
 
 def default_db_url(repo: str | None) -> str:
@@ -54,7 +86,10 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
     repo = TufRepository(settings.repo) if settings.repo else None
     keys = repo_online_keys(repo) if repo is not None else None
     service = FleetService(
-        make_sessionmaker(engine), sink or _sink(settings.audit_log), poll_interval=settings.poll_interval
+        make_sessionmaker(engine),
+        sink or _sink(settings.audit_log),
+        poll_interval=settings.poll_interval,
+        trust=settings.trust(),
     )
     return create_app(service, repo, online_keys=keys)
 
@@ -63,6 +98,12 @@ def create_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
-        db=os.environ.get(ENV_DB) or default_db_url(repo), repo=repo, audit_log=os.environ.get(ENV_AUDIT) or None
+        db=os.environ.get(ENV_DB) or default_db_url(repo),
+        repo=repo,
+        audit_log=os.environ.get(ENV_AUDIT) or None,
+        device_ca=os.environ.get(ENV_DEVICE_CA) or None,
+        device_audit_master=os.environ.get(ENV_AUDIT_MASTER) or None,
+        allow_shared_secret_devices=os.environ.get(ENV_ALLOW_SIMULATORS) == "1",
+        approval_policy=os.environ.get(ENV_APPROVAL_POLICY) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

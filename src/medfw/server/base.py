@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.server.cache import PollCache
 from medfw.server.store import Store
+from medfw.server.trust_config import TrustConfig
 from medfw.server.work import Work
 
 __all__ = ["ServiceBase"]
@@ -46,12 +47,14 @@ class ServiceBase:
         *,
         poll_interval: int = 60,
         generation_check: float = 0.5,
+        trust: TrustConfig | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = Store(sessions)
         self.sink: AuditSink = _SerializedSink(sink or NullSink())
         self.poll_interval = poll_interval
         self.cache = PollCache(self.store.generation, check_every=generation_check)
+        self.trust = trust or TrustConfig()
 
     # ---- units of work -------------------------------------------------------------------------------------
 

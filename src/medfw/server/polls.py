@@ -17,7 +17,9 @@ from medfw.server.models import Report
 from medfw.server.views import PollResult, ReportAck, ReportView
 from medfw.server.work import now
 
-__all__ = ["DeviceOps"]
+__all__ = ["VOLATILE", "DeviceOps"]
+
+VOLATILE = "_volatile"
 
 
 class DeviceOps(ServiceBase):
@@ -43,9 +45,11 @@ class DeviceOps(ServiceBase):
         body, changed = self._poll_db(device_id, version=version, secure_version=secure_version)
         if changed:
             generation = self.cache.generation
+        volatile = bool(body.pop(VOLATILE, False))  # depends on the clock (a maintenance window): never cached
         etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
         result = PollResult(body=body, etag=etag)
-        self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
+        if not volatile:
+            self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
         return result
 
     def _poll_db(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
@@ -91,7 +95,12 @@ class DeviceOps(ServiceBase):
         return self._poll_body(device_id, assignment), w.changed
 
     def _poll_body(self, device_id: str, assignment: dict[str, Any] | None) -> dict[str, Any]:
-        return {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
+        body = {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
+        return self.poll_extras(device_id, body)
+
+    def poll_extras(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Add what device trust changes in a poll answer (implemented by :mod:`medfw.server.deferral`)."""
+        return body
 
     def assigned_target(self, device_id: str) -> str:
         """The target path of the release assigned to a device (for the artifact download)."""
@@ -111,8 +120,13 @@ class DeviceOps(ServiceBase):
         version: str | None,
         secure_version: int | None,
         slot: str | None,
+        trusted: bool = True,
     ) -> ReportAck:
-        """Store a device status report, move its assignment along and re-evaluate the rollout."""
+        """Store a device status report, move its assignment along and re-evaluate the rollout.
+
+        A confirmation that is not ``trusted`` (see :meth:`check_claims`) is stored but moves the assignment to
+        ``unverified``, which never counts toward the success threshold.
+        """
         if status not in rules.REPORT_STATUSES:
             raise Invalid(f"unknown status {status!r}", field="status")
         if status in rules.ERROR_STATES and not reason:
@@ -146,7 +160,9 @@ class DeviceOps(ServiceBase):
             for name, value in fields.items():
                 if value is not None:
                     setattr(dev, name, value)
-            if a is not None and a.state not in rules.FINAL_STATES:
+            if a is not None and a.state not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
+                if status == "confirmed" and not trusted:
+                    status, reason = rules.UNVERIFIED, "unverified_report"
                 a.state, a.reason, a.updated = status, reason, when
                 ro = rollout_sql.rollout(s, a.rollout_id, lock=True)
                 assert ro is not None
@@ -158,9 +174,14 @@ class DeviceOps(ServiceBase):
                 f"device:{device_id}",
                 reason=reason,
                 objects={"device": device_id, **({"rollout": str(rollout_id)} if rollout_id is not None else {})},
-                data={"status": status, **fields, "detail": detail},
+                data={"status": status, **fields, "detail": detail, "trusted": trusted},
             )
+        if status in rules.KEY_STATUSES:
+            self.campaign_report(device_id, status, reason)
         return ReportAck(device=device_id, status=status)
+
+    def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
+        """Follow a unit's key-rotation report (implemented by the campaign service)."""
 
     def reports(self, *, device_id: str | None = None, limit: int = 100) -> list[ReportView]:
         """Most recent reports first."""

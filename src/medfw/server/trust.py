@@ -22,14 +22,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from medfw.audit.sink import AuditEvent, AuditSink
+from medfw.audit.sink import AuditEvent
 from medfw.identity.ca import DEVICE_ID_RE, load_certificate
 from medfw.identity.certs import DeviceIdentity, verify_device_certificate
 from medfw.identity.claims import verify_claims
 from medfw.identity.errors import CertificateRejectedError, ClaimsRejectedError
+from medfw.server.base import ServiceBase
 from medfw.server.models import Device
+from medfw.server.trust_config import TrustConfig
 from medfw.server.trust_errors import conflict, forbidden, invalid, not_found, unauthorized
 from medfw.server.trust_models import (
     DeviceClaims,
@@ -40,7 +42,7 @@ from medfw.server.trust_models import (
     RevokedCertificate,
 )
 
-__all__ = ["CERT_MARK", "TrustConfig", "TrustOps"]
+__all__ = ["CERT_MARK", "TrustConfig", "TrustOps", "report_expectation"]
 
 CERT_MARK = "x509:"  # credential_hash of a certificate unit: no shared secret can ever match it
 _STATE_FIELDS: tuple[str, ...] = ("version", "secure_version", "slot", "efuse_counter", "key_slots")
@@ -51,32 +53,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class TrustConfig:
-    """What the server trusts: the device CA, the device-audit master secret, shared-secret units, approvals."""
-
-    def __init__(
-        self,
-        *,
-        device_ca: x509.Certificate | None = None,
-        audit_master: bytes | None = None,
-        allow_shared_secret: bool = False,
-        approval_policy: Any = None,
-    ) -> None:
-        self.device_ca = device_ca
-        self.audit_master = audit_master
-        self.allow_shared_secret = allow_shared_secret
-        self.approval_policy = approval_policy
-
-
-class TrustOps:
+class TrustOps(ServiceBase):
     """Certificate authentication, enrollment, revocation and signed claims (see the module docstring)."""
-
-    sessions: sessionmaker[Session]
-    sink: AuditSink
-    trust: TrustConfig
-
-    def _changed(self) -> None:  # provided by the service
-        raise NotImplementedError
 
     def _event(
         self,

@@ -1,32 +1,32 @@
-"""The refusals of the device-trust service, as the fleet server's domain errors (one place to adapt)."""
+"""The refusals of the device-trust service, as the fleet server's domain errors (:mod:`medfw.server.errors`)."""
 
 from __future__ import annotations
 
-from medfw.server.service import ApiError
+from medfw.server.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 __all__ = ["conflict", "forbidden", "invalid", "not_found", "unauthorized"]
 
 
-def unauthorized(message: str) -> ApiError:
-    """401: no or a refused credential (certificate, claims)."""
-    return ApiError(401, message)
+def unauthorized(message: str) -> Unauthorized:
+    """401: no or a refused credential (certificate)."""
+    return Unauthorized(message)
 
 
-def forbidden(message: str) -> ApiError:
-    """403: authenticated, but not allowed (held enrollment, claims of another device)."""
-    return ApiError(403, message)
+def forbidden(message: str) -> Forbidden:
+    """403: authenticated, but not allowed (held enrollment, refused claims)."""
+    return Forbidden(message)
 
 
-def not_found(message: str) -> ApiError:
+def not_found(message: str) -> NotFound:
     """404."""
-    return ApiError(404, message)
+    return NotFound(message)
 
 
-def conflict(message: str, field: str | None = None) -> ApiError:
+def conflict(message: str, field: str | None = None) -> Conflict:
     """409: contradicts the stored state (replayed claims, a forked trail)."""
-    return ApiError(409, message, field=field)
+    return Conflict(message, field=field)
 
 
-def invalid(message: str, field: str | None = None) -> ApiError:
+def invalid(message: str, field: str | None = None) -> Invalid:
     """422: malformed or out of range."""
-    return ApiError(422, message, field=field)
+    return Invalid(message, field=field)

@@ -111,6 +111,7 @@ class RolloutView:
     phases: tuple[PhaseView, ...]
     created: str
     updated: str
+    trust: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

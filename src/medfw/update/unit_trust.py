@@ -24,8 +24,8 @@ from medfw.keys.campaign import CampaignRefusedError, unit_step
 __all__ = ["CLAIMS_HEADER", "TRAIL_BATCH", "UnitTrust"]
 
 CLAIMS_HEADER = "X-Medfw-Claims"
-TRAIL_BATCH = 200
-TRAIL_ROUNDS = 5
+TRAIL_BATCH = 48  # about 40 KiB: under the server's 64 KiB body limit
+TRAIL_ROUNDS = 8
 _STATE = "ota/trail.json"
 
 
