@@ -143,6 +143,7 @@ def _server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[str]:
         str(port),
         "--audit-log",
         str(audit_log),
+        "--allow-shared-secret-devices",  # the demo's units are simulators without device certificates
     ]
     log = demo.path("logs", "ota-server.txt")
     log.parent.mkdir(parents=True, exist_ok=True)

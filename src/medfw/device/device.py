@@ -540,15 +540,34 @@ class Device:
         self._save()
         return index
 
-    def revoke_key(self, slot: int) -> None:
-        """Revoke key digest ``slot`` the conservative way (see :func:`medfw.device.ota.revoke_key`)."""
+    def revoke_key(self, slot: int, *, power_cut: str | None = None) -> None:
+        """Revoke key digest ``slot`` the conservative way (see :func:`medfw.device.ota.revoke_key`).
+
+        Args:
+            power_cut: ``before_burn`` / ``after_burn`` — the power fails right before or right after the eFuse burn
+                (eFuse programming itself is atomic in the model); the unit is off afterwards.
+
+        Raises:
+            PowerLossError: the armed power cut fired.
+        """
         running = self._require_running("revoke a key")
+        if power_cut not in (None, "before_burn", "after_burn"):
+            raise DeviceError("power_cut must be before_burn or after_burn", field="power_cut")
+        if power_cut == "before_burn":
+            self._cut_power()
         events: list[AuditEvent] = []
         try:
             ota.revoke_key(self.flash_memory, self.efuse, self.boot_config, running, slot, events=events)
         finally:
             self._record(events)
             self._save()
+        if power_cut == "after_burn":
+            self._cut_power()
+
+    def _cut_power(self) -> None:
+        self._power_off()
+        self._save()
+        raise PowerLossError(PowerLoss(self.flash_memory.sector_writes, 0, torn=False))
 
     # -- inspection ---------------------------------------------------------------------------------------
 

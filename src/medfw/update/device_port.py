@@ -88,10 +88,14 @@ class TrustedModelDevice(ModelDevice):
         self._running()
         return self.device.add_key_digest(digest)
 
+    #: fault injection for tests and demos: ``before_burn`` / ``after_burn`` cuts the power at the next revocation
+    power_cut_on_revoke: str | None = None
+
     def revoke_key(self, slot: int) -> None:
         """Revoke a digest slot the conservative way (the unit refuses when it would not boot without it)."""
         self._running()
-        self.device.revoke_key(slot)
+        cut, self.power_cut_on_revoke = self.power_cut_on_revoke, None
+        self.device.revoke_key(slot, power_cut=cut)
 
     def own_log_path(self) -> Path | None:
         """The unit's own audit log."""
