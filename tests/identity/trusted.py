@@ -94,11 +94,11 @@ class TrustedFleet:
         assert r.status_code == 200, r.text
         return rel.target_path
 
-    def bootloader(self) -> bytes:
+    def bootloader(self, signers: list[FileSigner] | None = None) -> bytes:
         # the factory bootloader is signed with both keys, so it keeps booting after the old key is revoked
         return sign_image(
             build_app_image(chip=CHIP, version="bootloader", secure_version=0, project_name="bootloader"),
-            [self.old_key, self.new_key],
+            signers or [self.old_key, self.new_key],
         )
 
     def unit(
@@ -109,6 +109,7 @@ class TrustedFleet:
         keep_unused_slots: bool = False,
         digests: list[bytes] | None = None,
         client_cert: tuple[Path, Path] | None = None,
+        factory_key: FileSigner | None = None,
     ) -> Unit:
         if preauthorize:
             r = self.admin.post(
@@ -120,14 +121,17 @@ class TrustedFleet:
         sink = MemorySink()
         dev = Device.in_memory(
             chip=CHIP,
-            key_digests=digests or [public_key_digest(self.old_key.public_key())],
+            key_digests=digests or [public_key_digest((factory_key or self.old_key).public_key())],
             slot_size=SLOT,
             flash_size=FLASH,
             audit=sink,
             revoke_unused_slots=not keep_unused_slots,
         )
         dev.attach_own_log(d / AUDIT_LOG)
-        dev.flash(self.bootloader(), app_image([self.old_key], "1.0.0", 1))
+        if factory_key is None:
+            dev.flash(self.bootloader(), app_image([self.old_key], "1.0.0", 1))
+        else:
+            dev.flash(self.bootloader([factory_key]), app_image([factory_key], "1.0.0", 1))
         config: AgentConfig = provision(
             d, device_id=device_id, model="pump", chip=CHIP, credential="", root=self.repo.root_bytes()
         )

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         verify_consistency,
         verify_inclusion,
     )
-    from medfw.audit.query import read_rows
+    from medfw.audit.query import count_rows, read_rows
     from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
     from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
 
@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "MerkleTree": "merkle",
     "root_from_inclusion_proof": "merkle",
     "read_rows": "query",
+    "count_rows": "query",
     "verify_consistency": "merkle",
     "verify_inclusion": "merkle",
     "CLASSIFICATIONS": "verify",
@@ -82,6 +83,7 @@ __all__ = [
     "VerifyReport",
     "checkpoint",
     "consistency_proof",
+    "count_rows",
     "export_bundle",
     "inclusion_proof",
     "init_log",

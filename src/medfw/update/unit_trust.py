@@ -94,7 +94,8 @@ class UnitTrust:
         log_path: Path | None = getattr(self.port, "own_log_path", lambda: None)()
         if self.credentials is None or log_path is None:
             return None
-        from medfw.audit import read_rows  # noqa: PLC0415 - the log machinery loads on first use
+        from medfw.audit import count_rows, read_rows  # noqa: PLC0415 - the log machinery loads on first use
+        from medfw.audit.record import parse_record  # noqa: PLC0415
         from medfw.identity.trail import build_upload  # noqa: PLC0415
 
         for _ in range(TRAIL_ROUNDS):
@@ -103,10 +104,11 @@ class UnitTrust:
             rows = read_rows(log_path, first, TRAIL_BATCH + 1)
             complete = len(rows) <= TRAIL_BATCH
             rows = rows[:TRAIL_BATCH]
-            if complete and first + len(rows) == acked:
+            if complete and len(rows) == acked - first:
                 return None  # in step with the server (a shorter log is uploaded: the server detects the rewind)
-            log_size = first + len(rows) + (0 if complete else 1)
-            entries, checkpoint = build_upload(rows, first, log_size)
+            start = parse_record(rows[0][0]).seq if rows else first
+            # the entries the log really holds: a log truncated in the field is shorter than what the server verified
+            entries, checkpoint = build_upload(rows, start, count_rows(log_path))
             token = self.credentials.claims("audit", **checkpoint)
             try:
                 r = client.post(url, json={"entries": entries, "checkpoint": token}, headers=headers)
