@@ -28,7 +28,7 @@ from medfw.device.bootloader import BootConfig, BootResult, read_otadata, run_bo
 from medfw.device.chips import ChipSpec, get_chip
 from medfw.device.clinical import ClinicalState, Permission
 from medfw.device.efuse import Efuses
-from medfw.device.errors import BootFailedError, DeviceStateError
+from medfw.device.errors import BootFailedError, DeviceStateError, EfuseWriteError
 from medfw.device.flash import SECTOR_SIZE, Flash, PowerCut, PowerLoss
 from medfw.device.otadata import COPY_OFFSETS
 from medfw.device.partitions import PARTITION_TABLE_OFFSET, PARTITION_TABLE_SIZE, PartitionTable
@@ -521,10 +521,10 @@ class Device:
                 return s.index
         try:
             index = self.efuse.burn_key_digest(digest)
-        except DeviceError as e:
+        except EfuseWriteError as e:
             self._record([AuditEvent("efuse.burn", "denied", "no_free_slot", ota.ACTOR, {"key_digest": digest.hex()})])
             self._save()
-            raise e
+            raise EfuseWriteError(e.message, field=e.field or "KEY_PURPOSE", reason="no_free_slot") from None
         self._record(
             [
                 AuditEvent(

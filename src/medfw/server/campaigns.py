@@ -156,7 +156,7 @@ class CampaignOps(TrailOps):
                     "old_slot": old_slot,
                     "new_key_digest": new_digest,
                     "units": len(units),
-                    "approved_by": [a["approver"] for a in approved],
+                    "approved_by": [a["statement"]["approver"] for a in approved],
                 },
             )
         return self.campaign(campaign_id)
@@ -210,7 +210,7 @@ class CampaignOps(TrailOps):
                 "old_key_digest": camp.old_key_digest,
                 "new_key_digest": camp.new_key_digest,
                 "new_key_fingerprint": camp.new_key_fingerprint,
-                "approved_by": [a.get("approver") for a in camp.approvals],
+                "approved_by": [a.get("statement", {}).get("approver") for a in camp.approvals],
                 "counts": dict(Counter(r["state"] for r in rows)),
                 "units": rows,
             }
