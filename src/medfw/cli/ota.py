@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from medfw._io import read_bytes
+from medfw.cli import _ota_trust
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
 from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
@@ -431,6 +432,15 @@ def _rollout_human(r: dict[str, Any]) -> None:
         ["phase", "spec", *states],
         [[p["index"] + 1, p["spec"]] + [p["counts"].get(s, 0) for s in states] for p in r["phases"]],
     )
+    trust = r.get("trust") or {}
+    notes = [f"deferred {k}: {v}" for k, v in (trust.get("deferred") or {}).items()]
+    notes += [f"outside maintenance window ({g}): {n}" for g, n in (trust.get("outside_window") or {}).items()]
+    if trust.get("require_approval"):
+        notes.append("installs need the user's approval on each unit")
+    if trust.get("campaign"):
+        notes.append(f"key-rotation campaign {trust['campaign']}")
+    for note in notes:
+        out_console.print(note, markup=False)
 
 
 def _rollout_create(args: argparse.Namespace) -> int:
@@ -444,6 +454,7 @@ def _rollout_create(args: argparse.Namespace) -> int:
         "phases": [p for p in args.phases.split(",") if p],
         "success_threshold": args.success_threshold,
         "error_threshold": args.error_threshold,
+        "require_approval": args.require_approval,
     }
     r = _client(args).request("POST", "/api/v1/rollouts", json=body)
     emit(args, r, lambda: _rollout_human(r))
@@ -591,6 +602,7 @@ def register(sub: Any) -> None:
     p.add_argument("--model")
     _add_server_flags(p)
     p.set_defaults(func=_device_list)
+    _ota_trust.register(ota, device, _client, _table, _add_server_flags)
 
     rollout = add_group(ota, "rollout", "staged rollouts")
     p = rollout.add_parser("create", help="start a staged rollout")
@@ -602,6 +614,7 @@ def register(sub: Any) -> None:
     p.add_argument("--phases", default="10%,100%", help="comma-separated counts or percentages (canary first)")
     p.add_argument("--success-threshold", type=int, default=90, metavar="PCT")
     p.add_argument("--error-threshold", type=int, default=10, metavar="PCT")
+    p.add_argument("--require-approval", action="store_true", help="each unit installs only after on-device approval")
     _add_server_flags(p)
     p.set_defaults(func=_rollout_create)
     p = rollout.add_parser("status", help="show one rollout (or all)")
