@@ -4,7 +4,10 @@ management API."""
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -15,6 +18,7 @@ from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 __all__ = ["register"]
 
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Client = Callable[[argparse.Namespace], Any]
 Table = Callable[[str, list[str], list[list[Any]]], None]
 
@@ -69,6 +73,30 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         r = client(args).request("POST", f"/api/v1/devices/{args.id}/certificate/revoke", json={"reason": args.reason})
         emit(args, r, lambda: out_console.print(f"revoked {len(r['revoked'])} certificate(s) of {escape(args.id)}"))
         return EXIT_OK
+
+    def trails(args: argparse.Namespace) -> int:
+        from medfw._io import atomic_write  # noqa: PLC0415
+
+        docs = client(args).request("GET", f"/api/v1/rollouts/{args.rollout}/trails", params={"phase": args.phase})
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for doc in docs:
+            name = f"{doc['device']}.json"
+            if not _SAFE.match(doc["device"]):
+                raise UsageError("server sent a malformed device id", field="device")
+            atomic_write(out / name, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+            written.append(str(out / name))
+        data = {"rollout": args.rollout, "phase": args.phase, "files": written}
+        emit(args, data, lambda: out_console.print(f"wrote {len(written)} unit trail(s) to {escape(str(out))}"))
+        return EXIT_OK
+
+    p = device.add_parser("trails", help="export the collected trails of a rollout phase's units (for evidence)")
+    p.add_argument("--rollout", type=int, required=True, metavar="ID")
+    p.add_argument("--phase", type=int, default=0, help="phase (default 0: the canary)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for <device>.json files")
+    server_flags(p)
+    p.set_defaults(func=trails)
 
     p = device.add_parser("revoke-cert", help="put a unit's certificates on the server's revocation list")
     p.add_argument("id", metavar="ID")

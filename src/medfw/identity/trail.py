@@ -190,3 +190,47 @@ def build_upload(
     entries = [{"seq": first + i, "record": rec.decode("utf-8"), "tag": tag.hex()} for i, (rec, tag) in enumerate(rows)]
     head = entry_hash(rows[-1][0]).hex() if rows else None
     return entries, {"first": first, "count": len(rows), "head": head, "log_size": log_size}
+
+
+def check_exported_trail(doc: Any, *, device_ca: Any = None) -> dict[str, Any]:
+    """Re-check an exported unit trail with public material only (for evidence bundles).
+
+    ``doc`` is ``{"device", "certificate" (PEM), "entries": [{seq, record, tag}…], "checkpoint" (JWS)}``. Checked:
+    every record is canonical and filed under its seq, the entries form one hash chain from the log's first entry,
+    the checkpoint is the unit's signature (its certificate's key; with ``device_ca``, a certificate of that CA) over
+    the last entry's hash. The HMAC seals were verified by the fleet server at upload (they need the secret).
+
+    Returns ``{"device", "entries", "ok", "reason"}``.
+    """
+    from medfw.identity.ca import load_certificate  # noqa: PLC0415
+    from medfw.identity.certs import verify_device_certificate  # noqa: PLC0415
+    from medfw.identity.claims import verify_claims  # noqa: PLC0415
+    from medfw.identity.errors import CertificateRejectedError, ClaimsRejectedError, IdentityError  # noqa: PLC0415
+
+    device = str(doc.get("device", "")) if isinstance(doc, dict) else ""
+    out: dict[str, Any] = {"device": device, "entries": 0, "ok": False, "reason": None}
+    try:
+        cert = load_certificate(str(doc["certificate"]).encode("ascii"))
+        if device_ca is not None:
+            verify_device_certificate(cert, device_ca, now=cert.not_valid_before_utc)
+        prev = GENESIS_PREV
+        for i, e in enumerate(doc["entries"]):
+            rec = str(e["record"]).encode("utf-8")
+            r = parse_record(rec)
+            if r.seq != i or e.get("seq") != i or r.prev != prev:
+                raise TrailRejectedError(f"entry {i} does not continue the chain", reason="chain_broken", seq=i)
+            prev = entry_hash(rec).hex()
+        out["entries"] = len(doc["entries"])
+        claims = verify_claims(str(doc["checkpoint"]), cert.public_key(), device_id=device, kind="audit")  # type: ignore[arg-type]
+        if doc["entries"] and claims.get("head") != prev:
+            raise TrailRejectedError(
+                "the unit's signed checkpoint names another last entry", reason="checkpoint_mismatch"
+            )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        out["reason"] = "malformed export"
+        return out
+    except (AuditError, IdentityError, CertificateRejectedError, ClaimsRejectedError, TrailRejectedError) as e:
+        out["reason"] = f"{getattr(e, 'reason', 'invalid')}: {e.message}"
+        return out
+    out["ok"] = True
+    return out

@@ -160,6 +160,37 @@ class TrailOps(TrustOps):
             "entries": entries,
         }
 
+    def rollout_trails(self, rollout_id: int, *, phase: int = 0, max_entries: int = 100_000) -> list[dict[str, Any]]:
+        """The collected trails of a rollout phase's units (phase 0: the canary), with each unit's certificate and
+        latest signed checkpoint — what an evidence bundle re-checks with public material only."""
+        from medfw.server.trust_models import DeviceIdentityRow  # noqa: PLC0415
+
+        with self.sessions() as s:
+            devices = list(s.scalars(_canary_query(rollout_id, phase)))
+            if not devices:
+                raise not_found(f"rollout {rollout_id} has no units in phase {phase}")
+            out = []
+            for device_id in devices:
+                ident = s.get(DeviceIdentityRow, device_id)
+                trail = s.get(DeviceTrail, device_id)
+                if ident is None or trail is None:
+                    continue
+                rows = s.execute(
+                    select(TrailEntry.seq, TrailEntry.record, TrailEntry.tag)
+                    .where(TrailEntry.device_id == device_id)
+                    .order_by(TrailEntry.seq)
+                    .limit(max_entries)
+                ).all()
+                out.append(
+                    {
+                        "device": device_id,
+                        "certificate": ident.certificate,
+                        "checkpoint": trail.checkpoint,
+                        "entries": [{"seq": n, "record": rec, "tag": tag} for n, rec, tag in rows],
+                    }
+                )
+        return out
+
     def verify_trail(self, device_id: str) -> dict[str, Any]:
         """Re-verify the whole stored trail of a unit from its first entry (for evidence): chain and seals."""
         keys = self._trail_keys(device_id)
@@ -190,6 +221,16 @@ class TrailOps(TrustOps):
             "head": head.head,
             "checkpoint": trail.checkpoint if trail else None,
         }
+
+
+def _canary_query(rollout_id: int, phase: int) -> Any:
+    from medfw.server.models import Assignment  # noqa: PLC0415
+
+    return (
+        select(Assignment.device_id)
+        .where(Assignment.rollout_id == rollout_id, Assignment.phase == phase)
+        .order_by(Assignment.device_id)
+    )
 
 
 def _hash_of(record: str) -> str:

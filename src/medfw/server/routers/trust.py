@@ -77,6 +77,14 @@ def device_audit(
     return out
 
 
+@router.get("/rollouts/{rollout_id}/trails", tags=["rollouts"])
+def rollout_trails(
+    rollout_id: int, _actor: Reader, service: Service, phase: Annotated[int, Query(ge=0, le=19)] = 0
+) -> list[dict[str, Any]]:
+    """The collected audit trails of a rollout phase's units (phase 0 = the canary), for evidence bundles."""
+    return service.rollout_trails(rollout_id, phase=phase)
+
+
 @router.get("/devices/{device_id}/claims", tags=["devices"])
 def device_claims(device_id: str, _actor: Reader, service: Service) -> dict[str, Any]:
     """The unit's last verified signed claims (version, eFuse counter, key slots)."""
