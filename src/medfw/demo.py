@@ -96,8 +96,9 @@ class Demo:
         return out.getvalue()
 
     def run_json(self, argv: Sequence[str], *, expect: int = 0) -> Any:
-        """Run a command with ``--json`` and parse its output."""
-        return json.loads(self.run([*argv, "--json"], expect=expect))
+        """Run a command with ``--json`` and return the ``result`` (or ``error``) of its JSON envelope."""
+        doc = json.loads(self.run([*argv, "--json"], expect=expect))
+        return doc["result"] if "result" in doc else doc["error"]
 
 
 @contextlib.contextmanager

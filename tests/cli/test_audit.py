@@ -11,6 +11,8 @@ import pytest
 
 from medfw.cli import main
 
+from ._json import result as cli_result
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
@@ -23,7 +25,7 @@ def log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]
     path, key = tmp_path / "audit.db", tmp_path / "audit.key"
     code, out, _ = run(capsys, "audit", "init", path, "--key-out", key, "--json", "--epoch-length", "3")
     assert code == 0
-    assert json.loads(out)["verification_key"] == str(key)
+    assert cli_result(out)["verification_key"] == str(key)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     for i in range(6):
         code, _, _ = run(
@@ -64,13 +66,13 @@ def test_verify_ok_and_tampered(log: tuple[Path, Path], capsys: pytest.CaptureFi
     cp = tmp_path / "cp.json"
     code, out, _ = run(capsys, "audit", "checkpoint", path, "--out", cp, "--json")
     assert code == 0
-    assert json.loads(out)["checkpoint"]["size"] == json.loads(cp.read_text())["checkpoint"]["size"]
+    assert cli_result(out)["checkpoint"]["size"] == json.loads(cp.read_text())["checkpoint"]["size"]
     code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--checkpoint", cp)
     assert code == 0
     assert "OK" in out
     code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--json", "--workers", "2")
     assert code == 0
-    assert json.loads(out)["ok"] is True
+    assert cli_result(out)["ok"] is True
 
     db = sqlite3.connect(path)
     pos, rec = next((p, r) for p, r in db.execute("SELECT pos, record FROM entries") if b'"i":2' in r)
@@ -82,7 +84,7 @@ def test_verify_ok_and_tampered(log: tuple[Path, Path], capsys: pytest.CaptureFi
     assert f"first bad seq {pos}" in out
     assert "edited" in out
     code, out, _ = run(capsys, "audit", "verify", path, "--key", key, "--json")
-    report = json.loads(out)
+    report = cli_result(out)
     assert (code, report["first_bad_seq"], report["classification"]) == (1, pos, "edited")
 
 
@@ -146,7 +148,7 @@ def test_prove_export_verify_bundle_show(
     path, key = log
     code, out, _ = run(capsys, "audit", "prove", path, "--seq", "2", "--against", "5", "--from-size", "3", "--json")
     assert code == 0
-    proof = json.loads(out)
+    proof = cli_result(out)
     assert proof["size"] == 5
     assert proof["consistency_proof"]
     code, out, _ = run(capsys, "audit", "prove", path, "--seq", "2")
@@ -156,7 +158,7 @@ def test_prove_export_verify_bundle_show(
     bundle = tmp_path / "bundle.json"
     code, out, _ = run(capsys, "audit", "export", path, "--out", bundle, "--seq", "1", "--seq", "4", "--json")
     assert code == 0
-    assert json.loads(out)["entries"] == 2
+    assert cli_result(out)["entries"] == 2
     code, out, err = run(capsys, "audit", "verify-bundle", bundle, "--key", key)
     assert code == 0, err
     assert "OK" in out
@@ -168,24 +170,24 @@ def test_prove_export_verify_bundle_show(
     bundle.write_text(json.dumps(doc))
     code, out, _ = run(capsys, "audit", "verify-bundle", bundle, "--key", key, "--json")
     assert code == 1
-    assert json.loads(out)["errors"]
+    assert cli_result(out)["errors"]
 
     code, out, _ = run(capsys, "audit", "show", path, "--type", "ota.install", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = cli_result(out)
     assert len(rows) == 3
     assert all(r["type"] == "ota.install" for r in rows)
     code, out, _ = run(capsys, "audit", "show", path, "--since", "2000-01-01")
     assert code == 0
     assert "boot.verify" in out
     code, out, _ = run(capsys, "audit", "show", path, "--since", "2999-01-01", "--json")
-    assert json.loads(out) == []
+    assert cli_result(out) == []
 
 
 def test_append_json_output(log: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = log
     code, out, _ = run(capsys, "audit", "append", path, "--type", "key.revoke", "--outcome", "success", "--json")
     assert code == 0
-    entry = json.loads(out)
+    entry = cli_result(out)
     assert entry["seq"] > 6
     assert len(entry["tag"]) == 64

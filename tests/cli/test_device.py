@@ -13,6 +13,8 @@ from medfw.crypto.signer import FileSigner
 from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 
+from ._json import result as cli_result
+
 CHIP = "esp32c6"  # verifies ECDSA P-256 Secure Boot v2 signatures (ESP32-C3 verifies RSA-3072 only)
 
 
@@ -43,7 +45,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, dict[str, object]]:
     code, out, err = run(capsys, *argv, "--json")
     assert "Traceback" not in err
-    return code, json.loads(out)
+    return code, cli_result(out)
 
 
 def test_full_flow(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,7 +149,7 @@ def test_events_reach_the_audit_log(work: Path, capsys: pytest.CaptureFixture[st
     assert run(capsys, "device", "update", dev, work / "evil.bin", "--audit-log", log)[0] == 1
     code, out, _ = run(capsys, "audit", "show", log, "--json")
     assert code == 0
-    text = json.dumps(json.loads(out))
+    text = json.dumps(cli_result(out))
     for needle in ("efuse.burn", "boot.verify", "boot.select", "security.svn.increment", "ota.install.rejected"):
         assert needle in text
     assert run(capsys, "audit", "verify", log, "--key", str(log) + ".vkey")[0] == 0

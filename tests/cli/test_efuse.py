@@ -9,6 +9,8 @@ import pytest
 
 from medfw.cli import main
 
+from ._json import result as cli_result
+
 VEC = Path(__file__).resolve().parent.parent / "vectors" / "efuse"
 
 
@@ -24,7 +26,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
 def test_exit_codes(capsys: pytest.CaptureFixture[str], vector: str, code: int) -> None:
     got, out, _ = run(capsys, "efuse", "check", VEC / vector, "--json")
     assert got == code
-    data = json.loads(out)
+    data = cli_result(out)
     assert data["passed"] is (code == 0)
     assert len(data["rules"]) == 7
 
@@ -42,7 +44,7 @@ def test_single_failure_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / "s.json").write_text(json.dumps(data))
     code, out, _ = run(capsys, "efuse", "check", tmp_path / "s.json", "--chip", "esp32s3", "--json")
     assert code == 1
-    report = json.loads(out)
+    report = cli_result(out)
     assert report["failed"] == ["jtag_disabled"]
     jtag = next(r for r in report["rules"] if r["rule"] == "jtag_disabled")
     assert jtag["efuses"] == ["DIS_PAD_JTAG", "DIS_USB_JTAG"]
@@ -54,7 +56,7 @@ def test_custom_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     )
     code, out, _ = run(capsys, "efuse", "check", VEC / "esp32c3_open.json", "--policy", tmp_path / "p.yml", "--json")
     assert code == 1
-    assert json.loads(out)["failed"] == ["secure_boot_enabled"]
+    assert cli_result(out)["failed"] == ["secure_boot_enabled"]
 
 
 @pytest.mark.parametrize(

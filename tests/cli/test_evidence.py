@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 
 from medfw.audit.query import list_entries
 from medfw.cli import main
+
+from ._json import result as cli_result
 
 
 def _release_module() -> ModuleType:
@@ -31,7 +32,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> dict:
-    return json.loads(capsys.readouterr().out)
+    return cli_result(capsys.readouterr().out)
 
 
 def test_build_then_verify(release: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

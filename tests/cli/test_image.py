@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from medfw.cli import main
+
+from ._json import result as cli_result
 
 VEC = Path(__file__).resolve().parent.parent / "vectors" / "esp"
 
@@ -21,7 +22,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
 def test_info_real_app(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "image", "info", VEC / "images/esp_idf_blink_esp32s2.bin", "--json")
     assert code == 0
-    info = json.loads(out)
+    info = cli_result(out)
     assert info["chip"] == "esp32s2" and len(info["segments"]) == 6
     assert info["app_desc"]["project_name"] == "blink" and info["app_desc"]["secure_version"] == 0
     assert info["checksum_valid"] and info["sha256_valid"] and info["signature"] is None
@@ -32,7 +33,7 @@ def test_info_real_app(capsys: pytest.CaptureFixture[str]) -> None:
 def test_info_signed_bootloader_lists_key_digests(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "image", "info", VEC / "espsecure/bootloader_multi_signed_v2_rsa.bin", "--json")
     assert code == 0
-    sig = json.loads(out)["signature"]
+    sig = cli_result(out)["signature"]
     assert sig["scheme"] == "rsa3072" and sig["offset"] == 32768
     assert [b["index"] for b in sig["blocks"]] == [0, 1, 2]
     assert sig["blocks"][0]["key_digest"] == (VEC / "espsecure/rsa_public_key_digest.bin").read_bytes().hex()
@@ -48,7 +49,7 @@ def test_info_reports_damage_without_failing(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "bad.bin").write_bytes(bytes(data))
     code, out, _ = run(capsys, "image", "info", tmp_path / "bad.bin", "--json")
     assert code == 0
-    info = json.loads(out)
+    info = cli_result(out)
     assert info["checksum_valid"] is False and info["sha256_valid"] is False
     assert "CRC" in info["signature"]["error"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from medfw.cli import main
 from medfw.crypto.keys import KeyType, key_type_of, load_private_key, private_key_pem
+
+from ._json import result as cli_result
 
 VEC = Path(__file__).resolve().parent.parent / "vectors" / "esp" / "espsecure"
 
@@ -30,7 +31,7 @@ def test_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str], key_type: 
     out = tmp_path / "k.pem"
     code, stdout, _ = run(capsys, "keys", "generate", "--type", key_type, "--out", out, "--json")
     assert code == 0
-    info = json.loads(stdout)
+    info = cli_result(stdout)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     key = load_private_key(out)
     assert key_type_of(key) == KeyType(key_type)
@@ -75,7 +76,7 @@ def test_generate_in_hsm_writes_nothing_secret(
     )
     assert code == 0 and calls == [(uri, KeyType.ECDSA_P256)]
     assert b"PRIVATE" not in (tmp_path / "pub.pem").read_bytes()
-    assert json.loads(out)["key"] == uri
+    assert cli_result(out)["key"] == uri
     assert list(tmp_path.iterdir()) == [tmp_path / "pub.pem"]
 
 
@@ -91,7 +92,7 @@ def test_digest_sbv2_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     code, out, _ = run(capsys, "keys", "digest", VEC / key, "--format", "sbv2", "--out", tmp_path / "d.bin", "--json")
     assert code == 0
     expected = (VEC / digest).read_bytes()
-    assert json.loads(out)["digest"] == expected.hex()
+    assert cli_result(out)["digest"] == expected.hex()
     assert (tmp_path / "d.bin").read_bytes() == expected
 
 

@@ -18,6 +18,8 @@ from medfw.image import sbv2
 from medfw.image.esp import build_app_image
 from softhsm import SoftHsm, softhsm_token
 
+from ._json import result as cli_result
+
 
 @pytest.fixture
 def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm]:
@@ -51,7 +53,7 @@ def test_export_public(softhsm: SoftHsm, tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "release.pub.pem"
     code, stdout, _ = run(capsys, "keys", "export-public", uri, "--out", out, "--json")
     assert code == 0
-    data = json.loads(stdout)
+    data = cli_result(stdout)
     assert data["type"] == "ecdsa-p384"
     assert data["key"].startswith(f"pkcs11:token={softhsm.label};object=release")
     assert "module-path" not in data["key"]
@@ -119,10 +121,10 @@ def test_approvals_two_of_three(tmp_path: Path, capsys: pytest.CaptureFixture[st
     check = ["keys", "check-approvals", "--policy", policy, "--signing-key", release, "--subject", subject, "--json"]
     code, stdout, _ = run(capsys, *check, "--approval", records[0])
     assert code == 1
-    assert json.loads(stdout)["missing"] == 1
+    assert cli_result(stdout)["missing"] == 1
     code, stdout, _ = run(capsys, *check, "--approval", records[0], "--approval", records[1])
     assert code == 0
-    assert len(json.loads(stdout)["approved_by"]) == 2
+    assert len(cli_result(stdout)["approved_by"]) == 2
     # a different file is not covered by the approvals
     other = tmp_path / "other.bin"
     other.write_bytes(b"firmware 2.0 with a backdoor")
@@ -177,7 +179,7 @@ def test_rotate_and_revoke_via_cli(
         "--plan-out", plan, "--image", unsigned, "--out", transition, "--json",
     )  # fmt: skip
     assert code == 0, err
-    result = json.loads(stdout)
+    result = cli_result(stdout)
     assert result["plan"]["revocations"][0]["efuse_field"] == "SECURE_BOOT_KEY_REVOKE0"
     assert softhsm.pin not in plan.read_text()
     assert len(sbv2.parse_signed_image(transition.read_bytes()).blocks) == 2
@@ -192,7 +194,7 @@ def test_rotate_and_revoke_via_cli(
     device.boot(confirm=True)
     code, stdout, err = run(capsys, "keys", "revoke", "--plan", plan, "--device", device_dir, "--json")
     assert code == 0, err
-    assert json.loads(stdout)["revoked_slots"] == [0]
+    assert cli_result(stdout)["revoked_slots"] == [0]
     device = Device.open(device_dir)
     assert device.efuse.key_slots()[0].revoked
     assert sbv2.verify_image(transition.read_bytes(), trusted_digests=device.efuse.trusted_digests()).key_slot == 0

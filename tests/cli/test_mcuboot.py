@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,9 @@ from medfw.audit.sink import MemorySink
 from medfw.cli import main
 from medfw.crypto.keys import load_private_key, public_key_pem
 from medfw.image.mcuboot import key_hash, parse_image
+
+from ._json import envelope
+from ._json import result as cli_result
 
 KEY_TYPES = ["rsa-3072", "ecdsa-p256", "ecdsa-p384", "ed25519"]
 
@@ -71,7 +73,7 @@ def test_sign_then_verify_and_imgtool_agrees(
     out = tmp_path / "signed.bin"
     args = ["--security-counter", "auto", "--slot-size", "0x4000", "--confirm", "--align", "4"]
     assert _sign(keys[kt], app, out, *args, "--json") == 0
-    signed = json.loads(capsys.readouterr().out)
+    signed = cli_result(capsys.readouterr().out)
     assert signed["version"] == "1.2.3+4"
     assert signed["security_counter"] == 0x01020003
     assert signed["trailer"]["confirmed"] is True
@@ -79,7 +81,7 @@ def test_sign_then_verify_and_imgtool_agrees(
     assert out.stat().st_size == 0x4000
 
     assert main(["verify", "mcuboot", "--key", str(keys[f"{kt}.pub"]), str(out), "--json"]) == 0
-    verified = json.loads(capsys.readouterr().out)
+    verified = cli_result(capsys.readouterr().out)
     assert verified["valid"] is True
     assert verified["hash"]["digest"] == signed["hash"]["digest"]
     assert verified["key"]["type"] == kt.replace("rsa-", "rsa")
@@ -118,10 +120,10 @@ def test_verify_tampered_exits_1(
     capsys.readouterr()
     assert main(["verify", "mcuboot", "--key", str(keys["ecdsa-p384.pub"]), str(out), "--json"]) == 1
     captured = capsys.readouterr()
-    report = json.loads(captured.out)
-    assert report["valid"] is False
-    assert report["field"] == "SHA384"
-    assert report["exit_code"] == 1
+    doc = envelope(captured.out)
+    assert doc["exit_code"] == 1
+    assert doc["error"]["field"] == "SHA384"
+    assert doc["error"]["path"] == str(out)
     assert "does not match" in captured.err
     assert str(out) in captured.err
 

@@ -21,11 +21,18 @@ from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 from medfw.server.asgi import ServerSettings, build_app
 
+from ._json import envelope
+from ._json import result as cli_result
+
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     code = main(list(argv))
     out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out
+    if not out.strip().startswith("{"):
+        return code, out
+    doc = envelope(out)
+    assert doc["exit_code"] == code
+    return code, doc["result"] if "result" in doc else doc["error"]
 
 
 def _key(path: Path, kind: KeyType = KeyType.ECDSA_P256) -> str:
@@ -196,7 +203,7 @@ def test_operator_flow_with_agent(
     code, out = _run(capsys, "ota", "device", "add", "--id", "unit2", "--model", "pump", *srv)
     assert code == 0 and out["credential"].startswith("unit2:")
     assert _agent(str(dev_dir), "--once", "--json") == 0
-    assert json.loads(capsys.readouterr().out)["outcome"] == "idle"
+    assert cli_result(capsys.readouterr().out)["outcome"] == "idle"
 
     img = _image(keys, "1.1.0", 2, tmp_path / "a2.bin")
     assert main(_publish_argv(server["repo"], img, keys["targets"])) == 0
@@ -223,7 +230,7 @@ def test_operator_flow_with_agent(
     log, log_key = tmp_path / "unit1-audit.db", tmp_path / "unit1-audit.key"
     init_log(log, key_out=log_key)
     assert _agent(str(dev_dir), "--once", "--json", "--audit-log", str(log)) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = cli_result(capsys.readouterr().out)
     assert (result["outcome"], result["version"]) == ("confirmed", "1.1.0")
     assert verify_log(log, log_key.read_bytes()).ok  # the agent's and the device's events, sealed
     code, out = _run(capsys, "ota", "rollout", "status", rid, *srv)

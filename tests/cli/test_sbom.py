@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -12,12 +11,14 @@ import pytest
 from medfw.audit.sink import MemorySink
 from medfw.cli import main
 
+from ._json import result as cli_result
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "device"
 FIXED = ["--serial", "3e671687-395b-41f5-a30f-a58921a69b79", "--timestamp", "2025-01-02T03:04:05Z"]
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> dict:
-    return json.loads(capsys.readouterr().out)
+    return cli_result(capsys.readouterr().out)
 
 
 def test_generate_then_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,9 @@ from medfw.crypto.keys import private_key_pem, public_key_pem
 from medfw.image.esp import build_app_image
 from softhsm import SoftHsm, softhsm_token
 
+from ._json import error as cli_error
+from ._json import result as cli_result
+
 VEC = Path(__file__).resolve().parent.parent / "vectors" / "esp" / "espsecure"
 RSA_KEY = VEC / "rsa_secure_boot_signing_key.pem"
 RSA_KEY2 = VEC / "rsa_secure_boot_signing_key2.pem"
@@ -55,10 +58,10 @@ def _assemble(
 def test_sign_and_verify(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _sign(capsys, work / "p256.pem", work / "app.bin", work / "s.bin", "--json")
     assert code == 0
-    info = json.loads(out)
+    info = cli_result(out)
     assert info["scheme"] == "ecdsa-p256" and len(info["blocks"]) == 1
     code, out, _ = run(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "s.bin", "--json")
-    assert code == 0 and json.loads(out)["ok"] is True
+    assert code == 0 and cli_result(out)["ok"] is True
     code, out, _ = run(capsys, "verify", "sbv2", "--key", work / "p256.pem", work / "s.bin")
     assert code == 0 and "OK" in out
     digest = info["blocks"][0]["key_digest"]
@@ -74,13 +77,13 @@ def test_three_keys_append_and_slots(work: Path, capsys: pytest.CaptureFixture[s
         capsys, "verify", "sbv2", "--key", RSA_KEY, "--pub-key", RSA_KEY2, "--revoked", "0", s2, "--json"
     )
     assert code == 0
-    result = json.loads(out)
+    result = cli_result(out)
     assert (result["block"], result["key_slot"]) == (1, 1)
     code, out, err = run(
         capsys, "verify", "sbv2", "--key", RSA_KEY, "--key", RSA_KEY2, "--revoked", "0", "--revoked", "1", s2, "--json"
     )
     assert code == 1
-    assert json.loads(out)["ok"] is False
+    assert "revoked" in cli_error(out)["message"]
     assert "revoked" in err
     # four blocks do not fit
     s3 = work / "s3.bin"
@@ -96,7 +99,7 @@ def test_remote_signing_flow_ecdsa_raw_and_rsa(work: Path, capsys: pytest.Captur
         capsys, "sign", "sbv2", "--digest-only", "--pub-key", work / "p384.pub", work / "app.bin", "--json"
     )
     assert code == 0
-    info = json.loads(out)
+    info = cli_result(out)
     assert info["hash"] == "sha384"
     digest = bytes.fromhex(info["digest"])
     key = serialization.load_pem_private_key((work / "p384.pem").read_bytes(), password=None)
@@ -235,11 +238,11 @@ def test_hsm_key_generate_sign_verify(
         capsys, "keys", "generate", "--type", key_type, "--hsm", uri, "--out", work / "hsm.pub", "--json"
     )
     assert code == 0
-    expected_digest = json.loads(out)["sbv2_digest"]
+    expected_digest = cli_result(out)["sbv2_digest"]
     code, out, _ = run(capsys, "keys", "digest", uri, "--format", "sbv2")
     assert code == 0 and out.strip() == expected_digest
     code, out, _ = _sign(capsys, uri, work / "app.bin", work / "s.bin", "--json")
-    assert code == 0 and json.loads(out)["blocks"][0]["key_digest"] == expected_digest
+    assert code == 0 and cli_result(out)["blocks"][0]["key_digest"] == expected_digest
     assert run(capsys, "verify", "sbv2", "--key", uri, work / "s.bin")[0] == 0
     pub, signed = str(work / "hsm.pub"), str(work / "s.bin")
     result = subprocess.run(
@@ -259,7 +262,7 @@ def test_audit_log_end_to_end(work: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     code, out, _ = run(capsys, "audit", "show", log, "--json")
     assert code == 0
-    (entry,) = [e for e in json.loads(out) if e["type"] == "release.sign"]
+    (entry,) = [e for e in cli_result(out) if e["type"] == "release.sign"]
     assert entry["outcome"] == "success" and entry["data"]["scheme"] == "ecdsa-p256"
     assert entry["objects"]["image_digest"]
     assert run(capsys, "audit", "verify", "--key", f"{log}.vkey", log)[0] == 0
@@ -307,7 +310,7 @@ def test_verify_checks_sector_position_of_esp_images(work: Path, capsys: pytest.
     (work / "ok.bin").write_bytes(sbv2.sign_image(app, [signer]))
     code, out, _ = run(capsys, "verify", "sbv2", "--key", work / "p256.pem", work / "ok.bin", "--json")
     assert code == 0
-    assert json.loads(out)["image"] == {
+    assert cli_result(out)["image"] == {
         "chip": "esp32c3",
         "project_name": "medfw-example",
         "secure_version": 1,
@@ -317,4 +320,4 @@ def test_verify_checks_sector_position_of_esp_images(work: Path, capsys: pytest.
     (work / "moved.bin").write_bytes(sbv2.sign_image(app + b"\xff" * 8192, [signer]))
     code, out, err = run(capsys, "verify", "sbv2", "--key", work / "p256.pem", work / "moved.bin", "--json")
     assert code == 1 and "would not boot" in err
-    assert json.loads(out)["ok"] is False
+    assert cli_error(out)["field"] == "length"

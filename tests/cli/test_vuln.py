@@ -10,6 +10,8 @@ import pytest
 
 from medfw.cli import main
 
+from ._json import result as cli_result
+
 V = Path(__file__).parent.parent / "vectors" / "vuln"
 SERIAL = "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"
 
@@ -43,7 +45,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def _import(capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, object]:
     rc = main(["vuln", "feed", "import", "--json", "--nvd", str(V / "nvd/anchore-overrides"), *extra])
     assert rc == 0
-    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    out: dict[str, object] = cli_result(capsys.readouterr().out)
     return out
 
 
@@ -61,7 +63,7 @@ def test_import_scan_decide_export(db: str, tmp_path: Path, capsys: pytest.Captu
     sbom = _sbom(tmp_path, [OPENSSL, CURL])
 
     assert main(["vuln", "scan", str(sbom), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = cli_result(capsys.readouterr().out)
     first = result["findings"][0]
     assert (first["vuln_id"], first["kev"], first["priority"]) == ("CVE-2014-0160", True, 1)
     assert first["why"][0]["bound"] == "1.0.1 <= v < 1.0.1g"
@@ -90,7 +92,7 @@ def test_import_scan_decide_export(db: str, tmp_path: Path, capsys: pytest.Captu
         )
         == 0
     )
-    decision = json.loads(capsys.readouterr().out)["decision"]
+    decision = cli_result(capsys.readouterr().out)["decision"]
     assert decision["state"] == "not_affected" and decision["author"] == "user:qa"
     assert main(["vuln", "scan", str(sbom), "--fail-on", "kev"]) == 0
     capsys.readouterr()
@@ -98,9 +100,9 @@ def test_import_scan_decide_export(db: str, tmp_path: Path, capsys: pytest.Captu
     for fmt in ("cyclonedx", "openvex"):
         out = tmp_path / f"vex.{fmt}.json"
         assert main(["vuln", "vex", "export", str(sbom), "--format", fmt, "--out", str(out), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["statements"] == 1
+        assert cli_result(capsys.readouterr().out)["statements"] == 1
         assert main(["vuln", "vex", "import", str(out), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out) == {
+        assert cli_result(capsys.readouterr().out) == {
             "statements": 1,
             "added": 0,
             "unchanged": 1,
@@ -187,9 +189,9 @@ def test_release_and_rescan(db: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     _import(capsys)
     sbom = _sbom(tmp_path, [OPENSSL], serial=f"urn:uuid:{uuid.uuid4()}")
     assert main(["vuln", "release", "add", str(sbom), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"] is True
+    assert cli_result(capsys.readouterr().out)["created"] is True
     assert main(["vuln", "rescan", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["alarming"] == 0
+    assert cli_result(capsys.readouterr().out)["alarming"] == 0
     assert (
         main(
             [
@@ -206,7 +208,7 @@ def test_release_and_rescan(db: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     capsys.readouterr()
     assert main(["vuln", "rescan", "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
+    data = cli_result(capsys.readouterr().out)
     assert data["alarming"] == 1 and data["releases"][0]["new"][0]["vuln_id"] == "CVE-2014-0160"
     assert main(["vuln", "rescan"]) == 0  # already reported
 

@@ -20,7 +20,11 @@ from .trusted import TrustedFleet, trusted_fleet
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     code = main(list(argv))
     out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out
+    doc = json.loads(out) if out.strip().startswith(("{", "[")) else out
+    if isinstance(doc, dict) and "exit_code" in doc:  # the --json envelope
+        assert doc["exit_code"] == code
+        doc = doc["result"] if doc["ok"] else doc["error"]
+    return code, doc
 
 
 def test_ca_init_and_provision_identity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

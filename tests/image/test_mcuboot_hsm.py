@@ -62,7 +62,7 @@ def test_cli_signs_and_verifies_with_key_uri(
     out = tmp_path / "s.bin"
     argv = ["sign", "mcuboot", "--key", uri, "--version", "1.0.0", "--header-size", "0x200", "--pad-header"]
     assert main([*argv, "--json", str(app), str(out)]) == 0
-    signed = json.loads(capsys.readouterr().out)
+    signed = json.loads(capsys.readouterr().out)["result"]
     assert signed["key_hash_sha256"] == key_hash(pub).hex()
     assert main(["verify", "mcuboot", "--key", uri, str(out)]) == 0
     assert softhsm.pin not in capsys.readouterr().out

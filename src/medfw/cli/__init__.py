@@ -1,9 +1,11 @@
 """The ``medfw`` command line: a thin layer over the library.
 
 Each command group lives in its own module (``medfw.cli.<group>``) exposing ``register(subparsers)``.
-Leaf commands set ``func(args) -> int``. :class:`medfw.errors.MedfwError` is caught once, here, and printed
-with its diagnostics; the exit code is 0 on success, 1 when a verification or policy check fails, 2 on bad
-input or usage.
+Leaf commands set ``func(args) -> int`` and report their result through :func:`medfw.cli._common.emit`.
+:class:`medfw.errors.MedfwError` is caught once, here, and printed with its diagnostics; the exit code is 0 on
+success, 1 when a verification or policy check fails, 2 on bad input or usage. With ``--json`` stdout carries
+exactly one envelope, for errors too: ``{"ok", "exit_code", "result"}`` or
+``{"ok": false, "exit_code", "error": {"message", "path", "field", "offset"}}``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from medfw import __version__
-from medfw.cli._common import print_error
+from medfw.cli._common import error_envelope, finish_json, json_mode, print_error, write_json
 from medfw.errors import EXIT_BAD_INPUT, MedfwError
 
-__all__ = ["main", "run"]
+__all__ = ["UsageExit", "build_parser", "main", "run"]
+
+_EXIT_INTERRUPTED = 130
 
 #: command groups and their one-line help; a group's module is imported only when that group runs (or for --help)
 GROUPS: dict[str, str] = {
@@ -35,13 +39,21 @@ GROUPS: dict[str, str] = {
 }
 
 
+class UsageExit(SystemExit):
+    """A command-line usage error: exits 2; :func:`main` reports it in the JSON envelope under ``--json``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_BAD_INPUT)
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors exit 2 through the same path as medfw's own errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print_error(f"{self.prog}: {message}")
-        raise SystemExit(EXIT_BAD_INPUT)
+        raise UsageExit(f"{self.prog}: {message}")
 
 
 def _selected_group(argv: Sequence[str] | None) -> str | None:
@@ -78,8 +90,14 @@ def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run medfw with ``argv`` and return the process exit code."""
-    parser = build_parser(argv, load_all=False)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arglist, load_all=False)
+    try:
+        args = parser.parse_args(arglist)
+    except UsageExit as e:
+        if "--json" in arglist:
+            write_json(error_envelope(EXIT_BAD_INPUT, e.message))
+        raise
     func = getattr(args, "func", None)
     if func is None:
         # A group without a subcommand: show that group's help.
@@ -90,10 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = func(args)
     except MedfwError as e:
         print_error(e.diagnostics())
+        if json_mode(args):
+            write_json(
+                error_envelope(
+                    e.exit_code, e.message, path=None if e.path is None else str(e.path), field=e.field, offset=e.offset
+                )
+            )
         return e.exit_code
     except KeyboardInterrupt:
         print_error("interrupted")
-        return 130
+        if json_mode(args):
+            write_json(error_envelope(_EXIT_INTERRUPTED, "interrupted"))
+        return _EXIT_INTERRUPTED
+    finish_json(args, code)
     return code
 
 

@@ -19,9 +19,14 @@ __all__ = [
     "add_json_flag",
     "audit_sink",
     "emit",
+    "envelope",
     "err_console",
+    "error_envelope",
+    "finish_json",
+    "json_mode",
     "out_console",
     "print_error",
+    "write_json",
 ]
 
 out_console = Console(highlight=False, soft_wrap=True)
@@ -58,13 +63,69 @@ def _default(o: object) -> object:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def emit(args: argparse.Namespace, data: Any, human: Callable[[], None] | None = None) -> None:
-    """Print ``data`` as JSON when ``--json`` was given, else call ``human()`` (or pretty-print ``data``)."""
-    if getattr(args, "json", False) or human is None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=_default) + "\n")
-        sys.stdout.flush()
+#: the attribute of the parsed arguments that holds a command's pending ``--json`` result until it exits
+_RESULT_ATTR = "_medfw_result"
+_EMITTED_ATTR = "_medfw_emitted"
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True, default=_default) + "\n"
+
+
+def envelope(exit_code: int, result: Any) -> dict[str, Any]:
+    """The JSON envelope every ``--json`` command prints on stdout: ``{"ok", "exit_code", "result"}``."""
+    return {"ok": exit_code == 0, "exit_code": exit_code, "result": result}
+
+
+def error_envelope(
+    exit_code: int, message: str, *, path: str | None = None, field: str | None = None, offset: int | None = None
+) -> dict[str, Any]:
+    """The JSON envelope of a command that failed with an error (exit 1 or 2, or 130 when interrupted)."""
+    return {
+        "ok": False,
+        "exit_code": exit_code,
+        "error": {"message": message, "path": path, "field": field, "offset": offset},
+    }
+
+
+def write_json(doc: Any) -> None:
+    """Write one JSON document on stdout (sorted keys, bytes as hex, dates as ISO 8601)."""
+    sys.stdout.write(_dumps(doc))
+    sys.stdout.flush()
+
+
+def json_mode(args: argparse.Namespace) -> bool:
+    """True when the command was asked for ``--json`` output."""
+    return bool(getattr(args, "json", False))
+
+
+def emit(args: argparse.Namespace, data: Any, human: Callable[[], None] | None = None, *, now: bool = False) -> None:
+    """Report a command's result: with ``--json`` as the ``result`` of the one envelope, else call ``human()``.
+
+    With ``--json`` nothing is printed here: the envelope ``{"ok", "exit_code", "result"}`` is printed once by
+    :func:`medfw.cli.main` when the command returns its exit code (a later ``emit`` replaces an earlier one).
+    ``now=True`` prints the envelope at once with exit code 0, for long-running commands that report before they
+    finish (a server that starts listening). Without ``--json`` and without ``human``, ``data`` is printed as
+    plain JSON.
+    """
+    if json_mode(args):
+        if now:
+            write_json(envelope(0, data))
+            setattr(args, _EMITTED_ATTR, True)
+        else:
+            setattr(args, _RESULT_ATTR, data)
+    elif human is None:
+        write_json(data)
     else:
         human()
+
+
+def finish_json(args: argparse.Namespace, exit_code: int) -> None:
+    """Print the envelope of a ``--json`` command that returned ``exit_code`` (once; called by ``main``)."""
+    if not json_mode(args) or getattr(args, _EMITTED_ATTR, False):
+        return
+    write_json(envelope(exit_code, getattr(args, _RESULT_ATTR, {})))
+    setattr(args, _EMITTED_ATTR, True)
 
 
 def add_audit_flag(parser: argparse.ArgumentParser) -> None:

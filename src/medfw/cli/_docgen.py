@@ -44,7 +44,9 @@ def render() -> str:
         "",
         "Generated from the argument parser (`python -m medfw.cli._docgen > docs/cli.md`).",
         "Exit codes for every command: 0 success, 1 verification failed or policy violated, 2 bad input or usage.",
-        "Every command takes `--json` for machine-readable output.",
+        'Every command takes `--json`: stdout then carries one envelope, `{"ok", "exit_code", "result"}` or',
+        '`{"ok": false, "exit_code", "error": {"message", "path", "field", "offset"}}`; the schema of each',
+        "command's `result` is in [json/](json/).",
         "",
     ]
     for group in GROUPS:

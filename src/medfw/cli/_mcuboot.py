@@ -261,20 +261,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     try:
         result = verify_file(args.file, keys)
     except MedfwError as e:
-        e.with_path(args.file)
-        if args.json:
-            emit(
-                args,
-                {
-                    "valid": False,
-                    "file": str(args.file),
-                    "error": e.message,
-                    "field": e.field,
-                    "offset": e.offset,
-                    "exit_code": e.exit_code,
-                },
-            )
-        raise
+        raise e.with_path(args.file) from None
 
     def human() -> None:
         out_console.print(f"OK: {args.file} is a valid MCUboot image {result.image.version}", markup=False)

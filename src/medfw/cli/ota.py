@@ -307,7 +307,11 @@ def _serve(args: argparse.Namespace) -> int:
     migrate(make_engine(db))
     scheme = "https" if tls else "http"
     if args.json:
-        emit(args, {"listening": f"{scheme}://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo})
+        emit(
+            args,
+            {"listening": f"{scheme}://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo},
+            now=True,
+        )
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
     if args.repo:

@@ -6,22 +6,21 @@ import argparse
 import getpass
 import io
 import json
-import os
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._vuln_feed import add_db, register_feed
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
     add_release,
     current_decisions,
     decision_history,
-    import_feeds,
     open_index,
     read_sbom,
     read_vex,
@@ -30,90 +29,13 @@ from medfw.vuln import (
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.decisions import import_decisions
+from medfw.vuln.freshness import check_max_age, parse_age
+from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
 from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
 from medfw.vuln.report import to_cyclonedx, to_html
 from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
-
-_SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "none": 0, "unknown": 0}
-
-
-def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        metavar="URL",
-        default=None,
-        help="index database: SQLite path or postgresql://… URL (default: $MEDFW_VULN_DB or ./medfw-vuln.db)",
-    )
-
-
-class _Bar:
-    """Rich progress bar on stderr for feed imports."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task = progress.add_task("importing feeds", total=None)
-
-    def start(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
-
-    def advance(self, path: str) -> None:
-        self.progress.update(self.task, advance=1, description=f"importing {os.path.basename(path)[:40]}")
-
-
-def _feed_import(args: argparse.Namespace) -> int:
-    index = open_index(args.db)
-    try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-            disable=args.json,
-        ) as progress:
-            report = import_feeds(
-                index,
-                nvd=args.nvd or (),
-                cve5=args.cve5 or (),
-                osv=args.osv or (),
-                kev=args.kev or (),
-                epss=args.epss or (),
-                progress=_Bar(progress),
-            )
-    finally:
-        index.close()
-
-    def human() -> None:
-        table = Table(title=f"feed import: {report.files} files")
-        for col in ("feed", "added", "updated", "unchanged", "stale", "skipped"):
-            table.add_column(col, justify="left" if col == "feed" else "right")
-        for kind, c in report.counts.items():
-            table.add_row(kind, *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "stale", "skipped")))
-        out_console.print(table)
-        for s in report.skips[:20]:
-            out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
-        if len(report.skips) > 20:
-            out_console.print(f"… and {len(report.skips) - 20} more skipped (see --json)")
-
-    emit(args, report.as_dict(), human)
-    return EXIT_OK
-
-
-def _gate(findings: tuple[Finding, ...], fail_on: str | None) -> list[Finding]:
-    if fail_on is None:
-        return []
-    out: list[Finding] = []
-    for f in findings:
-        if f.handled:
-            continue
-        by_kev = fail_on == "kev" and f.kev
-        by_severity = fail_on in _SEV_RANK and _SEV_RANK[f.severity] >= _SEV_RANK[fail_on]
-        if by_kev or by_severity:
-            out.append(f)
-    return out
 
 
 def _table(result: ScanResult, console: Console = out_console) -> None:
@@ -132,7 +54,7 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
             str(f.priority),
             f.vuln_id,
             f"{f.component_name} {f.component_version}",
-            f.severity,
+            f"{f.severity} ({f.severity_source})" if f.severity_source else f"{f.severity}: {f.unscored_reason}",
             "" if f.score is None else f"{f.score:.1f}",
             "yes" if f.kev else "",
             "" if f.epss is None else f"{f.epss:.3f}",
@@ -140,6 +62,10 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
             dec,
         )
     console.print(table)
+    for n in result.no_data:
+        ids = ", ".join(n.identifiers) or "no identifiers"
+        console.print(f"no feed data: {n.name} {n.version} ({ids}): {n.reason}", markup=False)
+    console.print(f"feed snapshot: {feed_line(result.feed)}", markup=False)
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", markup=False)
 
@@ -149,12 +75,15 @@ def _scan(args: argparse.Namespace) -> int:
     overlays = []
     for v in args.vex or []:
         overlays.extend(read_vex(read_bytes(v, what="VEX document"), v))
+    rules = parse_fail_on(args.fail_on)
     index = open_index(args.db)
     try:
+        if args.max_feed_age:
+            check_max_age(index, parse_age(args.max_feed_age))
         result = _scanner.scan(index, sbom, vex=overlays)
     finally:
         index.close()
-    fmt = "json" if args.json else args.format
+    fmt = args.format
     text: str | None = None
     if fmt == "json":
         text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
@@ -168,21 +97,42 @@ def _scan(args: argparse.Namespace) -> int:
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
+    if args.json:
+        emit(args, result.as_dict())
+    elif args.out:
+        pass
     elif text is not None:
         out_console.file.write(text)
         out_console.file.flush()
     else:
         _table(result)
-    failing = _gate(result.findings, args.fail_on)
+    failing = failing_findings(result.findings, rules)
+    gaps = list(result.no_data) if FailOn.NO_DATA in rules else []
     _record_scan(args, result, failing)
     if failing:
         err_console.print(
-            f"{len(failing)} unhandled finding(s) at or above --fail-on {args.fail_on}: "
-            + ", ".join(f.key for f in failing[:10]),
+            f"{len(failing)} unhandled finding(s) fail --fail-on {args.fail_on}: "
+            + ", ".join(f"{f.key} ({f.severity})" for f in failing[:10]),
             markup=False,
         )
-        return EXIT_FAILED
-    return EXIT_OK
+    if gaps:
+        err_console.print(
+            f"{len(gaps)} component(s) with no feed data fail --fail-on no-data: "
+            + ", ".join(f"{n.name} {n.version}" for n in gaps),
+            markup=False,
+        )
+    return EXIT_FAILED if failing or gaps else EXIT_OK
+
+
+def feed_line(feed: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line naming each source's last update (and KEV catalog / EPSS model version) a result used."""
+    if not feed:
+        return "no feed data imported"
+    parts = []
+    for name, st in sorted(feed.items()):
+        version = f" {st['version']}" if st.get("version") else ""
+        parts.append(f"{name}{version} updated {st['updated_at']}")
+    return "; ".join(parts)
 
 
 def _close(sink: AuditSink) -> None:
@@ -349,24 +299,15 @@ def register(sub: Any) -> None:
     """Register the ``vuln`` command group."""
     group = add_group(sub, "vuln", "vulnerability management: feeds, scans, decisions, VEX, rescans")
 
-    feed = add_group(group, "feed", "vulnerability feeds")
-    p = feed.add_parser("import", help="import feed files into the local index (incremental)")
-    p.add_argument("--nvd", action="append", metavar="F", help="NVD API 2.0 / NVD-shaped JSON file or directory")
-    p.add_argument("--cve5", action="append", metavar="DIR", help="CVE JSON 5 records (file or directory)")
-    p.add_argument("--osv", action="append", metavar="DIR", help="OSV records, JSON or YAML (file or directory)")
-    p.add_argument("--kev", action="append", metavar="F", help="CISA KEV catalog JSON")
-    p.add_argument("--epss", action="append", metavar="F", help="EPSS scores CSV (optionally .gz)")
-    _add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_feed_import)
+    register_feed(group)
 
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
     p.add_argument("--format", choices=("table", "json", "cyclonedx", "html"), default="table")
-    p.add_argument("--fail-on", choices=("critical", "high", "kev"), default=None, help="exit 1 on unhandled findings")
+    add_gate_flags(p)
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_scan)
@@ -380,7 +321,7 @@ def register(sub: Any) -> None:
     p.add_argument("--response", action="append", choices=ANALYSIS_RESPONSES)
     p.add_argument("--detail", required=True, metavar="TEXT")
     p.add_argument("--author", default=_default_author(), metavar="A")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_decide)
@@ -391,12 +332,12 @@ def register(sub: Any) -> None:
     p.add_argument("--format", required=True, choices=("cyclonedx", "openvex"))
     p.add_argument("--out", required=True, metavar="F")
     p.add_argument("--author", default=_default_author(), metavar="A", help="OpenVEX document author")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_vex_export)
     p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
     p.add_argument("file", metavar="F")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_vex_import)
@@ -404,14 +345,30 @@ def register(sub: Any) -> None:
     rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
     p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
     p.add_argument("sbom", metavar="SBOM")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_release_add)
 
     p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
-    _add_db(p)
+    add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_rescan)
+
+
+def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """Add ``--fail-on RULES`` and ``--max-feed-age AGE``."""
+    p.add_argument(
+        "--fail-on",
+        metavar="RULES",
+        default=default,
+        help="exit 1 on unhandled findings matching any rule: critical, high, medium, low (unscored findings fail "
+        "every severity rule), unscored, kev, no-data" + (", new, alert" if default else ""),
+    )
+    p.add_argument(
+        "--max-feed-age",
+        metavar="AGE",
+        help="exit 1 instead of reporting when a feed source is older than AGE (90m, 12h, 2d, 1w)",
+    )
 
 
 def _default_author() -> str:

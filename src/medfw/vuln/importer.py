@@ -22,20 +22,24 @@ from medfw.errors import FeedError, InputError
 from medfw.vuln.configuration import criterion_keys
 from medfw.vuln.feeds import FeedRecord, ParseResult, Skip
 from medfw.vuln.feeds.cve5 import parse_cve5
-from medfw.vuln.feeds.epss import parse_epss
-from medfw.vuln.feeds.kev import parse_kev
+from medfw.vuln.feeds.epss import EpssScores, parse_epss
+from medfw.vuln.feeds.kev import KevCatalog, parse_kev
 from medfw.vuln.feeds.nvd import parse_nvd
-from medfw.vuln.feeds.osv import parse_osv
-from medfw.vuln.index import VulnIndex, canonical_json, content_hash, epss, kev
+from medfw.vuln.feeds.osv import parse_osv, parse_osv_zip
+from medfw.vuln.feeds.vendor import parse_vendor
+from medfw.vuln.freshness import get_state, record_state
+from medfw.vuln.index import VulnIndex, canonical_json, content_hash
+from medfw.vuln.schema import epss, kev
 
-__all__ = ["FEED_KINDS", "ImportProgress", "ImportReport", "import_feeds"]
+__all__ = ["FEED_KINDS", "ImportProgress", "ImportReport", "apply_epss", "apply_kev", "apply_records", "import_feeds"]
 
-FEED_KINDS = ("nvd", "cve5", "osv", "kev", "epss")
+FEED_KINDS = ("nvd", "cve5", "osv", "vendor", "kev", "epss")
 _MAX_FEED = 2 * 1024 * 1024 * 1024
 _PATTERNS = {
     "nvd": ("*.json", "*.json.gz"),
     "cve5": ("*.json",),
-    "osv": ("*.json", "*.yaml", "*.yml"),
+    "osv": ("*.json", "*.yaml", "*.yml", "*.zip"),
+    "vendor": ("*.json",),
     "kev": ("*.json",),
     "epss": ("*.csv", "*.csv.gz"),
 }
@@ -99,7 +103,10 @@ def _keys(rec: FeedRecord) -> set[str]:
     return keys
 
 
-def _write(index: VulnIndex, conn: Connection, kind: str, result: ParseResult, report: ImportReport) -> dict[str, int]:
+def apply_records(
+    index: VulnIndex, conn: Connection, kind: str, result: ParseResult, report: ImportReport
+) -> dict[str, int]:
+    """Write parsed records (added / updated / unchanged / stale, see the module docstring) and count them."""
     counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(result.skips)}
     report.skips.extend(result.skips)
     latest: dict[str, FeedRecord] = {}
@@ -130,7 +137,7 @@ def _write(index: VulnIndex, conn: Connection, kind: str, result: ParseResult, r
         elif old[0] == h:
             counts["unchanged"] += 1
             continue
-        elif rec.modified and old[1] and rec.modified < old[1]:
+        elif old[1] and (not rec.modified or rec.modified < old[1]):
             counts["stale"] += 1
             continue
         else:
@@ -144,8 +151,30 @@ def _write(index: VulnIndex, conn: Connection, kind: str, result: ParseResult, r
     return counts
 
 
-def _write_kev(conn: Connection, raw: bytes, path: str, report: ImportReport) -> dict[str, int]:
-    cat = parse_kev(raw, path)
+def _check_kev_order(conn: Connection, cat: KevCatalog, path: str) -> None:
+    old = get_state(conn, "kev")
+    if old is None or not old.version:
+        return
+    if cat.date_released and old.data_date:
+        older = (cat.date_released, cat.version) < (old.data_date, old.version)
+    else:
+        older = cat.version < old.version
+    if older:
+        raise FeedError(
+            f"KEV catalog {cat.version} (released {cat.date_released or 'unknown'}) is older than the stored catalog "
+            f"{old.version} (released {old.data_date or 'unknown'}); not applied",
+            path=path,
+            field="catalogVersion",
+        )
+
+
+def apply_kev(conn: Connection, cat: KevCatalog, path: str, report: ImportReport) -> dict[str, int]:
+    """Replace the stored KEV catalog by ``cat`` (refusing a catalog older than the stored one).
+
+    Raises:
+        FeedError: ``cat`` is older than the stored catalog (nothing is changed).
+    """
+    _check_kev_order(conn, cat, path)
     report.skips.extend(cat.skips)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(cat.skips), "removed": 0}
     stored = {r.cve_id: r.content_hash for r in conn.execute(select(kev.c.cve_id, kev.c.content_hash))}
@@ -169,8 +198,8 @@ def _write_kev(conn: Connection, raw: bytes, path: str, report: ImportReport) ->
     return counts
 
 
-def _write_epss(conn: Connection, raw: bytes, path: str, report: ImportReport) -> dict[str, int]:
-    scores = parse_epss(raw, path)
+def apply_epss(conn: Connection, scores: EpssScores, report: ImportReport) -> dict[str, int]:
+    """Upsert EPSS scores and count them."""
     report.skips.extend(scores.skips)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(scores.skips)}
     ids = sorted(scores.scores)
@@ -202,7 +231,38 @@ def _write_epss(conn: Connection, raw: bytes, path: str, report: ImportReport) -
     return counts
 
 
-_PARSERS: dict[str, Callable[[bytes, str], ParseResult]] = {"nvd": parse_nvd, "cve5": parse_cve5, "osv": parse_osv}
+def _parse_osv_any(raw: bytes, path: str) -> ParseResult:
+    if raw[:4] == b"PK\x03\x04" or path.endswith(".zip"):
+        return parse_osv_zip(raw, path)
+    return parse_osv(raw, path)
+
+
+_PARSERS: dict[str, Callable[[bytes, str], ParseResult]] = {
+    "nvd": parse_nvd,
+    "cve5": parse_cve5,
+    "osv": _parse_osv_any,
+    "vendor": parse_vendor,
+}
+
+
+def _import_file(
+    index: VulnIndex, conn: Connection, kind: str, path: str, *, in_dir: bool, report: ImportReport
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Import one file; return its counts and the freshness facts it carries (version, data date)."""
+    raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
+    if kind == "kev":
+        cat = parse_kev(raw, path)
+        return apply_kev(conn, cat, path, report), {"version": cat.version, "data_date": cat.date_released}
+    if kind == "epss":
+        scores = parse_epss(raw, path)
+        return apply_epss(conn, scores, report), {"version": scores.model_version, "data_date": scores.score_date}
+    try:
+        result = _PARSERS[kind](raw, path)
+    except FeedError as e:
+        if not in_dir or "not an NVD feed" not in e.message:
+            raise
+        result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
+    return apply_records(index, conn, kind, result, report), {}
 
 
 def import_feeds(
@@ -213,40 +273,46 @@ def import_feeds(
     osv: Sequence[str] = (),
     kev: Sequence[str] = (),
     epss: Sequence[str] = (),
+    vendor: Sequence[str] = (),
     progress: ImportProgress | None = None,
 ) -> ImportReport:
     """Import feed files or directories into ``index`` in one transaction and report the counts.
 
+    Each feed kind imported gets its freshness recorded (``feed_state``, method ``import``).
+
     Raises:
         InputError: a named path does not exist, or no feed was given.
-        FeedError: a file is of the wrong format or truncated (nothing is imported then).
+        FeedError: a file is of the wrong format or truncated, or a KEV catalog is older than the stored one
+            (nothing is imported then).
         StorageError: the database failed (nothing is imported then).
     """
     plan: list[tuple[str, str, bool]] = []
-    for kind, paths in (("nvd", nvd), ("cve5", cve5), ("osv", osv), ("kev", kev), ("epss", epss)):
+    for kind, paths in (("nvd", nvd), ("cve5", cve5), ("osv", osv), ("vendor", vendor), ("kev", kev), ("epss", epss)):
         plan.extend((kind, p, in_dir) for p, in_dir in _expand(kind, paths))
     if not plan:
-        raise InputError("no feed files given (use --nvd, --cve5, --osv, --kev or --epss)")
+        raise InputError("no feed files given (use --nvd, --cve5, --osv, --vendor, --kev or --epss)")
     report = ImportReport()
     if progress is not None:
         progress.start(len(plan))
+    facts: dict[str, dict[str, str]] = {}
+    locations: dict[str, list[str]] = {}
     with index.transaction() as conn:
         for kind, path, in_dir in plan:
-            raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
-            if kind == "kev":
-                counts = _write_kev(conn, raw, path, report)
-            elif kind == "epss":
-                counts = _write_epss(conn, raw, path, report)
-            else:
-                try:
-                    result = _PARSERS[kind](raw, path)
-                except FeedError as e:
-                    if not in_dir or "not an NVD feed" not in e.message:
-                        raise
-                    result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
-                counts = _write(index, conn, kind, result, report)
+            counts, fact = _import_file(index, conn, kind, path, in_dir=in_dir, report=report)
+            facts.setdefault(kind, {}).update(fact)
+            locations.setdefault(kind, []).append(path)
             index.log_import(conn, kind, path, counts)
             report.files += 1
             if progress is not None:
                 progress.advance(path)
+        for kind, fact in facts.items():
+            where = locations[kind][0] if len(locations[kind]) == 1 else f"{len(locations[kind])} files"
+            record_state(
+                conn,
+                kind,
+                method="import",
+                location=where,
+                version=fact.get("version"),
+                data_date=fact.get("data_date"),
+            )
     return report

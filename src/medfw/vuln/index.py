@@ -26,112 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    Select,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Column, Connection, Select, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.errors import StorageError
+from medfw.vuln.schema import decision, epss, import_log, kev, metadata, release, release_scan, vuln_key, vuln_record
 
 __all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "open_index", "resolve_db_url"]
 
 DEFAULT_DB = "medfw-vuln.db"
 _CHUNK = 500
-
-metadata = MetaData()
-vuln_record = Table(
-    "vuln_record",
-    metadata,
-    Column("rid", String(300), primary_key=True),
-    Column("source", String(32), nullable=False),
-    Column("record_id", String(200), nullable=False),
-    Column("vuln_id", String(200), nullable=False, index=True),
-    Column("modified", String(64), nullable=False),
-    Column("content_hash", String(64), nullable=False),
-    Column("has_config", Boolean, nullable=False),
-    Column("data", LargeBinary, nullable=False),
-)
-vuln_key = Table(
-    "vuln_key",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("rid", String(300), nullable=False, index=True),
-    Column("key", String(400), nullable=False, index=True),
-)
-kev = Table(
-    "kev",
-    metadata,
-    Column("cve_id", String(64), primary_key=True),
-    Column("content_hash", String(64), nullable=False),
-    Column("data", Text, nullable=False),
-)
-epss = Table(
-    "epss",
-    metadata,
-    Column("cve_id", String(64), primary_key=True),
-    Column("epss", Float, nullable=False),
-    Column("percentile", Float, nullable=False),
-    Column("score_date", String(64), nullable=False),
-)
-decision = Table(
-    "decision",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("serial", String(200), nullable=False, index=True),
-    Column("component_ref", String(1000), nullable=False),
-    Column("vuln_id", String(200), nullable=False),
-    Column("state", String(64), nullable=False),
-    Column("justification", String(64)),
-    Column("responses", Text, nullable=False),
-    Column("detail", Text, nullable=False),
-    Column("author", String(200), nullable=False),
-    Column("created_at", String(64), nullable=False),
-    Column("source", String(32), nullable=False),
-)
-release = Table(
-    "release",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("serial", String(200), nullable=False, unique=True),
-    Column("name", String(400), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("sbom", LargeBinary, nullable=False),
-    Column("added_at", String(64), nullable=False),
-)
-release_scan = Table(
-    "release_scan",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("release_id", Integer, nullable=False, index=True),
-    Column("scanned_at", String(64), nullable=False),
-    Column("findings", Text, nullable=False),
-)
-import_log = Table(
-    "import_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(64), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("path", Text, nullable=False),
-    Column("counts", Text, nullable=False),
-)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ __all__ = [
     "Decision",
     "Finding",
     "MatchReason",
+    "NoData",
     "ScanComponent",
     "ScanInput",
     "ScanResult",
@@ -171,8 +172,11 @@ class Finding:
     Attributes:
         vuln_id: CVE (or OSV) id.
         component_ref, component_name, component_version: the component.
-        severity: ``critical``, ``high``, ``medium``, ``low``, ``none`` or ``unknown``.
-        score: CVSS base score (None when no vector is known).
+        severity: ``critical``, ``high``, ``medium``, ``low``, ``none`` or ``unscored`` (no imported source
+            scores it; ``unscored_reason`` says why).
+        score: CVSS base score (None when no vector is known, or the severity is a vendor's qualitative rating).
+        severity_source: which source gave the severity (``NVD primary CVSS 3.1``, ``CISA-ADP CVSS 3.1``,
+            ``vendor rating Low (openssl)``), see :data:`medfw.vuln.triage.SEVERITY_PRECEDENCE`.
         vector: the CVSS vector used.
         kev: in the CISA KEV catalog.
         epss, epss_percentile: EPSS probability and percentile (None when unknown).
@@ -202,6 +206,8 @@ class Finding:
     description: str = ""
     aliases: tuple[str, ...] = ()
     priority: int = 0
+    severity_source: str = ""
+    unscored_reason: str = ""
 
     @property
     def handled(self) -> bool:
@@ -220,6 +226,8 @@ class Finding:
             "component_ref": self.component_ref,
             "component": f"{self.component_name}@{self.component_version}",
             "severity": self.severity,
+            "severity_source": self.severity_source,
+            "unscored_reason": self.unscored_reason or None,
             "score": self.score,
             "vector": self.vector,
             "kev": self.kev,
@@ -236,6 +244,33 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class NoData:
+    """A component no record of any imported source describes: "no feed data", never "clean".
+
+    Attributes:
+        ref, name, version: the component.
+        identifiers: the CPEs / purl it was looked up by (empty when it has none).
+        reason: why nothing matched.
+    """
+
+    ref: str
+    name: str
+    version: str
+    identifiers: tuple[str, ...]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "identifiers": list(self.identifiers),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class ScanResult:
     """The result of scanning one SBOM.
 
@@ -243,11 +278,15 @@ class ScanResult:
         sbom: the scanned input.
         findings: findings in priority order.
         warnings: components that could not be matched, and why.
+        no_data: components no imported record describes (coverage gaps).
+        feed: the feed snapshot used (source → last update, records, version, data date).
     """
 
     sbom: ScanInput
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...] = ()
+    no_data: tuple[NoData, ...] = ()
+    feed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -260,4 +299,6 @@ class ScanResult:
             "counts": counts,
             "findings": [f.as_dict() for f in self.findings],
             "warnings": list(self.warnings),
+            "no_data": [n.as_dict() for n in self.no_data],
+            "feed": {k: dict(v) for k, v in self.feed.items()},
         }

@@ -17,7 +17,7 @@ from medfw.vuln.vex import bom_link
 
 __all__ = ["SEVERITY_ORDER", "to_cyclonedx", "to_html"]
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "none", "unknown")
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "none", "unscored")
 _METHOD = {"CVSS:3.1": "CVSSv31", "CVSS:3.0": "CVSSv3", "CVSS:4.0": "CVSSv4"}
 
 
@@ -51,8 +51,21 @@ def _vuln_entry(f: Finding, serial: str, version: int) -> dict[str, Any]:
     }
     if f.description:
         entry["description"] = f.description
+    entry["properties"].append({"name": "medfw:severity-source", "value": f.severity_source or "unscored"})
     if f.vector and f.score is not None:
-        entry["ratings"] = [{"score": f.score, "severity": f.severity, "method": _method(f.vector), "vector": f.vector}]
+        entry["ratings"] = [
+            {
+                "source": {"name": f.severity_source},
+                "score": f.score,
+                "severity": f.severity,
+                "method": _method(f.vector),
+                "vector": f.vector,
+            }
+        ]
+    elif f.severity != "unscored":
+        entry["ratings"] = [{"source": {"name": f.severity_source}, "severity": f.severity, "method": "other"}]
+    else:
+        entry["ratings"] = [{"severity": "unknown", "justification": f.unscored_reason}]
     if f.epss is not None:
         entry["properties"].append({"name": "medfw:epss", "value": f"{f.epss:.5f}"})
     if f.decision is not None:
@@ -64,6 +77,15 @@ def _vuln_entry(f: Finding, serial: str, version: int) -> dict[str, Any]:
             analysis["response"] = list(d.responses)
         entry["analysis"] = analysis
     return entry
+
+
+def _snapshot_properties(result: ScanResult) -> list[dict[str, str]]:
+    out = []
+    for name, st in sorted(result.feed.items()):
+        version = f" version {st['version']}" if st.get("version") else ""
+        data_date = f" data {st['data_date']}" if st.get("data_date") else ""
+        out.append({"name": f"medfw:feed:{name}", "value": f"updated {st['updated_at']}{version}{data_date}".strip()})
+    return out
 
 
 def to_cyclonedx(result: ScanResult, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -79,7 +101,14 @@ def to_cyclonedx(result: ScanResult, now: dt.datetime | None = None) -> dict[str
         "metadata": {
             "timestamp": now.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "tools": {"components": [{"type": "application", "name": "medfw", "version": __version__}]},
-            "properties": [{"name": "medfw:sbom-serial", "value": s.serial}],
+            "properties": [
+                {"name": "medfw:sbom-serial", "value": s.serial},
+                *_snapshot_properties(result),
+                *[
+                    {"name": "medfw:no-feed-data", "value": f"{n.ref} ({', '.join(n.identifiers) or 'no identifiers'})"}
+                    for n in result.no_data
+                ],
+            ],
         },
         "vulnerabilities": [_vuln_entry(f, s.serial if serial_ok else "", s.version) for f in result.findings],
     }
@@ -91,7 +120,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f2f2f2}.critical{color:#fff;background:#8b0000}.high{background:#e06666}
-.medium{background:#f6b26b}.low{background:#ffe599}.none,.unknown{background:#ddd}
+.medium{background:#f6b26b}.low{background:#ffe599}.none,.unscored{background:#ddd}
 .badge{padding:1px 6px;border-radius:3px;font-weight:bold}.kev{color:#fff;background:#000}
 .why{font-family:monospace;font-size:.85em}.handled{color:#555}
 """
@@ -117,10 +146,12 @@ def _row(f: Finding) -> str:
     epss = f"{f.epss:.3f}" if f.epss is not None else "–"
     kev = '<span class="badge kev">KEV</span>' if f.kev else ""
     cls = ' class="handled"' if f.handled else ""
+    source = f.severity_source or f.unscored_reason
     return (
         f"<tr{cls}><td>{f.priority}</td><td>{_esc(f.vuln_id)} {kev}</td>"
         f"<td>{_esc(f.component_name)} {_esc(f.component_version)}<br><small>{_esc(f.component_ref)}</small></td>"
-        f"<td>{_esc(f.score if f.score is not None else '–')}</td><td>{epss}</td><td>{_esc(ssvc)}</td>"
+        f"<td>{_esc(f.score if f.score is not None else '–')}<br><small>{_esc(source)}</small></td>"
+        f"<td>{epss}</td><td>{_esc(ssvc)}</td>"
         f'<td class="why">{why}</td><td>{decision}</td></tr>'
     )
 
@@ -152,6 +183,22 @@ def to_html(result: ScanResult, now: dt.datetime | None = None) -> str:
             continue
         parts.append(f"<h2><span class='badge {sev}'>{sev.upper()}</span> ({len(by_sev[sev])})</h2>")
         parts.append(f"<table>{header}{''.join(_row(f) for f in by_sev[sev])}</table>")
+    if result.no_data:
+        items = "".join(
+            f"<li>{_esc(n.name)} {_esc(n.version)} ({_esc(', '.join(n.identifiers) or 'no identifiers')}): "
+            f"{_esc(n.reason)}</li>"
+            for n in result.no_data
+        )
+        parts.append(
+            f"<h2>No feed data ({len(result.no_data)} components: not clean, not assessed)</h2><ul>{items}</ul>"
+        )
+    snap = "".join(
+        f"<li>{_esc(name)}: updated {_esc(st['updated_at'])}, {_esc(st['records'])} records"
+        f"{', version ' + _esc(st['version']) if st.get('version') else ''}"
+        f"{', data date ' + _esc(st['data_date']) if st.get('data_date') else ''}</li>"
+        for name, st in sorted(result.feed.items())
+    )
+    parts.append(f"<h2>Feed snapshot</h2><ul>{snap or '<li>no feed data imported</li>'}</ul>")
     if result.warnings:
         parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{_esc(w)}</li>" for w in result.warnings) + "</ul>")
     parts.append("</body></html>")

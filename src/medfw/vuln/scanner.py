@@ -7,7 +7,11 @@ Matching, per component:
 * a component with a purl and no CPE gets the CPEs of its purl's alias group, if the map has one (no guessing);
 * OSV records are looked up by purl base and evaluated with :mod:`medfw.vuln.osv_ranges`;
 * per CVE one configuration source is authoritative: an NVD-shaped override replaces NVD's configurations,
-  and CVE 5 ``affected`` data is used only when neither exists.
+  CVE 5 ``affected`` data (CNA and ADP containers together) is used only when neither exists, and a vendor
+  table only when none of those does;
+* severity follows :data:`medfw.vuln.triage.SEVERITY_PRECEDENCE`; every finding names its source;
+* a component whose identities match no record of any imported source is reported as "no feed data"
+  (:class:`~medfw.vuln.model.NoData`), so a coverage gap never reads as clean.
 
 Exclusions listed in a component's ``medfw:cve-exclude`` become ``not_affected`` decisions (source
 ``sbom-exclude``; the supplier's justification, ``code_not_present`` when none is given) unless a recorded
@@ -29,24 +33,28 @@ from medfw.vuln.configuration import Target, evaluate
 from medfw.vuln.cpe import ANY, Cpe, parse_cpe
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
+from medfw.vuln.freshness import feed_snapshot
 from medfw.vuln.index import StoredRecord, VulnIndex
 from medfw.vuln.model import (
     ANALYSIS_JUSTIFICATIONS,
     Decision,
     Finding,
     MatchReason,
+    NoData,
     ScanComponent,
     ScanInput,
     ScanResult,
 )
 from medfw.vuln.osv_ranges import affected_by
-from medfw.vuln.triage import choose_cvss, prioritise
+from medfw.vuln.triage import choose_severity, prioritise
 
 __all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
 
 #: configuration sources, most authoritative first
-CONFIG_PRECEDENCE = ("nvd-override", "nvd", "cve5")
-_META_PRECEDENCE = ("nvd", "cve5", "nvd-override", "osv")
+CONFIG_PRECEDENCE = ("nvd-override", "nvd", "cve5-cna", "cve5-adp", "vendor")
+#: configuration tiers: the first tier with configurations for a CVE is used (its records together)
+_CONFIG_TIERS = {"nvd-override": 0, "nvd": 1, "cve5-cna": 2, "cve5-adp": 2, "vendor": 3}
+_META_PRECEDENCE = ("nvd", "cve5-cna", "cve5-adp", "nvd-override", "vendor", "osv")
 
 
 def _purl_version(purl: str) -> str:
@@ -127,20 +135,18 @@ def build_targets(
 
 def _merge_meta(records: Sequence[StoredRecord]) -> dict[str, Any]:
     ordered = sorted(records, key=lambda r: _META_PRECEDENCE.index(r.source) if r.source in _META_PRECEDENCE else 9)
-    cvss: list[Mapping[str, Any]] = []
     description = ""
     ssvc: dict[str, str] = {}
     aliases: set[str] = set()
     rejected = False
     for r in ordered:
-        cvss.extend(r.data.get("cvss", []))
         description = description or str(r.data.get("description", ""))
         ssvc = ssvc or dict(r.data.get("ssvc") or {})
         aliases.update(r.data.get("aliases", []))
         if r.record_id != r.vuln_id:
             aliases.add(r.record_id)
-        rejected = rejected or (bool(r.data.get("rejected")) and r.source in ("nvd", "cve5"))
-    return {"cvss": cvss, "description": description, "ssvc": ssvc, "aliases": aliases, "rejected": rejected}
+        rejected = rejected or (bool(r.data.get("rejected")) and r.source in ("nvd", "cve5-cna"))
+    return {"records": ordered, "description": description, "ssvc": ssvc, "aliases": aliases, "rejected": rejected}
 
 
 def _exclusion(
@@ -188,24 +194,53 @@ def scan(
         return _scan(index, sbom, aliases or default_aliases(), vex, now or dt.datetime.now(dt.UTC))
 
 
-def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
-    by_key, by_purl, warnings = build_targets(sbom.components, amap)
-    lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
-    cands = index.candidates(lookup)
-    records = index.records_by_rid(cands)
-    hits: dict[tuple[str, str], list[MatchReason]] = {}
+def _coverage(
+    sbom: ScanInput, by_key: Mapping[str, Sequence[Target]], by_purl: Mapping[str, Sequence[Any]], found: set[str]
+) -> tuple[NoData, ...]:
+    keys: dict[str, set[str]] = {}
+    for k, targets in by_key.items():
+        for t in targets:
+            keys.setdefault(t.ref, set()).add(f"cpe:{k}")
+    for b, entries in by_purl.items():
+        for comp, _v, _i in entries:
+            keys.setdefault(comp.ref, set()).add(f"purl:{b}")
+    out: list[NoData] = []
+    for c in sbom.components:
+        ids = (*c.cpes, *([c.purl] if c.purl else []))
+        if not c.has_identity:
+            out.append(NoData(c.ref, c.name, c.version, (), "no CPE or purl: no feed can describe it"))
+        elif not keys.get(c.ref):
+            out.append(NoData(c.ref, c.name, c.version, ids, "its identifiers could not be used for lookup"))
+        elif not keys[c.ref] & found:
+            looked = ", ".join(sorted(keys[c.ref]))
+            out.append(NoData(c.ref, c.name, c.version, ids, f"no imported record names {looked}"))
+    return tuple(out)
 
-    config_recs = {rid: r for rid, r in records.items() if r.source in CONFIG_PRECEDENCE}
+
+def _config_hits(
+    index: VulnIndex, records: Mapping[str, StoredRecord], by_key: Mapping[str, list[Target]]
+) -> dict[tuple[str, str], list[MatchReason]]:
+    hits: dict[tuple[str, str], list[MatchReason]] = {}
+    config_recs = {rid: r for rid, r in records.items() if r.source in _CONFIG_TIERS}
     sources = index.config_sources({r.vuln_id for r in config_recs.values()})
     for vuln_id, srcs in sources.items():
-        best = min(srcs, key=lambda s: CONFIG_PRECEDENCE.index(s[0]) if s[0] in CONFIG_PRECEDENCE else 9)
-        rec = config_recs.get(best[1])
-        if rec is None or rec.data.get("rejected"):
-            continue
-        for h in evaluate(rec.data.get("configurations") or [], by_key):
-            hits.setdefault((h.ref, vuln_id), []).append(
-                MatchReason(rec.source, rec.record_id, h.criterion, h.bound, h.identity)
-            )
+        tier = min(_CONFIG_TIERS.get(s, 9) for s, _ in srcs)
+        for source, rid in sorted(srcs):
+            rec = config_recs.get(rid)
+            if _CONFIG_TIERS.get(source, 9) != tier or rec is None or rec.data.get("rejected"):
+                continue
+            for h in evaluate(rec.data.get("configurations") or [], by_key):
+                hits.setdefault((h.ref, vuln_id), []).append(
+                    MatchReason(rec.source, rec.record_id, h.criterion, h.bound, h.identity)
+                )
+    return hits
+
+
+def _osv_hits(
+    records: Mapping[str, StoredRecord],
+    by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]],
+    hits: dict[tuple[str, str], list[MatchReason]],
+) -> None:
     for rec in records.values():
         if rec.source != "osv" or rec.data.get("rejected"):
             continue
@@ -216,6 +251,16 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
                     hits.setdefault((comp.ref, rec.vuln_id), []).append(
                         MatchReason("osv", rec.record_id, entry["purl"], bound, identity)
                     )
+
+
+def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
+    by_key, by_purl, warnings = build_targets(sbom.components, amap)
+    lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
+    cands = index.candidates(lookup)
+    records = index.records_by_rid(cands)
+    hits = _config_hits(index, records, by_key)
+    _osv_hits(records, by_purl, hits)
+    no_data = _coverage(sbom, by_key, by_purl, {k for ks in cands.values() for k in ks})
 
     vuln_ids = {v for _, v in hits}
     rids = index.rids_for(vuln_ids)
@@ -231,11 +276,11 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
     comps = {c.ref: c for c in sbom.components}
     findings: list[Finding] = []
     for (ref, vuln_id), why in sorted(hits.items()):
-        m = meta.get(vuln_id, {"cvss": [], "description": "", "ssvc": {}, "aliases": set(), "rejected": False})
+        m = meta.get(vuln_id, {"records": [], "description": "", "ssvc": {}, "aliases": set(), "rejected": False})
         if m["rejected"]:
             continue
         comp = comps[ref]
-        choice = choose_cvss(m["cvss"])
+        choice = choose_severity(m["records"])
         decision = overlay.get((ref, vuln_id)) or decided.get((ref, vuln_id))
         if decision is None:
             decision = _exclusion(comp, vuln_id, m["aliases"], sbom.serial, now)
@@ -258,6 +303,8 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
                 decision=decision,
                 description=m["description"],
                 aliases=tuple(sorted(m["aliases"] - {vuln_id})),
+                severity_source=choice.source,
+                unscored_reason=choice.reason,
             )
         )
-    return ScanResult(sbom, tuple(prioritise(findings)), tuple(warnings))
+    return ScanResult(sbom, tuple(prioritise(findings)), tuple(warnings), no_data, feed_snapshot(index, now))

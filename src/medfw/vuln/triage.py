@@ -1,8 +1,17 @@
-"""Triage: severity from CVSS vectors, and the priority order of findings (pure).
+"""Triage: severity with the source that gave it, and the priority order of findings (pure).
 
-Severity comes from one CVSS vector per vulnerability, chosen in this order: v3.1 from the primary scorer
-(NVD, or the CNA), v4.0 primary, v3.1 from anyone (CISA-ADP), v4.0, v3.0, v2.0. Scores are recomputed from the
-vector with the ``cvss`` package rather than trusted from the feed.
+Severity precedence (one rule, the first source that scores the vulnerability wins):
+
+1. NVD primary CVSS (NIST's own analysis);
+2. NVD secondary CVSS (scores NVD carries from the CNA or others);
+3. the CVE 5 CNA container's CVSS (the vendor or CNA that assigned the CVE);
+4. the CVE 5 ADP containers' CVSS (CISA-ADP vulnrichment);
+5. a vendor's qualitative rating (OpenSSL Low/Moderate/High/Critical in its CNA record, curl's severity table);
+6. OSV CVSS vectors.
+
+Inside a CVSS tier the vector version order is 3.1, 4.0, 3.0, 2.0. Scores are recomputed from the vector with the
+``cvss`` package rather than trusted from the feed; an unparsable vector does not count. A vulnerability no
+imported source scores is ``unscored`` (never a bare "unknown"), with the reason.
 
 Priority: unhandled findings before handled ones; then known exploitation (CISA KEV, SSVC ``Exploitation:
 active``, or a decision ``exploitable``), then proof-of-concept or EPSS ≥ 0.1, then the rest; inside each tier
@@ -18,7 +27,19 @@ from typing import Any
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
-__all__ = ["EPSS_LIKELY", "CvssChoice", "choose_cvss", "prioritise", "score_vector"]
+__all__ = [
+    "EPSS_LIKELY",
+    "SEVERITY_PRECEDENCE",
+    "CvssChoice",
+    "choose_cvss",
+    "choose_severity",
+    "prioritise",
+    "score_vector",
+]
+
+#: the tiers of the severity precedence, in order (see the module docstring)
+SEVERITY_PRECEDENCE = ("nvd-primary", "nvd-secondary", "cve5-cna", "cve5-adp", "vendor-rating", "osv")
+_VERSIONS = ("3.1", "4.0", "3.0", "2.0")
 
 EPSS_LIKELY = 0.1
 _ORDER = (("3.1", True), ("4.0", True), ("3.1", False), ("4.0", False), ("3.0", True), ("3.0", False), ("2.0", None))
@@ -32,6 +53,8 @@ class CvssChoice:
     score: float | None
     severity: str
     network: bool
+    source: str = ""
+    reason: str = ""
 
 
 def score_vector(version: str, vector: str) -> CvssChoice:
@@ -63,6 +86,65 @@ def choose_cvss(entries: Sequence[Mapping[str, Any]]) -> CvssChoice:
             if choice.score is not None:
                 return choice
     return CvssChoice(None, None, "unknown", False)
+
+
+def _cvss_tiers(records: Sequence[Any]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    tiers: dict[str, list[Mapping[str, Any]]] = {t: [] for t in SEVERITY_PRECEDENCE}
+    for r in records:
+        entries = r.data.get("cvss") or []
+        if r.source == "nvd":
+            for e in entries:
+                tiers["nvd-primary" if e.get("primary") else "nvd-secondary"].append(e)
+        elif r.source in ("cve5-cna", "cve5-adp", "osv"):
+            tiers[r.source].extend(entries)
+    return [(t, tiers[t]) for t in SEVERITY_PRECEDENCE if tiers[t]]
+
+
+def _label(tier: str, entry: Mapping[str, Any]) -> str:
+    who = str(entry.get("source") or "")
+    names = {
+        "nvd-primary": "NVD primary",
+        "nvd-secondary": f"NVD secondary ({who})",
+        "cve5-cna": f"CNA ({who})",
+        "cve5-adp": who or "ADP",
+        "osv": "OSV",
+    }
+    return f"{names[tier]} CVSS {entry.get('version')}"
+
+
+def choose_severity(records: Sequence[Any]) -> CvssChoice:
+    """Severity, score and the source that gave them, by :data:`SEVERITY_PRECEDENCE`.
+
+    ``records`` are stored records (``source`` and ``data``) of one vulnerability, any sources.
+    """
+    tiers = _cvss_tiers(records)
+    for tier, entries in tiers:
+        if tier == "osv":
+            continue
+        for version in _VERSIONS:
+            for e in entries:
+                if e.get("version") == version and e.get("vector"):
+                    c = score_vector(version, str(e["vector"]))
+                    if c.score is not None:
+                        return dataclasses.replace(c, source=_label(tier, e))
+    for r in records:
+        for rating in r.data.get("ratings") or []:
+            sev = str(rating.get("severity", ""))
+            if sev in ("low", "medium", "high", "critical"):
+                label = f"vendor rating {rating.get('rating')} ({rating.get('source') or r.source})"
+                return CvssChoice(None, None, sev, False, label)
+    for tier, entries in tiers:
+        if tier != "osv":
+            continue
+        for version in _VERSIONS:
+            for e in entries:
+                if e.get("version") == version and e.get("vector"):
+                    c = score_vector(version, str(e["vector"]))
+                    if c.score is not None:
+                        return dataclasses.replace(c, source=_label(tier, e))
+    held = sorted({r.source for r in records})
+    reason = f"no imported source scores it (records: {', '.join(held)})" if held else "no record of it is stored"
+    return CvssChoice(None, None, "unscored", False, "", reason)
 
 
 def _tier(f: Any) -> int:

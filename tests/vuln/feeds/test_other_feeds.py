@@ -16,7 +16,10 @@ from medfw.vuln.feeds.osv import parse_osv, purl_base
 
 def test_cve5_vulnrichment_adp(vuln_vectors: Path) -> None:
     p = vuln_vectors / "cve5/vulnrichment/2024/28xxx/CVE-2024-28755.json"
-    (rec,) = parse_cve5(p.read_bytes(), str(p)).records
+    records = {r.record_id: r for r in parse_cve5(p.read_bytes(), str(p)).records}
+    assert records["CVE-2024-28755"].source == "cve5-cna"  # containers are kept apart
+    rec = records["CVE-2024-28755#CISA-ADP"]
+    assert rec.source == "cve5-adp" and rec.vuln_id == "CVE-2024-28755"
     assert rec.data["ssvc"] == {"exploitation": "none", "automatable": "yes", "technical_impact": "partial"}
     assert any(c["version"] == "3.1" for c in rec.data["cvss"])
     crit = [m for c in rec.data["configurations"] for n in c["nodes"] for m in n["cpeMatch"]]
@@ -25,9 +28,13 @@ def test_cve5_vulnrichment_adp(vuln_vectors: Path) -> None:
 
 def test_cve5_skips_unparsable_range_start(vuln_vectors: Path) -> None:
     p = vuln_vectors / "cve5/vulnrichment/2024/28xxx/CVE-2024-28960.json"
-    (rec,) = parse_cve5(p.read_bytes(), str(p)).records
+    records = parse_cve5(p.read_bytes(), str(p)).records
     bounds = [
-        m.get("versionStartIncluding") for c in rec.data["configurations"] for n in c["nodes"] for m in n["cpeMatch"]
+        m.get("versionStartIncluding")
+        for rec in records
+        for c in rec.data["configurations"]
+        for n in c["nodes"]
+        for m in n["cpeMatch"]
     ]
     assert "3.x" not in bounds
 
@@ -35,6 +42,7 @@ def test_cve5_skips_unparsable_range_start(vuln_vectors: Path) -> None:
 def test_cve5_vendor_record_openssl_letters(vuln_vectors: Path) -> None:
     p = vuln_vectors / "vendor/openssl/secjson/CVE-2024-0727.json"
     (rec,) = parse_cve5(p.read_bytes(), str(p)).records
+    assert rec.data["ratings"] == [{"rating": "Low", "severity": "low", "source": "openssl"}]  # metrics.other
     ends = {m.get("versionEndExcluding") for c in rec.data["configurations"] for n in c["nodes"] for m in n["cpeMatch"]}
     assert {"1.1.1x", "1.0.2zj", "3.0.13"} <= ends
 

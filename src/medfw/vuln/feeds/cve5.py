@@ -2,7 +2,10 @@
 
 From the CNA container and every ADP container (CISA-ADP) the parser takes descriptions, CVSS (3.0, 3.1, 4.0),
 CWE ids, CISA SSVC decision points and the ``affected`` entries. The ``affected`` entries become NVD-shaped
-configurations (source ``cve5``), used only when no NVD record for the CVE has configurations:
+configurations, used only when no NVD record for the CVE has configurations. The CNA container is stored as
+source ``cve5-cna`` and each ADP container as ``cve5-adp`` (record id ``CVE-…#CISA-ADP``): importing one never
+replaces another. A CNA's qualitative rating in ``metrics[].other`` (OpenSSL: Low, Moderate, High, Critical) is
+kept as a vendor rating. Identity and ranges:
 
 * identity: the entry's ``cpes`` (ADP) or, without them, ``vendor:product`` lower-cased (``n/a`` is ignored);
 * ``{version: V, lessThan: L}`` → ``V <= v < L`` (``V`` of ``0``/``*`` means no lower bound), ``lessThanOrEqual``
@@ -89,8 +92,7 @@ def _containers(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     out: list[tuple[str, Mapping[str, Any]]] = [("cna", cont["cna"])]
     for adp in cont.get("adp", []) or []:
         if isinstance(adp, Mapping):
-            meta = adp.get("providerMetadata", {})
-            out.append((str(meta.get("shortName", "adp")) if isinstance(meta, Mapping) else "adp", adp))
+            out.append(("adp", adp))
     return out
 
 
@@ -107,7 +109,82 @@ def _ssvc(metric: Mapping[str, Any]) -> dict[str, str] | None:
     return result or None
 
 
-def _record(doc: Any) -> FeedRecord:
+_QUALITATIVE = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "critical": "critical"}
+
+
+def _rating(metric: Mapping[str, Any], provider: str) -> dict[str, Any] | None:
+    """A vendor's qualitative rating (``metrics[].other`` with text Low/Moderate/High/Critical, e.g. OpenSSL)."""
+    other = metric.get("other")
+    if not isinstance(other, Mapping) or str(other.get("type", "")).lower() == "ssvc":
+        return None
+    content = other.get("content")
+    text = content.get("text") if isinstance(content, Mapping) else content
+    if not isinstance(text, str) or text.strip().lower() not in _QUALITATIVE:
+        return None
+    return {"rating": text.strip(), "severity": _QUALITATIVE[text.strip().lower()], "source": provider}
+
+
+def _container(cve_id: str, meta: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> FeedRecord:
+    description = ""
+    cvss: list[dict[str, Any]] = []
+    ratings: list[dict[str, Any]] = []
+    cwes: set[str] = set()
+    ssvc: dict[str, str] | None = None
+    matches: list[dict[str, Any]] = []
+    pm = c.get("providerMetadata")
+    provider = str(pm.get("shortName", name)) if isinstance(pm, Mapping) else name
+    for d in c.get("descriptions", []) or []:
+        if not description and isinstance(d, Mapping) and str(d.get("lang", "")).startswith("en"):
+            description = str(d.get("value", ""))
+    for m in c.get("metrics", []) or []:
+        if not isinstance(m, Mapping):
+            continue
+        for key, version in _CVSS_KEYS:
+            if isinstance(m.get(key), Mapping):
+                entry = cvss_entry(version, m[key].get("vectorString"), provider, name == "cna")
+                if entry:
+                    cvss.append(entry)
+        ssvc = ssvc or _ssvc(m)
+        rating = _rating(m, provider)
+        if rating:
+            ratings.append(rating)
+    for pt in c.get("problemTypes", []) or []:
+        for d in pt.get("descriptions", []) if isinstance(pt, Mapping) else []:
+            if isinstance(d, Mapping) and str(d.get("cweId", "")).startswith("CWE-"):
+                cwes.add(str(d["cweId"]))
+    affected = c.get("affected", []) or []
+    if not isinstance(affected, list):
+        raise record_error(f"containers.{name}.affected is not a list")
+    for entry in affected:
+        if isinstance(entry, Mapping):
+            matches.extend(_matches_for(entry))
+    configs = check_configurations([{"nodes": [{"operator": "OR", "cpeMatch": matches}]}] if matches else [])
+    date = pm.get("dateUpdated") if isinstance(pm, Mapping) else None
+    modified = str(date or meta.get("dateUpdated", ""))
+    data = {
+        "id": cve_id,
+        "provider": provider,
+        "description": description,
+        "published": str(meta.get("datePublished", "")),
+        "modified": modified,
+        "rejected": meta.get("state") == "REJECTED",
+        "cvss": cvss,
+        "ratings": ratings,
+        "cwes": sorted(cwes),
+        "ssvc": ssvc,
+        "configurations": configs,
+        "references": [],
+    }
+    if name == "cna":
+        return FeedRecord("cve5-cna", cve_id, cve_id, modified, data)
+    return FeedRecord("cve5-adp", f"{cve_id}#{provider}", cve_id, modified, data)
+
+
+def _records(doc: Any) -> list[FeedRecord]:
+    """One record per container: the CNA's (source ``cve5-cna``) and each ADP's (``cve5-adp``, id ``CVE#ADP``).
+
+    Kept apart so that importing a vendor's own CNA record never replaces CISA's ADP enrichment of the same CVE.
+    """
     if not isinstance(doc, Mapping) or doc.get("dataType") != "CVE_RECORD":
         raise record_error("not a CVE JSON 5 record (dataType is not CVE_RECORD)")
     meta = doc.get("cveMetadata")
@@ -115,49 +192,7 @@ def _record(doc: Any) -> FeedRecord:
     if not isinstance(cve_id, str) or not CVE_ID.match(cve_id):
         raise record_error("cveMetadata.cveId is missing or not a CVE id")
     assert isinstance(meta, Mapping)
-    description = ""
-    cvss: list[dict[str, Any]] = []
-    cwes: set[str] = set()
-    ssvc: dict[str, str] | None = None
-    matches: list[dict[str, Any]] = []
-    for name, c in _containers(doc):
-        for d in c.get("descriptions", []) or []:
-            if not description and isinstance(d, Mapping) and str(d.get("lang", "")).startswith("en"):
-                description = str(d.get("value", ""))
-        for m in c.get("metrics", []) or []:
-            if not isinstance(m, Mapping):
-                continue
-            for key, version in _CVSS_KEYS:
-                if isinstance(m.get(key), Mapping):
-                    entry = cvss_entry(version, m[key].get("vectorString"), name, name == "cna")
-                    if entry:
-                        cvss.append(entry)
-            ssvc = ssvc or _ssvc(m)
-        for pt in c.get("problemTypes", []) or []:
-            for d in pt.get("descriptions", []) if isinstance(pt, Mapping) else []:
-                if isinstance(d, Mapping) and str(d.get("cweId", "")).startswith("CWE-"):
-                    cwes.add(str(d["cweId"]))
-        affected = c.get("affected", []) or []
-        if not isinstance(affected, list):
-            raise record_error(f"containers.{name}.affected is not a list")
-        for entry in affected:
-            if isinstance(entry, Mapping):
-                matches.extend(_matches_for(entry))
-    configs = check_configurations([{"nodes": [{"operator": "OR", "cpeMatch": matches}]}] if matches else [])
-    modified = str(meta.get("dateUpdated", ""))
-    data = {
-        "id": cve_id,
-        "description": description,
-        "published": str(meta.get("datePublished", "")),
-        "modified": modified,
-        "rejected": meta.get("state") == "REJECTED",
-        "cvss": cvss,
-        "cwes": sorted(cwes),
-        "ssvc": ssvc,
-        "configurations": configs,
-        "references": [],
-    }
-    return FeedRecord("cve5", cve_id, cve_id, modified, data)
+    return [_container(cve_id, meta, name, c) for name, c in _containers(doc)]
 
 
 def parse_cve5(raw: bytes, path: str) -> ParseResult:
@@ -169,7 +204,7 @@ def parse_cve5(raw: bytes, path: str) -> ParseResult:
     doc = load_json(raw, path)
     result = ParseResult()
     try:
-        result.records.append(_record(doc))
+        result.records.extend(_records(doc))
     except RecordError as e:
         rid = path
         if isinstance(doc, Mapping) and isinstance(doc.get("cveMetadata"), Mapping):

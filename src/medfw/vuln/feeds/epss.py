@@ -22,6 +22,7 @@ class EpssScores:
     """Parsed scores: CVE id → (epss, percentile), the score date, and skipped rows."""
 
     score_date: str
+    model_version: str = ""
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
 
@@ -37,14 +38,16 @@ def parse_epss(raw: bytes, path: str) -> EpssScores:
     except UnicodeDecodeError as e:
         raise FeedError("EPSS file is not UTF-8 text", path=path, offset=e.start) from e
     lines = text.splitlines()
-    score_date = ""
+    score_date = model = ""
     if lines and lines[0].startswith("#"):
         m = re.search(r"score_date:([0-9T:\-+]+)", lines[0])
         score_date = m.group(1) if m else ""
+        mv = re.search(r"model_version:([A-Za-z0-9.\-_]+)", lines[0])
+        model = mv.group(1) if mv else ""
         lines = lines[1:]
     if not lines or [h.strip() for h in lines[0].split(",")] != ["cve", "epss", "percentile"]:
         raise FeedError("not an EPSS CSV: header must be 'cve,epss,percentile'", path=path, field="header")
-    out = EpssScores(score_date)
+    out = EpssScores(score_date, model)
     for n, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), start=2):
         if not row:
             continue

@@ -20,6 +20,7 @@ class KevCatalog:
     """Parsed catalog: entries by CVE id, plus skipped entries."""
 
     version: str
+    date_released: str = ""
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     skips: list[Skip] = field(default_factory=list)
 
@@ -41,7 +42,7 @@ def parse_kev(raw: bytes, path: str) -> KevCatalog:
     doc = load_json(raw, path)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("vulnerabilities"), list) or "catalogVersion" not in doc:
         raise FeedError("not a CISA KEV catalog (catalogVersion and vulnerabilities expected)", path=path)
-    cat = KevCatalog(str(doc["catalogVersion"]))
+    cat = KevCatalog(str(doc["catalogVersion"]), str(doc.get("dateReleased", "")))
     for i, e in enumerate(doc["vulnerabilities"]):
         rid = str(e.get("cveID", f"#{i}")) if isinstance(e, Mapping) else f"#{i}"
         if not isinstance(e, Mapping):

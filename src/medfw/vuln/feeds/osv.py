@@ -8,6 +8,8 @@ walk; they are stored but not evaluated. A record with one CVE alias is reported
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +19,10 @@ from packageurl import PackageURL
 from medfw.errors import FeedError
 from medfw.vuln.feeds import CVE_ID, FeedRecord, ParseResult, RecordError, Skip, load_json, record_error
 
-__all__ = ["parse_osv", "purl_base"]
+__all__ = ["parse_osv", "parse_osv_zip", "purl_base"]
+
+_MAX_ZIP_MEMBER = 64 * 1024 * 1024
+_MAX_ZIP_TOTAL = 4 * 1024 * 1024 * 1024
 
 _EVENT_KEYS = {"introduced", "fixed", "last_affected", "limit"}
 
@@ -135,4 +140,28 @@ def parse_osv(raw: bytes, path: str) -> ParseResult:
     except RecordError as e:
         rid = str(doc.get("id", path)) if isinstance(doc, Mapping) else path
         result.skips.append(Skip(rid, str(e), path))
+    return result
+
+
+def parse_osv_zip(raw: bytes, path: str) -> ParseResult:
+    """Parse an OSV ``all.zip`` (one JSON record per member, as osv.dev's per-ecosystem bucket serves it).
+
+    Raises:
+        FeedError: the archive is truncated or corrupt, a member is too large, or a member is not JSON.
+    """
+    result = ParseResult()
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir() and m.filename.endswith(".json")]
+            if sum(m.file_size for m in members) > _MAX_ZIP_TOTAL:
+                raise FeedError("OSV archive expands beyond 4 GiB", path=path)
+            for m in members:
+                if m.file_size > _MAX_ZIP_MEMBER:
+                    raise FeedError(f"OSV archive member {m.filename} is larger than 64 MiB", path=path)
+                member = f"{path}!{m.filename}"
+                part = parse_osv(zf.read(m), member)
+                result.records.extend(part.records)
+                result.skips.extend(part.skips)
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
+        raise FeedError(f"OSV archive is corrupt or truncated: {e}", path=path) from e
     return result
