@@ -43,14 +43,56 @@ FEEDS = REPO_ROOT / "tests" / "vectors" / "vuln"
 MODEL = "infusion-pump"
 CHIP = "esp32c3"
 
-# Version strings the example firmware really embeds, so binary scanning has evidence to find.
-_EMBEDDED = (
-    b"\x00mbed TLS 3.6.2\x00Mbed TLS 3.6.2\x00"
-    b"\x00FreeRTOS Kernel V10.5.1\x00"
-    b"\x00lwIP/2.2.0\x00"
-    b"\x00deflate 1.3.1 Copyright 1995-2024 Jean-loup Gailly and Mark Adler\x00"
-    b"\x00cJSON 1.7.18\x00"
-)
+#: The two releases: secure_version and the Mbed TLS version each links. 1.0.0 is the example device as
+#: checked in (ESP-IDF v5.4 with its Mbed TLS 3.6.2); 1.1.0 is that tree with the mbedtls submodule moved to
+#: v3.6.4 and the project version bumped (see :func:`_source_tree`).
+RELEASES: dict[str, tuple[int, str]] = {"1.0.0": (1, "3.6.2"), "1.1.0": (2, "3.6.4")}
+
+
+def _embedded(mbedtls: str) -> bytes:
+    """Version strings the example firmware really embeds, so binary scanning has evidence to find."""
+    return (
+        f"\x00mbed TLS {mbedtls}\x00Mbed TLS {mbedtls}\x00".encode()
+        + b"\x00FreeRTOS Kernel V10.5.1\x00"
+        + b"\x00lwIP/2.2.0\x00"
+        + b"\x00deflate 1.3.1 Copyright 1995-2024 Jean-loup Gailly and Mark Adler\x00"
+        + b"\x00cJSON 1.7.18\x00"
+    )
+
+
+def _replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if old not in text:
+        raise DemoError(f"expected {old!r} in the example device", path=str(path))
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _source_tree(demo: Demo, version: str) -> Path:
+    """The example device's source tree at ``version`` (its build directory is what SBOM generation reads).
+
+    1.0.0 is ``examples/device`` itself; a later release is a copy with the project version and the Mbed TLS
+    version of :data:`RELEASES` applied, as the team's commit would change them.
+    """
+    base_version, base_mbedtls = "1.0.0", RELEASES["1.0.0"][1]
+    if version == base_version:
+        return EXAMPLE
+    tree = demo.path("src", f"device-{version}")
+    if tree.is_dir():
+        return tree
+    shutil.copytree(EXAMPLE, tree)
+    mbedtls = RELEASES[version][1]
+    _replace_in(
+        tree / "build" / "project_description.json",
+        f'"project_version": "{base_version}"',
+        f'"project_version": "{version}"',
+    )
+    _replace_in(tree / "sdkconfig", f'CONFIG_APP_PROJECT_VER="{base_version}"', f'CONFIG_APP_PROJECT_VER="{version}"')
+    _replace_in(tree / "sbom.yml", f"version: '{base_version}'", f"version: '{version}'")
+    svn = RELEASES[version][0]
+    for symbol in ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "CONFIG_APP_SECURE_VERSION"):
+        _replace_in(tree / "sdkconfig", f"{symbol}={RELEASES[base_version][0]}\n", f"{symbol}={svn}\n")
+    _replace_in(tree / "esp-idf/components/mbedtls/mbedtls/sbom.yml", f"version: {base_mbedtls}", f"version: {mbedtls}")
+    return tree
 
 
 class DemoError(MedfwError):
@@ -184,9 +226,8 @@ def _keys_and_firmware(demo: Demo) -> None:
 
     build = demo.path("build")
     build.mkdir(parents=True, exist_ok=True)
-    releases = {"1.0.0": 1, "1.1.0": 2}
-    for version, svn in releases.items():
-        payload = _EMBEDDED + f"infusion-pump-fw {version}".encode() + bytes(range(256)) * 64
+    for version, (svn, mbedtls) in RELEASES.items():
+        payload = _embedded(mbedtls) + f"infusion-pump-fw {version}".encode() + bytes(range(256)) * 64
         image = build_app_image(
             chip=CHIP, version=version, secure_version=svn, project_name="infusion-pump-fw", payload=payload
         )
@@ -291,7 +332,7 @@ def _sbom_and_vulns(demo: Demo) -> None:
             "sbom",
             "generate",
             "--idf-build",
-            str(EXAMPLE / "build"),
+            str(_source_tree(demo, "1.1.0") / "build"),
             "--binary",
             str(demo.path("build", "app-1.1.0.bin")),
             "--serial",
@@ -303,6 +344,10 @@ def _sbom_and_vulns(demo: Demo) -> None:
         ]
     )
     demo.run(["sbom", "check", sbom])
+    demo.run(
+        ["build", "check", str(_source_tree(demo, "1.1.0") / "sdkconfig")],
+        label="build configuration gate: Secure Boot v2, anti-rollback, flash encryption (release), JTAG, ...",
+    )
     feeds = FEEDS
     demo.run(
         [
@@ -496,6 +541,7 @@ def _evidence(demo: Demo) -> Path:
         ]
     )
     shutil.copyfile(demo.path("sbom.cdx.json"), rel / "sbom.cdx.json")
+    shutil.copyfile(_source_tree(demo, "1.1.0") / "sdkconfig", rel / "sdkconfig")
     shutil.copyfile(demo.path("device-efuse.json"), rel / "efuse-summary.json")
     spec = {
         "name": "infusion-pump-fw",
@@ -510,6 +556,7 @@ def _evidence(demo: Demo) -> Path:
         "trusted_keys": ["keys/secure-boot.pub.pem"],
         "efuse_summary": "efuse-summary.json",
         "sbom": "sbom.cdx.json",
+        "build_config": "sdkconfig",
         "vuln_db": str(demo.path("vuln.db")),
         "audit_log": str(demo.path("audit.db")),
         "evidence_key": str(demo.path("keys", "evidence.pem")),

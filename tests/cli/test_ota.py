@@ -86,7 +86,10 @@ def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: 
     assert (Path(repo) / "online-keys" / "timestamp.pem").stat().st_mode & 0o777 == 0o600
     img = _image(keys, "1.2.0", 3, tmp_path / "app.bin")
     sbom = tmp_path / "sbom.json"
-    sbom.write_text("{}")
+    manifest = tmp_path / "medfw-sbom.yml"
+    manifest.write_text("name: pump-fw\nversion: 1.2.0\nlicense: LicenseRef-Proprietary\n")
+    assert main(["sbom", "generate", "--manifest", str(manifest), "--binary", img, "--out", str(sbom)]) == 0
+    capsys.readouterr()
     code, out = _run(capsys, *_publish_argv(repo, img, keys["targets"], "--sbom", str(sbom), "--json"))
     assert code == 0
     assert (out["version"], out["secure_version"], out["chip"], out["target_path"]) == (

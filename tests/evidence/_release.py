@@ -30,7 +30,8 @@ from medfw.vuln import add_release, import_feeds, open_index, record_decision, s
 from medfw.vuln.sbom_input import read_sbom
 
 CHIP = "esp32c6"  # verifies the ECDSA P-256 release key (ESP32-C3 verifies RSA-3072 only)
-VULN = Path(__file__).parent.parent / "vectors" / "vuln"
+VECTORS = Path(__file__).parent.parent / "vectors"
+VULN = VECTORS / "vuln"
 
 PROJECT = """\
 name: infusion-pump-fw
@@ -93,12 +94,12 @@ def _pem_public(key: PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _sbom(directory: Path, version: str, mbedtls: str) -> bytes:
+def _sbom(directory: Path, version: str, mbedtls: str, image: Path | None = None) -> bytes:
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "medfw-sbom.yml"
     manifest.write_text(PROJECT.format(version=version, mbedtls=mbedtls))
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"medfw-test/infusion-pump-fw/{version}")
-    return serialize(generate_from_manifest(manifest, serial=serial), fmt="json")
+    return serialize(generate_from_manifest(manifest, binaries=[image] if image else [], serial=serial), fmt="json")
 
 
 def make_release(root: Path, chip: str = CHIP) -> Release:
@@ -128,9 +129,9 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
     (root / "images/app-1.1.0.bin").write_bytes(app)
     (root / "images/app-1.0.0.bin").write_bytes(old)
 
-    sbom = _sbom(root / "project", "1.1.0", "3.5.2")
+    sbom = _sbom(root / "project", "1.1.0", "3.5.2", root / "images/app-1.1.0.bin")
     (root / "sbom.cdx.json").write_bytes(sbom)
-    previous_sbom = _sbom(root / "project-1.0.0", "1.0.0", "3.1.0")
+    previous_sbom = _sbom(root / "project-1.0.0", "1.0.0", "3.1.0", root / "images/app-1.0.0.bin")
 
     audit_key = root / "audit.key"
     init_log(root / "audit.db", key_out=audit_key, host_id="release-ci")
@@ -181,6 +182,8 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
     (root / "efuse").mkdir()
     (root / "efuse/unit-0001.json").write_text(json.dumps(unit.efuse.to_espefuse_summary(), indent=2))
 
+    (root / "build").mkdir()
+    (root / "build/sdkconfig").write_bytes((VECTORS / "buildcfg" / "hardened.sdkconfig").read_bytes())
     (root / "release.yml").write_text(
         "name: infusion-pump-fw\n"
         "version: 1.1.0\n"
@@ -192,6 +195,7 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
         "previous_image: images/app-1.0.0.bin\n"
         "trusted_keys: [keys/release.pub.pem]\n"
         "efuse_summary: efuse/unit-0001.json\n"
+        "build_config: build/sdkconfig\n"
         "sbom: sbom.cdx.json\n"
         "vuln_db: vuln.db\n"
         "audit_log: audit.db\n"

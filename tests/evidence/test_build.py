@@ -31,6 +31,8 @@ EXPECTED = {
     "results/efuse-policy.json",
     "results/update-path.json",
     "results/sbom-check.json",
+    "results/build-config.json",
+    "build/sdkconfig",
     "results/audit.json",
     "results/summary.json",
     "efuse/unit-summary.json",
@@ -52,7 +54,7 @@ def _load(bundle: Path, rel: str) -> dict:
 
 def test_good_release_passes_every_check(built: Built) -> None:
     assert [c.name for c in built.result.checks if not c.ok] == []
-    assert len(built.result.checks) == 8
+    assert len(built.result.checks) == 9
     files = {p.relative_to(built.path).as_posix() for p in built.path.rglob("*") if p.is_file()}
     assert files == EXPECTED | set(MANIFEST_FILES)
     manifest = _load(built.path, "manifest.json")
@@ -187,3 +189,54 @@ def test_ecdsa_release_for_an_rsa_only_chip_fails_the_update_path_check(tmp_path
     summary = _load(result.path, "results/summary.json")
     detail = next(c["detail"] for c in summary["checks"] if c["name"].startswith("Anti"))
     assert "unsupported_scheme" in detail
+
+
+def test_sbom_of_another_image_is_refused_naming_both_hashes(built: Built, tmp_path: Path) -> None:
+    from medfw.errors import ManifestError, VerificationError
+    from medfw.image.esp import EspImage
+
+    from ._release import _sbom
+
+    root = tmp_path / "release"
+    shutil.copytree(built.release.root, root)
+    old, new = root / "images/app-1.0.0.bin", root / "images/app-1.1.0.bin"
+
+    def content(p: Path) -> str:
+        data = p.read_bytes()
+        return hashlib.sha256(data[: EspImage.from_bytes(data).image_length]).hexdigest()
+
+    (root / "sbom.cdx.json").write_bytes(_sbom(tmp_path / "p", "1.0.0", "3.5.2", old))
+    spec = load_release_spec(root)
+    assert spec.evidence_key is not None
+    with pytest.raises(VerificationError) as e:
+        build_bundle(spec, tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    assert content(old) in e.value.message and content(new) in e.value.message
+    assert not (tmp_path / "bundle").exists()
+    (root / "sbom.cdx.json").write_bytes(_sbom(tmp_path / "q", "1.1.0", "3.5.2"))  # no --binary: no image hash
+    with pytest.raises(ManifestError, match="no firmware image hash"):
+        build_bundle(load_release_spec(root), tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_build_config_is_checked_into_the_bundle(built: Built, tmp_path: Path) -> None:
+    doc = json.loads((built.path / "results/build-config.json").read_text())
+    assert doc["passed"] and doc["config"] == "build/sdkconfig" and doc["target"] == "esp32c3"
+    assert len(doc["rules"]) == 8
+    check = next(c for c in built.result.checks if c.name == "Build configuration")
+    assert check.ok and "8/8 rules pass" in check.detail
+    matrix = json.loads((built.path / "trace/matrix.json").read_text())
+    assert any("results/build-config.json" in r["evidence"] and r["evidence_present"] for r in matrix["rows"])
+    # a release whose sdkconfig leaves JTAG enabled fails the check, naming the rule
+    root = tmp_path / "release"
+    shutil.copytree(built.release.root, root)
+    cfg = root / "build/sdkconfig"
+    cfg.write_text(
+        cfg.read_text()
+        .replace("# CONFIG_SECURE_BOOT_INSECURE is not set", "CONFIG_SECURE_BOOT_INSECURE=y")
+        .replace("# CONFIG_SECURE_FLASH_SKIP_WRITE_PROTECTION_CACHE is not set", "CONFIG_SECURE_BOOT_ALLOW_JTAG=y")
+    )
+    spec = load_release_spec(root)
+    assert spec.evidence_key is not None
+    result = build_bundle(spec, tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
+    check = next(c for c in result.checks if c.name == "Build configuration")
+    assert not check.ok and "jtag-disabled" in check.detail and not result.ok

@@ -86,7 +86,7 @@ def test_report_renders_in_headless_chromium(built: Built, tmp_path: Path) -> No
         assert f'<section id="{section}">' in text
     assert "Release evidence: infusion-pump-fw 1.1.0" in text
     assert f'<b id="finding-count">{built.release.findings}</b>' in text
-    assert '<b id="checks-passed">8/8</b>' in text
+    assert '<b id="checks-passed">9/9</b>' in text
     for cve in ("CVE-2024-49195", "CVE-2024-30166", "CVE-2024-28755"):
         assert cve in text
     assert "not_affected" in text and "exploitable" in text

@@ -53,7 +53,7 @@ def test_good_bundle_verifies_pinned_and_with_audit_key(built: Built, bundle: Pa
     result = verify_evidence(bundle, key=key, audit_key=audit_key)  # type: ignore[arg-type]
     assert result.ok, result.problems
     assert result.key_pinned and result.audit_key_used and not result.notes
-    assert result.files_checked == 23
+    assert result.files_checked == 25
     assert all(result.checks.values()) and len(result.checks) == 6
 
 

@@ -42,7 +42,7 @@ def firmware_blob() -> bytes:
         b" inflate 1.3.1 Copyright 1995-2024 Mark Adler ",
         b"expat_2.6.2",
     ]
-    out = bytearray(b"\xe9\x03\x02\x20" + bytes(60))
+    out = bytearray(b"\x7fFW\x20" + bytes(60))  # a raw blob (not an ESP image: nothing to bind)
     for p in parts:
         out += bytes(100) + p + b"\x00"
     return bytes(out) + bytes(200)

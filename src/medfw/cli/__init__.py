@@ -32,6 +32,7 @@ GROUPS: dict[str, str] = {
     "device": "simulated device: provision, flash, boot, update, confirm, agent",
     "efuse": "check a unit's eFuse security configuration against a policy",
     "audit": "tamper-evident audit log: append, verify, checkpoint, prove, export",
+    "build": "check an ESP-IDF build's security configuration before release",
     "sbom": "CycloneDX SBOM from the firmware build: generate, check, diff",
     "vuln": "vulnerability feeds, scans, patch-or-justify decisions, VEX, rescans",
     "ota": "signed OTA: TUF repository, fleet server, devices and rollouts",

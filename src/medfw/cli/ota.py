@@ -207,6 +207,16 @@ def _describe_image(image: bytes, path: str) -> dict[str, Any]:
     return {"version": desc.version, "secure_version": desc.secure_version, "chip": img.chip, "format": "esp-app"}
 
 
+def _check_sbom_binding(sbom_bytes: bytes, image: bytes, args: argparse.Namespace) -> None:
+    """Refuse to publish an image the SBOM does not describe (see :mod:`medfw.sbom.binding`)."""
+    from medfw.sbom.binding import verify_binding  # noqa: PLC0415
+    from medfw.sbom.document import parse_sbom  # noqa: PLC0415
+
+    doc = parse_sbom(sbom_bytes, path=str(args.sbom))
+    props = doc.component.properties if doc.component else ()
+    verify_binding(props, image, sbom_path=str(args.sbom), image_path=str(args.image))
+
+
 def _publish(args: argparse.Namespace) -> int:
     from medfw.update.repository import ReleaseInfo, TufRepository  # noqa: PLC0415
 
@@ -237,6 +247,7 @@ def _publish(args: argparse.Namespace) -> int:
     sbom: dict[str, str] = {}
     if args.sbom:
         sbom_bytes = read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM")
+        _check_sbom_binding(sbom_bytes, image, args)
         sbom = {"ref": Path(args.sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
     name = args.name or f"{args.model}-{version}.bin"
     release = ReleaseInfo(

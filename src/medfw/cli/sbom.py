@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -53,6 +54,11 @@ def register(sub: Any) -> None:
         default=[],
         help="firmware image or ELF to scan for embedded library versions (repeatable)",
     )
+    gen.add_argument(
+        "--allow-mismatch",
+        metavar="REASON",
+        help="record the SBOM although the image's version/chip/IDF version differ from the build (reason kept)",
+    )
     gen.add_argument("--format", choices=("json", "xml"), default="json", help="output format (default json)")
     gen.add_argument("--all-components", action="store_true", help="include configuration-only and unlinked components")
     gen.add_argument("--serial", type=_parse_serial, help="fixed serial number (UUID)")
@@ -98,6 +104,7 @@ def _generate(args: argparse.Namespace) -> int:
                 project = read_project_manifest(args.manifest)
             progress.update(task, advance=1, description="scanning binaries")
             findings = scan_files(args.binary, progress=lambda _p: progress.update(task, advance=1))
+            project, images = _bind(project, args)
             progress.update(task, description="writing SBOM")
             bom = build_bom(project, findings=findings, serial=args.serial, timestamp=args.timestamp)
             data = serialize(bom, args.format)
@@ -149,15 +156,34 @@ def _generate(args: argparse.Namespace) -> int:
         "sha256": digest,
         "components": len(components),
         "warnings": warnings,
+        "image": None if not images else {**dataclasses.asdict(images[0]), "format": images[0].format.value},
     }
 
     def human() -> None:
         out_console.print(f"wrote {args.out}: {len(components)} components, {serial}", markup=False)
+        for img in images:
+            out_console.print(
+                f"bound to {img.file} ({img.format.value}, {img.version or '?'}, {img.chip or '-'}): "
+                f"SHA-256 {img.sha256} of the unsigned content",
+                markup=False,
+            )
         for w in warnings:
             err_console.print(f"warning: {w}", markup=False, style="yellow")
 
     emit(args, result, human)
     return EXIT_OK
+
+
+def _bind(project: Any, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """Read the firmware image among ``--binary`` and record it in ``metadata.component`` (see sbom.binding)."""
+    from medfw.sbom import MAX_BINARY  # noqa: PLC0415
+    from medfw.sbom.binding import bind_project, identify_files  # noqa: PLC0415
+
+    if args.allow_mismatch is not None and not args.allow_mismatch.strip():
+        raise UsageError("--allow-mismatch needs a reason", field="--allow-mismatch")
+    images = identify_files(args.binary, max_length=MAX_BINARY)
+    source = args.idf_build or args.manifest
+    return bind_project(project, images, allow_mismatch=args.allow_mismatch, source=str(source)), images
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -251,9 +251,17 @@ def _vex_import(args: argparse.Namespace) -> int:
 
 
 def _release_add(args: argparse.Namespace) -> int:
+    sbom_bytes = read_bytes(args.sbom, what="SBOM")
+    if args.image:
+        from medfw.sbom.binding import verify_binding  # noqa: PLC0415
+        from medfw.sbom.document import parse_sbom  # noqa: PLC0415
+
+        doc = parse_sbom(sbom_bytes, path=str(args.sbom))
+        props = doc.component.properties if doc.component else ()
+        verify_binding(props, read_bytes(args.image, what="firmware image"), sbom_path=args.sbom, image_path=args.image)
     index = open_index(args.db)
     try:
-        rid, sbom, created = add_release(index, read_bytes(args.sbom, what="SBOM"), args.sbom)
+        rid, sbom, created = add_release(index, sbom_bytes, args.sbom)
         baseline = index.last_scan(rid) or []
     finally:
         index.close()
@@ -345,6 +353,11 @@ def register(sub: Any) -> None:
     rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
     p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
     p.add_argument("sbom", metavar="SBOM")
+    p.add_argument(
+        "--image",
+        metavar="IMAGE",
+        help="the released firmware image: refuse the SBOM unless it describes this image (signed or not)",
+    )
     add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_release_add)

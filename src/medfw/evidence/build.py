@@ -7,6 +7,8 @@ Bundle layout (every path below is listed with its SHA-256 and size in ``manifes
     keys/slot<N>-<name>.pub.pem   trusted public keys (public halves only, never private keys)
     results/images.json           signature verification of each image against the trusted keys
     results/key-digests.json      eFuse (Secure Boot v2) and MCUboot KEYHASH digests of the keys
+    build/sdkconfig[.json]        the build configuration (when release.yml names one)
+    results/build-config.json     its check against the build-config policy (medfw build check)
     results/efuse-policy.json     eFuse policy verdicts: the release's unit summary (if given), the simulated unit
     efuse/*.json                  the eFuse summaries those verdicts are about
     results/update-path.json      anti-rollback and update-path scenario on the device model
@@ -45,6 +47,7 @@ from medfw._io import atomic_write
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.crypto.signer import Signer
 from medfw.errors import InputError
+from medfw.evidence.checks_build import collect_build_config
 from medfw.evidence.collect import (
     BundleWriter,
     collect_audit,
@@ -190,8 +193,9 @@ def _build_into(
     images = collect_images(w, spec)
     progress(next(steps))
     update, device_checks = collect_device(w, spec, images)
+    build_check = collect_build_config(w, spec)
     progress(next(steps))
-    sbom = collect_sbom(w, spec)
+    sbom = collect_sbom(w, spec, images)
     progress(next(steps))
     vuln = collect_vuln(w, spec, sbom)
     progress(next(steps))
@@ -202,7 +206,7 @@ def _build_into(
     trails_check = collect_device_trails(w, spec)
     progress(next(steps))
     trace_check = collect_trace(w)
-    checks = (images.check, *device_checks, sbom.check, *vuln.checks, audit.check, trace_check)
+    checks = (images.check, build_check, *device_checks, sbom.check, *vuln.checks, audit.check, trace_check)
     if trails_check is not None:
         checks = (*checks, trails_check)
 

@@ -28,6 +28,7 @@ from medfw.crypto.keys import PublicKey
 from medfw.device.policy import Policy
 from medfw.errors import EvidenceError
 from medfw.evidence import binding
+from medfw.evidence.checks_build import check_image_binding
 from medfw.evidence.checks_images import key_digests, load_keys, verify_images
 from medfw.evidence.efuse_check import check_unit
 from medfw.evidence.report import CheckLine
@@ -275,12 +276,13 @@ class SbomOut:
         ]
 
 
-def collect_sbom(w: BundleWriter, spec: ReleaseSpec) -> SbomOut:
-    """Bundle the SBOM's original bytes and its schema and completeness check."""
+def collect_sbom(w: BundleWriter, spec: ReleaseSpec, imgs: ImagesOut) -> SbomOut:
+    """Bundle the SBOM's original bytes and its schema and completeness check; verify its image binding."""
     data = w.read(spec.sbom, "SBOM")
     doc = parse_sbom(data, path=str(spec.sbom))
     if doc.format != "json":
         raise EvidenceError("the release SBOM must be CycloneDX JSON", path=str(spec.sbom))
+    bound = check_image_binding(doc, spec, imgs.images)
     w.put("sbom/sbom.cdx.json", data)
     report = check_sbom(data, path="sbom/sbom.cdx.json")
     w.json("results/sbom-check.json", report.to_dict())
@@ -288,7 +290,7 @@ def collect_sbom(w: BundleWriter, spec: ReleaseSpec) -> SbomOut:
         "SBOM schema and completeness",
         report.schema_valid and report.passed,
         f"CycloneDX {report.spec_version}, schema {'valid' if report.schema_valid else 'INVALID'}, "
-        f"{len(report.components)} components, completeness score {report.score:.0%}"
+        f"{len(report.components)} components, completeness score {report.score:.0%}, {bound}"
         + ("" if report.passed else " (required elements missing)"),
         "results/sbom-check.json",
     )

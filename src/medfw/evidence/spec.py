@@ -14,6 +14,8 @@ Example::
     revoked_slots: []                        # eFuse key slots revoked on the fleet
     efuse_summary: efuse/summary.json        # optional: `espefuse summary --format json` of a production unit
     efuse_policy: null                       # optional: policy file (default: medfw's shipped policy)
+    build_config: sdkconfig                  # optional: the build's sdkconfig / sdkconfig.json (medfw build check)
+    build_policy: null                       # optional: build-config policy file (default: medfw's shipped policy)
     sbom: sbom.cdx.json
     vuln_db: vuln.db                         # vulnerability index (scan + decisions come from it)
     audit_log: audit.db                      # audit log to export (file or postgresql:// URL)
@@ -50,6 +52,8 @@ _KNOWN = {
     "revoked_slots",
     "efuse_summary",
     "efuse_policy",
+    "build_config",
+    "build_policy",
     "sbom",
     "vuln_db",
     "audit_log",
@@ -85,6 +89,8 @@ class ReleaseSpec:
     revoked_slots: tuple[int, ...] = ()
     efuse_summary: Path | None = None
     efuse_policy: Path | None = None
+    build_config: Path | None = None
+    build_policy: Path | None = None
     vuln_db: str = ""
     audit_log: str = ""
     audit_key: Path | None = None
@@ -174,6 +180,8 @@ def load_release_spec(release_dir: str | Path) -> ReleaseSpec:
         revoked_slots=tuple(revoked),
         efuse_summary=rel(_str(doc, "efuse_summary", where, required=False)),
         efuse_policy=rel(_str(doc, "efuse_policy", where, required=False)),
+        build_config=rel(_str(doc, "build_config", where, required=False)),
+        build_policy=rel(_str(doc, "build_policy", where, required=False)),
         vuln_db=url_or_path(vuln_db),
         audit_log=url_or_path(audit_log),
         audit_key=rel(_str(doc, "audit_key", where, required=False)),

@@ -38,20 +38,27 @@ TRACE_MATRIX: tuple[TraceRow, ...] = (
         property="Secure boot: only manufacturer-signed code runs",
         mechanism=(
             "ESP32 Secure Boot v2 signature blocks (RSA-3072-PSS / ECDSA) verified against eFuse key digests; "
-            "revocable key slots; eFuse lock-down policy (secure boot on, JTAG and ROM download off)"
+            "revocable key slots; eFuse lock-down policy (secure boot on, JTAG and ROM download off); "
+            "release build configuration gate (medfw build check: sdkconfig security options)"
         ),
         fda=("Appendix 1 D (code, data and execution integrity)", "Appendix 1 C (cryptography)", "V.B"),
         iec=(
             "IEC 81001-5-1 5.8.4 (controls for private keys)",
             "IEC 62443-4-2 CR 3.14 (integrity of the boot process)",
         ),
-        evidence=("results/images.json", "results/key-digests.json", "results/efuse-policy.json"),
+        evidence=(
+            "results/images.json",
+            "results/key-digests.json",
+            "results/efuse-policy.json",
+            "results/build-config.json",
+        ),
         tests=(
             "tests/image/test_sbv2.py",
             "tests/image/test_sbv2_tamper.py",
             "tests/device/test_bootloader.py",
             "tests/device/test_policy.py",
             "tests/evidence/test_efuse_check.py",
+            "tests/buildcfg/test_check.py",
         ),
     ),
     TraceRow(

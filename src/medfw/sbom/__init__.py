@@ -22,6 +22,7 @@ from cyclonedx.model.bom import Bom
 
 from medfw._io import read_bytes
 from medfw.errors import MalformedImageError
+from medfw.sbom.binding import bind_project, identify_files
 from medfw.sbom.binscan import SIGNATURES, read_package_notes, scan_binary
 from medfw.sbom.build import (
     PROP_CVE_EXCLUDE,
@@ -108,6 +109,7 @@ def generate_from_idf_build(
     all_components: bool = False,
     serial: uuid.UUID | None = None,
     timestamp: dt.datetime | None = None,
+    allow_mismatch: str | None = None,
 ) -> Bom:
     """Build the SBOM of an ESP-IDF build directory (see :mod:`medfw.sbom.idf`).
 
@@ -117,11 +119,17 @@ def generate_from_idf_build(
         all_components: include configuration-only and unlinked components too.
         serial: fixed serial number (default: UUIDv5 of the content with ``SOURCE_DATE_EPOCH``, else random).
         timestamp: fixed timestamp (default: ``SOURCE_DATE_EPOCH`` or now).
+        allow_mismatch: why an image whose identity differs from the build metadata is bound anyway.
+
+    The first ESP app or MCUboot image among ``binaries`` is bound to the SBOM (:mod:`medfw.sbom.binding`).
 
     Raises:
-        ManifestError: missing/malformed build inputs (names file and key).
+        ManifestError: missing/malformed build inputs (names file and key), or an image that does not match
+            the build metadata (without ``allow_mismatch``).
     """
+    binaries = list(binaries)
     project = read_idf_build(build_dir, all_components=all_components)
+    project = bind_project(project, identify_files(binaries, max_length=MAX_BINARY), allow_mismatch=allow_mismatch)
     return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)
 
 
@@ -131,11 +139,14 @@ def generate_from_manifest(
     binaries: Iterable[str | os.PathLike[str]] = (),
     serial: uuid.UUID | None = None,
     timestamp: dt.datetime | None = None,
+    allow_mismatch: str | None = None,
 ) -> Bom:
     """Build the SBOM described by a ``medfw-sbom.yml`` project manifest (see :mod:`medfw.sbom.project`).
 
     Raises:
         ManifestError: malformed manifests (names file and key).
     """
+    binaries = list(binaries)
     project = read_project_manifest(path)
+    project = bind_project(project, identify_files(binaries, max_length=MAX_BINARY), allow_mismatch=allow_mismatch)
     return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)
