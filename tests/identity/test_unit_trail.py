@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from medfw.audit import AuditEvent, open_log, read_rows
 from medfw.audit.keys import EpochKeys, mac_key, seal_tag
@@ -210,3 +212,24 @@ def test_gap_chain_and_checkpoint_mismatch(tmp_path: Path, ca: DeviceCA) -> None
     with pytest.raises(TrailRejectedError) as e:
         verify_upload(srv.head, [{"seq": "x"}], cp, keys=srv.keys, stored_hash=srv.hashes.get)
     assert e.value.reason == "malformed"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"seq": st.integers(-2, 5), "record": st.text(max_size=80), "tag": st.text("0123456789abcdef", max_size=66)}
+        ),
+        max_size=4,
+    ),
+    st.dictionaries(st.sampled_from(["first", "count", "head", "log_size"]), st.integers(-1, 5) | st.text(max_size=5)),
+)
+def test_arbitrary_uploads_are_refused_cleanly(entries: list[dict[str, Any]], cp: dict[str, Any]) -> None:
+    keys = EpochKeys(derive_audit_key(MASTER, "u1"), audit_log_id("u1"))
+    reason = None
+    try:
+        verify_upload(TrailHead(), entries, cp, keys=keys, stored_hash=lambda _s: None)
+    except TrailRejectedError as e:
+        reason = e.reason
+    assert reason in {None, "malformed", "gap", "fork", "chain_broken", "epoch_rewind", "bad_seal", "rewind",
+                      "checkpoint_mismatch"}  # fmt: skip

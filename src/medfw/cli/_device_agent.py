@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
@@ -23,7 +24,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     from medfw.device import Device  # noqa: PLC0415
     from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
-    from medfw.update.device_port import ModelDevice  # noqa: PLC0415
+    from medfw.update.device_port import TrustedModelDevice  # noqa: PLC0415
 
     config = load_config(args.dir)
     server = args.server or config.server
@@ -39,17 +40,31 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             tasks.append(bar.add_task("downloading image", total=total))
         bar.update(tasks[0], completed=done, total=total)
 
-    with httpx.Client(base_url=server, timeout=args.timeout) as client, bar:
+    verify: Any = True
+    identity = Path(args.dir) / "identity"
+    if server.startswith("https://"):
+        from medfw.identity.tls import client_ssl_context  # noqa: PLC0415
+
+        has_cert = (identity / "device.crt").is_file()
+        verify = client_ssl_context(
+            server_ca=args.server_ca,
+            cert=identity / "device.crt" if has_cert else None,
+            key=identity / "device.key" if has_cert else None,
+        )
+    with httpx.Client(base_url=server, timeout=args.timeout, verify=verify) as client, bar:
         agent = UpdateAgent(
             args.dir,
-            ModelDevice(device),
+            TrustedModelDevice(device),
             client,
             config=config,
             sink=sink,
             app_check=lambda _state: not args.app_fails,
             progress=progress,
         )
-        result = agent.run(cycles=1 if args.once else args.cycles)
+        try:
+            result = agent.run(cycles=1 if args.once else args.cycles)
+        finally:
+            device.close()
     data: dict[str, Any] = asdict(result)
     emit(
         args,
@@ -79,6 +94,9 @@ def register(group: Any) -> None:
     p.add_argument("--cycles", type=int, metavar="N", help="run N cycles (default: forever)")
     p.add_argument("--app-fails", action="store_true", help="the new app never confirms (watchdog revert)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds")
+    p.add_argument(
+        "--server-ca", metavar="CA.pem", help="CA of the server's TLS certificate (default: the system roots)"
+    )
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_cmd_agent)

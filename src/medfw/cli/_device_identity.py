@@ -60,7 +60,25 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         days=args.days,
         csr=csr,
     )
-    data = {**ident.to_dict(), "directory": str(args.dir), "audit_log": master is not None}
+    if args.tuf_root:
+        from medfw.update.agent import provision  # noqa: PLC0415
+
+        root = read_bytes(args.tuf_root, max_length=1 << 20, what="TUF root")
+        provision(
+            args.dir,
+            device_id=ident.device_id,
+            model=ident.model,
+            chip=ident.chip,
+            credential="",  # a certificate unit authenticates by mutual TLS
+            root=root,
+            server=args.server,
+        )
+    data = {
+        **ident.to_dict(),
+        "directory": str(args.dir),
+        "audit_log": master is not None,
+        "agent": bool(args.tuf_root),
+    }
     emit(
         args,
         data,
@@ -101,6 +119,8 @@ def register(group: Any, leaf: Callable[..., argparse.ArgumentParser], open_devi
     p.add_argument(
         "--audit-master", metavar="FILE", help="device-audit master secret: create the unit's own sealed audit log"
     )
+    p.add_argument("--tuf-root", metavar="root.json", help="also set up the OTA agent with this TUF root of trust")
+    p.add_argument("--server", metavar="URL", help="with --tuf-root: the fleet server (https://…)")
 
     def busy(args: argparse.Namespace) -> int:
         device = open_device(args)
