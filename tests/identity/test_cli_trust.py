@@ -56,10 +56,17 @@ def test_ca_init_and_provision_identity(tmp_path: Path, capsys: pytest.CaptureFi
     csr = build_csr(generate_private_key(KeyType.ECDSA_P256), device_id="pump-2", model="pump", chip="esp32c6")
     (tmp_path / "x.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     argv2 = ["device", "provision-identity", str(other), "--ca", str(tmp_path / "ca.crt"), "--ca-key", str(ca_key)]
+    log = tmp_path / "audit.db"
+    assert main(["audit", "init", str(log), "--key-out", str(tmp_path / "audit.key")]) == 0
+    capsys.readouterr()
     code, _out = _run(capsys, *argv2, "--id", "pump-2", "--model", "pump", "--chip", "esp32c6",
-                      "--csr", str(tmp_path / "x.csr"))  # fmt: skip
+                      "--csr", str(tmp_path / "x.csr"), "--audit-log", str(log))  # fmt: skip
     assert code == 2
     assert not (other / "identity" / "device.crt").exists()
+    from medfw.audit.query import list_entries
+
+    denied = [r for r in list_entries(log, type_="device.register") if r.body["outcome"] == "denied"]
+    assert denied and denied[0].body["reason"] == "csr_key_mismatch"
 
 
 def test_busy_and_approve_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,24 +41,58 @@ def _cmd_ca_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sink(args: argparse.Namespace) -> Any:
+    from medfw.cli._common import audit_sink  # noqa: PLC0415
+
+    sink = audit_sink(args)
+    args._audit_sink = sink  # closed when the command ends
+    return sink
+
+
 def _cmd_provision(args: argparse.Namespace) -> int:
+    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
     from medfw.crypto.signer import load_signer  # noqa: PLC0415
     from medfw.identity.ca import DeviceCA, load_certificate  # noqa: PLC0415
+    from medfw.identity.errors import IdentityError  # noqa: PLC0415
     from medfw.identity.unit import load_audit_master, provision_identity  # noqa: PLC0415
 
     ca_cert = load_certificate(read_bytes(args.ca, max_length=64 * 1024, what="CA certificate"), path=args.ca)
     ca = DeviceCA(ca_cert, load_signer(args.ca_key))
     master = load_audit_master(args.audit_master) if args.audit_master else None
     csr = read_bytes(args.csr, max_length=64 * 1024, what="CSR") if args.csr else None
-    ident = provision_identity(
-        args.dir,
-        ca,
-        device_id=args.id,
-        model=args.model,
-        chip=args.chip,
-        audit_master=master,
-        days=args.days,
-        csr=csr,
+    sink = _sink(args)
+    try:
+        ident = provision_identity(
+            args.dir,
+            ca,
+            device_id=args.id,
+            model=args.model,
+            chip=args.chip,
+            audit_master=master,
+            days=args.days,
+            csr=csr,
+        )
+    except IdentityError as e:
+        sink.record(
+            AuditEvent(
+                "device.register", "denied", e.reason, "provisioning", {"device": args.id}, {"detail": e.message}
+            )
+        )
+        raise
+    sink.record(
+        AuditEvent(
+            "device.register",
+            "success",
+            "identity_issued",
+            "provisioning",
+            {"device": ident.device_id, "certificate_sha256": ident.fingerprint},
+            {
+                "serial": ident.serial,
+                "model": ident.model,
+                "chip": ident.chip,
+                "not_after": ident.not_after.isoformat(),
+            },
+        )
     )
     if args.tuf_root:
         from medfw.update.agent import provision  # noqa: PLC0415
