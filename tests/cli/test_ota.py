@@ -261,17 +261,21 @@ def test_agent_without_provisioning(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not provisioned for OTA" in capsys.readouterr().err
 
 
-def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) -> None:
+def test_serve_command_starts_and_answers(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     import subprocess
     import sys
     import urllib.request
 
     repo = str(tmp_path / "repo")
     assert main(_init_argv(repo, keys)) == 0
+    capsys.readouterr()
     port = _free_port()
+    argv = ["ota", "serve", "--repo", repo, "--port", str(port), "--log-format", "json", "--json"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from medfw.cli import run; run()", "ota", "serve", "--repo", repo, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-c", "from medfw.cli import run; run()", *argv],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -286,9 +290,19 @@ def test_serve_command_starts_and_answers(tmp_path: Path, keys: dict[str, str]) 
                 time.sleep(0.1)
         assert json.loads(body)["signed"]["_type"] == "root"
         assert (tmp_path / "repo" / "fleet.sqlite").exists()  # default database next to the repository
+        # a second server on the same port: a clear refusal, exit 2
+        assert main(["ota", "serve", "--repo", repo, "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        out, err = proc.communicate(timeout=15)
+    envelope = json.loads(out)
+    started = envelope["result"]
+    assert envelope["ok"] is True
+    assert started["listening"] == f"http://127.0.0.1:{port}" and started["backend"] == "sqlite"
+    assert started["version"] and started["workers"] == 1
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    assert any(x.get("path") == "/tuf/metadata/1.root.json" and x.get("status") == 200 for x in lines), err
 
 
 def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -315,3 +329,21 @@ def test_explicit_online_keys_sign_later_snapshots(
     # the release is reachable: snapshot names the new targets version, timestamp the new snapshot
     assert snapshot["meta"]["targets.json"]["version"] == 2
     assert timestamp["meta"]["snapshot.json"]["version"] == snapshot["version"] == 2
+
+
+def test_tables_print_device_reported_strings_as_text(
+    server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``."""
+    import httpx
+
+    srv = ["--server", server["url"], "--token", server["token"]]
+    code, out = _run(capsys, "ota", "device", "add", "--id", "evil1", "--model", "pump", *srv, "--json")
+    assert code == 0
+    auth = {"Authorization": f"Device {out['credential']}"}
+    for version in ("[/x]", "[b]1[/b]"):
+        r = httpx.get(f"{server['url']}/api/v1/devices/evil1/poll", params={"version": version}, headers=auth)
+        assert r.status_code == 200, r.text
+        for command in (["device", "list"], ["fleet"]):
+            assert main(["ota", *command, *srv]) == 0
+            assert version[:4] in capsys.readouterr().out  # shown as text (a narrow table may wrap the rest)

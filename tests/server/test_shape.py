@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from medfw.errors import InputError, MedfwError, StorageError, UsageError
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from medfw.server.http import status_of
+from medfw.server.logs import JsonFormatter
 from medfw.server.maintenance import Maintenance
 from medfw.server.service import FleetService
+
+from .conftest import Api
 
 
 @pytest.mark.parametrize(
@@ -51,15 +55,34 @@ def test_service_returns_frozen_views(tmp_path: Path) -> None:
 
 
 def test_maintenance_logs_a_failed_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+    (tmp_path / "d").mkdir()
+    engine = make_engine(f"sqlite:///{tmp_path / 'd' / 'fleet.sqlite'}")
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     svc.add_device("d1", model="pump", actor="t")
     svc.poll("d1", version="1.0.0", secure_version=1, slot="ota_0")
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE assignments"))
-        conn.execute(text("DROP TABLE reports"))
-        conn.execute(text("DROP TABLE devices"))
+    engine.dispose()
+    shutil.rmtree(tmp_path / "d")  # the database is gone: every new connection fails
     with caplog.at_level(logging.WARNING, logger="medfw.server.maintenance"):
         Maintenance(svc, None, None).run_once()
     assert any("writing poll data failed" in r.getMessage() for r in caplog.records)
+    assert "d1" in svc.cache.take_seen()  # kept for the next pass
+
+
+def test_request_log_names_the_actor_never_the_secret(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    dev = api.device("pump-1")
+    secret = dev["Authorization"].split(":", 1)[1]
+    with caplog.at_level(logging.INFO, logger="medfw.server.request"):
+        assert api.client.get("/api/v1/devices/pump-1/poll", headers=dev).status_code == 200
+        assert api.client.get("/api/v1/devices", headers=api.h("read-only")).status_code == 200
+        assert api.client.get("/api/v1/devices", headers={"Authorization": "Bearer mft_wrong"}).status_code == 401
+    lines = [r for r in caplog.records if r.name == "medfw.server.request"]
+    assert [(r.method, r.path, r.status, r.actor) for r in lines] == [  # type: ignore[attr-defined]
+        ("GET", "/api/v1/devices/pump-1/poll", 200, "device:pump-1"),
+        ("GET", "/api/v1/devices", 200, "token:read-only"),
+        ("GET", "/api/v1/devices", 401, None),
+    ]
+    text = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(JsonFormatter().format(r) for r in lines)
+    assert secret not in text and api.tokens["read-only"] not in text and "mft_wrong" not in text
+    first = json.loads(JsonFormatter().format(lines[0]))
+    assert first["status"] == 200 and first["actor"] == "device:pump-1" and first["latency_ms"] >= 0

@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from medfw.errors import DeviceError
-from medfw.update.agent import compare_versions, load_config, provision
+from medfw.update.agent import load_config, provision
 from medfw.update.repository import ReleaseInfo
 
 from .evil import EvilTransport, evil_client
-from .fleet import Fleet, SimDevice
+from .fleet import Fleet, SimDevice, make_fleet, signed_app
 
 
 def _update_through_evil_transport(fleet: Fleet) -> tuple[SimDevice, ReleaseInfo, dict[str, Any], EvilTransport]:
@@ -125,18 +125,28 @@ def test_load_config_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "want"),
-    [
-        ("1.0.0", "1.0.0", 0),
-        ("1.10.0", "1.9.9", 1),
-        ("0.9", "1.0", -1),
-        ("1.0.1", "1.0", 1),
-        ("2.0-rc1", "2.0-rc2", -1),
-    ],
+    ("running", "release"),
+    [("1.0.0-rc1", "1.0.0"), ("v1.2", "1.3"), ("1.9.9", "1.10.0")],
 )
-def test_compare_versions(a: str, b: str, want: int) -> None:
-    assert compare_versions(a, b) == want
-    assert compare_versions(b, a) == -want
+def test_agent_orders_versions_with_the_one_comparator(tmp_path: Path, running: str, release: str) -> None:
+    """The agent used its own comparator: 1.0.0-rc1 → 1.0.0 was a "downgrade" and v1.2 sorted above 1.3."""
+    fleet = make_fleet(tmp_path)
+    try:
+        fleet.base_image = signed_app(fleet.boot_signer, running, 1)
+        dev = fleet.add_device("pump-1")
+        fleet.publish(release, 1)
+        fleet.rollout(f"pump/pump-{release}.bin", phases=["100%"])
+        result = dev.agent.run_once()
+        assert (result.outcome, result.version) == ("confirmed", release), result
+        # and the other way round is a downgrade
+        fleet.base_image = signed_app(fleet.boot_signer, release, 1)
+        dev2 = fleet.add_device("pump-2")
+        fleet.publish(running, 1)
+        fleet.rollout(f"pump/pump-{running}.bin", devices=["pump-2"], phases=["100%"])
+        result = dev2.agent.run_once()
+        assert (result.outcome, result.reason) == ("rejected", "downgrade"), result
+    finally:
+        fleet.close()
 
 
 def test_run_loop_waits_the_poll_interval(fleet: Fleet) -> None:

@@ -21,7 +21,7 @@ from rich.table import Table
 from medfw._io import read_bytes
 from medfw.cli import _ota_trust
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
-from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, write_private_key
+from medfw.crypto.keys import load_private_key, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -54,16 +54,9 @@ def _online_key_path(repo_dir: Path, role: str) -> Path:
 
 def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool) -> MedfwTufSigner:
     """The online key of ``role``: the given URI, else ``online-keys/<role>.pem`` (generated when asked)."""
-    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+    from medfw.update.publish import online_signer  # noqa: PLC0415
 
-    if uri:
-        return MedfwTufSigner.from_medfw_uri(uri)
-    path = _online_key_path(repo_dir, role)
-    if generate:
-        write_private_key(generate_private_key(KeyType.ECDSA_P256), path, force=True)
-    if not path.is_file():
-        raise UsageError(f"no {role} key: give --{role}-key or keep it at {path}", field=f"--{role}-key")
-    return MedfwTufSigner.from_medfw_uri(str(path))
+    return online_signer(repo_dir, role, uri, generate=generate)
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -85,11 +78,14 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table; every cell is plain text (devices report versions and reasons: never rich markup)."""
+    from rich.text import Text  # noqa: PLC0415
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     out_console.print(t)
 
 
@@ -218,22 +214,12 @@ def _check_sbom_binding(sbom_bytes: bytes, image: bytes, args: argparse.Namespac
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from medfw.update.repository import ReleaseInfo, TufRepository  # noqa: PLC0415
+    from medfw.update.publish import publish_release  # noqa: PLC0415
+    from medfw.update.repository import ReleaseInfo  # noqa: PLC0415
 
     repo_dir = Path(args.repo)
     image = read_bytes(args.image, max_length=MAX_IMAGE, what="image")
     targets = _signers(args.targets_key)
-    if not (repo_dir / "metadata" / "root.json").exists():
-        if not args.root_key:
-            raise InputError("no TUF repository here (run `medfw ota repo init`, or give --root-key)", path=args.repo)
-        TufRepository.init(
-            repo_dir,
-            root_signers=_signers(args.root_key),
-            targets_signers=targets,
-            snapshot_signer=_online_signer(repo_dir, "snapshot", None, generate=True),
-            timestamp_signer=_online_signer(repo_dir, "timestamp", None, generate=True),
-        )
-    repo = TufRepository(repo_dir)
     info = _describe_image(image, args.image) if args.format == "esp-app" else {}
     version = args.version or info.get("version")
     secure_version = args.secure_version if args.secure_version is not None else info.get("secure_version")
@@ -244,11 +230,8 @@ def _publish(args: argparse.Namespace) -> int:
     chip = args.chip or info.get("chip", "")
     if info and chip != info["chip"]:
         raise InputError(f"--chip {chip} differs from the image's {info['chip']}", path=args.image)
-    sbom: dict[str, str] = {}
-    if args.sbom:
-        sbom_bytes = read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM")
-        _check_sbom_binding(sbom_bytes, image, args)
-        sbom = {"ref": Path(args.sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
+    if args.sbom:  # the library references the SBOM by name and hash; the CLI first checks it describes the image
+        _check_sbom_binding(read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM"), image, args)
     name = args.name or f"{args.model}-{version}.bin"
     release = ReleaseInfo(
         target_path=f"{args.model}/{name}",
@@ -259,28 +242,17 @@ def _publish(args: argparse.Namespace) -> int:
         secure_version=int(secure_version),
         length=len(image),
         sha256="",
-        sbom=sbom,
     )
-    release = repo.publish(image, release, targets_signers=targets)
-    online = (repo_dir / "online-keys" / "snapshot.pem").is_file() and (
-        repo_dir / "online-keys" / "timestamp.pem"
-    ).is_file()
-    if online:
-        repo.sign_online(
-            _online_signer(repo_dir, "snapshot", None, generate=False),
-            _online_signer(repo_dir, "timestamp", None, generate=False),
-        )
-    from medfw.audit.sink import AuditEvent  # noqa: PLC0415
-
-    audit_sink(args).record(
-        AuditEvent(
-            type="release.publish",
-            outcome="success",
-            actor="cli",
-            objects={"image_sha256": release.sha256, "target": release.target_path},
-            data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
-        )
+    result = publish_release(
+        repo_dir,
+        image,
+        release,
+        targets_signers=targets,
+        root_signers=_signers(args.root_key),
+        sbom=args.sbom,
+        sink=audit_sink(args),
     )
+    release = result.release
     data = {
         "target_path": release.target_path,
         "model": release.model,
@@ -291,8 +263,8 @@ def _publish(args: argparse.Namespace) -> int:
         "length": release.length,
         "sha256": release.sha256,
         "sbom": dict(release.sbom),
-        "targets_version": repo.targets().signed.version,
-        "online_signed": online,
+        "targets_version": result.targets_version,
+        "online_signed": result.online_signed,
     }
     emit(args, data, lambda: out_console.print(f"published {release.target_path} ({release.version})"))
     return EXIT_OK
@@ -301,11 +273,25 @@ def _publish(args: argparse.Namespace) -> int:
 # ---- server --------------------------------------------------------------------------------------------------
 
 
+def _port_free(host: str, port: int) -> None:
+    """Refuse to start when ``host:port`` cannot be bound (another server holds it)."""
+    import socket  # noqa: PLC0415
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn sets too
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port}: {e.strerror} (choose --port)", field="--port") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
 
+    from medfw import __version__  # noqa: PLC0415
     from medfw.server import asgi  # noqa: PLC0415
-    from medfw.server.db import make_engine, migrate  # noqa: PLC0415
+    from medfw.server.db import make_engine, migrate, safe_url  # noqa: PLC0415
 
     if args.audit_log and args.workers > 1:
         raise UsageError("with --audit-log run one worker: one process appends to the hash chain", field="--workers")
@@ -315,16 +301,33 @@ def _serve(args: argparse.Namespace) -> int:
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
     tls = _serve_tls(args)
-    migrate(make_engine(db))
-    scheme = "https" if tls else "http"
-    if args.json:
-        emit(
-            args,
-            {"listening": f"{scheme}://{args.host}:{args.port}", "db": db.split("@")[-1], "repo": args.repo},
-            now=True,
-        )
+    engine = make_engine(db)
+    migrate(engine)
+    _port_free(args.host, args.port)
+    url = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    started = {
+        "listening": url,
+        "version": __version__,
+        "backend": engine.dialect.name,
+        "db": safe_url(db),
+        "repo": args.repo,
+        "workers": args.workers,
+    }
+    engine.dispose()
+    emit(
+        args,
+        started,
+        lambda: out_console.print(
+            f"medfw {__version__} fleet server on {url} ({engine.dialect.name} {safe_url(db)}, "
+            f"{args.workers} worker(s), repository {args.repo or '-'})",
+            markup=False,
+            highlight=False,
+        ),
+        now=True,
+    )
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
+    os.environ[asgi.ENV_LOG_FORMAT] = args.log_format
     if args.repo:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
@@ -439,7 +442,9 @@ def _rollout_human(r: dict[str, Any]) -> None:
         f"rollout {r['id']} {r['name']}: {r['state']}"
         + (f" ({r['state_reason']})" if r.get("state_reason") else "")
         + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase'] + 1}"
-        + f"/{len(r['phases'])}"
+        + f"/{len(r['phases'])}",
+        markup=False,
+        highlight=False,
     )
     states = sorted({s for p in r["phases"] for s in p["counts"]})
     _table(
@@ -574,6 +579,9 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="server log lines on stderr (default text)"
+    )
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
     p.add_argument(

@@ -20,6 +20,7 @@ from medfw import __version__
 from medfw.server import schemas
 from medfw.server.deps import OnlineKeys
 from medfw.server.http import install_error_handlers
+from medfw.server.logs import RequestLog
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
 from medfw.server.routers import device, health, management, trust, tuf
@@ -75,6 +76,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(FastPoll, service=service)
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(RequestLog)
 
     app.include_router(health.router)
     app.include_router(device.router)

@@ -14,6 +14,7 @@ from medfw.identity.ca import load_certificate
 from medfw.identity.unit import load_audit_master
 from medfw.server.app import create_app, repo_online_keys
 from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.logs import configure_logging
 from medfw.server.service import FleetService
 from medfw.server.trust_config import TrustConfig
 from medfw.update.repository import TufRepository
@@ -28,6 +29,7 @@ ENV_DEVICE_CA = "MEDFW_OTA_DEVICE_CA"
 ENV_AUDIT_MASTER = "MEDFW_OTA_DEVICE_AUDIT_MASTER"
 ENV_ALLOW_SIMULATORS = "MEDFW_OTA_ALLOW_SHARED_SECRET_DEVICES"
 ENV_APPROVAL_POLICY = "MEDFW_OTA_APPROVAL_POLICY"
+ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
 
 def create_from_env() -> FastAPI:
     """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
         db=os.environ.get(ENV_DB) or default_db_url(repo),

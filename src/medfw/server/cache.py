@@ -107,6 +107,12 @@ class PollCache:
         with self._lock:
             self._seen[device_id] = (when, reported)
 
+    def requeue_seen(self, seen: dict[str, tuple[datetime, Reported]]) -> None:
+        """Put back poll data that could not be written (newer data of the same device wins)."""
+        with self._lock:
+            for device_id, entry in seen.items():
+                self._seen.setdefault(device_id, entry)
+
     def take_seen(self) -> dict[str, tuple[datetime, Reported]]:
         """Hand over (and clear) the buffered poll reports."""
         with self._lock:

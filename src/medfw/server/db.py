@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.errors import StorageError, UsageError
 
-__all__ = ["make_engine", "make_sessionmaker", "migrate", "normalise_url"]
+__all__ = ["make_engine", "make_sessionmaker", "migrate", "normalise_url", "safe_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -35,6 +35,16 @@ def normalise_url(url: str) -> str:
     if url.startswith(("sqlite://", "postgresql+psycopg://")):
         return url
     raise UsageError("database URL must be sqlite:///PATH or postgresql://…", field="--db")
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password masked (for logs and start-up lines)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except (ValueError, UsageError):
+        return "<unparsable database URL>"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from medfw.identity.tls import client_certificate
 from medfw.server.credentials import Role
 from medfw.server.errors import Forbidden, NotFound, Unauthorized
+from medfw.server.middleware import set_actor
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
@@ -100,6 +101,7 @@ async def _device_auth(request: Request, device_id: str, authorization: Annotate
             service.record_denied, "device", actor=f"device:{who}", reason="other_device", data={"claimed": device_id}
         )
         raise Forbidden(f"device {who} cannot act for device {device_id}")
+    set_actor(request.scope, f"device:{who}")
     return who
 
 
@@ -117,6 +119,7 @@ def need(role: Role) -> Callable[..., str]:
             service.record_denied("management", actor="unknown", reason="bad_token")
             raise Unauthorized("invalid API token")
         name, has = found
+        set_actor(request.scope, f"token:{name}")
         if not has.allows(role):
             data = {"has": has.value, "needs": role.value}
             service.record_denied("management", actor=f"token:{name}", reason="role", data=data)

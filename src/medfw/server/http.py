@@ -18,12 +18,13 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medfw.errors import InputError, MedfwError, StorageError, TransportError
 from medfw.server.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized, Unavailable
+from medfw.server.store import is_outage
 
 __all__ = ["RETRY_AFTER", "install_error_handlers", "status_of"]
 
@@ -56,11 +57,6 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
 
 
-def _is_outage(exc: DBAPIError) -> bool:
-    """A lost or refused database connection (not a constraint violation or a bad statement)."""
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping above on ``app``."""
 
@@ -74,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if _is_outage(exc):
+        if is_outage(exc):
             log.warning("database unavailable during %s %s: %s", request.method, request.url.path, type(exc.orig))
             return _unavailable("database unavailable, retry later")
         log.error("database error during %s %s", request.method, request.url.path, exc_info=exc)

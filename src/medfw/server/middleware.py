@@ -9,19 +9,27 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from medfw.errors import MedfwError
+from medfw.server.validation import check_reported
 
 if TYPE_CHECKING:
     from medfw.server.service import FleetService
 
-__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "send_json"]
+__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "send_json", "set_actor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def set_actor(scope: Scope, actor: str) -> None:
+    """Record who a request is from (the request log line names it; never a secret)."""
+    state = scope.setdefault("state", {})
+    state["actor"] = actor
 
 
 class BodyLimit:
@@ -75,7 +83,6 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 _POLL_PATH = re.compile(r"^/api/v1/devices/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/poll$")
 _POLL_PARAMS = frozenset({"version", "secure_version", "slot"})
-_MAX_SVN = 2**31 - 1
 
 
 class FastPoll:
@@ -117,23 +124,24 @@ class FastPoll:
             return False
         if not params.keys() <= _POLL_PARAMS or any(len(v) != 1 for v in params.values()):
             return False
-        version = params.get("version", [None])[0]
-        slot = params.get("slot", [None])[0]
-        svn_text = params.get("secure_version", ["0"])[0]
-        if not svn_text.isdigit() or int(svn_text) > _MAX_SVN:
-            return False
-        if (version is not None and len(version) > 64) or (slot is not None and len(slot) > 16):
-            return False
-        svn = int(svn_text)
+        try:
+            version, svn, slot = check_reported(
+                params.get("version", [None])[0], params.get("secure_version", [None])[0], params.get("slot", [None])[0]
+            )
+        except ValueError:
+            return False  # the route answers 422 naming the field
         credential = auth[len("Device ") :].strip()
         service = self.service
         found = service.authenticate_device_cached(credential)
-        who = service.authenticate_device(credential) if found is False else found
+        # a first sight of a device, or a poll whose answer is not cached, reads the database: in a thread, so a
+        # slow database (or SQLite's write lock) never stalls the event loop
+        who = await run_in_threadpool(service.authenticate_device, credential) if found is False else found
         if who != device_id:
             return False
-        result = service.poll_cached(device_id, version=version, secure_version=svn, slot=slot) or service.poll(
-            device_id, version=version, secure_version=svn, slot=slot
-        )
+        set_actor(scope, f"device:{device_id}")
+        result = service.poll_cached(device_id, version=version, secure_version=svn, slot=slot)
+        if result is None:
+            result = await run_in_threadpool(service.poll, device_id, version=version, secure_version=svn, slot=slot)
         etag = result.etag.encode()
         if etag_in == result.etag:
             await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiToken", "Assignment", "Base", "Device", "FleetState", "Release", "Report", "Rollout"]
+__all__ = ["ApiToken", "Assignment", "AuditOutbox", "Base", "Device", "FleetState", "Release", "Report", "Rollout"]
 
 
 class Base(DeclarativeBase):
@@ -35,6 +35,9 @@ class Device(Base):
     last_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    prev_credential_salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prev_credential_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prev_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Release(Base):
@@ -70,6 +73,7 @@ class Rollout(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     state_reason: Mapped[str | None] = mapped_column(String(128), nullable=True)
     current_phase: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -118,6 +122,19 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditOutbox(Base):
+    """Audit events committed with the state change they record, waiting to be appended to the audit log."""
+
+    __tablename__ = "audit_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from medfw.audit.sink import AuditEvent
 from medfw.server import rollout as rules
@@ -14,12 +17,15 @@ from medfw.server.base import ServiceBase
 from medfw.server.cache import Reported
 from medfw.server.errors import Invalid, NotFound
 from medfw.server.models import Report
+from medfw.server.store import is_outage
 from medfw.server.views import PollResult, ReportAck, ReportView
 from medfw.server.work import now
+from medfw.vuln.version import compare_versions
 
-__all__ = ["VOLATILE", "DeviceOps"]
+__all__ = ["VOLATILE", "DeviceOps", "same_version"]
 
 VOLATILE = "_volatile"
+log = logging.getLogger("medfw.server")
 
 
 class DeviceOps(ServiceBase):
@@ -63,7 +69,7 @@ class DeviceOps(ServiceBase):
             release_model=row.model,
             release_secure_version=row.secure_version,
         )
-        if why is None and not (version == row.version and row.state == "pending"):
+        if why is None and not (same_version(version, row.version) and row.state == "pending"):
             return self._poll_body(device_id, _assignment(device_id, row.rollout_id, row)), False
         return self._poll_update(device_id, version=version, secure_version=secure_version)
 
@@ -86,7 +92,7 @@ class DeviceOps(ServiceBase):
                     a.state, a.reason, a.updated = "skipped", why, now()
                     rollouts.evaluate(w, ro)
                     w.changed = True
-                elif version == rel.version and a.state == "pending":
+                elif same_version(version, rel.version) and a.state == "pending":
                     a.state, a.reason, a.updated = "confirmed", "already_installed", now()
                     rollouts.evaluate(w, ro)
                     w.changed = True
@@ -188,14 +194,35 @@ class DeviceOps(ServiceBase):
         return self.store.reports(device_id=device_id, limit=max(1, min(limit, 1000)))
 
     def flush_seen(self) -> None:
-        """Write what polling devices reported (version, secure_version, slot, last seen), in one transaction."""
+        """Write what polling devices reported (version, secure_version, slot, last seen).
+
+        One batch normally; when the database refuses the batch, each device's row is written on its own, so one
+        bad row can never cost another device its data. When the database is away the data is kept for the next
+        pass (and the error raised).
+        """
         seen = self.cache.take_seen()
-        if seen:
-            rows = [
-                {"b_id": device_id, "b_seen": when, "b_version": v, "b_svn": svn, "b_slot": slot}
-                for device_id, (when, (v, svn, slot)) in seen.items()
-            ]
+        if not seen:
+            return
+        rows = [
+            {"b_id": device_id, "b_seen": when, "b_version": v, "b_svn": svn, "b_slot": slot}
+            for device_id, (when, (v, svn, slot)) in seen.items()
+        ]
+        try:
             self.store.write_seen(rows)
+            return
+        except DBAPIError as e:
+            if is_outage(e):
+                self.cache.requeue_seen(seen)
+                raise
+            log.warning("batched poll write refused (%s); writing device by device", type(e.orig).__name__)
+        for row in rows:
+            try:
+                self.store.write_seen([row])
+            except DBAPIError as e:
+                if is_outage(e):
+                    self.cache.requeue_seen({k: v for k, v in seen.items() if k == row["b_id"]})
+                    raise
+                log.warning("poll data of device %s refused by the database (%s)", row["b_id"], type(e.orig).__name__)
 
     def record_denied(self, what: str, *, actor: str, reason: str, data: dict[str, Any] | None = None) -> None:
         """Audit a refused request (bad credential, wrong role, a device acting for another).
@@ -212,6 +239,17 @@ class DeviceOps(ServiceBase):
                 data={"action": "authenticate", **(data or {})},
             )
         )
+
+
+def same_version(reported: str | None, release: str) -> bool:
+    """Whether a device reporting ``reported`` runs ``release`` (:mod:`medfw.vuln.version` order: ``1.1`` is
+    ``1.1.0``); strings that are not versions are compared as they are."""
+    if reported is None:
+        return False
+    try:
+        return compare_versions(reported, release) == 0
+    except ValueError:
+        return reported == release
 
 
 def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ The pure rules are in :mod:`medfw.server.rollout`; the SQL in :mod:`medfw.server
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from medfw.errors import UsageError
 from medfw.server import rollout as rules
@@ -49,6 +49,7 @@ def create(w: Work, spec: RolloutSpec, *, actor: str) -> int:
         if not 1 <= value <= 100:
             raise Invalid(f"{what} must be 1..100", field=what)
     s = w.session
+    sql.lock_rollout_creation(s)  # one creation at a time: the busy check below then sees every other rollout
     rel = Store.release(s, spec.release)
     if rel is None:
         raise NotFound(f"no release {spec.release}", field="release")
@@ -133,22 +134,34 @@ def control(w: Work, rollout_id: int, action: str, *, actor: str) -> None:
         raise NotFound(f"no rollout {rollout_id}")
     if ro.state not in sources:
         raise Conflict(f"cannot {action} a {ro.state} rollout", field="state")
+    data: dict[str, object] = {"action": action}
+    if target is rules.RolloutState.RUNNING and (ro.state_reason or "").startswith("error_threshold"):
+        # resuming after an automatic pause acknowledges the failures so far: they stop counting toward the
+        # thresholds (otherwise the rollout would pause again at once)
+        ro.acknowledged_failures = sql.phase_counts(s, ro).failed
+        data["acknowledged_failures"] = ro.acknowledged_failures
     ro.state = target.value
     ro.state_reason = f"{action}d by {actor}" if action != "cancel" else f"cancelled by {actor}"
     ro.updated = now()
     if target is rules.RolloutState.CANCELLED:
         sql.cancel_unstarted(s, rollout_id, ro.updated)
+    w.changed = True
+    w.audit("rollout.change", "success", actor, objects={"rollout": str(rollout_id)}, data=data)
     if target is rules.RolloutState.RUNNING:
         evaluate(w, ro)
-    w.changed = True
-    w.audit("rollout.change", "success", actor, objects={"rollout": str(rollout_id)}, data={"action": action})
+
+
+def _acknowledged(counts: rules.PhaseCounts, acknowledged: int) -> rules.PhaseCounts:
+    """Counts without the failures an operator acknowledged by resuming (they count like skipped devices)."""
+    n = min(acknowledged, counts.failed)
+    return replace(counts, failed=counts.failed - n, skipped=counts.skipped + n)
 
 
 def evaluate(w: Work, ro: Rollout) -> None:
     """Advance, finish or pause a running rollout according to its counts (inside the unit of work)."""
     s = w.session
     while ro.state == rules.RolloutState.RUNNING:
-        counts = sql.phase_counts(s, ro)
+        counts = _acknowledged(sql.phase_counts(s, ro), ro.acknowledged_failures or 0)
         decision = rules.decide(
             counts,
             success_threshold=ro.success_threshold,

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from medfw.server.validation import (
+    DEVICE_ID_PATTERN,
+    NAME_PATTERN,
+    Id32,
+    PrintableText,
+    ReportedVersion,
+    SlotName,
+)
 
 __all__ = [
     "Assignment",
@@ -28,8 +37,12 @@ __all__ = [
     "TokenCreated",
 ]
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+_ID = DEVICE_ID_PATTERN
+_NAME = NAME_PATTERN
+_CHIP = r"^[A-Za-z0-9_-]{0,32}$"
+_TARGET_PATH = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}/[A-Za-z0-9][A-Za-z0-9._+-]{0,190}$"
+_PHASE = r"^[0-9]{1,7}%?$"
+_REASON = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
 class _In(BaseModel):
@@ -47,7 +60,7 @@ class DeviceCreate(_In):
 
     id: str = Field(pattern=_ID)
     model: str = Field(pattern=_NAME)
-    chip: str = Field(default="", max_length=32)
+    chip: str = Field(default="", pattern=_CHIP)
     group: str = Field(default="default", pattern=_NAME)
 
 
@@ -113,12 +126,14 @@ class ReleaseOut(BaseModel):
 class RolloutCreate(_In):
     """Start a staged rollout. Target: the release's model, narrowed by group, device list and/or version."""
 
-    release: str | int
-    name: str | None = Field(default=None, max_length=128)
+    release: Id32 | Annotated[str, Field(pattern=_TARGET_PATH)]
+    name: PrintableText | None = Field(default=None, max_length=128)
     group: str | None = Field(default=None, pattern=_NAME)
-    devices: list[str] | None = Field(default=None, max_length=100_000)
-    version: str | None = Field(default=None, max_length=64)
-    phases: list[str] = Field(default_factory=lambda: ["10%", "100%"], min_length=1, max_length=20)
+    devices: list[Annotated[str, Field(pattern=_ID)]] | None = Field(default=None, max_length=100_000)
+    version: ReportedVersion | None = None
+    phases: list[Annotated[str, Field(pattern=_PHASE)]] = Field(
+        default_factory=lambda: ["10%", "100%"], min_length=1, max_length=20
+    )
     success_threshold: int = Field(default=90, ge=1, le=100)
     error_threshold: int = Field(default=10, ge=1, le=100)
     require_approval: bool = False
@@ -186,12 +201,12 @@ class ReportIn(_In):
     status: str = Field(
         pattern=r"^(deferred|downloading|installed|booted|confirmed|reverted|rejected|key_rotated|key_rotation_failed)$"
     )
-    reason: str | None = Field(default=None, max_length=128)
-    detail: str | None = Field(default=None, max_length=2048)
-    rollout: int | None = None
-    version: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, pattern=_REASON)
+    detail: PrintableText | None = Field(default=None, max_length=2048)
+    rollout: Id32 | None = None
+    version: ReportedVersion | None = None
     secure_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    slot: str | None = Field(default=None, max_length=16)
+    slot: SlotName | None = None
     claims: str | None = Field(
         default=None,
         max_length=16384,

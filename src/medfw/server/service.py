@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
@@ -111,14 +112,17 @@ class FleetService(DeferralOps, DeviceOps):
         All or nothing: one invalid or already registered id refuses the whole batch.
         """
         creds: list[str] = []
+        rows: list[dict[str, object]] = []
+        created = now()
+        for device_id, model, chip in devices:
+            if not DEVICE_ID_RE.match(device_id):
+                raise Invalid(f"bad device id {device_id!r}", field="id")
+            secret = new_device_secret(device_id)
+            rows.append(_device_row(device_id, model, chip, group, secret, created=created))
+            creds.append(secret.credential)
         try:
             with self.work() as w:
-                for device_id, model, chip in devices:
-                    if not DEVICE_ID_RE.match(device_id):
-                        raise Invalid(f"bad device id {device_id!r}", field="id")
-                    secret = new_device_secret(device_id)
-                    self.store.add_device(w.session, _new_device(device_id, model, chip, group, secret))
-                    creds.append(secret.credential)
+                self.store.add_device_rows(w.session, rows)
                 w.changed = True
                 w.audit("device.register", "success", actor, data={"count": len(creds), "group": group, "batch": True})
         except IntegrityError:
@@ -197,15 +201,24 @@ class FleetService(DeferralOps, DeviceOps):
     # ---- releases ------------------------------------------------------------------------------------------
 
     def sync_releases(self, releases: Sequence[ReleaseInfo], *, actor: str) -> list[ReleaseView]:
-        """Record the releases listed in the TUF targets metadata (new ones only; releases are immutable)."""
-        with self.work() as w:
-            known = self.store.release_paths(w.session)
-            added = [r for r in releases if r.target_path not in known]
-            for r in added:
-                self.store.add_release(w.session, r, created=now())
-            if added:
-                data = {"action": "sync", "added": [r.target_path for r in added]}
-                w.audit("release.publish", "success", actor, data=data)
+        """Record the releases listed in the TUF targets metadata (new ones only; releases are immutable).
+
+        Two processes syncing at once both try to insert; the loser sees the unique path conflict and retries.
+        """
+        for attempt in range(2):
+            try:
+                with self.work() as w:
+                    known = self.store.release_paths(w.session)
+                    added = [r for r in releases if r.target_path not in known]
+                    for r in added:
+                        self.store.add_release(w.session, r, created=now())
+                    if added:
+                        data = {"action": "sync", "added": [r.target_path for r in added]}
+                        w.audit("release.publish", "success", actor, data=data)
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
         return self.releases()
 
     def releases(self) -> list[ReleaseView]:
@@ -260,15 +273,22 @@ class FleetService(DeferralOps, DeviceOps):
         return self.rollout(rollout_id)
 
 
+def _device_row(
+    device_id: str, model: str, chip: str, group: str, secret: DeviceSecret, *, created: datetime
+) -> dict[str, object]:
+    """The columns of a newly registered device holding the hashed ``secret``."""
+    return {
+        "id": device_id,
+        "model": model,
+        "chip": chip,
+        "group": group,
+        "credential_salt": secret.salt,
+        "credential_hash": secret.digest,
+        "secure_version": 0,
+        "created": created,
+    }
+
+
 def _new_device(device_id: str, model: str, chip: str, group: str, secret: DeviceSecret) -> Device:
     """A newly registered device row holding the hashed ``secret``."""
-    return Device(
-        id=device_id,
-        model=model,
-        chip=chip,
-        group=group,
-        credential_salt=secret.salt,
-        credential_hash=secret.digest,
-        secure_version=0,
-        created=now(),
-    )
+    return Device(**_device_row(device_id, model, chip, group, secret, created=now()))

@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.server import rollout as rules
@@ -20,7 +21,18 @@ from medfw.server.models import ApiToken, Assignment, Device, FleetState, Releas
 from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView
 from medfw.update.repository import ReleaseInfo
 
-__all__ = ["Store", "active_assignment_of"]
+__all__ = ["Store", "active_assignment_of", "is_outage"]
+
+
+def is_outage(exc: DBAPIError) -> bool:
+    """A lost or refused database connection (not a constraint violation or a bad value)."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    # SQLite reports constraint-free failures of bad values as OperationalError too; these are not outages
+    return not any(word in text for word in ("syntax", "no such table", "no such column"))
 
 
 class Store:
@@ -92,6 +104,12 @@ class Store:
     def add_device(s: Session, device: Device) -> None:
         """Insert a device row."""
         s.add(device)
+
+    @staticmethod
+    def add_device_rows(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many device rows (one executemany per 10,000)."""
+        for i in range(0, len(rows), 10_000):
+            s.execute(insert(Device), list(rows[i : i + 10_000]))
 
     @staticmethod
     def withdraw_waiting(s: Session, device_id: str) -> None:

@@ -7,17 +7,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from medfw.server import rollout as rules
-from medfw.server.models import Assignment, Device, Release, Rollout
+from medfw.server.models import Assignment, Device, FleetState, Release, Rollout
 from medfw.server.views import PhaseView, RolloutView
 
 __all__ = [
     "add_assignments",
     "busy_devices",
     "cancel_unstarted",
+    "lock_rollout_creation",
     "phase_counts",
     "rollout",
     "rollout_ids",
@@ -25,6 +26,8 @@ __all__ = [
     "start_phase",
     "targets",
 ]
+
+_ROLLOUT_LOCK = 0x6D66_7277  # "mfrw": the advisory lock key of rollout creation
 
 #: ids per ``IN (…)`` list: far below PostgreSQL's 65,535 bind parameters and SQLite's 32,766
 CHUNK = 10_000
@@ -37,19 +40,36 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 
 def targets(
     s: Session, *, model: str, group: str | None, devices: Sequence[str] | None, version: str | None
-) -> list[Device]:
-    """Active devices of ``model`` narrowed by group, an id list and/or the reported version, ordered by id."""
-    q = select(Device).where(Device.model == model, Device.credential_hash != "").order_by(Device.id)
+) -> list[Any]:
+    """Active devices (``id``, ``model``, ``secure_version`` rows) of ``model`` narrowed by group, an id list
+    and/or the reported version, ordered by id."""
+    q = (
+        select(Device.id, Device.model, Device.secure_version)
+        .where(Device.model == model, Device.credential_hash != "")
+        .order_by(Device.id)
+    )
     if group is not None:
         q = q.where(Device.group == group)
     if version is not None:
         q = q.where(Device.version == version)
     if not devices:
-        return list(s.scalars(q))
-    found: list[Device] = []
+        return list(s.execute(q))
+    found: list[Any] = []
     for chunk in _chunks(sorted(set(devices))):
-        found.extend(s.scalars(q.where(Device.id.in_(chunk))))
+        found.extend(s.execute(q.where(Device.id.in_(chunk))))
     return sorted(found, key=lambda d: d.id)
+
+
+def lock_rollout_creation(s: Session) -> None:
+    """Serialise rollout creation until the transaction ends, on both backends.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: a write as the first statement takes the database's
+    write lock at once (a deferred transaction would read first and let two creators see the same free devices).
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ROLLOUT_LOCK})
+    else:
+        s.execute(update(FleetState).where(FleetState.id == 1).values(generation=FleetState.generation))
 
 
 def busy_devices(s: Session, device_ids: Sequence[str]) -> set[str]:

@@ -39,6 +39,7 @@ from medfw.errors import DeviceError, InputError, MedfwError, TransportError, Ve
 from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
 from medfw.update.repository import ReleaseInfo, release_from_target
 from medfw.update.unit_trust import UnitTrust
+from medfw.vuln.version import parse_version
 
 __all__ = [
     "AgentConfig",
@@ -46,7 +47,6 @@ __all__ = [
     "DevicePort",
     "DeviceState",
     "UpdateAgent",
-    "compare_versions",
     "load_config",
     "provision",
 ]
@@ -133,16 +133,6 @@ class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never
         self.reason = reason
         self.detail = detail
         self.stage = stage
-
-
-def compare_versions(a: str, b: str) -> int:
-    """Compare dotted numeric versions (``1.10.0`` > ``1.9``): -1, 0 or 1. Non-numeric parts compare as text."""
-
-    def key(v: str) -> tuple[tuple[int, Any], ...]:
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", v) if p)
-
-    ka, kb = key(a), key(b)
-    return (ka > kb) - (ka < kb)
 
 
 def provision(
@@ -481,7 +471,7 @@ class UpdateAgent:
         if release.secure_version < running.secure_version:
             msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
             raise _Rejected("rollback", msg, stage="manifest")
-        if running.version is not None and compare_versions(release.version, running.version) < 0:
+        if running.version is not None and _older(release.version, running.version):
             msg = f"release version {release.version} is older than running {running.version}"
             raise _Rejected("downgrade", msg, stage="manifest")
         if target.length > self.max_image:
@@ -559,6 +549,23 @@ class UpdateAgent:
             if cycles is None or n < cycles:
                 self.sleep(self.poll_interval)
         return result
+
+
+def _older(release: str, running: str) -> bool:
+    """Whether ``release`` sorts before ``running`` (:mod:`medfw.vuln.version` order: ``1.0.0-rc1 < 1.0.0``,
+    ``v1.2 < 1.3``).
+
+    A release whose version is not a version is refused as ``target_invalid``; a running version that is not one
+    cannot be ordered, so only the secure_version check (the security boundary) applies.
+    """
+    try:
+        new = parse_version(release)
+    except ValueError:
+        raise _Rejected("target_invalid", f"release version {release!r} is not a version", stage="manifest") from None
+    try:
+        return new < parse_version(running)
+    except ValueError:
+        return False
 
 
 def _detail(r: httpx.Response) -> str:

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from medfw.server import schemas
 from medfw.server.deps import DeviceAuth, Repo, Service
 from medfw.server.trust import report_expectation
+from medfw.server.validation import INT32_MAX, SLOT_PATTERN, VERSION_PATTERN, DeviceId
 from medfw.server.views import ReportAck
 
 __all__ = ["router"]
@@ -24,13 +25,13 @@ router = APIRouter(prefix="/api/v1/devices", tags=["device"])
 
 @router.get("/{device_id}/poll", response_model=schemas.PollOut)
 async def poll(
-    device_id: str,
+    device_id: DeviceId,
     who: DeviceAuth,
     service: Service,
     *,
-    version: Annotated[str | None, Query(max_length=64)] = None,
-    secure_version: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    slot: Annotated[str | None, Query(max_length=16)] = None,
+    version: Annotated[str | None, Query(max_length=64, pattern=VERSION_PATTERN)] = None,
+    secure_version: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+    slot: Annotated[str | None, Query(max_length=16, pattern=SLOT_PATTERN)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
     x_medfw_claims: Annotated[str | None, Header(max_length=16384)] = None,
 ) -> Any:
@@ -59,14 +60,14 @@ async def poll(
     response_class=FileResponse,
     responses={206: {"description": "partial content (Range)"}, 404: {"model": schemas.Error}},
 )
-def artifact(device_id: str, who: DeviceAuth, service: Service, repo: Repo) -> FileResponse:
+def artifact(device_id: DeviceId, who: DeviceAuth, service: Service, repo: Repo) -> FileResponse:
     """Download the assigned image; supports ``Range: bytes=N-`` to resume."""
     path = repo.target_file(service.assigned_target(who))
     return FileResponse(path, media_type="application/octet-stream")
 
 
 @router.post("/{device_id}/reports", response_model=schemas.ReportStored)
-def report(device_id: str, who: DeviceAuth, service: Service, body: schemas.ReportIn) -> ReportAck:
+def report(device_id: DeviceId, who: DeviceAuth, service: Service, body: schemas.ReportIn) -> ReportAck:
     """Report update progress: deferred, downloading, installed, booted, confirmed, reverted or rejected (with
     reason), or a key-rotation result. A confirmation counts toward a rollout threshold only when trusted: signed
     claims of a certificate unit, or a shared-secret unit on a server that allows them."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from medfw.server import schemas
 from medfw.server.credentials import Role
 from medfw.server.deps import Admin, Operator, Reader, Repo, Service, Signers
+from medfw.server.validation import DEVICE_ID_PATTERN, NAME_PATTERN, DeviceId, RolloutId
 from medfw.server.views import (
     DeviceCreated,
     DeviceView,
@@ -24,7 +25,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 
-_Name = Annotated[str | None, Query(max_length=64)]
+_Name = Annotated[str | None, Query(max_length=64, pattern=NAME_PATTERN)]
+_Device = Annotated[str | None, Query(max_length=64, pattern=DEVICE_ID_PATTERN)]
 
 
 @router.post("/devices", response_model=schemas.DeviceCreated, status_code=201, tags=["devices"])
@@ -41,14 +43,14 @@ def list_devices(_actor: Reader, service: Service, group: _Name = None, model: _
 
 
 @router.delete("/devices/{device_id}", status_code=204, tags=["devices"])
-def delete_device(device_id: str, actor: Admin, service: Service) -> Response:
+def delete_device(device_id: DeviceId, actor: Admin, service: Service) -> Response:
     """Decommission a device (admin)."""
     service.delete_device(device_id, actor=actor)
     return Response(status_code=204)
 
 
 @router.put("/devices/{device_id}/group", response_model=schemas.DeviceOut, tags=["devices"])
-def set_group(device_id: str, body: schemas.GroupChange, actor: Operator, service: Service) -> DeviceView:
+def set_group(device_id: DeviceId, body: schemas.GroupChange, actor: Operator, service: Service) -> DeviceView:
     """Move a device to another group."""
     return service.set_group(device_id, body.group, actor=actor)
 
@@ -103,13 +105,15 @@ def list_rollouts(_actor: Reader, service: Service) -> list[RolloutView]:
 
 
 @router.get("/rollouts/{rollout_id}", response_model=schemas.RolloutOut, tags=["rollouts"])
-def get_rollout(rollout_id: int, _actor: Reader, service: Service) -> RolloutView:
+def get_rollout(rollout_id: RolloutId, _actor: Reader, service: Service) -> RolloutView:
     """One rollout with per-phase counts."""
     return service.rollout(rollout_id)
 
 
 @router.post("/rollouts/{rollout_id}/{action}", response_model=schemas.ControlResult, tags=["rollouts"])
-def control(rollout_id: int, action: str, actor: Operator, service: Service) -> RolloutView:
+def control(
+    rollout_id: RolloutId, action: Annotated[str, Path(max_length=16)], actor: Operator, service: Service
+) -> RolloutView:
     """``pause``, ``resume`` or ``cancel`` a rollout."""
     return service.control_rollout(rollout_id, action, actor=actor)
 
@@ -118,7 +122,7 @@ def control(rollout_id: int, action: str, actor: Operator, service: Service) -> 
 def reports(
     _actor: Reader,
     service: Service,
-    device: _Name = None,
+    device: _Device = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ReportView]:
     """Device reports, newest first."""

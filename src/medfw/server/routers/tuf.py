@@ -31,6 +31,8 @@ def tuf_metadata(name: str, repo: Repo) -> FileResponse:
 @router.get("/targets/{target:path}", response_class=FileResponse)
 def tuf_target(target: str, repo: Repo) -> FileResponse:
     """A target file by its hash-prefixed name (Range supported)."""
+    if len(target) > 512 or not target.isprintable():
+        raise NotFound("no such target")
     base = repo.targets_dir.resolve()
     path = (base / target).resolve()
     if not path.is_relative_to(base) or not path.is_file():
