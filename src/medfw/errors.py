@@ -4,7 +4,8 @@ Every error raised on purpose by medfw derives from :class:`MedfwError`. Errors 
 (file, field, byte offset) as attributes, and :meth:`MedfwError.diagnostics` renders them for people.
 The CLI catches :class:`MedfwError` once at the top and exits with :attr:`MedfwError.exit_code`:
 
-* 1 — a verification failed or a policy was violated (:class:`VerificationError`, :class:`PolicyViolationError`)
+* 1 — a verification failed or a policy was violated (:class:`VerificationError`, :class:`IntegrityError`,
+  :class:`PolicyViolationError`)
 * 2 — bad input or usage (everything else)
 """
 
@@ -18,6 +19,7 @@ __all__ = [
     "FeedError",
     "HSMError",
     "InputError",
+    "IntegrityError",
     "KeyMaterialError",
     "MalformedImageError",
     "ManifestError",
@@ -144,6 +146,13 @@ class VerificationError(MedfwError):
     """A check failed: a signature, digest, proof or chain does not verify."""
 
     exit_code = EXIT_FAILED
+
+
+class IntegrityError(VerificationError):
+    """Integrity data of a recognised format is damaged: a signature block or TLV area whose CRC, layout,
+    digest, key or signature fields do not check out. The input is the right format but was altered (exit 1);
+    only input that is not the format at all (wrong magic, truncated header) is :class:`MalformedImageError`.
+    """
 
 
 class SignatureError(VerificationError):

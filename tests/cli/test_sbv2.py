@@ -165,14 +165,18 @@ def test_bad_input_exit_2(work: Path, capsys: pytest.CaptureFixture[str]) -> Non
     # truncated
     (work / "trunc.bin").write_bytes(data[:-100])
     assert "multiple of 4096" in _bad(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "trunc.bin")
-    # wrong magic
+    # not an image at all
+    (work / "zero.bin").write_bytes(b"\x00" * 8192)
+    err = _bad(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "zero.bin")
+    assert "not a signed image" in err and "zero.bin" in err
+    # a damaged signature block is tampering: exit 1, naming the field and offset
     start = len(data) - 4096
     (work / "magic.bin").write_bytes(data[:start] + b"\x00" + data[start + 1 :])
-    err = _bad(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "magic.bin")
-    assert "magic" in err and f"offset {start}" in err and "magic.bin" in err
-    # wrong block version
+    code, _, err = run(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "magic.bin")
+    assert code == 1 and "magic" in err and f"offset {start}" in err and "magic.bin" in err
     (work / "ver.bin").write_bytes(data[: start + 1] + b"\x05" + data[start + 2 :])
-    assert "version" in _bad(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "ver.bin")
+    code, _, err = run(capsys, "verify", "sbv2", "--pub-key", work / "p256.pub", work / "ver.bin")
+    assert code == 1 and "version" in err
     # mixed schemes (RSA + ECDSA key in one signing run)
     err = _bad(
         capsys, "sign", "sbv2", "--key", RSA_KEY, "--key", work / "p256.pem", work / "app.bin", "--out", work / "m.bin"

@@ -15,7 +15,7 @@ from imgtool.main import imgtool
 
 from medfw.crypto.keys import PublicKey, load_private_key, load_public_key_bytes, public_key_pem
 from medfw.crypto.signer import FileSigner
-from medfw.errors import MalformedImageError, MedfwError, SignatureError, UsageError, VerificationError
+from medfw.errors import IntegrityError, MalformedImageError, MedfwError, SignatureError, UsageError, VerificationError
 from medfw.image.mcuboot import key_hash, parse_image, sign_image, verify_image
 
 KEY_TYPES = ["rsa-3072", "ecdsa-p256", "ecdsa-p384", "ed25519"]
@@ -224,12 +224,12 @@ class TestTlvRules:
 
     def test_two_hashes(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
         data, tlvs, pub = parts
-        with pytest.raises(MalformedImageError, match="more than one hash"):
+        with pytest.raises(IntegrityError, match="more than one hash"):
             verify_image(_rebuild(data, [tlvs[0], *tlvs]), [pub])
 
     def test_hash_wrong_length(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
         data, tlvs, pub = parts
-        with pytest.raises(MalformedImageError):
+        with pytest.raises(IntegrityError):
             verify_image(_rebuild(data, [(0x10, tlvs[0][1][:31]), *tlvs[1:]]), [pub])
 
     def test_no_keyhash(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
@@ -239,7 +239,7 @@ class TestTlvRules:
 
     def test_keyhash_wrong_length(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
         data, tlvs, pub = parts
-        with pytest.raises(MalformedImageError):
+        with pytest.raises(IntegrityError):
             verify_image(_rebuild(data, [tlvs[0], (0x01, tlvs[1][1] + b"\x00"), tlvs[2]]), [pub])
 
     def test_signature_type_must_fit_key(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
@@ -263,16 +263,18 @@ class TestTlvRules:
 
     def test_sig_pure_must_be_one(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
         data, tlvs, pub = parts
-        with pytest.raises(MalformedImageError):
+        with pytest.raises(IntegrityError):
             verify_image(_rebuild(data, [*tlvs, (0x25, b"\x02")]), [pub])
 
-    def test_encrypted_image_refused(self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]) -> None:
+    def test_encrypted_flag_set_afterwards_breaks_the_hash(
+        self, parts: tuple[bytes, list[tuple[int, bytes]], PublicKey]
+    ) -> None:
         data, _tlvs, pub = parts
         enc = bytearray(data)
         struct.pack_into("<I", enc, 16, 0x4)
-        with pytest.raises(MalformedImageError) as info:
+        with pytest.raises(VerificationError, match="ENCRYPTED flag") as info:
             verify_image(bytes(enc), [pub])
-        assert (info.value.field, info.value.offset) == ("ih_flags", 16)
+        assert info.value.exit_code == 1 and info.value.field == "SHA256"
 
     def test_hash_is_over_header_body_and_protected_area(self, vectors: Path) -> None:
         data = (vectors / "mcuboot" / "ecdsa-p256-confirm.bin").read_bytes()
@@ -290,8 +292,11 @@ def test_wrong_key_type_for_p384_image(vectors: Path) -> None:
 def test_truncated_images(vectors: Path) -> None:
     data = (vectors / "mcuboot" / "ed25519-sc7.bin").read_bytes()
     pub = _pub(vectors, "ed25519")
-    for cut in (0, 10, 31, 32, 100, 0x200 + 1500, 0x200 + 1500 + 6, len(data) - 1):
-        with pytest.raises(MalformedImageError):
+    for cut in (0, 10, 31):
+        with pytest.raises(MalformedImageError):  # not even a header: not an MCUboot image
+            verify_image(data[:cut], [pub])
+    for cut in (32, 100, 0x200 + 1500, 0x200 + 1500 + 6, len(data) - 1):
+        with pytest.raises(IntegrityError):  # a recognised image cut short does not verify
             verify_image(data[:cut], [pub])
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from medfw.crypto.keys import KeyType, load_public_key
 from medfw.crypto.signer import FileSigner
-from medfw.errors import KeyMaterialError, MalformedImageError, SignatureError, UsageError
+from medfw.errors import IntegrityError, KeyMaterialError, MalformedImageError, SignatureError, UsageError
 from medfw.image import sbv2
 from medfw.image.esp import build_app_image
 
@@ -280,7 +280,7 @@ def test_bad_signed_lengths(p256_signed: bytes, length: int) -> None:
 def test_wrong_magic_means_no_block(p256_signed: bytes) -> None:
     bad = bytearray(p256_signed)
     bad[-4096] = 0xE6
-    with pytest.raises(MalformedImageError, match="no signature block") as info:
+    with pytest.raises(IntegrityError, match="no signature block") as info:
         sbv2.parse_signed_image(bytes(bad), path="fw.bin")
     assert info.value.offset == len(bad) - 4096 and info.value.path == "fw.bin"
 
@@ -291,7 +291,7 @@ def test_wrong_block_version(p256_signed: bytes, version: int) -> None:
     start = len(bad) - 4096
     bad[start + 1] = version
     bad[start : start + 1216] = _resign_crc(bytearray(bad[start : start + 1216]))
-    with pytest.raises(MalformedImageError, match="version") as info:
+    with pytest.raises(IntegrityError, match="version") as info:
         sbv2.parse_signed_image(bytes(bad))
     assert info.value.offset == start + 1 and info.value.field == "block[0].version"
 
@@ -300,7 +300,7 @@ def test_crc_mismatch_names_offset(p256_signed: bytes) -> None:
     bad = bytearray(p256_signed)
     start = len(bad) - 4096
     bad[start + 1196] ^= 1
-    with pytest.raises(MalformedImageError, match="CRC") as info:
+    with pytest.raises(IntegrityError, match="CRC") as info:
         sbv2.parse_signed_image(bytes(bad))
     assert info.value.offset == start + 1196
 
@@ -310,7 +310,7 @@ def test_mixed_schemes_rejected(image: bytes, rsa_signers: list[FileSigner], p25
     ec_signed = sbv2.sign_image(image, p256_signers[:1])
     mixed = rsa_signed[:-4096] + rsa_signed[-4096 : -4096 + 1216] + ec_signed[-4096 : -4096 + 1216]
     mixed += b"\xff" * (4096 - 2 * 1216)
-    with pytest.raises(MalformedImageError, match="mixed signature schemes"):
+    with pytest.raises(IntegrityError, match="mixed signature schemes"):
         sbv2.verify_image(mixed, public_keys=[rsa_signers[0].public_key()])
 
 
@@ -320,7 +320,7 @@ def test_p256_and_p384_are_mixed_too(
     a = sbv2.sign_image(image, p256_signers[:1])
     b = sbv2.sign_image(image, p384_signers[:1])
     mixed = a[:-4096] + a[-4096 : -4096 + 1216] + b[-4096 : -4096 + 1216] + b"\xff" * (4096 - 2 * 1216)
-    with pytest.raises(MalformedImageError, match="mixed"):
+    with pytest.raises(IntegrityError, match="mixed"):
         sbv2.parse_signed_image(mixed)
 
 
@@ -330,12 +330,12 @@ def test_curve_id_mismatch_and_point_off_curve(p256_signed: bytes) -> None:
     block = bytearray(bad[start : start + 1216])
     block[36] = 3  # P-384 curve id in a SHA-256 block
     bad[start : start + 1216] = _resign_crc(block)
-    with pytest.raises(MalformedImageError, match="curve id"):
+    with pytest.raises(IntegrityError, match="curve id"):
         sbv2.parse_signed_image(bytes(bad))
     block = bytearray(p256_signed[start : start + 1216])
     block[40] ^= 1  # X coordinate: no longer on the curve
     bad[start : start + 1216] = _resign_crc(block)
-    with pytest.raises(MalformedImageError, match="not a point on the curve"):
+    with pytest.raises(IntegrityError, match="not a point on the curve"):
         sbv2.parse_signed_image(bytes(bad))
 
 
@@ -351,7 +351,7 @@ def test_rsa_key_fields_are_checked(image: bytes, rsa_signers: list[FileSigner])
         else:
             block[offset] ^= 1
         bad = signed[:start] + bytes(_resign_crc(block)) + signed[start + 1216 :]
-        with pytest.raises(MalformedImageError, match=what):
+        with pytest.raises(IntegrityError, match=what):
             sbv2.parse_signed_image(bad)
 
 

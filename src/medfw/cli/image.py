@@ -10,9 +10,9 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli._common import add_group, add_json_flag, emit, out_console
-from medfw.errors import MalformedImageError
+from medfw.errors import IntegrityError, MalformedImageError, MedfwError
 from medfw.image import sbv2
-from medfw.image.esp import FLASH_SIZES, SPI_MODES, EspImage
+from medfw.image.esp import FLASH_SIZES, IMAGE_MAGIC, SPI_MODES, EspImage
 
 __all__ = ["MAX_IMAGE", "read_image", "register", "signature_info"]
 
@@ -45,7 +45,7 @@ def signature_info(data: bytes, image: EspImage, *, path: str | None = None) -> 
         sector = sbv2.parse_signature_sector(
             memoryview(data)[start : start + sbv2.SECTOR_SIZE], offset=start, path=path
         )
-    except MalformedImageError as e:
+    except (MalformedImageError, IntegrityError) as e:
         return {"offset": start, "error": e.diagnostics(), "blocks": []}
     blocks = []
     signed = memoryview(data)[:start]
@@ -64,10 +64,61 @@ def signature_info(data: bytes, image: EspImage, *, path: str | None = None) -> 
     return {"offset": start, "scheme": str(sector.scheme), "blocks": blocks, "error": None}
 
 
+#: the first four bytes of an MCUboot image (``IMAGE_MAGIC`` 0x96f3b83d, and the legacy V1 magic), little-endian
+_MCUBOOT_MAGICS = (bytes.fromhex("3db8f396"), bytes.fromhex("3cb8f396"))
+
+
+def _mcuboot_info(args: argparse.Namespace, data: bytes) -> int:
+    from medfw.image.mcuboot import describe_image  # noqa: PLC0415
+
+    try:
+        desc = describe_image(data)
+    except MedfwError as e:
+        raise e.with_path(args.file) from None
+    info = {"path": args.file, "file_length": len(data), **desc}
+
+    def human() -> None:
+        out_console.print(f"{args.file}: MCUboot image {desc['version']}", markup=False)
+        hdr = desc["header"]
+        flags = ", ".join(hdr["flags"]) or "none"
+        out_console.print(
+            f"  header {hdr['hdr_size']} bytes, body {hdr['img_size']} bytes, load address 0x{hdr['load_addr']:x}, "
+            f"flags {flags}",
+            markup=False,
+        )
+        counter = desc["security_counter"]
+        out_console.print(f"  security counter {'none' if counter is None else counter}", markup=False)
+        h = desc["hash"]
+        if h is None:
+            out_console.print("  no single hash TLV", markup=False)
+        else:
+            state = "valid" if h["valid"] else "INVALID"
+            out_console.print(f"  {h['algorithm']} {h['digest']} ({state})", markup=False)
+        sigs = ", ".join(desc["signatures"]) or "none"
+        out_console.print(f"  KEYHASH {desc['key_hash'] or 'none'}; signature TLVs: {sigs}", markup=False)
+        for t in desc["tlvs"]:
+            where = "protected" if t["protected"] else "unprotected"
+            out_console.print(f"    TLV {t['type']} at 0x{t['offset']:x}, {t['length']} bytes ({where})", markup=False)
+        out_console.print("  signatures are checked by `medfw verify mcuboot --key KEY`", markup=False)
+
+    emit(args, info, human)
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     data = read_image(args.file)
+    if data[:4] in _MCUBOOT_MAGICS:
+        return _mcuboot_info(args, data)
+    if data[:1] != bytes([IMAGE_MAGIC]):
+        raise MalformedImageError(
+            f"not a firmware image medfw knows: magic {data[:4].hex() or 'none'} is neither an ESP image's "
+            "(0xe9) nor an MCUboot image's (0x96f3b83d)",
+            path=args.file,
+            field="magic",
+            offset=0,
+        )
     image = EspImage.from_bytes(data, path=args.file, strict=False)
-    info = {"path": args.file, "file_length": len(data), **image.to_dict()}
+    info = {"path": args.file, "file_length": len(data), "format": "esp", **image.to_dict()}
     info["signature"] = signature_info(data, image, path=args.file)
 
     def human() -> None:
@@ -128,10 +179,11 @@ def register(sub: Any) -> None:
     group = add_group(sub, "image", "inspect firmware images")
     p = group.add_parser(
         "info",
-        help="show an ESP image: header, segments, app description, signature blocks",
-        description="Parse an ESP32-family app or bootloader image and print its header, segments, checksum and "
-        "appended SHA-256, the app description (secure_version) and any Secure Boot v2 signature blocks with the "
-        "key digests they carry.",
+        help="show an ESP or MCUboot image: header, segments or TLVs, version, signatures",
+        description="Detect the format from the magic. For an ESP32-family app or bootloader image, print its "
+        "header, segments, checksum and appended SHA-256, the app description (secure_version) and any Secure "
+        "Boot v2 signature blocks with the key digests they carry. For an MCUboot image, print its header, "
+        "version, security counter, TLVs, whether the stored hash matches, KEYHASH and trailer.",
     )
     p.add_argument("file", metavar="FILE", help="image file")
     add_json_flag(p)

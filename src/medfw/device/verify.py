@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from medfw.device.chips import ChipSpec, chip_by_id
 from medfw.device.efuse import Efuses
-from medfw.errors import MalformedImageError, MedfwError, SignatureError
+from medfw.errors import IntegrityError, MalformedImageError, MedfwError, SignatureError
 from medfw.image import sbv2
 from medfw.image.esp import EspImage
 
@@ -170,7 +170,7 @@ def check_image(
             )
         except SignatureError as e:
             return replace(base, reason=_signature_reason(e, data, efuses, chip), message=e.message, offset=e.offset)
-        except MalformedImageError as e:
+        except (MalformedImageError, IntegrityError) as e:
             return replace(base, reason="malformed_image", message=e.message, offset=e.offset)
         if result.block_index >= chip.signature_blocks:
             first = result.blocks[0]

@@ -142,11 +142,13 @@ def verify_evidence(
     """Verify the bundle directory ``bundle`` (see the module docstring).
 
     Raises:
-        EvidenceError: ``bundle`` is not a directory.
+        EvidenceError: ``bundle`` is not a directory or holds none of a bundle's files (not a bundle at all).
     """
     root = Path(bundle)
     if not root.is_dir():
         raise EvidenceError("not an evidence bundle directory", path=str(root))
+    if not any((root / name).exists() for name in ("manifest.json", "manifest.pub.pem", "results")):
+        raise EvidenceError("not an evidence bundle: no manifest.json, manifest.pub.pem or results/", path=str(root))
     res = VerifyResult(bundle=str(root), key_pinned=key is not None, audit_key_used=audit_key is not None)
     listed = _check_manifest(root, res, key)
     if listed is None:

@@ -25,7 +25,7 @@ from medfw.image.mcuboot_format import (
 )
 from medfw.image.mcuboot_keys import key_hash, public_key_bytes
 from medfw.image.mcuboot_sign import SecurityCounter, sign_image
-from medfw.image.mcuboot_verify import McubootVerification, verify_image
+from medfw.image.mcuboot_verify import McubootVerification, describe_image, verify_image
 
 __all__ = [
     "ImageVersion",
@@ -35,6 +35,7 @@ __all__ = [
     "McubootVerification",
     "SecurityCounter",
     "Tlv",
+    "describe_image",
     "key_hash",
     "parse_image",
     "public_key_bytes",

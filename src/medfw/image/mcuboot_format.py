@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from medfw.errors import MalformedImageError, UsageError
+from medfw.errors import IntegrityError, MalformedImageError, UsageError
 
 __all__ = [
     "BOOT_MAGIC",
@@ -330,25 +330,23 @@ def _parse_area(
     area = "protected TLV area" if protected else "TLV area"
     want_magic = TLV_PROT_INFO_MAGIC if protected else TLV_INFO_MAGIC
     if off + TLV_INFO_SIZE > size:
-        raise MalformedImageError(f"image truncated: {area} info header missing", field=f"{area} info", offset=off)
+        raise IntegrityError(f"image truncated: {area} info header missing", field=f"{area} info", offset=off)
     magic, tot = _TLV_INFO.unpack(read(off, TLV_INFO_SIZE))
     if magic != want_magic:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"bad {area} magic 0x{magic:04x}, expected 0x{want_magic:04x}", field=f"{area} magic", offset=off
         )
     if expected_size is not None and tot != expected_size:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"{area} size {tot} does not match ih_protect_tlv_size {expected_size}",
             field=f"{area} tlv_tot",
             offset=off + 2,
         )
     if tot < TLV_INFO_SIZE:
-        raise MalformedImageError(
-            f"{area} size {tot} is smaller than its header", field=f"{area} tlv_tot", offset=off + 2
-        )
+        raise IntegrityError(f"{area} size {tot} is smaller than its header", field=f"{area} tlv_tot", offset=off + 2)
     end = off + tot
     if end > size:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"image truncated: {area} needs {tot} bytes, {size - off} present", field=f"{area} tlv_tot", offset=off
         )
     content = read(off + TLV_INFO_SIZE, tot - TLV_INFO_SIZE)
@@ -357,16 +355,16 @@ def _parse_area(
     pos = 0
     while pos < len(content):
         if pos + TLV_HEADER_SIZE > len(content):
-            raise MalformedImageError(f"TLV header overruns the {area}", field="TLV header", offset=base + pos)
+            raise IntegrityError(f"TLV header overruns the {area}", field="TLV header", offset=base + pos)
         tlv_type, length = _TLV_HEADER.unpack_from(content, pos)
         if pos + TLV_HEADER_SIZE + length > len(content):
-            raise MalformedImageError(
+            raise IntegrityError(
                 f"TLV {tlv_name(tlv_type)} of {length} bytes overruns the {area}",
                 field="TLV length",
                 offset=base + pos + 2,
             )
         if not protected and tlv_type not in UNPROTECTED_ALLOWED:
-            raise MalformedImageError(
+            raise IntegrityError(
                 f"TLV {tlv_name(tlv_type)} is not allowed in the unprotected TLV area",
                 field="TLV type",
                 offset=base + pos,
@@ -414,7 +412,9 @@ def parse_image(data: bytes | bytearray | memoryview) -> McubootImage:
     area, and a well-formed security counter.
 
     Raises:
-        MalformedImageError: anything malformed, naming the field and byte offset.
+        MalformedImageError: not an MCUboot image at all: shorter than its header, or a wrong header magic.
+        IntegrityError: a recognised image whose sizes or TLV areas are damaged (altered or truncated: exit 1),
+            naming the field and byte offset.
     """
     view = memoryview(data).cast("B")
     return parse_with_reader(lambda off, n: bytes(view[off : off + n]), len(view))
@@ -439,9 +439,7 @@ def parse_with_reader(read: Reader, size: int) -> McubootImage:
             f"bad image magic 0x{magic:08x}, expected 0x{IMAGE_MAGIC:08x}{legacy}", field="ih_magic", offset=0
         )
     if hdr_size < HEADER_SIZE:
-        raise MalformedImageError(
-            f"header size {hdr_size} is smaller than {HEADER_SIZE}", field="ih_hdr_size", offset=8
-        )
+        raise IntegrityError(f"header size {hdr_size} is smaller than {HEADER_SIZE}", field="ih_hdr_size", offset=8)
     header = McubootHeader(
         magic=magic,
         load_addr=load_addr,
@@ -453,7 +451,7 @@ def parse_with_reader(read: Reader, size: int) -> McubootImage:
     )
     body_end = hdr_size + img_size
     if body_end > size:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"image truncated: header + body need {body_end} bytes, {size} present", field="ih_img_size", offset=12
         )
     protected: tuple[Tlv, ...] = ()
@@ -462,7 +460,7 @@ def parse_with_reader(read: Reader, size: int) -> McubootImage:
     else:
         hashed_size = body_end
         if size >= body_end + 2 and _u16(read(body_end, 2), 0) == TLV_PROT_INFO_MAGIC:
-            raise MalformedImageError(
+            raise IntegrityError(
                 "protected TLV area present but ih_protect_tlv_size is 0", field="ih_protect_tlv_size", offset=10
             )
     tlvs, tlv_end = _parse_area(read, size, hashed_size, protected=False, expected_size=None)
@@ -471,9 +469,9 @@ def parse_with_reader(read: Reader, size: int) -> McubootImage:
     for tlv in protected:
         if tlv.type == TLV_TYPES["SEC_CNT"]:
             if counter is not None:
-                raise MalformedImageError("duplicate security counter TLV", field="SEC_CNT", offset=tlv.offset)
+                raise IntegrityError("duplicate security counter TLV", field="SEC_CNT", offset=tlv.offset)
             if len(tlv.value) != 4:
-                raise MalformedImageError(
+                raise IntegrityError(
                     f"security counter TLV is {len(tlv.value)} bytes, expected 4",
                     field="SEC_CNT",
                     offset=tlv.offset + 2,

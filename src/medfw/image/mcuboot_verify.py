@@ -16,7 +16,7 @@ from typing import Any
 
 from medfw.crypto.keys import KeyType, PublicKey, key_type_of
 from medfw.crypto.signer import HashName
-from medfw.errors import MalformedImageError, SignatureError, UsageError, VerificationError
+from medfw.errors import IntegrityError, SignatureError, UsageError, VerificationError
 from medfw.image.mcuboot_format import ENCRYPTED_FLAGS, TLV_TYPES, McubootImage, Tlv, parse_image
 from medfw.image.mcuboot_keys import HASH_TLV, SIG_TLV, allowed_hashes, key_hash, public_key_bytes, signature_valid
 
@@ -87,12 +87,12 @@ def _hash_tlv(image: McubootImage) -> tuple[Tlv, HashName]:
     if not found:
         raise SignatureError("image carries no hash TLV", field="TLV area", offset=image.hashed_size)
     if len(found) > 1:
-        raise MalformedImageError("image carries more than one hash TLV", field=found[1].name, offset=found[1].offset)
+        raise IntegrityError("image carries more than one hash TLV", field=found[1].name, offset=found[1].offset)
     tlv = found[0]
     name = _HASH_BY_TLV[tlv.type]
     size = hashlib.new(name).digest_size
     if len(tlv.value) != size:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"{tlv.name} TLV is {len(tlv.value)} bytes, expected {size}", field=tlv.name, offset=tlv.offset + 2
         )
     return tlv, name
@@ -111,7 +111,8 @@ def verify_image(data: bytes | bytearray | memoryview, public_keys: Sequence[Pub
     Raises:
         UsageError: no trusted key was given.
         KeyMaterialError: a trusted key is of a type medfw does not support.
-        MalformedImageError: the image cannot be parsed or is encrypted (exit 2).
+        MalformedImageError: not an MCUboot image (magic, header) (exit 2).
+        IntegrityError: the sizes or TLV areas of the image are damaged (exit 1).
         VerificationError: the image hash does not match (exit 1).
         SignatureError: no trusted key signed the image, or a trusted key's signature is bad (exit 1).
     """
@@ -135,21 +136,23 @@ def verify_parsed(image: McubootImage, content: SignedContent, public_keys: Sequ
     """
     if not public_keys:
         raise UsageError("no trusted public key given")
-    if image.header.flags & ENCRYPTED_FLAGS:
-        raise MalformedImageError(
-            "encrypted images cannot be verified without the decryption key", field="ih_flags", offset=16
-        )
     hash_tlv, hash_name = _hash_tlv(image)
     pure_tlvs = [t for t in image.tlvs if t.type == TLV_TYPES["SIG_PURE"]]
     if pure_tlvs and pure_tlvs[0].value != b"\x01":
-        raise MalformedImageError(
+        raise IntegrityError(
             "SIG_PURE TLV must hold the single byte 0x01", field="SIG_PURE", offset=pure_tlvs[0].offset
         )
     pure = bool(pure_tlvs)
     digest, message = content(hash_name, pure)
     if not hmac.compare_digest(digest, hash_tlv.value):
+        encrypted = (
+            "; the ENCRYPTED flag is set and MCUboot hashes the plaintext, so an encrypted payload verifies only "
+            "after decryption (images signed with imgtool --clear carry it in plaintext and verify as they are)"
+            if image.header.flags & ENCRYPTED_FLAGS
+            else ""
+        )
         raise VerificationError(
-            f"image {hash_name} does not match its {hash_tlv.name} TLV (image modified or corrupt)",
+            f"image {hash_name} does not match its {hash_tlv.name} TLV (image modified or corrupt){encrypted}",
             field=hash_tlv.name,
             offset=hash_tlv.value_offset,
         )
@@ -167,7 +170,7 @@ def verify_parsed(image: McubootImage, content: SignedContent, public_keys: Sequ
     for tlv in image.tlvs:
         if tlv.type == TLV_TYPES["KEYHASH"]:
             if len(tlv.value) != len(digest):
-                raise MalformedImageError(
+                raise IntegrityError(
                     f"KEYHASH TLV is {len(tlv.value)} bytes, expected {len(digest)} for {hash_name}",
                     field="KEYHASH",
                     offset=tlv.offset + 2,
@@ -225,3 +228,54 @@ def verify_parsed(image: McubootImage, content: SignedContent, public_keys: Sequ
         signature_tlv=sig_tlv,
         pure=pure,
     )
+
+
+def describe_image(data: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """Describe an MCUboot image without trusting a key (for ``medfw image info``).
+
+    Reports the header, TLVs, trailer and whether the stored hash matches the image; signatures are not
+    checked (that needs a trusted key: :func:`verify_image`).
+
+    Raises:
+        MalformedImageError: not an MCUboot image.
+        IntegrityError: the sizes or TLV areas are damaged.
+    """
+    view = memoryview(data).cast("B")
+    img = parse_image(view)
+    hdr = img.header
+    hash_info: dict[str, Any] | None = None
+    found = [t for t in img.tlvs if t.type in _HASH_BY_TLV]
+    if len(found) == 1:
+        name = _HASH_BY_TLV[found[0].type]
+        digest = hashlib.new(name, view[: img.hashed_size]).digest()
+        hash_info = {"algorithm": name, "digest": digest.hex(), "valid": hmac.compare_digest(digest, found[0].value)}
+    keyhash = next((t.value.hex() for t in img.tlvs if t.type == TLV_TYPES["KEYHASH"]), None)
+    return {
+        "format": "mcuboot",
+        "version": str(hdr.version),
+        "security_counter": img.security_counter,
+        "header": {
+            "load_addr": hdr.load_addr,
+            "hdr_size": hdr.hdr_size,
+            "protect_tlv_size": hdr.protect_tlv_size,
+            "img_size": hdr.img_size,
+            "flags": list(hdr.flag_names),
+        },
+        "encrypted_flag": bool(hdr.flags & ENCRYPTED_FLAGS),
+        "hash": hash_info,
+        "key_hash": keyhash,
+        "signatures": [t.name for t in img.tlvs if t.type in _SIG_TYPES],
+        "tlvs": [
+            {"type": t.name, "offset": t.offset, "length": len(t.value), "protected": t.protected}
+            for t in (*img.protected_tlvs, *img.tlvs)
+        ],
+        "size": img.size,
+        "trailer": None
+        if img.trailer is None
+        else {
+            "offset": img.trailer.offset,
+            "max_align": img.trailer.max_align,
+            "image_ok": img.trailer.image_ok,
+            "confirmed": img.trailer.confirmed,
+        },
+    }

@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from medfw.crypto.keys import KeyType, PublicKey
 from medfw.crypto.signer import HashName, Signer
-from medfw.errors import KeyMaterialError, MalformedImageError, SignatureError, UsageError
+from medfw.errors import IntegrityError, KeyMaterialError, MalformedImageError, SignatureError, UsageError
+from medfw.image.esp import IMAGE_MAGIC as ESP_IMAGE_MAGIC
 
 __all__ = [
     "BLOCK_SIZE",
@@ -334,10 +335,10 @@ def assemble_block(digest: bytes, signature: bytes, public_key: PublicKey) -> by
 
 
 def _parse_block(raw: bytes, index: int, offset: int, path: str | None) -> Sbv2Block:
-    """Parse one block that starts with the magic byte; raise MalformedImageError on any defect."""
+    """Parse one block that starts with the magic byte; raise IntegrityError on any defect."""
 
-    def bad(message: str, field: str, rel: int) -> MalformedImageError:
-        return MalformedImageError(
+    def bad(message: str, field: str, rel: int) -> IntegrityError:
+        return IntegrityError(
             f"signature block {index}: {message}", path=path, field=f"block[{index}].{field}", offset=offset + rel
         )
 
@@ -419,7 +420,8 @@ def parse_signature_sector(data: bytes | memoryview, *, offset: int = 0, path: s
     and padding bytes, a valid key), all of one scheme, and every byte after them 0xFF.
 
     Raises:
-        MalformedImageError: the sector is not exactly 4096 bytes, holds no block, or any defect above.
+        MalformedImageError: the sector is not exactly 4096 bytes.
+        IntegrityError: the sector holds no block, or any defect above (a damaged or altered sector: exit 1).
     """
     sector = bytes(data)
     if len(sector) != SECTOR_SIZE:
@@ -434,7 +436,7 @@ def parse_signature_sector(data: bytes | memoryview, *, offset: int = 0, path: s
         blocks.append(_parse_block(raw, i, offset + i * BLOCK_SIZE, path))
     end = len(blocks) * BLOCK_SIZE
     if not blocks:
-        raise MalformedImageError(
+        raise IntegrityError(
             f"no signature block: byte 0 of the signature sector is 0x{sector[0]:02x}, not the magic 0xE7",
             path=path,
             field="block[0].magic",
@@ -443,7 +445,7 @@ def parse_signature_sector(data: bytes | memoryview, *, offset: int = 0, path: s
     tail = sector[end:]
     if tail.count(0xFF) != len(tail):
         bad_at = next(i for i, b in enumerate(tail) if b != 0xFF)
-        raise MalformedImageError(
+        raise IntegrityError(
             f"signature sector bytes after block {len(blocks) - 1} must be 0xFF",
             path=path,
             field="sector.padding",
@@ -452,7 +454,7 @@ def parse_signature_sector(data: bytes | memoryview, *, offset: int = 0, path: s
     schemes = {b.scheme for b in blocks}
     if len(schemes) > 1:
         listing = ", ".join(f"block {b.index} {b.scheme}" for b in blocks)
-        raise MalformedImageError(
+        raise IntegrityError(
             f"mixed signature schemes in one sector ({listing}); a device accepts only one",
             path=path,
             field="block.version",
@@ -465,7 +467,8 @@ def parse_signed_image(data: bytes, *, path: str | None = None) -> SignatureSect
     """Parse the signature sector at the end of a signed image (the last 4096 bytes).
 
     Raises:
-        MalformedImageError: the image is not a non-empty multiple of 4 KiB plus a sector, or the sector is bad.
+        MalformedImageError: the image is not a non-empty multiple of 4 KiB plus a sector.
+        IntegrityError: the sector holds no signature block or a damaged one.
     """
     if len(data) < 2 * SECTOR_SIZE or len(data) % SECTOR_SIZE:
         raise MalformedImageError(
@@ -504,7 +507,12 @@ def assemble_signed_image(data: bytes, blocks: Sequence[bytes], *, append: bool 
         raise UsageError("the image is empty: nothing to sign")
     existing: list[bytes] = []
     if append:
-        sector = parse_signed_image(data)
+        try:
+            sector = parse_signed_image(data)
+        except IntegrityError as e:
+            raise MalformedImageError(
+                f"--append needs a signed image: {e.message}", field=e.field, offset=e.offset
+            ) from None
         start = len(data) - SECTOR_SIZE
         existing = [
             bytes(data[start + b.index * BLOCK_SIZE : start + (b.index + 1) * BLOCK_SIZE]) for b in sector.blocks
@@ -546,7 +554,12 @@ def sign_image(data: bytes, signers: Sequence[Signer], *, append: bool = False) 
     keys = [s.public_key() for s in signers]
     schemes = [scheme_of_key(k, path=s.key_id) for k, s in zip(keys, signers, strict=True)]
     if append:
-        sector = parse_signed_image(data)
+        try:
+            sector = parse_signed_image(data)
+        except IntegrityError as e:
+            raise MalformedImageError(
+                f"--append needs a signed image: {e.message}", field=e.field, offset=e.offset
+            ) from None
         schemes.append(sector.scheme)
         body = bytes(data[: len(data) - SECTOR_SIZE])
     else:
@@ -587,7 +600,17 @@ def sign_image(data: bytes, signers: Sequence[Signer], *, append: bool = False) 
 
 def _check_self_consistent(data: bytes, path: str | None) -> tuple[SignatureSector, bytes]:
     """Parse the sector, check every block's image digest and self-signature; return sector and digest."""
-    sector = parse_signed_image(data, path=path)
+    try:
+        sector = parse_signed_image(data, path=path)
+    except IntegrityError as e:
+        if e.field == "block[0].magic" and data[:1] != bytes([ESP_IMAGE_MAGIC]):
+            raise MalformedImageError(
+                "not a signed image: neither an ESP image (magic 0xE9) nor followed by a signature sector",
+                path=path,
+                field="magic",
+                offset=0,
+            ) from None
+        raise
     signed = memoryview(data)[: len(data) - SECTOR_SIZE]
     digest = _hash(signed, sector.scheme.hash_name)  # one scheme per sector, so one pass over the image
     for block in sector.blocks:
@@ -635,7 +658,9 @@ def verify_image(
 
     Raises:
         UsageError: no trusted keys were given, or a trusted digest has a bad length.
-        MalformedImageError: the image or its signature sector is malformed.
+        MalformedImageError: the input is not a signed image at all (bad length; neither an ESP image nor
+            followed by a signature sector).
+        IntegrityError: the signature sector is damaged or absent from an ESP image (exit 1).
         SignatureError: a digest or signature does not verify, or no block carries a trusted,
             non-revoked key (the message says, per block, why).
     """

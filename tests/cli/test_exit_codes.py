@@ -1,0 +1,271 @@
+"""Exit codes of every verifying command: 0 valid, 1 tampered (verification failed), 2 not the format at all.
+
+A damaged signature block or TLV area (CRC, digest, key, signature, layout) is tampering and exits 1; only
+input that is not the format at all (wrong magic, truncated header, not JSON, not a log) exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medfw.cli import main
+from medfw.crypto.keys import load_private_key, private_key_pem, public_key_pem
+from medfw.crypto.signer import FileSigner
+from medfw.errors import MedfwError
+from medfw.image import mcuboot, sbv2
+from medfw.image.esp import build_app_image
+
+from ._json import envelope
+
+VEC = Path(__file__).resolve().parents[1] / "vectors"
+MCUBOOT = VEC / "mcuboot"
+EFUSE = VEC / "efuse"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "device"
+
+
+def code_of(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> int:
+    """Run medfw with ``--json``; check the envelope carries the same exit code; return it."""
+    code = main([*(str(a) for a in argv), "--json"])
+    doc = envelope(capsys.readouterr().out)
+    assert doc["exit_code"] == code
+    return code
+
+
+def flipped(data: bytes, pos: int, mask: int = 0x01) -> bytes:
+    out = bytearray(data)
+    out[pos] ^= mask
+    return bytes(out)
+
+
+def library_code(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except MedfwError as e:
+        return e.exit_code
+    return 0
+
+
+# --- Secure Boot v2 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sbv2_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, Path]:
+    work = tmp_path_factory.mktemp("sbv2-exit")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (work / "k.pem").write_bytes(private_key_pem(key))
+    (work / "k.pub").write_bytes(public_key_pem(key.public_key()))
+    app = build_app_image(version="1.0.0", secure_version=1, payload=b"\x42" * 3000)
+    signed = sbv2.sign_image(app, [FileSigner.from_file(str(work / "k.pem"))])
+    (work / "signed.bin").write_bytes(signed)
+    return work, signed, work / "k.pub"
+
+
+def test_sbv2_every_byte_of_the_signature_block_is_tampering(sbv2_signed: tuple[Path, bytes, Path]) -> None:
+    _work, signed, pub = sbv2_signed
+    key = [load_private_key_pub(pub)]
+    start = len(signed) - sbv2.SECTOR_SIZE
+    # every byte of the one block, plus every 7th byte of the 0xFF tail of the sector
+    positions = [*range(start, start + sbv2.BLOCK_SIZE), *range(start + sbv2.BLOCK_SIZE, len(signed), 7)]
+    codes = {
+        pos: library_code(lambda p=pos: sbv2.verify_image(flipped(signed, p), public_keys=key)) for pos in positions
+    }
+    assert set(codes.values()) == {1}, {p: c for p, c in codes.items() if c != 1}
+
+
+@pytest.mark.parametrize(
+    ("what", "rel"),
+    [("magic", 0), ("version", 1), ("digest", 4), ("key", 40), ("signature", 110), ("crc", 1196), ("padding", 1210)],
+)
+def test_verify_sbv2_tampered_block_exits_1(
+    sbv2_signed: tuple[Path, bytes, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path, what: str, rel: int
+) -> None:
+    _work, signed, pub = sbv2_signed
+    bad = tmp_path / f"{what}.bin"
+    bad.write_bytes(flipped(signed, len(signed) - sbv2.SECTOR_SIZE + rel))
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, bad) == 1
+
+
+def test_verify_sbv2_codes(
+    sbv2_signed: tuple[Path, bytes, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    work, signed, pub = sbv2_signed
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, work / "signed.bin") == 0
+    (tmp_path / "body.bin").write_bytes(flipped(signed, 100))
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, tmp_path / "body.bin") == 1
+    (tmp_path / "unsigned.bin").write_bytes(sbv2.pad_image(signed[: -sbv2.SECTOR_SIZE]) + b"\xff" * 4096)
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, tmp_path / "unsigned.bin") == 1
+    # not the format at all
+    (tmp_path / "short.bin").write_bytes(signed[:-100])
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, tmp_path / "short.bin") == 2
+    (tmp_path / "zeros.bin").write_bytes(bytes(8192))
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, tmp_path / "zeros.bin") == 2
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", pub, tmp_path / "missing.bin") == 2
+    # the trusted key is bad input
+    assert code_of(capsys, "verify", "sbv2", "--pub-key", tmp_path / "zeros.bin", work / "signed.bin") == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pos=st.integers(min_value=0), mask=st.integers(1, 255))
+def test_sbv2_random_flips_never_exit_2(sbv2_signed: tuple[Path, bytes, Path], pos: int, mask: int) -> None:
+    _work, signed, pub = sbv2_signed
+    bad = flipped(signed, pos % len(signed), mask)
+    assert library_code(lambda: sbv2.verify_image(bad, public_keys=[load_private_key_pub(pub)])) == 1
+
+
+def load_private_key_pub(path: Path) -> ec.EllipticCurvePublicKey:
+    from medfw.crypto.keys import load_public_key
+
+    key = load_public_key(path)
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+# --- MCUboot ------------------------------------------------------------------------------------------------
+
+
+def _mcuboot_key() -> object:
+    return load_private_key(MCUBOOT / "key-ed25519.pem").public_key()
+
+
+def test_mcuboot_every_byte_flip_exits_1_except_the_magic() -> None:
+    data = (MCUBOOT / "ed25519-sc7.bin").read_bytes()
+    img = mcuboot.parse_image(data)
+    assert img.tlv_end == len(data)  # no trailer: every byte is covered
+    key = [_mcuboot_key()]
+    codes = {
+        pos: library_code(lambda p=pos: mcuboot.verify_image(flipped(data, p), key))  # type: ignore[arg-type]
+        for pos in range(len(data))
+    }
+    assert {p for p, c in codes.items() if c == 2} == {0, 1, 2, 3}  # ih_magic
+    assert {c for p, c in codes.items() if p >= 4} == {1}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ed25519-sc7.bin", 0),
+        ("ecdsa-p256-confirm.bin", 0),
+        ("ecdsa-p256-clear.bin", 0),  # imgtool sign --clear: ENCRYPTED flag, plaintext payload
+        ("ecdsa-p256-encrypted.bin", 1),  # ciphertext: the hash is over the plaintext (imgtool: invalid hash)
+    ],
+)
+def test_verify_mcuboot_vectors(capsys: pytest.CaptureFixture[str], name: str, expected: int) -> None:
+    kt = "ed25519" if name.startswith("ed25519") else "ecdsa-p256"
+    assert code_of(capsys, "verify", "mcuboot", "--key", MCUBOOT / f"key-{kt}.pem", MCUBOOT / name) == expected
+
+
+def test_verify_mcuboot_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = (MCUBOOT / "ed25519-sc7.bin").read_bytes()
+    img = mcuboot.parse_image(data)
+    key = MCUBOOT / "key-ed25519.pem"
+    cases = {
+        "hash": (flipped(data, img.tlvs[0].value_offset), 1),
+        "keyhash": (flipped(data, img.tlvs[1].value_offset), 1),
+        "signature": (flipped(data, img.tlvs[2].value_offset), 1),
+        "tlv-magic": (flipped(data, img.hashed_size), 1),
+        "tlv-length": (flipped(data, img.tlvs[2].offset + 2), 1),
+        "no-tlv-area": (data[: img.hashed_size], 1),
+        "body-cut": (data[:600], 1),
+        "magic": (flipped(data, 0), 2),
+        "header-cut": (data[:20], 2),
+    }
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert code_of(capsys, "verify", "mcuboot", "--key", key, tmp_path / name) == expected, name
+    assert (
+        code_of(capsys, "verify", "mcuboot", "--key", MCUBOOT / "key-ecdsa-p256.pem", MCUBOOT / "ed25519-sc7.bin") == 1
+    )
+
+
+# --- image info -----------------------------------------------------------------------------------------------
+
+
+def test_image_info_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert code_of(capsys, "image", "info", MCUBOOT / "ed25519-sc7.bin") == 0
+    assert code_of(capsys, "image", "info", VEC / "esp/images/esp_idf_blink_esp32s2.bin") == 0
+    (tmp_path / "junk.bin").write_bytes(b"\x00" * 64)
+    assert code_of(capsys, "image", "info", tmp_path / "junk.bin") == 2
+
+
+# --- audit log --------------------------------------------------------------------------------------------------
+
+
+def test_audit_verify_and_bundle_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    log, key = tmp_path / "a.db", tmp_path / "a.key"
+    assert code_of(capsys, "audit", "init", log, "--key-out", key) == 0
+    for i in range(3):
+        assert (
+            code_of(capsys, "audit", "append", log, "--type", "key.revoke", "--outcome", "success", "--reason", f"r{i}")
+            == 0
+        )
+    assert code_of(capsys, "audit", "verify", log, "--key", key) == 0
+    bundle = tmp_path / "b.json"
+    assert code_of(capsys, "audit", "export", log, "--out", bundle) == 0
+    assert code_of(capsys, "audit", "verify-bundle", bundle, "--key", key) == 0
+    # tampered
+    tampered = tmp_path / "b2.json"
+    text = bundle.read_text()
+    assert '\\"r1\\"' in text
+    tampered.write_text(text.replace('\\"r1\\"', '\\"r7\\"'))
+    assert code_of(capsys, "audit", "verify-bundle", tampered, "--key", key) == 1
+    db = sqlite3.connect(log)
+    pos, rec = next((p, r) for p, r in db.execute("SELECT pos, record FROM entries") if b'"r1"' in r)
+    db.execute("UPDATE entries SET record = ? WHERE pos = ?", (rec.replace(b'"r1"', b'"r7"'), pos))
+    db.commit()
+    db.close()
+    assert code_of(capsys, "audit", "verify", log, "--key", key) == 1
+    # not the format
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"garbage")
+    assert code_of(capsys, "audit", "verify", junk, "--key", key) == 2
+    assert code_of(capsys, "audit", "verify", log, "--key", junk) == 2
+    assert code_of(capsys, "audit", "verify-bundle", junk, "--key", key) == 2
+
+
+# --- SBOM, eFuse ----------------------------------------------------------------------------------------------
+
+
+def test_sbom_check_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sbom = tmp_path / "s.json"
+    assert code_of(capsys, "sbom", "generate", "--idf-build", EXAMPLE / "build", "--out", sbom) == 0
+    assert code_of(capsys, "sbom", "check", sbom) == 0
+    doc = json.loads(sbom.read_text())
+    doc["components"][0]["version"] = 7  # schema violation
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    assert code_of(capsys, "sbom", "check", tmp_path / "bad.json") == 1
+    (tmp_path / "junk.json").write_text("not json")
+    assert code_of(capsys, "sbom", "check", tmp_path / "junk.json") == 2
+
+
+def test_efuse_check_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert code_of(capsys, "efuse", "check", EFUSE / "esp32c3_locked.json") == 0
+    assert code_of(capsys, "efuse", "check", EFUSE / "esp32c3_open.json") == 1
+    (tmp_path / "junk.json").write_text("[1, 2")
+    assert code_of(capsys, "efuse", "check", tmp_path / "junk.json") == 2
+
+
+# --- evidence ---------------------------------------------------------------------------------------------------
+
+
+def test_evidence_verify_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from .test_evidence import _release_module
+
+    release = _release_module().make_release(tmp_path / "release")
+    bundle = tmp_path / "bundle"
+    assert code_of(capsys, "evidence", "build", "--release", release.root, "--out", bundle) == 0
+    pub = release.evidence_pub
+    assert code_of(capsys, "evidence", "verify", bundle, "--key", pub) == 0
+    images = bundle / "results" / "images.json"
+    images.write_text(images.read_text().replace('"ok": true', '"ok": false', 1))
+    assert code_of(capsys, "evidence", "verify", bundle, "--key", pub) == 1
+    (tmp_path / "empty").mkdir()
+    assert code_of(capsys, "evidence", "verify", tmp_path / "empty") == 2
+    assert code_of(capsys, "evidence", "verify", tmp_path / "missing") == 2
