@@ -49,6 +49,21 @@ def _sink(args: argparse.Namespace) -> Any:
     return sink
 
 
+def _agent_config(args: argparse.Namespace, ident: Any) -> None:
+    from medfw.update.agent import provision  # noqa: PLC0415
+
+    root = read_bytes(args.tuf_root, max_length=1 << 20, what="TUF root")
+    provision(
+        args.dir,
+        device_id=ident.device_id,
+        model=ident.model,
+        chip=ident.chip,
+        credential="",  # a certificate unit authenticates by mutual TLS
+        root=root,
+        server=args.server,
+    )
+
+
 def _cmd_provision(args: argparse.Namespace) -> int:
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
     from medfw.crypto.signer import load_signer  # noqa: PLC0415
@@ -79,34 +94,11 @@ def _cmd_provision(args: argparse.Namespace) -> int:
             )
         )
         raise
-    sink.record(
-        AuditEvent(
-            "device.register",
-            "success",
-            "identity_issued",
-            "provisioning",
-            {"device": ident.device_id, "certificate_sha256": ident.fingerprint},
-            {
-                "serial": ident.serial,
-                "model": ident.model,
-                "chip": ident.chip,
-                "not_after": ident.not_after.isoformat(),
-            },
-        )
-    )
+    objects = {"device": ident.device_id, "certificate_sha256": ident.fingerprint}
+    issued = {"serial": ident.serial, "model": ident.model, "chip": ident.chip, "not_after": str(ident.not_after)}
+    sink.record(AuditEvent("device.register", "success", "identity_issued", "provisioning", objects, issued))
     if args.tuf_root:
-        from medfw.update.agent import provision  # noqa: PLC0415
-
-        root = read_bytes(args.tuf_root, max_length=1 << 20, what="TUF root")
-        provision(
-            args.dir,
-            device_id=ident.device_id,
-            model=ident.model,
-            chip=ident.chip,
-            credential="",  # a certificate unit authenticates by mutual TLS
-            root=root,
-            server=args.server,
-        )
+        _agent_config(args, ident)
     data = {
         **ident.to_dict(),
         "directory": str(args.dir),

@@ -26,13 +26,14 @@ from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.device import ota
 from medfw.device.bootloader import BootConfig, BootResult, read_otadata, run_bootloader
 from medfw.device.chips import ChipSpec, get_chip
-from medfw.device.clinical import ClinicalState, Permission
+from medfw.device.clinical import ClinicalState
 from medfw.device.efuse import Efuses
-from medfw.device.errors import BootFailedError, DeviceStateError, EfuseWriteError
+from medfw.device.errors import BootFailedError, DeviceStateError
 from medfw.device.flash import SECTOR_SIZE, Flash, PowerCut, PowerLoss
 from medfw.device.otadata import COPY_OFFSETS
 from medfw.device.partitions import PARTITION_TABLE_OFFSET, PARTITION_TABLE_SIZE, PartitionTable
-from medfw.device.trail import OWN_LOG, TeeSink, open_own_log
+from medfw.device.trail import OWN_LOG, open_own_log
+from medfw.device.unit import UnitMixin
 from medfw.device.verify import check_image
 from medfw.errors import DeviceError
 
@@ -93,7 +94,7 @@ class DeviceStatus:
         }
 
 
-class Device:
+class Device(UnitMixin):
     """One simulated unit. Create with :meth:`init` / :meth:`in_memory`, reopen with :meth:`open`."""
 
     def __init__(
@@ -265,24 +266,6 @@ class Device:
             directory=path,
             audit=audit,
         )
-
-    def attach_own_log(self, path: str | Path) -> None:
-        """Record every later event also in the unit's own audit log at ``path`` (in-memory units)."""
-        if not isinstance(self.audit, TeeSink):
-            self.audit = open_own_log(Path(path), self.audit)
-
-    @property
-    def own_log_path(self) -> Path | None:
-        """The unit's own audit log, when it has one."""
-        if isinstance(self.audit, TeeSink):
-            return Path(self.audit.own.location)
-        return None
-
-    def close(self) -> None:
-        """Close the unit's own audit log (if any)."""
-        if isinstance(self.audit, TeeSink):
-            self.audit.close()
-            self.audit = self.audit.other
 
     def clone(self, *, audit: AuditSink | None = None) -> Device:
         """An independent in-memory copy of this unit (flash, eFuses, run state)."""
@@ -491,54 +474,6 @@ class Device:
             self._record(events)
             self._save()
         return result
-
-    # -- clinical state and key slots -----------------------------------------------------------------------
-
-    def set_busy(self, busy: bool) -> None:
-        """Therapy starts (``True``) or ends: a busy unit defers every install."""
-        self.clinical.set_busy(busy, self.audit)
-        self.clinical.save(self.directory)
-
-    def approve(self, target: str) -> None:
-        """The user approves installing release ``target`` (TUF target path) on this unit."""
-        self.clinical.approve(target, self.audit)
-        self.clinical.save(self.directory)
-
-    def install_permission(self, target: str, *, approval_required: bool = False) -> Permission:
-        """The install-permission hook: may ``target`` be installed now?"""
-        return self.clinical.install_permission(target, approval_required=approval_required)
-
-    def add_key_digest(self, digest: bytes) -> int:
-        """Burn a new Secure Boot key digest into a free slot (key rotation); return its slot.
-
-        A digest already burned and not revoked is not burned again (its slot is returned).
-
-        Raises:
-            EfuseWriteError: no free, writable digest slot on this unit (``no_free_slot``).
-        """
-        for s in self.efuse.key_slots():
-            if s.digest == digest and not s.revoked:
-                return s.index
-        try:
-            index = self.efuse.burn_key_digest(digest)
-        except EfuseWriteError as e:
-            self._record([AuditEvent("efuse.burn", "denied", "no_free_slot", ota.ACTOR, {"key_digest": digest.hex()})])
-            self._save()
-            raise EfuseWriteError(e.message, field=e.field or "KEY_PURPOSE", reason="no_free_slot") from None
-        self._record(
-            [
-                AuditEvent(
-                    "efuse.burn",
-                    "success",
-                    "key_digest_added",
-                    ota.ACTOR,
-                    {"key_digest": digest.hex()},
-                    {"slot": index},
-                )
-            ]
-        )
-        self._save()
-        return index
 
     def revoke_key(self, slot: int, *, power_cut: str | None = None) -> None:
         """Revoke key digest ``slot`` the conservative way (see :func:`medfw.device.ota.revoke_key`).

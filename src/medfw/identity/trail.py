@@ -57,6 +57,7 @@ class NewEntry:
     outcome: str
     reason: str | None
     ts: str
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,42 +134,41 @@ def verify_upload(
                 raise TrailRejectedError(f"entry {seq} differs from the one already verified", reason="fork", seq=seq)
             duplicates += 1
             continue
-        try:
-            r = parse_record(rec)
-        except AuditError as e:
-            raise TrailRejectedError(f"entry {seq}: {e.message}", reason="malformed", seq=seq) from None
-        if r.seq != seq:
-            raise TrailRejectedError(f"entry filed as {seq} says seq {r.seq}", reason="malformed", seq=seq)
-        if r.prev != prev:
-            raise TrailRejectedError(
-                f"entry {seq} does not chain to the previous entry", reason="chain_broken", seq=seq
-            )
-        if r.epoch < epoch:
-            raise TrailRejectedError(
-                f"entry {seq} claims epoch {r.epoch} after {epoch}", reason="epoch_rewind", seq=seq
-            )
-        if not tag_matches(keys.mac(r.epoch), bytes.fromhex(h), tag):
-            raise TrailRejectedError(
-                f"entry {seq} is not sealed with its epoch {r.epoch} key (re-sealed or forged)",
-                reason="bad_seal",
-                seq=seq,
-            )
-        body = r.body
-        new.append(
-            NewEntry(
-                seq=seq,
-                record=rec,
-                tag=tag,
-                entry_hash=h,
-                type=r.type,
-                outcome=str(body.get("outcome", "")),
-                reason=body.get("reason") if isinstance(body.get("reason"), str) else None,
-                ts=r.ts,
-            )
-        )
-        prev, epoch, size = h, r.epoch, seq + 1
+        entry = _new_entry(seq, rec, tag, h, prev=prev, epoch=epoch, keys=keys)
+        new.append(entry)
+        prev, epoch, size = h, int(entry.epoch), seq + 1
     _check_checkpoint(checkpoint, rows, size, prev, log_size)
     return TrailUpdate(tuple(new), TrailHead(size, prev, epoch), duplicates, log_size)
+
+
+def _new_entry(seq: int, rec: bytes, tag: bytes, h: str, *, prev: str, epoch: int, keys: EpochKeys) -> NewEntry:
+    """Check one entry the server does not hold yet: canonical, filed under its seq, chained, sealed."""
+    try:
+        r = parse_record(rec)
+    except AuditError as e:
+        raise TrailRejectedError(f"entry {seq}: {e.message}", reason="malformed", seq=seq) from None
+    if r.seq != seq:
+        raise TrailRejectedError(f"entry filed as {seq} says seq {r.seq}", reason="malformed", seq=seq)
+    if r.prev != prev:
+        raise TrailRejectedError(f"entry {seq} does not chain to the previous entry", reason="chain_broken", seq=seq)
+    if r.epoch < epoch:
+        raise TrailRejectedError(f"entry {seq} claims epoch {r.epoch} after {epoch}", reason="epoch_rewind", seq=seq)
+    if not tag_matches(keys.mac(r.epoch), bytes.fromhex(h), tag):
+        raise TrailRejectedError(
+            f"entry {seq} is not sealed with its epoch {r.epoch} key (re-sealed or forged)", reason="bad_seal", seq=seq
+        )
+    reason = r.body.get("reason")
+    return NewEntry(
+        seq=seq,
+        record=rec,
+        tag=tag,
+        entry_hash=h,
+        type=r.type,
+        outcome=str(r.body.get("outcome", "")),
+        reason=reason if isinstance(reason, str) else None,
+        ts=r.ts,
+        epoch=r.epoch,
+    )
 
 
 def _check_checkpoint(

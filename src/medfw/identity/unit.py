@@ -123,32 +123,41 @@ def provision_identity(
         expected_key=key.public_key() if key is not None else None,
     )
     audit_key = derive_audit_key(audit_master, device_id) if audit_master is not None else None
-    log_path = d / AUDIT_LOG
-    if audit_key is not None and log_path.exists():
-        raise IdentityError("the unit already has an audit log", path=str(log_path))
+    if audit_key is not None and (d / AUDIT_LOG).exists():
+        raise IdentityError("the unit already has an audit log", path=str(d / AUDIT_LOG))
+    files = [
+        ("device.csr", request.public_bytes(serialization.Encoding.PEM)),
+        ("ca.crt", ca.certificate.public_bytes(serialization.Encoding.PEM)),
+        ("device.crt", cert.public_bytes(serialization.Encoding.PEM)),
+    ]
+    new_key = private_key_pem(key) if key is not None and not key_path.exists() else None
+    _write_identity(d, device_id, new_key, files, audit_key)
+    return identity_of(cert)
+
+
+def _write_identity(
+    d: Path, device_id: str, new_key: bytes | None, files: list[tuple[str, bytes]], audit_key: bytes | None
+) -> None:
+    """Write the unit's identity files and create its audit log; on any failure remove what was written."""
+    idir = d / IDENTITY_DIR
     idir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        if key is not None and not key_path.exists():
-            atomic_write(key_path, private_key_pem(key), mode=0o600, overwrite=False)
-            written.append(key_path)
-        for name, data in (
-            ("device.csr", request.public_bytes(serialization.Encoding.PEM)),
-            ("ca.crt", ca.certificate.public_bytes(serialization.Encoding.PEM)),
-            ("device.crt", cert.public_bytes(serialization.Encoding.PEM)),
-        ):
+        if new_key is not None:
+            atomic_write(idir / "device.key", new_key, mode=0o600, overwrite=False)
+            written.append(idir / "device.key")
+        for name, data in files:
             atomic_write(idir / name, data)
             written.append(idir / name)
         if audit_key is not None:
             from medfw.audit import init_log  # noqa: PLC0415 - the log machinery loads on first use
 
-            init_log(log_path, log_id=audit_log_id(device_id), host_id=device_id, initial_key=audit_key)
+            init_log(d / AUDIT_LOG, log_id=audit_log_id(device_id), host_id=device_id, initial_key=audit_key)
     except BaseException:
         for p in written:
             with contextlib.suppress(OSError):
                 p.unlink()
         raise
-    return identity_of(cert)
 
 
 @dataclass

@@ -80,58 +80,25 @@ class CampaignOps(TrailOps):
             new_digest = public_key_digest(new_key).hex()
         except MedfwError as e:
             raise invalid(f"new key: {e.message}", field="new_key") from None
-        with self.sessions() as s:
-            rel = s.scalar(
-                select(Release).where(
-                    Release.id == release if isinstance(release, int) else Release.target_path == release
-                )
-            )
-            if rel is None:
-                raise not_found(f"no release {release}")
-            rel_sha, rel_path = rel.sha256, rel.target_path
+        rel_sha, rel_path = self._campaign_release(release)
         try:
             approved = self._check_approvals(new_key, rel_sha, approvals)
         except MedfwError as e:
-            self._event(
-                "key.rotate",
-                "denied",
-                actor,
-                reason="approvals",
-                objects={"release": rel_path},
-                data={"detail": e.message},
-            )
+            self._refuse_campaign(actor, "approvals", rel_path, e.message)
             raise
         base = spec or RolloutSpec(release=rel_path)
         with self.work() as w:
             rollout_id = rollouts.create(w, RolloutSpec(**{**base.__dict__, "release": rel_path}), actor=actor)
-            s = w.session
-            units = list(s.scalars(select(Assignment.device_id).where(Assignment.rollout_id == rollout_id)))
-            claims = {
-                c.device_id: (c.claims or {}).get("key_slots")
-                for c in s.scalars(select(DeviceClaims).where(DeviceClaims.device_id.in_(units)))
-            }
+            units, claims = _units_and_key_slots(w.session, rollout_id)
             try:
                 check_start(old_slot=old_slot, new_digest=new_digest, units={u: claims.get(u) for u in units})
             except CampaignRefusedError as e:
-                self._event(
-                    "key.rotate",
-                    "denied",
-                    actor,
-                    reason=e.reason,
-                    objects={"release": rel_path},
-                    data={"detail": e.message},
-                )
+                self._refuse_campaign(actor, e.reason, rel_path, e.message)
                 raise conflict(f"campaign refused ({e.reason}): {e.message}") from None
-            old_digest = Counter(
-                str(sl.get("digest"))
-                for ks in claims.values()
-                for sl in (ks or [])
-                if sl.get("slot") == old_slot and sl.get("digest")
-            ).most_common(1)
             camp = RotationCampaign(
                 rollout_id=rollout_id,
                 old_slot=old_slot,
-                old_key_digest=old_digest[0][0] if old_digest else "",
+                old_key_digest=_common_digest(claims, old_slot),
                 new_key_digest=new_digest,
                 new_key_fingerprint=public_key_fingerprint(new_key),
                 state="running",
@@ -139,27 +106,27 @@ class CampaignOps(TrailOps):
                 created=_now(),
                 updated=_now(),
             )
-            s.add(camp)
-            s.flush()
-            s.add(RolloutOptions(rollout_id=rollout_id, require_approval=False, campaign_id=camp.id))
-            for u in units:
-                s.add(RotationUnit(campaign_id=camp.id, device_id=u, state=UnitState.WAITING.value, updated=_now()))
-            campaign_id = camp.id
+            _add_campaign(w.session, camp, units)
             w.changed = True
-            w.audit(
-                "key.rotate",
-                "success",
-                actor,
-                reason="campaign_start",
-                objects={"campaign": str(campaign_id), "rollout": str(rollout_id), "release": rel_path},
-                data={
-                    "old_slot": old_slot,
-                    "new_key_digest": new_digest,
-                    "units": len(units),
-                    "approved_by": [a["statement"]["approver"] for a in approved],
-                },
+            data = {"old_slot": old_slot, "new_key_digest": new_digest, "units": len(units)}
+            data["approved_by"] = [a["statement"]["approver"] for a in approved]
+            objects = {"campaign": str(camp.id), "rollout": str(rollout_id), "release": rel_path}
+            w.audit("key.rotate", "success", actor, reason="campaign_start", objects=objects, data=data)
+        return self.campaign(camp.id)
+
+    def _campaign_release(self, release: str | int) -> tuple[str, str]:
+        with self.sessions() as s:
+            q = select(Release).where(
+                Release.id == release if isinstance(release, int) else Release.target_path == release
             )
-        return self.campaign(campaign_id)
+            rel = s.scalar(q)
+            if rel is None:
+                raise not_found(f"no release {release}")
+            return rel.sha256, rel.target_path
+
+    def _refuse_campaign(self, actor: str, reason: str, release: str, detail: str) -> None:
+        objects = {"release": release}
+        self._event("key.rotate", "denied", actor, reason=reason, objects=objects, data={"detail": detail})
 
     def campaign(self, campaign_id: int) -> dict[str, Any]:
         """A campaign with per-unit progress."""
@@ -308,6 +275,32 @@ class CampaignOps(TrailOps):
                 "old_key_digest": camp.old_key_digest or None,
                 "new_key_digest": camp.new_key_digest,
             }
+
+
+def _units_and_key_slots(s: Any, rollout_id: int) -> tuple[list[str], dict[str, Any]]:
+    """The rollout's units and the key slots each last reported in signed claims."""
+    units = list(s.scalars(select(Assignment.device_id).where(Assignment.rollout_id == rollout_id)))
+    rows = s.scalars(select(DeviceClaims).where(DeviceClaims.device_id.in_(units)))
+    return units, {c.device_id: (c.claims or {}).get("key_slots") for c in rows}
+
+
+def _common_digest(claims: Mapping[str, Any], slot: int) -> str:
+    """The digest most units report in ``slot`` (the campaign's old key), or ``""``."""
+    found = Counter(
+        str(sl.get("digest"))
+        for ks in claims.values()
+        for sl in (ks or [])
+        if sl.get("slot") == slot and sl.get("digest")
+    ).most_common(1)
+    return found[0][0] if found else ""
+
+
+def _add_campaign(s: Any, camp: RotationCampaign, units: Sequence[str]) -> None:
+    s.add(camp)
+    s.flush()
+    s.add(RolloutOptions(rollout_id=camp.rollout_id, require_approval=False, campaign_id=camp.id))
+    for u in units:
+        s.add(RotationUnit(campaign_id=camp.id, device_id=u, state=UnitState.WAITING.value, updated=_now()))
 
 
 def campaign_units(status: Mapping[str, Any]) -> Mapping[str, str]:

@@ -167,12 +167,7 @@ class DeviceOps(ServiceBase):
                 if value is not None:
                     setattr(dev, name, value)
             if a is not None and a.state not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
-                if status == "confirmed" and not trusted:
-                    status, reason = rules.UNVERIFIED, "unverified_report"
-                a.state, a.reason, a.updated = status, reason, when
-                ro = rollout_sql.rollout(s, a.rollout_id, lock=True)
-                assert ro is not None
-                rollouts.evaluate(w, ro)
+                status, reason = _move(w, a, status, reason, trusted=trusted)
             w.changed = True
             w.audit(
                 "ota.report",
@@ -250,6 +245,18 @@ def same_version(reported: str | None, release: str) -> bool:
         return compare_versions(reported, release) == 0
     except ValueError:
         return reported == release
+
+
+def _move(w: Any, a: Any, status: str, reason: str | None, *, trusted: bool) -> tuple[str, str | None]:
+    """Move an assignment to what its device reported (an untrusted confirmation to ``unverified``) and re-evaluate
+    the rollout; return the state and reason recorded."""
+    if status == "confirmed" and not trusted:
+        status, reason = rules.UNVERIFIED, "unverified_report"
+    a.state, a.reason, a.updated = status, reason, now()
+    ro = rollout_sql.rollout(w.session, a.rollout_id, lock=True)
+    assert ro is not None
+    rollouts.evaluate(w, ro)
+    return status, reason
 
 
 def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:

@@ -73,25 +73,7 @@ class TrailOps(TrustOps):
             except TrailRejectedError as e:
                 refusal = e
             else:
-                if trail is None:
-                    trail = DeviceTrail(device_id=device_id, size=0, head=GENESIS_PREV, epoch=0, log_size=0, refused=0)
-                    s.add(trail)
-                for n in update.entries:
-                    s.add(
-                        TrailEntry(
-                            device_id=device_id,
-                            seq=n.seq,
-                            record=n.record.decode("utf-8"),
-                            tag=n.tag.hex(),
-                            entry_hash=n.entry_hash,
-                            type=n.type,
-                            outcome=n.outcome,
-                            reason=n.reason,
-                            ts=n.ts,
-                        )
-                    )
-                trail.size, trail.head, trail.epoch = update.head.size, update.head.head, update.head.epoch
-                trail.log_size, trail.checkpoint, trail.updated = update.log_size, checkpoint, _now()
+                _store(s, device_id, trail, update, checkpoint)
         if refusal is not None:
             self._trail_refused(device_id, refusal, seq)
             status = invalid if refusal.reason == "malformed" else conflict
@@ -221,6 +203,29 @@ class TrailOps(TrustOps):
             "head": head.head,
             "checkpoint": trail.checkpoint if trail else None,
         }
+
+
+def _store(s: Any, device_id: str, trail: DeviceTrail | None, update: Any, checkpoint: str) -> None:
+    """Append a verified batch and move the unit's trail head (inside the upload's transaction)."""
+    if trail is None:
+        trail = DeviceTrail(device_id=device_id, size=0, head=GENESIS_PREV, epoch=0, log_size=0, refused=0)
+        s.add(trail)
+    for n in update.entries:
+        s.add(
+            TrailEntry(
+                device_id=device_id,
+                seq=n.seq,
+                record=n.record.decode("utf-8"),
+                tag=n.tag.hex(),
+                entry_hash=n.entry_hash,
+                type=n.type,
+                outcome=n.outcome,
+                reason=n.reason,
+                ts=n.ts,
+            )
+        )
+    trail.size, trail.head, trail.epoch = update.head.size, update.head.head, update.head.epoch
+    trail.log_size, trail.checkpoint, trail.updated = update.log_size, checkpoint, _now()
 
 
 def _canary_query(rollout_id: int, phase: int) -> Any:
