@@ -45,3 +45,9 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert main(["evidence", "verify", str(bundle), "--key", str(out / "keys" / "evidence.pub.pem")]) == 1
     # the audit log the demo wrote verifies with its offline key
     assert main(["audit", "verify", str(out / "audit.db"), "--key", str(out / "keys" / "audit.vkey")]) == 0
+    # no secret in a world-readable file: the logs hold the bootstrap admin token's output
+    logs = out / "logs"
+    assert logs.stat().st_mode & 0o077 == 0
+    for log in logs.iterdir():
+        assert log.stat().st_mode & 0o077 == 0, log
+    assert any("mft_" in log.read_text() for log in logs.iterdir())  # the token is there, and private

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from medfw._io import atomic_write_text
 from medfw.cli import main as medfw_main
 from medfw.errors import MedfwError
 from medfw.image.esp import build_app_image
@@ -124,8 +125,9 @@ class Demo:
             code = medfw_main(list(argv))
         self.last_output = out.getvalue() + err.getvalue()
         log = self.path("logs", f"{self.step_no:02d}-{argv[0]}-{argv[1] if len(argv) > 1 else ''}.txt")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(f"$ {shown}\n(exit {code})\n{out.getvalue()}{err.getvalue()}", encoding="utf-8")
+        log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # 0600: command output can hold secrets (the bootstrap admin token, device credentials)
+        atomic_write_text(log, f"$ {shown}\n(exit {code})\n{out.getvalue()}{err.getvalue()}", mode=0o600)
         mark = "[green]✓[/]" if code == expect else "[red]✗[/]"
         note = f" [dim](exit {code}, expected)[/]" if expect != 0 and code == expect else ""
         if not quiet or code != expect:
@@ -189,8 +191,8 @@ def _server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[str]:
         "--allow-shared-secret-devices",  # the demo's units are simulators without device certificates
     ]
     log = demo.path("logs", "ota-server.txt")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as fh:
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30

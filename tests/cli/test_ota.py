@@ -308,7 +308,7 @@ def test_serve_command_starts_and_answers(
 def test_serve_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ota", "serve", "--repo", str(tmp_path)]) == 2
     assert main(["ota", "serve", "--db", "mysql://x/y"]) == 2
-    assert main(["ota", "serve", "--workers", "2", "--audit-log", str(tmp_path / "a.db")]) == 2
+    assert main(["ota", "serve", "--workers", "0", "--audit-log", str(tmp_path / "a.db")]) == 2
     assert "database URL" in capsys.readouterr().err
 
 
@@ -347,3 +347,87 @@ def test_tables_print_device_reported_strings_as_text(
         for command in (["device", "list"], ["fleet"]):
             assert main(["ota", *command, *srv]) == 0
             assert version[:4] in capsys.readouterr().out  # shown as text (a narrow table may wrap the rest)
+
+
+def test_tokens_and_credentials_from_the_cli_without_secrets_in_argv(
+    tmp_path: Path, server: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(server["token"] + "\n")
+    token_file.chmod(0o644)
+    srv = ["--server", server["url"], "--token-file", str(token_file)]
+    code, _ = _run(capsys, "ota", "token", "list", *srv, "--json")
+    assert code == 2  # a token file other users can read is refused
+    token_file.chmod(0o600)
+    code, out = _run(
+        capsys,
+        "ota",
+        "token",
+        "create",
+        "--db",
+        server["db"],
+        "--name",
+        "ci",
+        "--role",
+        "operator",
+        "--expires-in",
+        "10m",
+        "--json",
+    )
+    assert code == 0 and out["expires"] is not None
+    code, out = _run(
+        capsys,
+        "ota",
+        "token",
+        "create",
+        "--db",
+        server["db"],
+        "--name",
+        "x",
+        "--role",
+        "admin",
+        "--expires-in",
+        "10y",
+        "--json",
+    )
+    assert code == 2
+    code, out = _run(capsys, "ota", "token", "list", *srv, "--json")
+    assert code == 0 and {t["name"] for t in out} == {"admin", "ci"}
+    code, out = _run(capsys, "ota", "token", "revoke", "ci", *srv, "--json")
+    assert code == 0 and out["active"] is False
+    # device credential rotation and re-provisioning
+    dev_dir = tmp_path / "unit9"
+    code, out = _run(
+        capsys,
+        "ota",
+        "device",
+        "add",
+        "--id",
+        "unit9",
+        "--model",
+        "pump",
+        "--provision",
+        str(dev_dir),
+        "--repo",
+        server["repo"],
+        *srv,
+        "--json",
+    )
+    assert code == 0
+    before = (dev_dir / "ota" / "agent.json").read_text()
+    code, out = _run(capsys, "ota", "device", "rotate", "--id", "unit9", "--provision", str(dev_dir), *srv, "--json")
+    assert code == 0 and "credential" not in out
+    assert (dev_dir / "ota" / "agent.json").read_text() != before
+    assert (dev_dir / "ota" / "agent.json").stat().st_mode & 0o077 == 0
+    import httpx
+
+    cred = json.loads((dev_dir / "ota" / "agent.json").read_text())["credential"]
+    r = httpx.get(f"{server['url']}/api/v1/devices/unit9/poll", headers={"Authorization": f"Device {cred}"})
+    assert r.status_code == 200  # the device directory holds the new, working credential
+    assert main(["ota", "device", "add", "--id", "unit9", "--model", "pump", *srv]) == 2  # 409: exists
+    capsys.readouterr()
+    # --token in argv still works, with a warning
+    code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--token", server["token"], "--json")
+    assert code == 0
+    assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
+    assert "process list" in capsys.readouterr().err

@@ -155,6 +155,7 @@ def test_auth_refusals_store_nothing(api: Api) -> None:
     r = api.client.post("/api/v1/rollouts", json={"release": 1}, headers=api.h("read-only"))
     assert r.status_code == 403
     assert _count(api, Rollout) == 0 and _count(api, Device) == 2
+    api.service.flush_denied()  # refusals are audited aggregated, per source and reason
     denied = [e for e in api.sink.events if e.outcome == "denied"]
     assert {e.reason for e in denied} >= {
         "missing_credential",

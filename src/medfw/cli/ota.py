@@ -20,7 +20,7 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli import _ota_trust
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.crypto.keys import load_private_key, write_private_key
 from medfw.errors import EXIT_OK, InputError, UsageError
 
@@ -59,22 +59,78 @@ def _online_signer(repo_dir: Path, role: str, uri: str | None, *, generate: bool
     return online_signer(repo_dir, role, uri, generate=generate)
 
 
+def _secret_file(path: str, what: str, flag: str) -> str:
+    """Read a secret from a file (first line, stripped); refuse a file other users can read."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        raise UsageError(f"cannot read {what}: {e.strerror}", path=path, field=flag) from None
+    if mode & 0o077:
+        raise UsageError(f"{what} file is readable by other users: chmod 600 {path}", path=path, field=flag)
+    text = read_bytes(path, max_length=4096, what=what).decode("utf-8", "replace").strip()
+    if not text:
+        raise UsageError(f"{what} file is empty", path=path, field=flag)
+    return text.splitlines()[0].strip()
+
+
 def _client(args: argparse.Namespace) -> Any:
     from medfw.server.client import FleetClient  # noqa: PLC0415 - keep CLI start-up light
 
     server = args.server or os.environ.get("MEDFW_OTA_SERVER")
-    token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
+    token: str | None
+    if args.token_file:
+        token = _secret_file(args.token_file, "API token", "--token-file")
+    else:
+        token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
+    if args.token:
+        err_console.print(
+            "medfw: warning: --token puts the secret in the process list; use --token-file or MEDFW_OTA_TOKEN",
+            markup=False,
+            style="yellow",
+        )
     if not server:
         raise UsageError("no server: give --server URL or set MEDFW_OTA_SERVER", field="--server")
     if not token:
-        raise UsageError("no API token: give --token or set MEDFW_OTA_TOKEN", field="--token")
+        raise UsageError("no API token: give --token-file FILE or set MEDFW_OTA_TOKEN", field="--token-file")
     return FleetClient(server, token)
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", metavar="URL", help="fleet server base URL (default: $MEDFW_OTA_SERVER)")
-    p.add_argument("--token", metavar="TOKEN", help="management API token (default: $MEDFW_OTA_TOKEN)")
+    p.add_argument("--token-file", metavar="FILE", help="file holding the management API token (mode 0600)")
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="management API token (visible in the process list: prefer --token-file or $MEDFW_OTA_TOKEN)",
+    )
     add_json_flag(p)
+
+
+def _db_url(args: argparse.Namespace, url: str) -> str:
+    """The database URL with the password from ``--db-password-file`` (else libpq's ``PGPASSFILE`` applies)."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    from medfw.server.db import normalise_url  # noqa: PLC0415
+
+    if make_url(normalise_url(url)).password:
+        err_console.print(
+            "medfw: warning: a password in --db is visible in the process list; use --db-password-file or PGPASSFILE",
+            markup=False,
+            style="yellow",
+        )
+    if not getattr(args, "db_password_file", None):
+        return url
+    password = _secret_file(args.db_password_file, "database password", "--db-password-file")
+    return make_url(normalise_url(url)).set(password=password).render_as_string(hide_password=False)
+
+
+def _add_db_password_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db-password-file",
+        metavar="FILE",
+        help="file holding the PostgreSQL password (mode 0600); without it, PGPASSFILE / ~/.pgpass apply",
+    )
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -293,11 +349,9 @@ def _serve(args: argparse.Namespace) -> int:
     from medfw.server import asgi  # noqa: PLC0415
     from medfw.server.db import make_engine, migrate, safe_url  # noqa: PLC0415
 
-    if args.audit_log and args.workers > 1:
-        raise UsageError("with --audit-log run one worker: one process appends to the hash chain", field="--workers")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1", field="--workers")
-    db = args.db or asgi.default_db_url(args.repo)
+    db = _db_url(args, args.db) if args.db else asgi.default_db_url(args.repo)
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
     tls = _serve_tls(args)
@@ -376,15 +430,68 @@ def _serve_tls(args: argparse.Namespace) -> dict[str, Any]:
     return uvicorn_tls_options(cert=args.tls_cert, key=args.tls_key, device_ca=args.device_ca)
 
 
+def _duration(text: str, flag: str) -> Any:
+    from medfw.server.credentials import parse_duration  # noqa: PLC0415
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise UsageError(str(e), field=flag) from None
+
+
 def _token_create(args: argparse.Namespace) -> int:
     from medfw.server.credentials import Role  # noqa: PLC0415
     from medfw.server.db import make_engine, make_sessionmaker, migrate  # noqa: PLC0415
     from medfw.server.service import FleetService  # noqa: PLC0415
 
-    engine = make_engine(args.db)
+    expires_in = _duration(args.expires_in, "--expires-in") if args.expires_in else None
+    engine = make_engine(_db_url(args, args.db))
     migrate(engine)
-    token = FleetService(make_sessionmaker(engine), audit_sink(args)).create_token(args.name, Role(args.role))
-    emit(args, {"name": args.name, "role": args.role, "token": token}, lambda: out_console.print(token))
+    service = FleetService(make_sessionmaker(engine), audit_sink(args))
+    token = service.create_token(args.name, Role(args.role), expires_in=expires_in)
+    (view,) = [v for v in service.tokens() if v.name == args.name]
+    data = {"name": args.name, "role": args.role, "token": token, "expires": view.expires}
+    emit(args, data, lambda: out_console.print(token, markup=False, highlight=False))
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    rows = _client(args).request("GET", "/api/v1/tokens")
+    cols = ["name", "role", "created", "expires", "last_used", "revoked", "active"]
+    emit(args, rows, lambda: _table("tokens", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    row = _client(args).request("DELETE", f"/api/v1/tokens/{args.name}")
+    emit(args, row, lambda: out_console.print(f"token {row['name']} revoked", markup=False, highlight=False))
+    return EXIT_OK
+
+
+def _device_rotate(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = {"grace": args.grace}
+    _duration(args.grace, "--grace")
+    created = client.request("POST", f"/api/v1/devices/{args.id}/credential", json=body)
+    data: dict[str, Any] = {"id": created["id"], "grace": args.grace}
+    if args.provision:
+        from medfw.update.agent import load_config, provision  # noqa: PLC0415
+
+        old = load_config(args.provision)
+        root = Path(args.provision, "ota", "tuf", "root.json").read_bytes()
+        provision(
+            args.provision,
+            device_id=old.device_id,
+            model=old.model,
+            chip=old.chip,
+            credential=created["credential"],
+            root=root,
+            server=old.server,
+        )
+        data["provisioned"] = str(args.provision)
+    else:
+        data["credential"] = created["credential"]
+    emit(args, data, lambda: out_console.print(f"device {created['id']} has a new credential" + _cred_note(data)))
     return EXIT_OK
 
 
@@ -402,7 +509,11 @@ def _device_add(args: argparse.Namespace) -> int:
             raise UsageError("--provision needs the root of trust: --repo DIR or --root FILE", field="--provision")
     client = _client(args)
     body = {"id": args.id, "model": args.model, "chip": args.chip or "", "group": args.group}
-    created = client.request("POST", "/api/v1/devices", json=body)
+    if args.reprovision:  # a decommissioned id, registered again (admin); without the flag it is 409
+        del body["id"]
+        created = client.request("POST", f"/api/v1/devices/{args.id}/reprovision", json=body)
+    else:
+        created = client.request("POST", "/api/v1/devices", json=body)
     data: dict[str, Any] = {"id": created["id"], "model": args.model, "group": args.group}
     if args.provision and root is not None:
         from medfw.update.agent import provision  # noqa: PLC0415
@@ -575,6 +686,7 @@ def register(sub: Any) -> None:
 
     p = ota.add_parser("serve", help="run the fleet server")
     p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")
+    _add_db_password_flag(p)
     p.add_argument("--repo", metavar="DIR", help="TUF repository to serve")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
@@ -603,11 +715,21 @@ def register(sub: Any) -> None:
     token = add_group(ota, "token", "management API tokens")
     p = token.add_parser("create", help="create a token directly in the database (bootstrap)")
     p.add_argument("--db", required=True, metavar="URL")
+    _add_db_password_flag(p)
     p.add_argument("--name", required=True)
     p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"])
+    p.add_argument("--expires-in", metavar="DURATION", help="lifetime such as 10m, 12h, 90d (default: until revoked)")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_token_create)
+
+    p = token.add_parser("list", help="list tokens: role, expiry, last use, revocation (admin)")
+    _add_server_flags(p)
+    p.set_defaults(func=_token_list)
+    p = token.add_parser("revoke", help="revoke a token at once (admin)")
+    p.add_argument("name")
+    _add_server_flags(p)
+    p.set_defaults(func=_token_revoke)
 
     device = add_group(ota, "device", "devices of the fleet")
     p = device.add_parser("add", help="register a device (and provision its directory)")
@@ -618,8 +740,15 @@ def register(sub: Any) -> None:
     p.add_argument("--provision", metavar="DEVICE_DIR", help="store credential and TUF root in this device dir")
     p.add_argument("--repo", metavar="DIR", help="TUF repository whose root the device trusts")
     p.add_argument("--root", metavar="FILE", help="TUF root.json the device trusts")
+    p.add_argument("--reprovision", action="store_true", help="register a decommissioned id again (admin)")
     _add_server_flags(p)
     p.set_defaults(func=_device_add)
+    p = device.add_parser("rotate", help="give a device a new credential; the old one works for --grace more")
+    p.add_argument("--id", required=True)
+    p.add_argument("--grace", default="0", metavar="DURATION", help="old credential stays valid (default 0: refused)")
+    p.add_argument("--provision", metavar="DEVICE_DIR", help="store the new credential in this device directory")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_rotate)
     p = device.add_parser("list", help="list devices")
     p.add_argument("--group")
     p.add_argument("--model")

@@ -20,6 +20,7 @@ from medfw import __version__
 from medfw.server import schemas
 from medfw.server.deps import OnlineKeys
 from medfw.server.http import install_error_handlers
+from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
@@ -40,6 +41,7 @@ def create_app(
     online_keys: OnlineKeys | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     maintenance_interval: float = 5.0,
+    audit_lease: AuditLease | None = None,
 ) -> FastAPI:
     """Build the ASGI application.
 
@@ -49,9 +51,10 @@ def create_app(
         online_keys: snapshot/timestamp signers; with them, short-lived metadata is re-signed before it expires.
         max_body: largest accepted request body.
         maintenance_interval: seconds between background passes: online re-signing, recording newly published
-            releases, writing what polling devices reported.
+            releases, writing what polling devices reported, the audit outbox.
+        audit_lease: the claim on appending the audit log, when several processes serve one database.
     """
-    maintenance = Maintenance(service, repo, online_keys, interval=maintenance_interval)
+    maintenance = Maintenance(service, repo, online_keys, interval=maintenance_interval, lease=audit_lease)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from medfw.identity.ca import load_certificate
 from medfw.identity.unit import load_audit_master
 from medfw.server.app import create_app, repo_online_keys
 from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.lease import AuditLease
 from medfw.server.logs import configure_logging
 from medfw.server.service import FleetService
 from medfw.server.trust_config import TrustConfig
@@ -72,28 +74,41 @@ def default_db_url(repo: str | None) -> str:
     return f"sqlite:///{(base / 'fleet.sqlite').resolve()}"
 
 
-def _sink(path: str | None) -> AuditSink:
-    if not path:
-        return NullSink()
-    from medfw.audit import open_log  # noqa: PLC0415 - only when a log is configured
+def _open_log(path: str) -> Callable[[], AuditSink]:
+    def opener() -> AuditSink:
+        from medfw.audit import open_log  # noqa: PLC0415 - only when a log is configured
 
-    return open_log(path)
+        sink: AuditSink = open_log(path)
+        return sink
+
+    return opener
 
 
 def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
-    """Open the database (migrating it), the repository and its online keys; return the app."""
+    """Open the database (migrating it), the repository and its online keys; return the app.
+
+    With an audit log, the process that holds its lease appends it; other workers leave their events in the
+    outbox for it (and take over when it stops).
+    """
     engine = make_engine(settings.db)
     if run_migrations:
         migrate(engine)
     repo = TufRepository(settings.repo) if settings.repo else None
     keys = repo_online_keys(repo) if repo is not None else None
+    lease: AuditLease | None = None
+    drainer = True
+    if sink is None and settings.audit_log:
+        lease = AuditLease(settings.audit_log, _open_log(settings.audit_log))
+        sink = lease.try_claim()
+        drainer = sink is not None
     service = FleetService(
         make_sessionmaker(engine),
-        sink or _sink(settings.audit_log),
+        sink or NullSink(),
         poll_interval=settings.poll_interval,
+        drainer=drainer,
         trust=settings.trust(),
     )
-    return create_app(service, repo, online_keys=keys)
+    return create_app(service, repo, online_keys=keys, audit_lease=lease)
 
 
 def create_from_env() -> FastAPI:

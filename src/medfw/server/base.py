@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
+from medfw.server.auditing import Denials, RefusalLimiter, event_from_json, event_to_json
 from medfw.server.cache import PollCache
+from medfw.server.errors import Conflict
 from medfw.server.store import Store
 from medfw.server.trust_config import TrustConfig
-from medfw.server.work import Work
+from medfw.server.work import Work, now
 
 __all__ = ["ServiceBase"]
+
+log = logging.getLogger("medfw.server")
 
 
 class _SerializedSink:
@@ -38,6 +44,10 @@ class ServiceBase:
         sink: where audit events go.
         poll_interval: seconds a device should wait between polls (returned in every poll answer).
         generation_check: how often (seconds) a process looks for changes made by other processes.
+        drainer: whether this process appends the audit outbox to ``sink`` (one process of a multi-worker server;
+            the others leave their events in the outbox).
+        refusal_limit: refused authentications per source address or device within ``refusal_window`` seconds
+            after which it gets 429 (0: no limit).
     """
 
     def __init__(
@@ -48,31 +58,82 @@ class ServiceBase:
         poll_interval: int = 60,
         generation_check: float = 0.5,
         trust: TrustConfig | None = None,
+        drainer: bool = True,
+        refusal_limit: int = 20,
+        refusal_window: float = 60.0,
     ) -> None:
         self.sessions = sessions
         self.store = Store(sessions)
         self.sink: AuditSink = _SerializedSink(sink or NullSink())
-        self.poll_interval = poll_interval
+        self.drainer = drainer
+        # without an audit log there is nothing to keep events for (unless another process drains them)
+        self.use_outbox = not drainer or not (sink is None or isinstance(sink, NullSink))
+        self.poll_interval = max(1, poll_interval)
         self.cache = PollCache(self.store.generation, check_every=generation_check)
         self.trust = trust or TrustConfig()
+        self.denials = Denials()
+        self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
+        self._drain_lock = threading.Lock()
 
     # ---- units of work -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def work(self) -> Iterator[Work]:
-        """Run one transaction; after it commits, bump the generation (if polls may change) and audit."""
+        """Run one transaction whose audit events commit with it (outbox); then bump the generation (if polls
+        may change) and append the events to the audit log."""
         with self.store.transaction() as s:
             w = Work(s)
             yield w
+            if w.events and self.use_outbox:
+                created = now()
+                self.store.add_outbox(s, [event_to_json(e, created=created) for e in w.events], created=created)
         if w.changed:
             self._changed()
-        for event in w.events:
-            self.sink.record(event)
+        if self.use_outbox:
+            try:
+                self.drain_outbox()
+            except Exception:
+                log.warning("appending the audit outbox failed; retried at the next pass", exc_info=True)
+        else:
+            for event in w.events:
+                self.sink.record(event)
+
+    def drain_outbox(self) -> int:
+        """Append committed outbox events to the audit log in order, deleting each once appended; return how
+        many (0 when another process is the drainer)."""
+        if not self.drainer:
+            return 0
+        done = 0
+        with self._drain_lock:
+            while True:
+                rows = self.store.outbox_batch(500)
+                if not rows:
+                    return done
+                for outbox_id, text in rows:
+                    self.sink.record(event_from_json(text, outbox_id))
+                    self.store.outbox_delete(outbox_id)
+                    done += 1
+
+    def set_sink(self, sink: AuditSink) -> None:
+        """Become the drainer, appending to ``sink`` (another process that held the role has stopped)."""
+        self.sink = _SerializedSink(sink)
+        self.drainer = True
+
+    @contextlib.contextmanager
+    def unique(self, message: str, field: str) -> Iterator[None]:
+        """Turn a unique-constraint violation (two requests racing for one name) into :class:`Conflict`."""
+        try:
+            yield
+        except IntegrityError:
+            raise Conflict(message, field=field) from None
 
     def _changed(self) -> None:
         """Bump the fleet generation (after a committed change that can alter poll answers)."""
         self.cache.bumped(self.store.bump_generation())
 
-    def audit(self, event: AuditEvent) -> None:
-        """Append an event that belongs to no transaction (a refused request)."""
-        self.sink.record(event)
+    def flush_denied(self) -> None:
+        """Write the aggregated refusals counted since the last call (one event per kind, source and reason)."""
+        events = self.denials.take()
+        if events:
+            with self.work() as w:
+                w.events.extend(events)

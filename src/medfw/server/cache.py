@@ -25,10 +25,13 @@ _MAX_CACHED = 500_000
 
 @dataclass(frozen=True)
 class AuthEntry:
-    """A device's stored credential: salt and digest (and the previous digest during a rotation grace period)."""
+    """A device's stored credential: salt and digest, and the previous ones while a rotation's grace period runs."""
 
     salt: str
     digest: str
+    prev_salt: str | None = None
+    prev_digest: str | None = None
+    prev_until: datetime | None = None
 
 
 class PollCache:

@@ -15,9 +15,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 __all__ = [
     "DEVICE_ID_RE",
+    "DURATION_PATTERN",
     "DeviceSecret",
     "Role",
     "hash_device_secret",
@@ -25,8 +27,27 @@ __all__ = [
     "new_device_secret",
     "new_token",
     "parse_device_credential",
+    "parse_duration",
     "verify_device_secret",
 ]
+
+#: a duration such as ``90s``, ``10m``, ``12h``, ``90d``, ``2w`` (or ``0``)
+DURATION_PATTERN = r"^(?:0|[1-9][0-9]{0,6}[smhdw])$"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``10m`` → 10 minutes; units s, m, h, d, w; ``0`` is zero.
+
+    Raises:
+        ValueError: not a duration of that form.
+    """
+    if not re.match(DURATION_PATTERN, text):
+        raise ValueError(f"not a duration (like 10m, 12h, 90d): {text!r}")
+    if text == "0":
+        return timedelta(0)
+    return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")

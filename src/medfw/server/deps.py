@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from medfw.identity.tls import client_certificate
 from medfw.server.credentials import Role
-from medfw.server.errors import Forbidden, NotFound, Unauthorized
+from medfw.server.errors import Forbidden, NotFound, Throttled, Unauthorized
 from medfw.server.middleware import set_actor
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
@@ -64,6 +64,17 @@ Repo = Annotated[TufRepository, Depends(_repo)]
 Signers = Annotated[OnlineKeys | None, Depends(_signers)]
 
 
+def _source(request: Request) -> str:
+    """The client address (the proxy's, unless it is a configured trusted proxy; see ``ota serve``)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _throttle(service: FleetService, *keys: str) -> None:
+    wait = service.limiter.blocked(*keys)
+    if wait is not None:
+        raise Throttled("too many refused authentications; retry later", retry_after=wait)
+
+
 async def _device_auth(request: Request, device_id: str, authorization: Annotated[str | None, Header()] = None) -> str:
     """Authenticate the device — by its TLS client certificate (mutual TLS) or ``Authorization: Device
     <id>:<secret>`` (shared-secret simulator units) — and check it acts for itself.
@@ -71,6 +82,8 @@ async def _device_auth(request: Request, device_id: str, authorization: Annotate
     Cached digests are checked on the event loop; a first sight of a device reads the database in a thread.
     """
     service = _service(request)
+    source = _source(request)
+    _throttle(service, f"ip:{source}", f"device:{device_id}")
     cert = client_certificate(request.scope)
     if cert is not None:  # mutual TLS: the certificate the TLS layer verified names the device
         who_cert = await run_in_threadpool(service.authenticate_certificate, cert)
@@ -86,20 +99,18 @@ async def _device_auth(request: Request, device_id: str, authorization: Annotate
         return who_cert
     scheme, _, credential = (authorization or "").partition(" ")
     if scheme != "Device" or not credential:
-        await run_in_threadpool(service.record_denied, "device", actor="unknown", reason="missing_credential")
+        service.record_denied("device", actor="unknown", reason="missing_credential", source=source)
         raise Unauthorized("missing device credential (Authorization: Device <id>:<secret>)")
     credential = credential.strip()
     found = service.authenticate_device_cached(credential)
     who = await run_in_threadpool(service.authenticate_device, credential) if found is False else found
     if not isinstance(who, str):
-        await run_in_threadpool(
-            service.record_denied, "device", actor="unknown", reason="bad_credential", data={"claimed": device_id}
-        )
+        data = {"claimed": device_id}
+        service.record_denied("device", actor="unknown", reason="bad_credential", data=data, source=source)
         raise Unauthorized("invalid device credential")
     if who != device_id:
-        await run_in_threadpool(
-            service.record_denied, "device", actor=f"device:{who}", reason="other_device", data={"claimed": device_id}
-        )
+        data = {"claimed": device_id}
+        service.record_denied("device", actor=f"device:{who}", reason="other_device", data=data, source=source)
         raise Forbidden(f"device {who} cannot act for device {device_id}")
     set_actor(request.scope, f"device:{who}")
     return who
@@ -110,19 +121,21 @@ def need(role: Role) -> Callable[..., str]:
 
     def check(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
         service = _service(request)
+        source = _source(request)
+        _throttle(service, f"ip:{source}")
         scheme, _, token = (authorization or "").partition(" ")
         if scheme != "Bearer" or not token:
-            service.record_denied("management", actor="unknown", reason="missing_token")
+            service.record_denied("management", actor="unknown", reason="missing_token", source=source)
             raise Unauthorized("missing API token (Authorization: Bearer <token>)")
         found = service.authenticate_token(token.strip())
         if found is None:
-            service.record_denied("management", actor="unknown", reason="bad_token")
+            service.record_denied("management", actor="unknown", reason="bad_token", source=source)
             raise Unauthorized("invalid API token")
         name, has = found
         set_actor(request.scope, f"token:{name}")
         if not has.allows(role):
             data = {"has": has.value, "needs": role.value}
-            service.record_denied("management", actor=f"token:{name}", reason="role", data=data)
+            service.record_denied("management", actor=f"token:{name}", reason="role", data=data, source=source)
             raise Forbidden(f"a {has.value} token cannot use this route (needs {role.value})")
         return f"token:{name}"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from medfw.errors import InputError, PolicyViolationError, StorageError
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Unauthorized", "Unavailable"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Throttled", "Unauthorized", "Unavailable"]
 
 
 class ServiceError(InputError):
@@ -32,6 +32,14 @@ class Unauthorized(ServiceError):  # noqa: N818 - named after the HTTP refusal
 
 class Forbidden(PolicyViolationError):  # noqa: N818 - named after the HTTP refusal
     """An authenticated caller may not do this: a role too low, a device acting for another (HTTP 403)."""
+
+
+class Throttled(ServiceError):  # noqa: N818 - named after the HTTP refusal
+    """Too many refused authentications from this source or for this device (HTTP 429 with ``Retry-After``)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(StorageError):  # noqa: N818 - named after the HTTP refusal

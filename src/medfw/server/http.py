@@ -6,6 +6,7 @@
 | :class:`~medfw.server.errors.Forbidden` | 403 |
 | :class:`~medfw.server.errors.NotFound` | 404 |
 | :class:`~medfw.server.errors.Conflict` | 409 |
+| :class:`~medfw.server.errors.Throttled` | 429 with ``Retry-After`` |
 | :class:`~medfw.server.errors.Invalid`, other input errors, malformed requests | 422 |
 | :class:`~medfw.server.errors.Unavailable`, database unreachable | 503 with ``Retry-After`` |
 | anything else | 500 ``internal error`` (logged, never shown) |
@@ -23,7 +24,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medfw.errors import InputError, MedfwError, StorageError, TransportError
-from medfw.server.errors import Conflict, Forbidden, NotFound, ServiceError, Unauthorized, Unavailable
+from medfw.server.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+)
 from medfw.server.store import is_outage
 
 __all__ = ["RETRY_AFTER", "install_error_handlers", "status_of"]
@@ -35,6 +44,7 @@ RETRY_AFTER = 5
 
 _STATUS: tuple[tuple[type[MedfwError], int], ...] = (
     (Unauthorized, 401),
+    (Throttled, 429),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
@@ -66,6 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.message if isinstance(exc, ServiceError | Forbidden | Unavailable) else exc.diagnostics()
         if status == 503:
             return _unavailable(detail)
+        if isinstance(exc, Throttled):
+            return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
         return JSONResponse({"detail": detail}, status_code=status)
 
     @app.exception_handler(DBAPIError)

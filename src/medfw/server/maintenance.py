@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.errors import MedfwError
 from medfw.server.deps import OnlineKeys
+from medfw.server.lease import AuditLease
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 
@@ -28,6 +29,8 @@ class Maintenance:
         repo: the served TUF repository (``None``: nothing to re-sign or sync).
         online_keys: the snapshot/timestamp signers (``None``: metadata is re-signed elsewhere).
         interval: seconds between passes.
+        lease: with several server processes, the claim on appending the audit log (taken over when the
+            process holding it stops).
     """
 
     def __init__(
@@ -37,7 +40,9 @@ class Maintenance:
         online_keys: OnlineKeys | None,
         *,
         interval: float = 5.0,
+        lease: AuditLease | None = None,
     ) -> None:
+        self.lease = lease
         self.service = service
         self.repo = repo
         self.online_keys = online_keys
@@ -68,6 +73,22 @@ class Maintenance:
             self.service.flush_seen()
         except _EXPECTED as e:
             log.warning("writing poll data failed: %s", _describe(e))
+        self._audit_pass()
+
+    def _audit_pass(self) -> None:
+        """Aggregated refusals into the outbox, then the outbox into the audit log."""
+        try:
+            self.service.flush_denied()
+            if self.lease is not None and not self.service.drainer:
+                sink = self.lease.try_claim()
+                if sink is not None:
+                    self.service.set_sink(sink)
+                    log.info("this process now appends the audit log")
+            drained = self.service.drain_outbox()
+            if drained:
+                log.debug("appended %d outbox events to the audit log", drained)
+        except _EXPECTED as e:
+            log.warning("writing the audit trail failed (kept in the outbox): %s", _describe(e))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -91,6 +112,7 @@ class Maintenance:
             self.service.flush_seen()
         except _EXPECTED as e:
             log.warning("writing poll data at shutdown failed: %s", _describe(e))
+        self._audit_pass()
 
 
 def _describe(e: BaseException) -> str:

@@ -132,6 +132,9 @@ class FastPoll:
             return False  # the route answers 422 naming the field
         credential = auth[len("Device ") :].strip()
         service = self.service
+        client = scope.get("client")
+        if service.limiter.blocked(f"ip:{client[0] if client else 'unknown'}", f"device:{device_id}") is not None:
+            return False  # the route answers 429
         found = service.authenticate_device_cached(credential)
         # a first sight of a device, or a poll whose answer is not cached, reads the database: in a thread, so a
         # slow database (or SQLite's write lock) never stalls the event loop

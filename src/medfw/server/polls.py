@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from medfw.audit.sink import AuditEvent
 from medfw.server import rollout as rules
 from medfw.server import rollouts
 from medfw.server import store_rollouts as rollout_sql
@@ -219,21 +218,24 @@ class DeviceOps(ServiceBase):
                     raise
                 log.warning("poll data of device %s refused by the database (%s)", row["b_id"], type(e.orig).__name__)
 
-    def record_denied(self, what: str, *, actor: str, reason: str, data: dict[str, Any] | None = None) -> None:
-        """Audit a refused request (bad credential, wrong role, a device acting for another).
+    def record_denied(
+        self,
+        what: str,
+        *,
+        actor: str,
+        reason: str,
+        data: dict[str, Any] | None = None,
+        source: str = "unknown",
+    ) -> None:
+        """Count a refused request (bad credential, wrong role, a device acting for another) for the aggregated
+        audit event, and against the refusal rate limit of its source address (and claimed device).
 
-        ``what`` is ``device`` (device API: recorded as ``ota.report``) or ``management`` (``config.change``).
+        ``what`` is ``device`` (device API: audited as ``ota.report``) or ``management`` (``config.change``).
         """
-        type_ = "ota.report" if what == "device" else "config.change"
-        self.audit(
-            AuditEvent(
-                type=type_,
-                outcome="denied",
-                reason=reason,
-                actor=actor,
-                data={"action": "authenticate", **(data or {})},
-            )
-        )
+        claimed = (data or {}).get("claimed")
+        self.denials.add(what, source=source, reason=reason, actor=actor, claimed=claimed)
+        if reason != "role":  # a valid token with too low a role is no guessing
+            self.limiter.refused(f"ip:{source}", *([f"device:{claimed}"] if claimed else []))
 
 
 def same_version(reported: str | None, release: str) -> bool:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medfw.server.credentials import DURATION_PATTERN
 from medfw.server.validation import (
     DEVICE_ID_PATTERN,
     NAME_PATTERN,
@@ -18,9 +19,11 @@ from medfw.server.validation import (
 __all__ = [
     "Assignment",
     "ControlResult",
+    "CredentialRotate",
     "DeviceCreate",
     "DeviceCreated",
     "DeviceOut",
+    "DeviceReprovision",
     "Error",
     "FleetRow",
     "GroupChange",
@@ -35,6 +38,7 @@ __all__ = [
     "RolloutOut",
     "TokenCreate",
     "TokenCreated",
+    "TokenOut",
 ]
 
 _ID = DEVICE_ID_PATTERN
@@ -263,10 +267,37 @@ class ReportOut(BaseModel):
 
 
 class TokenCreate(_In):
-    """Create a management token."""
+    """Create a management token, valid for ``expires_in`` (``10m``, ``12h``, ``90d``; default: until revoked)."""
 
     name: str = Field(pattern=_NAME)
     role: str = Field(pattern=r"^(admin|operator|read-only)$")
+    expires_in: str | None = Field(default=None, pattern=DURATION_PATTERN)
+
+
+class TokenOut(BaseModel):
+    """A management token as listed (never its secret)."""
+
+    name: str
+    role: str
+    created: str
+    expires: str | None
+    last_used: str | None
+    revoked: str | None
+    active: bool
+
+
+class CredentialRotate(_In):
+    """Rotate a device credential; the old one keeps working for ``grace`` (``0``: refused at once)."""
+
+    grace: str = Field(default="0", pattern=DURATION_PATTERN)
+
+
+class DeviceReprovision(_In):
+    """Register a decommissioned device id again."""
+
+    model: str = Field(pattern=_NAME)
+    chip: str = Field(default="", pattern=_CHIP)
+    group: str = Field(default="default", pattern=_NAME)
 
 
 class TokenCreated(BaseModel):

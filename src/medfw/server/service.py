@@ -20,16 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from medfw.server import rollouts
 from medfw.server import store_rollouts as rollout_sql
-from medfw.server.cache import AuthEntry
+from medfw.server.access import AccessOps
 from medfw.server.credentials import (
     DEVICE_ID_RE,
     DeviceSecret,
-    Role,
-    hash_token,
     new_device_secret,
-    new_token,
-    parse_device_credential,
-    verify_device_secret,
 )
 from medfw.server.deferral import DeferralOps
 from medfw.server.errors import Conflict, Invalid, NotFound
@@ -51,36 +46,10 @@ from medfw.update.repository import ReleaseInfo
 __all__ = ["FleetService", "PollResult", "RolloutSpec"]
 
 
-class FleetService(DeferralOps, DeviceOps):
+class FleetService(DeferralOps, DeviceOps, AccessOps):
     """All fleet state changes and queries (the device API is in :class:`~medfw.server.polls.DeviceOps`; device trust —
     certificates, enrollment, signed claims, audit trails, campaigns, deferral — in :mod:`medfw.server.deferral` and
     the modules it builds on)."""
-
-    # ---- tokens --------------------------------------------------------------------------------------------
-
-    def create_token(self, name: str, role: Role, *, actor: str = "cli") -> str:
-        """Create a management token; the token is returned once and only its hash is stored."""
-        token = new_token()
-        try:
-            with self.work() as w:
-                if self.store.token_exists(w.session, name):
-                    raise Conflict(f"a token named {name!r} exists", field="name")
-                self.store.add_token(w.session, name=name, role=role.value, token_hash=hash_token(token), created=now())
-                w.audit(
-                    "config.change",
-                    "success",
-                    actor,
-                    objects={"token": name},
-                    data={"action": "token.create", "role": role.value},
-                )
-        except IntegrityError:
-            raise Conflict(f"a token named {name!r} exists", field="name") from None
-        return token
-
-    def authenticate_token(self, token: str) -> tuple[str, Role] | None:
-        """Return (name, role) of a management token, or ``None``."""
-        found = self.store.token_by_hash(hash_token(token))
-        return None if found is None else (found[0], Role(found[1]))
 
     # ---- devices -------------------------------------------------------------------------------------------
 
@@ -154,35 +123,6 @@ class FleetService(DeferralOps, DeviceOps):
                 "config.change", "success", actor, objects={"device": device_id}, data={"group": group, "was": before}
             )
             return device_view(dev)
-
-    def authenticate_device_cached(self, credential: str) -> str | bool | None:
-        """Check a credential against the in-memory digests: the device id, ``None`` (refused), or ``False`` when
-        the digest is not cached yet (call :meth:`authenticate_device`)."""
-        parsed = parse_device_credential(credential)
-        if parsed is None:
-            return None
-        device_id, secret = parsed
-        self.cache.current()
-        entry = self.cache.auth(device_id)
-        if entry is None:
-            return False
-        return device_id if verify_device_secret(entry.salt, entry.digest, secret) else None
-
-    def authenticate_device(self, credential: str) -> str | None:
-        """Return the device id a credential belongs to, or ``None`` (constant-time digest check)."""
-        parsed = parse_device_credential(credential)
-        if parsed is None:
-            return None
-        device_id, secret = parsed
-        self.cache.current()
-        entry = self.cache.auth(device_id)
-        if entry is None:
-            found = self.store.credential(device_id)
-            if found is None:
-                return None
-            entry = AuthEntry(*found)
-            self.cache.store_auth(device_id, entry)
-        return device_id if verify_device_secret(entry.salt, entry.digest, secret) else None
 
     def device_rows(self, *, group: str | None = None, model: str | None = None) -> list[DeviceView]:
         """List devices (optionally of one group/model) with what they last reported."""

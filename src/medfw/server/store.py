@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
@@ -17,8 +17,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.server import rollout as rules
-from medfw.server.models import ApiToken, Assignment, Device, FleetState, Release, Report, Rollout
-from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView
+from medfw.server.cache import AuthEntry
+from medfw.server.models import ApiToken, Assignment, AuditOutbox, Device, FleetState, Release, Report, Rollout
+from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView, TokenView
 from medfw.update.repository import ReleaseInfo
 
 __all__ = ["Store", "active_assignment_of", "is_outage"]
@@ -75,23 +76,60 @@ class Store:
         with self.engine.connect() as conn:
             conn.scalar(select(FleetState.id).limit(1))
 
+    # ---- audit outbox ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def add_outbox(s: Session, events: Sequence[str], *, created: datetime) -> None:
+        """Queue serialised audit events in the caller's transaction."""
+        s.execute(insert(AuditOutbox), [{"event": e, "created": created} for e in events])
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
+        """The oldest committed outbox rows."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(AuditOutbox.id, AuditOutbox.event).order_by(AuditOutbox.id).limit(limit))
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+    def outbox_delete(self, outbox_id: int) -> None:
+        """Drop an outbox row once its event is in the audit log."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(AuditOutbox).where(AuditOutbox.id == outbox_id))
+
+    def outbox_size(self) -> int:
+        """Events committed but not yet in the audit log."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(AuditOutbox)) or 0)
+
     # ---- tokens ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def token_exists(s: Session, name: str) -> bool:
-        """Whether a token of this name exists."""
-        return s.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None
+    def token(s: Session, name: str) -> ApiToken | None:
+        """A token row by name (to change inside the caller's transaction)."""
+        return s.scalar(select(ApiToken).where(ApiToken.name == name))
 
     @staticmethod
-    def add_token(s: Session, *, name: str, role: str, token_hash: str, created: datetime) -> None:
+    def add_token(
+        s: Session, *, name: str, role: str, token_hash: str, created: datetime, expires: datetime | None
+    ) -> None:
         """Store a token's hash."""
-        s.add(ApiToken(name=name, role=role, token_hash=token_hash, created=created))
+        s.add(ApiToken(name=name, role=role, token_hash=token_hash, created=created, expires=expires))
 
-    def token_by_hash(self, token_hash: str) -> tuple[str, str] | None:
-        """``(name, role)`` of the token with this hash."""
+    def token_by_hash(self, token_hash: str) -> tuple[str, str, datetime | None, datetime | None] | None:
+        """``(name, role, expires, revoked)`` of the token with this hash."""
+        q = select(ApiToken.name, ApiToken.role, ApiToken.expires, ApiToken.revoked)
         with self.sessions() as s:
-            row = s.execute(select(ApiToken.name, ApiToken.role).where(ApiToken.token_hash == token_hash)).first()
-        return None if row is None else (row[0], row[1])
+            row = s.execute(q.where(ApiToken.token_hash == token_hash)).first()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def token_used(self, name: str, when: datetime) -> None:
+        """Record a token's last use."""
+        with self.engine.begin() as conn:
+            conn.execute(update(ApiToken).where(ApiToken.name == name).values(last_used=when))
+
+    def tokens(self) -> list[TokenView]:
+        """Every token, oldest first (never its hash)."""
+        when = datetime.now(UTC)
+        with self.sessions() as s:
+            return [token_view(t, when) for t in s.scalars(select(ApiToken).order_by(ApiToken.id))]
 
     # ---- devices ---------------------------------------------------------------------------------------------
 
@@ -116,13 +154,13 @@ class Store:
         """Remove a device's assignments that have not started (decommissioning)."""
         s.execute(delete(Assignment).where(Assignment.device_id == device_id, Assignment.state == "waiting"))
 
-    def credential(self, device_id: str) -> tuple[str, str] | None:
-        """``(salt, digest)`` of a device's credential; ``None`` for an unknown or decommissioned device."""
+    def credential(self, device_id: str) -> AuthEntry | None:
+        """A device's credential digests; ``None`` for an unknown or decommissioned device."""
         with self.engine.connect() as conn:
             row = conn.execute(_CREDENTIAL, {"device_id": device_id}).first()
         if row is None or not row[1]:
             return None
-        return row[0], row[1]
+        return AuthEntry(row[0], row[1], row[2], row[3], row[4])
 
     def devices(self, *, group: str | None = None, model: str | None = None) -> list[DeviceView]:
         """Devices (of one group/model) ordered by id."""
@@ -254,7 +292,13 @@ _SEEN_UPDATE = (
     )
 )
 
-_CREDENTIAL = select(Device.credential_salt, Device.credential_hash).where(Device.id == bindparam("device_id"))
+_CREDENTIAL = select(
+    Device.credential_salt,
+    Device.credential_hash,
+    Device.prev_credential_salt,
+    Device.prev_credential_hash,
+    Device.prev_valid_until,
+).where(Device.id == bindparam("device_id"))
 
 _ACTIVE_ASSIGNMENT = (
     select(
@@ -288,6 +332,26 @@ def active_assignment_of(device_id: str) -> tuple[ColumnElement[bool], ...]:
         Assignment.device_id == device_id,
         Assignment.state.in_(list(rules.ACTIVE_STATES)),
         Rollout.state == rules.RolloutState.RUNNING,
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).isoformat()
+
+
+def token_view(t: ApiToken, when: datetime) -> TokenView:
+    """A token row as a view (``active``: neither revoked nor expired at ``when``)."""
+    expires = t.expires if t.expires is None or t.expires.tzinfo else t.expires.replace(tzinfo=UTC)
+    return TokenView(
+        name=t.name,
+        role=t.role,
+        created=_iso(t.created) or "",
+        expires=_iso(t.expires),
+        last_used=_iso(t.last_used),
+        revoked=_iso(t.revoked),
+        active=t.revoked is None and (expires is None or expires > when),
     )
 
 

@@ -59,7 +59,8 @@ class TrailOps(TrustOps):
         self.check_claims(device_id, checkpoint, kind="audit")
         claims = unverified_claims(checkpoint)
         refusal: TrailRejectedError | None = None
-        with self.sessions.begin() as s:
+        with self.work() as w:
+            s = w.session
             trail = s.get(DeviceTrail, device_id, with_for_update=True)
             head = TrailHead(trail.size, trail.head, trail.epoch) if trail is not None else TrailHead()
 
@@ -74,22 +75,20 @@ class TrailOps(TrustOps):
                 refusal = e
             else:
                 _store(s, device_id, trail, update, checkpoint)
+                objects = {"device": device_id, "trail_head": update.head.head}
+                data = {"added": len(update.entries), "duplicates": update.duplicates, "size": update.head.size}
+                w.audit(
+                    "ota.report", "success", f"device:{device_id}", reason="trail_upload", objects=objects, data=data
+                )
         if refusal is not None:
             self._trail_refused(device_id, refusal, seq)
             status = invalid if refusal.reason == "malformed" else conflict
             raise status(f"audit trail upload refused ({refusal.reason}): {refusal.message}", field="entries")
-        self._event(
-            "ota.report",
-            "success",
-            f"device:{device_id}",
-            reason="trail_upload",
-            objects={"device": device_id, "trail_head": update.head.head},
-            data={"added": len(update.entries), "duplicates": update.duplicates, "size": update.head.size},
-        )
         return {"device": device_id, "size": update.head.size, "added": len(update.entries), "head": update.head.head}
 
     def _trail_refused(self, device_id: str, e: TrailRejectedError, seq: object) -> None:
-        with self.sessions.begin() as s:
+        with self.work() as w:
+            s = w.session
             trail = s.get(DeviceTrail, device_id, with_for_update=True)
             if trail is None:
                 trail = DeviceTrail(device_id=device_id, size=0, head=GENESIS_PREV, epoch=0, log_size=0, refused=0)
@@ -97,14 +96,11 @@ class TrailOps(TrustOps):
             trail.refused += 1
             trail.last_refusal = f"{e.reason}: {e.message}"[:256]
             trail.updated = _now()
-        self._event(
-            "ota.report",
-            "denied",
-            f"device:{device_id}",
-            reason=f"trail_{e.reason}",
-            objects={"device": device_id},
-            data={"detail": e.message, "offset": e.offset, "claims_seq": seq},
-        )
+            data = {"detail": e.message, "offset": e.offset, "claims_seq": seq}
+            objects = {"device": device_id}
+            w.audit(
+                "ota.report", "denied", f"device:{device_id}", reason=f"trail_{e.reason}", objects=objects, data=data
+            )
 
     def device_trail(self, device_id: str, *, start: int = 0, limit: int = 200) -> dict[str, Any]:
         """A unit's collected trail: head, latest signed checkpoint, refusals and a page of entries."""

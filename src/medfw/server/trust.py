@@ -66,7 +66,9 @@ class TrustOps(ServiceBase):
         objects: Mapping[str, str] | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
-        self.sink.record(AuditEvent(type_, outcome, reason, actor, dict(objects or {}), dict(data or {})))
+        """Audit something that changes no state (a refusal) in a unit of work of its own."""
+        with self.work() as w:
+            w.events.append(AuditEvent(type_, outcome, reason, actor, dict(objects or {}), dict(data or {})))
 
     # ---- certificates and enrollment ------------------------------------------------------------------------
 
@@ -89,7 +91,9 @@ class TrustOps(ServiceBase):
             raise unauthorized(f"device certificate refused: {e.message}") from None
         pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
         enrolled = False
-        with self.sessions.begin() as s:
+        actor, objects = f"device:{ident.device_id}", {"device": ident.device_id}
+        with self.work() as w:
+            s = w.session
             dev = s.get(Device, ident.device_id)
             if dev is not None:
                 if not dev.credential_hash:
@@ -101,29 +105,16 @@ class TrustOps(ServiceBase):
             pre = s.get(PreauthorizedSerial, ident.device_id)
             if pre is None or pre.model != ident.model:
                 self._hold(s, ident, pem)
+                data = {"model": ident.model, "serial": ident.serial}
+                w.audit("device.register", "denied", actor, reason="enrollment_held", objects=objects, data=data)
             else:
                 self._register(s, ident, pem, via="preauthorized")
                 s.delete(pre)
-                enrolled = True
+                enrolled = w.changed = True
+                data = {"model": ident.model, "chip": ident.chip, "serial": ident.serial, "action": "enroll"}
+                w.audit("device.register", "success", actor, reason="preauthorized", objects=objects, data=data)
         if not enrolled:
-            self._event(
-                "device.register",
-                "denied",
-                f"device:{ident.device_id}",
-                reason="enrollment_held",
-                objects={"device": ident.device_id},
-                data={"model": ident.model, "serial": ident.serial},
-            )
             raise forbidden(f"device {ident.device_id} is not pre-authorised: enrollment held for approval")
-        self._changed()
-        self._event(
-            "device.register",
-            "success",
-            f"device:{ident.device_id}",
-            reason="preauthorized",
-            objects={"device": ident.device_id},
-            data={"model": ident.model, "chip": ident.chip, "serial": ident.serial, "action": "enroll"},
-        )
         return ident.device_id
 
     def _remember(self, s: Session, ident: DeviceIdentity, pem: str, *, via: str) -> None:
@@ -196,12 +187,13 @@ class TrustOps(ServiceBase):
         if len(entries) > 100_000:
             raise invalid("at most 100000 serials per upload", field="serials")
         added = 0
-        with self.sessions.begin() as s:
+        with self.work() as w:
+            s = w.session
             for device_id, model in entries:
                 if s.get(PreauthorizedSerial, device_id) is None and s.get(Device, device_id) is None:
                     s.add(PreauthorizedSerial(device_id=device_id, model=model, created=_now()))
                     added += 1
-        self._event("config.change", "success", actor, data={"action": "preauthorize", "added": added})
+            w.audit("config.change", "success", actor, data={"action": "preauthorize", "added": added})
         return added
 
     def enrollments(self, state: str | None = None) -> list[dict[str, Any]]:
@@ -226,7 +218,8 @@ class TrustOps(ServiceBase):
 
     def decide_enrollment(self, device_id: str, *, approve: bool, actor: str, group: str | None = None) -> str:
         """Approve (register the unit with its held certificate) or reject a held enrollment; return the state."""
-        with self.sessions.begin() as s:
+        with self.work() as w:
+            s = w.session
             req = s.get(EnrollmentRequest, device_id, with_for_update=True)
             if req is None or req.state != "held":
                 raise not_found(f"no held enrollment for {device_id}")
@@ -245,45 +238,41 @@ class TrustOps(ServiceBase):
             req.state = "approved" if approve else "rejected"
             req.updated = _now()
             state = req.state
-        self._changed()
-        outcome = "success" if approve else "denied"
-        self._event("device.register", outcome, actor, reason=f"enrollment_{state}", objects={"device": device_id})
+            w.changed = True
+            outcome = "success" if approve else "denied"
+            w.audit("device.register", outcome, actor, reason=f"enrollment_{state}", objects={"device": device_id})
         return state
 
     def set_model_group(self, model: str, group: str, *, actor: str) -> None:
         """The group a model's units enrol into."""
         if not DEVICE_ID_RE.match(model) or not DEVICE_ID_RE.match(group):
             raise invalid("bad model or group name", field="group")
-        with self.sessions.begin() as s:
-            row = s.get(ModelGroup, model)
+        with self.work() as w:
+            row = w.session.get(ModelGroup, model)
             if row is None:
-                s.add(ModelGroup(model=model, group=group))
+                w.session.add(ModelGroup(model=model, group=group))
             else:
                 row.group = group
-        self._event("config.change", "success", actor, data={"action": "model_group", "model": model, "group": group})
+            data = {"action": "model_group", "model": model, "group": group}
+            w.audit("config.change", "success", actor, data=data)
 
     # ---- revocation ------------------------------------------------------------------------------------------
 
     def revoke_device_certificates(self, device_id: str, *, reason: str, actor: str) -> list[str]:
         """Put every certificate serial the device used on the revocation list; return the serials."""
         serials: list[str] = []
-        with self.sessions.begin() as s:
+        with self.work() as w:
+            s = w.session
             ident = s.get(DeviceIdentityRow, device_id)
             req = s.get(EnrollmentRequest, device_id)
             for serial in {x.serial for x in (ident, req) if x is not None}:
                 if s.get(RevokedCertificate, serial) is None:
                     s.add(RevokedCertificate(serial=serial, device_id=device_id, reason=reason, revoked=_now()))
                     serials.append(serial)
-        if serials:
-            self._changed()
-            self._event(
-                "key.revoke",
-                "success",
-                actor,
-                reason=reason,
-                objects={"device": device_id},
-                data={"certificates": sorted(serials), "action": "certificate_revoke"},
-            )
+            if serials:
+                w.changed = True
+                data = {"certificates": sorted(serials), "action": "certificate_revoke"}
+                w.audit("key.revoke", "success", actor, reason=reason, objects={"device": device_id}, data=data)
         return sorted(serials)
 
     def revocations(self) -> list[dict[str, str]]:

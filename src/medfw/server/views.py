@@ -23,6 +23,7 @@ __all__ = [
     "ReportView",
     "RolloutView",
     "TokenCreated",
+    "TokenView",
 ]
 
 
@@ -146,6 +147,19 @@ class TokenCreated:
     name: str
     role: str
     token: str
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A management token as listed (never its secret)."""
+
+    name: str
+    role: str
+    created: str
+    expires: str | None
+    last_used: str | None
+    revoked: str | None
+    active: bool
 
 
 @dataclass(frozen=True)

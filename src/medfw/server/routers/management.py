@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from medfw.server import schemas
-from medfw.server.credentials import Role
+from medfw.server.credentials import Role, parse_duration
 from medfw.server.deps import Admin, Operator, Reader, Repo, Service, Signers
 from medfw.server.validation import DEVICE_ID_PATTERN, NAME_PATTERN, DeviceId, RolloutId
 from medfw.server.views import (
@@ -19,6 +19,7 @@ from medfw.server.views import (
     ReportView,
     RolloutView,
     TokenCreated,
+    TokenView,
 )
 
 __all__ = ["router"]
@@ -129,8 +130,39 @@ def reports(
     return service.reports(device_id=device, limit=limit)
 
 
+@router.post("/devices/{device_id}/credential", response_model=schemas.DeviceCreated, tags=["devices"])
+def rotate_credential(
+    device_id: DeviceId, body: schemas.CredentialRotate, actor: Admin, service: Service
+) -> DeviceCreated:
+    """Give a device a new credential (admin; shown once); the old one works for ``grace`` more."""
+    cred = service.rotate_credential(device_id, grace=parse_duration(body.grace), actor=actor)
+    return DeviceCreated(id=device_id, credential=cred)
+
+
+@router.post("/devices/{device_id}/reprovision", response_model=schemas.DeviceCreated, tags=["devices"])
+def reprovision(device_id: DeviceId, body: schemas.DeviceReprovision, actor: Admin, service: Service) -> DeviceCreated:
+    """Register a decommissioned device id again with a new credential (admin; a plain re-register is 409)."""
+    cred = service.reprovision_device(device_id, model=body.model, chip=body.chip, group=body.group, actor=actor)
+    return DeviceCreated(id=device_id, credential=cred)
+
+
 @router.post("/tokens", response_model=schemas.TokenCreated, status_code=201, tags=["tokens"])
 def create_token(body: schemas.TokenCreate, actor: Admin, service: Service) -> TokenCreated:
     """Create a management token (admin); shown once."""
-    token = service.create_token(body.name, Role(body.role), actor=actor)
+    expires_in = parse_duration(body.expires_in) if body.expires_in else None
+    token = service.create_token(body.name, Role(body.role), actor=actor, expires_in=expires_in)
     return TokenCreated(name=body.name, role=body.role, token=token)
+
+
+@router.get("/tokens", response_model=list[schemas.TokenOut], tags=["tokens"])
+def list_tokens(_actor: Admin, service: Service) -> list[TokenView]:
+    """Every token: role, creation, expiry, last use, revocation (admin; never the secret)."""
+    return service.tokens()
+
+
+@router.delete("/tokens/{name}", response_model=schemas.TokenOut, tags=["tokens"])
+def revoke_token(
+    name: Annotated[str, Path(pattern=NAME_PATTERN, max_length=64)], actor: Admin, service: Service
+) -> TokenView:
+    """Revoke a token (admin): it stops working at once."""
+    return service.revoke_token(name, actor=actor)

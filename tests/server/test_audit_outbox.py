@@ -1,0 +1,104 @@
+"""Audit that survives crashes and floods (finding 9): the outbox, aggregated refusals, the refusal rate limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medfw.audit.sink import AuditEvent, MemorySink
+from medfw.server.auditing import RefusalLimiter
+from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.service import FleetService
+
+from .conftest import Api
+
+
+class _FlakySink(MemorySink):
+    """An audit log that is away (disk full, locked) until ``up`` is set."""
+
+    up = False
+
+    def record(self, event: AuditEvent) -> None:
+        if not self.up:
+            raise OSError("audit log unavailable")
+        super().record(event)
+
+
+def test_events_commit_with_their_change_and_reach_the_log_later(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+    migrate(engine)
+    sink = _FlakySink()
+    svc = FleetService(make_sessionmaker(engine), sink)
+    svc.add_device("d1", model="pump", actor="t")  # committed although the log is away
+    ack = svc.report(
+        "d1",
+        status="downloading",
+        reason=None,
+        detail=None,
+        rollout_id=None,
+        version="1.0",
+        secure_version=1,
+        slot="ota_0",
+    )
+    assert ack.accepted and svc.store.outbox_size() == 2 and sink.events == []
+    # a new process (after a crash) drains what the previous one committed
+    sink.up = True
+    again = FleetService(make_sessionmaker(engine), sink)
+    assert again.drain_outbox() == 2 and svc.store.outbox_size() == 0
+    assert [e.type for e in sink.events] == ["device.register", "ota.report"]
+    assert [e.data["outbox_id"] for e in sink.events] == sorted(e.data["outbox_id"] for e in sink.events)
+    assert all(e.data["committed"] for e in sink.events)
+
+
+def test_a_rolled_back_change_leaves_no_audit_event(api: Api) -> None:
+    api.device("pump-1")
+    before = len(api.sink.events)
+    r = api.client.post("/api/v1/rollouts", json={"release": 1, "devices": ["nope"]}, headers=api.h("operator"))
+    assert r.status_code == 422 and len(api.sink.events) == before and api.service.store.outbox_size() == 0
+
+
+def test_refused_requests_are_aggregated_per_source_and_reason(api: Api) -> None:
+    api.service.limiter = RefusalLimiter(limit=0)  # no rate limit in this test
+    for _ in range(30):
+        assert api.client.get("/api/v1/devices", headers={"Authorization": "Bearer mft_x"}).status_code == 401
+    for _ in range(7):
+        assert api.client.get("/api/v1/devices").status_code == 401
+    assert not [e for e in api.sink.events if e.outcome == "denied"]  # nothing synced per request
+    api.service.flush_denied()
+    denied = {e.reason: e for e in api.sink.events if e.outcome == "denied"}
+    assert denied.keys() == {"bad_token", "missing_token"}
+    assert denied["bad_token"].data["count"] == 30 and denied["missing_token"].data["count"] == 7
+    assert denied["bad_token"].data["source"] == "testclient" and denied["bad_token"].actor == "source:testclient"
+    api.service.flush_denied()
+    assert len([e for e in api.sink.events if e.outcome == "denied"]) == 2  # counted once
+
+
+def test_refused_authentication_is_rate_limited_per_source_and_device(api: Api) -> None:
+    good = api.device("pump-1")
+    api.device("pump-2")
+    api.service.limiter = RefusalLimiter(limit=5, window=60)
+    wrong = {"Authorization": "Device pump-2:" + "A" * 43}
+    for _ in range(5):
+        assert api.client.get("/api/v1/devices/pump-2/poll", headers=wrong).status_code == 401
+    r = api.client.get("/api/v1/devices/pump-2/poll", headers=wrong)
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+    # the source is blocked, also for a valid credential and for the management API
+    assert api.client.get("/api/v1/devices/pump-1/poll", headers=good).status_code == 429
+    assert api.client.get("/api/v1/devices", headers=api.h("admin")).status_code == 429
+
+
+def test_limiter_keys_are_independent() -> None:
+    limiter = RefusalLimiter(limit=3, window=60)
+    for _ in range(3):
+        limiter.refused("ip:a", "device:x")
+    assert limiter.blocked("ip:a") is not None and limiter.blocked("device:x") is not None
+    assert limiter.blocked("ip:b") is None and limiter.blocked("ip:b", "device:y") is None
+    assert RefusalLimiter(limit=0).blocked("ip:a") is None
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_limiter_counts_only_within_the_window(n: int) -> None:
+    limiter = RefusalLimiter(limit=n, window=0.0)
+    limiter.refused("ip:a")
+    assert limiter.blocked("ip:a") is None  # the window has already passed
