@@ -87,14 +87,36 @@ class CampaignOps(TrailOps):
             self._refuse_campaign(actor, "approvals", rel_path, e.message)
             raise
         base = spec or RolloutSpec(release=rel_path)
+        try:
+            campaign_id = self._create_campaign(
+                base,
+                rel_path,
+                old_slot=old_slot,
+                new_key=new_key,
+                new_digest=new_digest,
+                approved=approved,
+                actor=actor,
+            )
+        except CampaignRefusedError as e:  # the unit of work rolled back: nothing stored
+            self._refuse_campaign(actor, e.reason, rel_path, e.message)
+            raise conflict(f"campaign refused ({e.reason}): {e.message}") from None
+        return self.campaign(campaign_id)
+
+    def _create_campaign(
+        self,
+        base: RolloutSpec,
+        rel_path: str,
+        *,
+        old_slot: int,
+        new_key: Any,
+        new_digest: str,
+        approved: list[dict[str, Any]],
+        actor: str,
+    ) -> int:
         with self.work() as w:
             rollout_id = rollouts.create(w, RolloutSpec(**{**base.__dict__, "release": rel_path}), actor=actor)
             units, claims = _units_and_key_slots(w.session, rollout_id)
-            try:
-                check_start(old_slot=old_slot, new_digest=new_digest, units={u: claims.get(u) for u in units})
-            except CampaignRefusedError as e:
-                self._refuse_campaign(actor, e.reason, rel_path, e.message)
-                raise conflict(f"campaign refused ({e.reason}): {e.message}") from None
+            check_start(old_slot=old_slot, new_digest=new_digest, units={u: claims.get(u) for u in units})
             camp = RotationCampaign(
                 rollout_id=rollout_id,
                 old_slot=old_slot,
@@ -112,7 +134,7 @@ class CampaignOps(TrailOps):
             data["approved_by"] = [a["statement"]["approver"] for a in approved]
             objects = {"campaign": str(camp.id), "rollout": str(rollout_id), "release": rel_path}
             w.audit("key.rotate", "success", actor, reason="campaign_start", objects=objects, data=data)
-        return self.campaign(camp.id)
+        return camp.id
 
     def _campaign_release(self, release: str | int) -> tuple[str, str]:
         with self.sessions() as s:
