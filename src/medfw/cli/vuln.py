@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import io
 import json
 from collections.abc import Mapping
@@ -15,27 +14,30 @@ from rich.table import Table
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._vuln_advisory import register_advisory, register_releases
+from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
+from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
+from medfw.cli._vuln_vex import register_vex_import
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
-    add_release,
-    current_decisions,
     decision_history,
+    formats,
     open_index,
     read_sbom,
     read_vex,
-    record_decision,
     rescan,
 )
 from medfw.vuln import scanner as _scanner
-from medfw.vuln.decisions import import_decisions
+from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
-from medfw.vuln.model import ANALYSIS_JUSTIFICATIONS, ANALYSIS_RESPONSES, ANALYSIS_STATES, Finding, ScanResult
-from medfw.vuln.report import to_cyclonedx, to_html
+from medfw.vuln.model import Finding, ScanResult
 from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
+
+_TABLE = "table"
 
 
 def _table(result: ScanResult, console: Console = out_console) -> None:
@@ -84,13 +86,8 @@ def _scan(args: argparse.Namespace) -> int:
     finally:
         index.close()
     fmt = args.format
-    text: str | None = None
-    if fmt == "json":
-        text = json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
-    elif fmt == "cyclonedx":
-        text = json.dumps(to_cyclonedx(result), indent=2) + "\n"
-    elif fmt == "html":
-        text = to_html(result)
+    render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
+    text: str | None = None if render is None else render(result)
     if args.out:
         if text is None:
             buffer = io.StringIO()
@@ -167,44 +164,6 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
         _close(sink)
 
 
-def _decide(args: argparse.Namespace) -> int:
-    sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        d = record_decision(
-            index,
-            sbom,
-            args.cve,
-            args.component,
-            state=args.state,
-            justification=args.justification,
-            responses=args.response or (),
-            detail=args.detail,
-            author=args.author,
-            sink=sink,
-            source="cli",
-        )
-        history = [
-            h
-            for h in decision_history(index, sbom.serial)
-            if (h.component_ref, h.vuln_id) == (d.component_ref, d.vuln_id)
-        ]
-    finally:
-        index.close()
-        _close(sink)
-    data = {"decision": d.as_dict(), "history_length": len(history)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"recorded {d.state} for {d.vuln_id} on {d.component_ref} ({len(history)} decision(s) in its history)",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
-
-
 def _vex_export(args: argparse.Namespace) -> int:
     sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
     index = open_index(args.db)
@@ -225,66 +184,15 @@ def _vex_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _vex_import(args: argparse.Namespace) -> int:
-    decisions = read_vex(read_bytes(args.file, what="VEX document"), args.file)
-    index = open_index(args.db)
-    sink = audit_sink(args)
-    try:
-        known = {
-            r["serial"]: {c.ref for c in read_sbom(bytes(r["sbom"]), f"release {r['id']}").components}
-            for r in index.releases()
-        }
-        added, unchanged = import_decisions(index, decisions, sink=sink, known_refs=known)
-        serials = sorted({d.serial for d in decisions})
-        current = {s: len(current_decisions(index, s)) for s in serials}
-    finally:
-        index.close()
-        _close(sink)
-    emit(
-        args,
-        {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
-        lambda: out_console.print(
-            f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
-        ),
-    )
-    return EXIT_OK
-
-
-def _release_add(args: argparse.Namespace) -> int:
-    sbom_bytes = read_bytes(args.sbom, what="SBOM")
-    if args.image:
-        from medfw.sbom.binding import verify_binding  # noqa: PLC0415
-        from medfw.sbom.document import parse_sbom  # noqa: PLC0415
-
-        doc = parse_sbom(sbom_bytes, path=str(args.sbom))
-        props = doc.component.properties if doc.component else ()
-        verify_binding(props, read_bytes(args.image, what="firmware image"), sbom_path=args.sbom, image_path=args.image)
-    index = open_index(args.db)
-    try:
-        rid, sbom, created = add_release(index, sbom_bytes, args.sbom)
-        baseline = index.last_scan(rid) or []
-    finally:
-        index.close()
-    data = {"release_id": rid, "serial": sbom.serial, "name": sbom.name, "created": created, "findings": len(baseline)}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
-            f"{len(baseline)} finding(s) in the baseline scan",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
-
-
 def _rescan(args: argparse.Namespace) -> int:
+    view = fleet_view(args)
     index = open_index(args.db)
     try:
         deltas = rescan(index)
+        alarming = [f for d in deltas for f in d.alarming]
+        exposures = [] if view is None else _alarm_exposure(index, view, {f.vuln_id for f in alarming})
     finally:
         index.close()
-    alarming = [f for d in deltas for f in d.alarming]
 
     def human() -> None:
         if not deltas:
@@ -298,9 +206,20 @@ def _rescan(args: argparse.Namespace) -> int:
             for f in d.new:
                 flag = " KEV" if f.kev else ""
                 out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
+        for e in exposures:
+            out_console.print(f"alert: {e.alert()}", markup=False)
 
-    emit(args, {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}, human)
+    data: dict[str, Any] = {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}
+    if view is not None:
+        data["exposure"] = [e.as_dict() for e in exposures]
+    emit(args, data, human)
     return EXIT_FAILED if alarming else EXIT_OK
+
+
+def _alarm_exposure(index: Any, view: Any, vuln_ids: set[str]) -> list[Any]:
+    from medfw.vuln.exposure import exposure  # noqa: PLC0415
+
+    return [e for e in exposure(index, view) if e.vuln_id in vuln_ids]
 
 
 def register(sub: Any) -> None:
@@ -312,7 +231,7 @@ def register(sub: Any) -> None:
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
-    p.add_argument("--format", choices=("table", "json", "cyclonedx", "html"), default="table")
+    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
     add_gate_flags(p)
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
     add_db(p)
@@ -320,49 +239,30 @@ def register(sub: Any) -> None:
     add_audit_flag(p)
     p.set_defaults(func=_scan)
 
-    p = group.add_parser("decide", help="record a patch-or-justify decision for one finding")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("cve", metavar="CVE")
-    p.add_argument("--component", required=True, metavar="REF", help="bom-ref of the component")
-    p.add_argument("--state", required=True, choices=ANALYSIS_STATES)
-    p.add_argument("--justification", choices=ANALYSIS_JUSTIFICATIONS)
-    p.add_argument("--response", action="append", choices=ANALYSIS_RESPONSES)
-    p.add_argument("--detail", required=True, metavar="TEXT")
-    p.add_argument("--author", default=_default_author(), metavar="A")
-    add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_decide)
+    register_decide(group)
 
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
     p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("--format", required=True, choices=("cyclonedx", "openvex"))
+    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
     p.add_argument("--out", required=True, metavar="F")
-    p.add_argument("--author", default=_default_author(), metavar="A", help="OpenVEX document author")
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_vex_export)
-    p = vex.add_parser("import", help="import decisions from a CycloneDX or OpenVEX document")
-    p.add_argument("file", metavar="F")
-    add_db(p)
-    add_json_flag(p)
-    add_audit_flag(p)
-    p.set_defaults(func=_vex_import)
-
-    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
-    p = rel.add_parser("add", help="register a released SBOM (and take its baseline scan)")
-    p.add_argument("sbom", metavar="SBOM")
     p.add_argument(
-        "--image",
-        metavar="IMAGE",
-        help="the released firmware image: refuse the SBOM unless it describes this image (signed or not)",
+        "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
     )
     add_db(p)
     add_json_flag(p)
-    p.set_defaults(func=_release_add)
+    p.set_defaults(func=_vex_export)
+    register_vex_import(vex)
+
+    rel = add_group(group, "release", "released SBOMs under postmarket surveillance")
+    register_release_add(rel)
+
+    register_exposure(group)
+    register_releases(group)
+    register_advisory(group)
 
     p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
+    add_fleet_flags(p, required=False)
     add_db(p)
     add_json_flag(p)
     p.set_defaults(func=_rescan)
@@ -382,10 +282,3 @@ def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> No
         metavar="AGE",
         help="exit 1 instead of reporting when a feed source is older than AGE (90m, 12h, 2d, 1w)",
     )
-
-
-def _default_author() -> str:
-    try:
-        return f"user:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "user:unknown"

@@ -24,6 +24,7 @@ from typing import Any
 from medfw.errors import ManifestError
 from medfw.sbom._validate import check_cpe, check_cve_id, check_date, check_license, check_purl
 from medfw.sbom.model import SUPPORT_LEVELS, CveExclusion, Entity
+from medfw.vuln.vocabulary import ALL_JUSTIFICATION_LABELS
 
 __all__ = [
     "COMPONENT_KEYS",
@@ -69,26 +70,7 @@ COMPONENT_KEYS: frozenset[str] = frozenset(
 )
 PROJECT_KEYS: frozenset[str] = COMPONENT_KEYS | {"components", "kconfig", "support"}
 
-_JUSTIFICATIONS = frozenset(
-    {
-        # CISA / OpenVEX
-        "component_not_present",
-        "vulnerable_code_not_present",
-        "vulnerable_code_not_in_execute_path",
-        "vulnerable_code_cannot_be_controlled_by_adversary",
-        "inline_mitigations_already_exist",
-        # CycloneDX
-        "code_not_present",
-        "code_not_reachable",
-        "requires_configuration",
-        "requires_dependency",
-        "requires_environment",
-        "protected_by_compiler",
-        "protected_at_runtime",
-        "protected_at_perimeter",
-        "protected_by_mitigating_control",
-    }
-)
+_JUSTIFICATIONS = ALL_JUSTIFICATION_LABELS  # CycloneDX and CISA/OpenVEX/CSAF labels: one vocabulary
 _COMPONENT_TYPES = frozenset(
     {"library", "firmware", "operating-system", "framework", "application", "device-driver", "platform", "file"}
 )

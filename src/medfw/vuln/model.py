@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from medfw.vuln.vocabulary import HANDLED_STATES, Justification, Response, State
+
 __all__ = [
     "ANALYSIS_JUSTIFICATIONS",
     "ANALYSIS_RESPONSES",
@@ -21,24 +23,10 @@ __all__ = [
     "ScanResult",
 ]
 
-#: CycloneDX 1.6 ``impactAnalysisState``
-ANALYSIS_STATES = ("resolved", "resolved_with_pedigree", "exploitable", "in_triage", "false_positive", "not_affected")
-#: CycloneDX 1.6 ``impactAnalysisJustification``
-ANALYSIS_JUSTIFICATIONS = (
-    "code_not_present",
-    "code_not_reachable",
-    "requires_configuration",
-    "requires_dependency",
-    "requires_environment",
-    "protected_by_compiler",
-    "protected_at_runtime",
-    "protected_at_perimeter",
-    "protected_by_mitigating_control",
-)
-#: CycloneDX 1.6 ``analysis.response[]``
-ANALYSIS_RESPONSES = ("can_not_fix", "will_not_fix", "update", "rollback", "workaround_available")
-#: states after which a finding needs no further action
-HANDLED_STATES = frozenset({"resolved", "resolved_with_pedigree", "false_positive", "not_affected"})
+#: the closed sets live in :mod:`medfw.vuln.vocabulary`; these tuples are their values, in CycloneDX order
+ANALYSIS_STATES = tuple(str(s) for s in State)
+ANALYSIS_JUSTIFICATIONS = tuple(str(j) for j in Justification)
+ANALYSIS_RESPONSES = tuple(str(r) for r in Response)
 
 
 @dataclass(frozen=True)
@@ -78,6 +66,7 @@ class ScanInput:
         name: name of the SBOM's subject (``metadata.component.name``).
         components: components, subject first when it carries an identity.
         sha256: digest of the SBOM bytes.
+        subject_version: version of the SBOM's subject (the firmware release), '' when unknown.
     """
 
     serial: str
@@ -85,6 +74,7 @@ class ScanInput:
     name: str
     components: tuple[ScanComponent, ...]
     sha256: str = ""
+    subject_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,7 +120,11 @@ class Decision:
         detail: free-text reasoning.
         author: who decided.
         timestamp: when (UTC).
-        source: ``cli``, ``api``, ``vex-import``, ``sbom-exclude`` or ``vex-overlay``.
+        source: ``cli``, ``api``, ``batch``, ``vex-import``, ``supplier-vex``, ``carried``, ``reopened``,
+            ``sbom-exclude`` or ``vex-overlay``.
+        decision_id: the stored row id (0 when not stored).
+        fixed_in: for ``resolved``: the component version that fixes it (the decision holds for newer ones).
+        carried_from: ``release R (decision N)`` when inherited from an earlier release.
     """
 
     serial: str
@@ -143,6 +137,9 @@ class Decision:
     author: str
     timestamp: dt.datetime
     source: str = "api"
+    decision_id: int = 0
+    fixed_in: str | None = None
+    carried_from: str | None = None
 
     @property
     def handled(self) -> bool:
@@ -162,6 +159,9 @@ class Decision:
             "author": self.author,
             "timestamp": self.timestamp.isoformat(),
             "source": self.source,
+            "decision_id": self.decision_id,
+            "fixed_in": self.fixed_in,
+            "carried_from": self.carried_from,
         }
 
 

@@ -58,11 +58,20 @@ def add_release(index: VulnIndex, data: bytes, path: str = "<sbom>") -> tuple[in
 
     Raises:
         ManifestError: the SBOM is unreadable or has no identities.
-        InputError: the SBOM has no serialNumber.
+        InputError: the SBOM has no serialNumber, or its serial is registered with different content.
     """
     sbom = read_sbom(data, path)
     if not sbom.serial:
         raise InputError("a released SBOM needs a serialNumber", path=path, field="serialNumber")
+    for rel in index.releases():
+        if rel["serial"] == sbom.serial and rel["sha256"] != sbom.sha256:
+            raise InputError(
+                f"serial {sbom.serial} is already registered as release {rel['id']} with different content "
+                f"(sha256 {rel['sha256'][:16]}…, this SBOM {sbom.sha256[:16]}…): a changed SBOM needs a new "
+                "serialNumber",
+                path=path,
+                field="serialNumber",
+            )
     release_id, created = index.add_release(sbom.serial, sbom.name, sbom.sha256, data)
     if created:
         index.add_scan(release_id, _summary(scan(index, sbom).findings))

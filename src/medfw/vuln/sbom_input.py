@@ -63,4 +63,5 @@ def read_sbom(data: bytes, path: str = "<sbom>") -> ScanInput:
         name=doc.component.name if doc.component is not None else "",
         components=tuple(comps),
         sha256=hashlib.sha256(data).hexdigest(),
+        subject_version=(doc.component.version or "") if doc.component is not None else "",
     )

@@ -14,7 +14,8 @@ Matching, per component:
   (:class:`~medfw.vuln.model.NoData`), so a coverage gap never reads as clean.
 
 Exclusions listed in a component's ``medfw:cve-exclude`` become ``not_affected`` decisions (source
-``sbom-exclude``; the supplier's justification, ``code_not_present`` when none is given) unless a recorded
+``sbom-exclude``; the supplier's justification in either vocabulary, mapped by :mod:`medfw.vuln.vocabulary`,
+``code_not_present`` when none is given) unless a recorded
 decision exists; VEX documents given to the scan override both.
 """
 
@@ -36,7 +37,6 @@ from medfw.vuln.feeds.osv import purl_base
 from medfw.vuln.freshness import feed_snapshot
 from medfw.vuln.index import StoredRecord, VulnIndex
 from medfw.vuln.model import (
-    ANALYSIS_JUSTIFICATIONS,
     Decision,
     Finding,
     MatchReason,
@@ -47,6 +47,7 @@ from medfw.vuln.model import (
 )
 from medfw.vuln.osv_ranges import affected_by
 from medfw.vuln.triage import choose_severity, prioritise
+from medfw.vuln.vocabulary import Justification, parse_justification
 
 __all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
 
@@ -155,8 +156,10 @@ def _exclusion(
     for vid in (vuln_id, *aliases):
         if vid in comp.cve_exclude:
             reason, justification = comp.cve_exclude[vid]
-            if justification not in ANALYSIS_JUSTIFICATIONS:
-                justification = "code_not_present"
+            try:  # either vocabulary (the manifest accepts both); none given: the code is not there
+                justification = parse_justification(justification or "")
+            except (KeyError, ValueError):
+                justification = Justification.CODE_NOT_PRESENT
             detail = reason or "listed in the SBOM's cve-exclude list"
             return Decision(
                 serial, comp.ref, vuln_id, "not_affected", justification, (), detail, "sbom", now, "sbom-exclude"
