@@ -86,16 +86,16 @@ async def _device_auth(request: Request, device_id: str, authorization: Annotate
     _throttle(service, f"ip:{source}", f"device:{device_id}")
     cert = client_certificate(request.scope)
     if cert is not None:  # mutual TLS: the certificate the TLS layer verified names the device
-        who_cert = await run_in_threadpool(service.authenticate_certificate, cert)
+        try:
+            who_cert = await run_in_threadpool(service.authenticate_certificate, cert)
+        except Unauthorized:
+            service.record_denied("device", actor="unknown", reason="bad_certificate", source=source)
+            raise
         if who_cert != device_id:
-            await run_in_threadpool(
-                service.record_denied,
-                "device",
-                actor=f"device:{who_cert}",
-                reason="other_device",
-                data={"claimed": device_id},
-            )
+            data = {"claimed": device_id}
+            service.record_denied("device", actor=f"device:{who_cert}", reason="other_device", data=data, source=source)
             raise Forbidden(f"device {who_cert} cannot act for device {device_id}")
+        set_actor(request.scope, f"device:{who_cert}")
         return who_cert
     scheme, _, credential = (authorization or "").partition(" ")
     if scheme != "Device" or not credential:
