@@ -9,6 +9,7 @@ import pytest
 
 from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from medfw.audit.keys import (
+    KDF_RATCHET,
     EpochKeys,
     VerificationKey,
     generate_checkpoint_key,
@@ -42,10 +43,15 @@ def _vk() -> VerificationKey:
 def test_key_file_roundtrip_and_rejections() -> None:
     vk = _vk()
     assert VerificationKey.from_bytes(vk.to_bytes()) == vk
+    v2 = VerificationKey("log-2", bytes(32), vk.checkpoint_public_key_pem, kdf=KDF_RATCHET)
+    assert json.loads(v2.to_bytes())["version"] == 2
+    assert VerificationKey.from_bytes(v2.to_bytes()) == v2
     doc = json.loads(vk.to_bytes())
     for change, field in [
         ({"format": "x"}, "format"),
-        ({"version": 2}, "version"),
+        ({"version": 3}, "version"),
+        ({"version": 2}, "kdf"),
+        ({"version": 2, "kdf": "md5-chain"}, "kdf"),
         ({"log_id": ""}, "log_id"),
         ({"epoch_key": "!!"}, "epoch_key"),
         ({"epoch_key": "AAAA"}, "epoch_key"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,9 +27,11 @@ def pg_log() -> Iterator[tuple[str, str]]:
         db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def test_postgres_roundtrip_and_tamper(pg_log: tuple[str, str]) -> None:
+def test_postgres_roundtrip_and_tamper(pg_log: tuple[str, str], tmp_path: Path) -> None:
     url, schema = pg_log
-    res = init_log(url, epoch_length=5, checkpoint_interval=20)
+    with pytest.raises(AuditError, match="checkpoint key"):
+        init_log(url)  # the checkpoint key is never stored in the database: say where it goes
+    res = init_log(url, epoch_length=5, checkpoint_interval=20, checkpoint_key_out=tmp_path / "pg.ckey")
     with pytest.raises(AuditError, match="already exists"):
         init_log(url)
     with open_log(url) as log:

@@ -191,3 +191,36 @@ def test_append_json_output(log: tuple[Path, Path], capsys: pytest.CaptureFixtur
     entry = cli_result(out)
     assert entry["seq"] > 6
     assert len(entry["tag"]) == 64
+
+
+def test_append_events_file_is_one_session(
+    log: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path, key = log
+    events = tmp_path / "ev.jsonl"
+    lines = [
+        {"type": "release.sign", "outcome": "success", "objects": {"image_sha256": "ab" * 32}},
+        {"type": "sbom.generate", "outcome": "info", "data": {"n": 1}},
+        {"type": "vuln.scan", "outcome": "failure", "reason": "feed_stale", "actor": "ci"},
+    ]
+    events.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    code, out, _ = run(capsys, "audit", "append", path, "--events", events, "--json")
+    res = cli_result(out)
+    assert code == 0 and res["appended"] == 3 and res["seq"] == res["first_seq"] + 2
+    rows = sqlite3.connect(path).execute("SELECT record FROM entries ORDER BY pos DESC LIMIT 3").fetchall()
+    assert len({json.loads(r)["epoch"] for (r,) in rows}) == 1  # one session, one epoch
+    assert run(capsys, "audit", "verify", path, "--key", key)[0] == 0
+    for bad, where in [
+        ('{"type": "release.sign"}\n', "line 1"),
+        ('{"type": "release.sign", "outcome": "success"}\n{"type": "x.y", "outcome": "info"}\n', "line 2"),
+        ('{"type": "release.sign", "outcome": "success", "secret": 1}\n', "unknown member"),
+        ("not json\n", "line 1"),
+        ("\n", "no events"),
+    ]:
+        events.write_text(bad)
+        code, out, _ = run(capsys, "audit", "append", path, "--events", events, "--json")
+        assert code == 2 and where in json.loads(out)["error"]["message"], (bad, out)
+    code, out, _ = run(capsys, "audit", "append", path, "--events", events, "--type", "boot.verify", "--json")
+    assert code == 2
+    code, out, _ = run(capsys, "audit", "append", path, "--json")
+    assert code == 2 and "--events" in json.loads(out)["error"]["message"]

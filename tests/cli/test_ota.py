@@ -431,3 +431,22 @@ def test_tokens_and_credentials_from_the_cli_without_secrets_in_argv(
     assert code == 0
     assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
     assert "process list" in capsys.readouterr().err
+
+
+def test_publish_is_a_release_point_of_the_audit_log(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medfw.audit import init_log, open_log, verify_log
+
+    repo = str(tmp_path / "repo")
+    log = tmp_path / "release-audit.db"
+    res = init_log(log)
+    assert _run(capsys, *_init_argv(repo, keys))[0] == 0
+    img = _image(keys, "2.0.0", 4, tmp_path / "app.bin")
+    code, _ = _run(capsys, *_publish_argv(repo, img, keys["targets"], "--audit-log", str(log)))
+    assert code == 0
+    with open_log(log) as w:
+        cp, size = w.latest_checkpoint(), w.size
+    assert cp is not None and cp.checkpoint.reason == "release"
+    assert cp.checkpoint.size == size  # the checkpoint covers the release.publish record
+    assert verify_log(log, res.verification_key, checkpoint=cp).ok

@@ -92,7 +92,7 @@ def test_serve_with_device_ca_and_a_cli_provisioned_unit(tmp_path: Path, capsys:
         serials.write_text("pump-1,pump\n")
         assert main(["ota", "enroll", "preauthorize", str(serials)]) == 0
         capsys.readouterr()
-        agent = ["device", "agent", str(unit), "--once", "--server-ca", str(tls.ca), "--json"]
+        agent = ["device", "agent", str(unit), "--once", "--ca-file", str(tls.ca), "--json"]
         assert main(agent) == 0
         assert _result(capsys)["outcome"] == "idle"
         image = tmp_path / "app-1.1.0.bin"

@@ -19,6 +19,17 @@ class _CutStream(httpx.SyncByteStream):
         raise httpx.ReadError("connection reset by peer")
 
 
+class _DripStream(httpx.SyncByteStream):
+    """One byte per chunk (each "arrives" when the reader asks for it: the test's clock decides how slowly)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(len(self.data)):
+            yield self.data[i : i + 1]
+
+
 class EvilTransport(httpx.BaseTransport):
     """Forwards to a real client; hooks may rewrite poll answers, cut artifact downloads or fail requests."""
 
@@ -28,6 +39,7 @@ class EvilTransport(httpx.BaseTransport):
         self.rewrite_poll: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.cut_artifact_at: int | None = None
         self.fail: Callable[[httpx.Request], bool] = lambda _r: False
+        self.drip: Callable[[httpx.Request], bool] = lambda _r: False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -51,6 +63,8 @@ class EvilTransport(httpx.BaseTransport):
         ):
             cut, self.cut_artifact_at = self.cut_artifact_at, None
             return httpx.Response(resp.status_code, headers=headers, stream=_CutStream(body, cut))
+        if self.drip(request) and resp.status_code in (200, 206):
+            return httpx.Response(resp.status_code, headers=headers, stream=_DripStream(body))
         return httpx.Response(resp.status_code, headers=headers, content=body)
 
 

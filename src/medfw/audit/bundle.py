@@ -162,7 +162,7 @@ def verify_bundle(
         signed.verify(pinned)
     except (SignatureError, AuditError) as e:
         errors.append(f"checkpoint: {e.message}")
-    keys = EpochKeys(key.initial_key, key.log_id) if key is not None else None
+    keys = EpochKeys(key.initial_key, key.log_id, key.kdf) if key is not None else None
     for i, item in enumerate(entries):
         if not isinstance(item, dict):
             raise AuditError(f"entry {i} is not an object", path=path, field=f"entries[{i}]")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from medfw.audit.keys import (
     CheckpointPrivateKey,
@@ -176,13 +177,24 @@ class SignedCheckpoint:
         verify_signature(key, self.signature, self.checkpoint.signed_bytes())
 
 
-def sign_checkpoint(checkpoint: Checkpoint, private_key: CheckpointPrivateKey) -> SignedCheckpoint:
-    """Sign ``checkpoint`` and return the signed document."""
-    pub = private_key.public_key()
+class _Signs(Protocol):
+    public_key: CheckpointPublicKey
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def sign_checkpoint(checkpoint: Checkpoint, key: CheckpointPrivateKey | _Signs) -> SignedCheckpoint:
+    """Sign ``checkpoint`` with a private key or a :class:`medfw.audit.signing.CheckpointSigner`."""
+    if isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        pub = key.public_key()
+        signature = sign_bytes(key, checkpoint.signed_bytes())
+    else:
+        pub = key.public_key
+        signature = key.sign(checkpoint.signed_bytes())
     return SignedCheckpoint(
         checkpoint=checkpoint,
         algorithm=algorithm_of(pub),
         key_id=key_id(pub),
-        signature=sign_bytes(private_key, checkpoint.signed_bytes()),
+        signature=signature,
         public_key_pem=public_pem(pub),
     )

@@ -1,15 +1,22 @@
-"""Forward-secure sealing keys (HKDF ratchet), the verification key file and checkpoint signing keys.
+"""Forward-secure sealing keys (a one-way ratchet), the verification key file and checkpoint signing keys.
 
-Sealing keys evolve per epoch: ``K[e+1] = HKDF-SHA256(K[e], info="medfw-audit/epoch/<log id>/<e+1>")`` and the
-writer overwrites ``K[e]`` as soon as ``K[e+1]`` exists, so whoever steals the log's current key cannot
-compute any earlier key (HKDF is one-way). Entries of epoch ``e`` are tagged with
-``HMAC-SHA256(M[e], entry_hash)`` where ``M[e] = HKDF-SHA256(K[e], info="medfw-audit/mac/<log id>/<e>")``.
+Sealing keys evolve per epoch and the writer overwrites ``K[e]`` as soon as ``K[e+1]`` exists, so whoever steals
+the log's current key cannot compute any earlier key. Entries of epoch ``e`` are tagged with
+``HMAC-SHA256(M[e], entry_hash)``. Two key derivations exist (``kdf``):
+
+* ``sha256-ratchet`` (logs of format 2, the default): ``K[e+1] = SHA-256("medfw/E" || L || be64(e+1) || K[e])``
+  and ``M[e] = SHA-256("medfw/M" || L || be64(e) || K[e])`` with ``L`` the first 8 bytes of SHA-256(log id): the
+  hash-chain ratchet of Schneier and Kelsey's secure audit logs. Each input is exactly one SHA-256 block (55
+  bytes), so a verifier walks 100,000 per-session epochs in a few hundredths of a second.
+* ``hkdf-sha256`` (logs of format 1): ``K[e+1] = HKDF-SHA256(K[e], info="medfw-audit/epoch/<log id>/<e+1>")``
+  and ``M[e] = HKDF-SHA256(K[e], info="medfw-audit/mac/<log id>/<e>")``. Kept so that older logs verify.
 The verifier starts from ``K[0]`` (the *verification key*, kept offline) and derives every epoch's key itself,
 so it checks that each entry was sealed with the key of *its own* epoch (the systemd FSS flaw,
 CVE-2023-31439, was to accept any key).
 
-Checkpoints are signed with an asymmetric key (Ed25519 by default, ECDSA P-256 optional) whose private part
-is stored with the log and whose public part is exported with the verification key.
+Checkpoints are signed with an asymmetric key (Ed25519 by default, ECDSA P-256 optional) kept outside the log (a
+0600 key file or a ``pkcs11:`` URI, see :mod:`medfw.audit.signing`); its public part is pinned by the
+verification key.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from medfw.errors import AuditError, SignatureError
 
 __all__ = [
     "CHECKPOINT_KEY_TYPES",
+    "KDFS",
+    "KDF_HKDF",
+    "KDF_RATCHET",
     "KEY_FILE_FORMAT",
     "KEY_SIZE",
     "CheckpointPrivateKey",
@@ -37,6 +47,7 @@ __all__ = [
     "EpochKeys",
     "VerificationKey",
     "algorithm_of",
+    "check_kdf",
     "generate_checkpoint_key",
     "key_check_value",
     "key_id",
@@ -55,6 +66,11 @@ __all__ = [
 KEY_SIZE = 32
 KEY_FILE_FORMAT = "medfw-audit-verification-key"
 CHECKPOINT_KEY_TYPES = ("ed25519", "ecdsa-p256")
+KDF_HKDF = "hkdf-sha256"
+KDF_RATCHET = "sha256-ratchet"
+KDFS = (KDF_HKDF, KDF_RATCHET)
+RATCHET_EPOCH = b"medfw/E"
+RATCHET_MAC = b"medfw/M"
 
 _SHA256 = hashes.SHA256()
 
@@ -66,14 +82,33 @@ def _hkdf(key: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(key)
 
 
-def next_epoch_key(key: bytes, log_id: str, epoch: int) -> bytes:
+def _log_label(log_id: str) -> bytes:
+    return hashlib.sha256(log_id.encode("utf-8")).digest()[:8]
+
+
+def next_epoch_key(key: bytes, log_id: str, epoch: int, kdf: str = KDF_RATCHET) -> bytes:
     """Return ``K[epoch+1]`` from ``K[epoch]``."""
+    if kdf == KDF_RATCHET:
+        return hashlib.sha256(RATCHET_EPOCH + _log_label(log_id) + (epoch + 1).to_bytes(8, "big") + key).digest()
     return _hkdf(key, b"medfw-audit/epoch/%b/%d" % (log_id.encode(), epoch + 1))
 
 
-def mac_key(key: bytes, log_id: str, epoch: int) -> bytes:
+def mac_key(key: bytes, log_id: str, epoch: int, kdf: str = KDF_RATCHET) -> bytes:
     """Return the HMAC key ``M[epoch]`` derived from ``K[epoch]``."""
+    if kdf == KDF_RATCHET:
+        return hashlib.sha256(RATCHET_MAC + _log_label(log_id) + epoch.to_bytes(8, "big") + key).digest()
     return _hkdf(key, b"medfw-audit/mac/%b/%d" % (log_id.encode(), epoch))
+
+
+def check_kdf(kdf: str, *, path: str | None = None) -> str:
+    """Return ``kdf`` if it is a known key derivation.
+
+    Raises:
+        AuditError: unknown derivation.
+    """
+    if kdf not in KDFS:
+        raise AuditError(f"unknown key derivation {kdf!r} (known: {', '.join(KDFS)})", path=path, field="kdf")
+    return kdf
 
 
 def seal_tag(mac: bytes, entry_hash: bytes) -> bytes:
@@ -102,12 +137,26 @@ def key_check_value(initial_key: bytes, log_id: str) -> bytes:
 class EpochKeys:
     """Derives and caches the HMAC key of every epoch from the initial key (verifier side)."""
 
-    def __init__(self, initial_key: bytes, log_id: str) -> None:
+    def __init__(self, initial_key: bytes, log_id: str, kdf: str = KDF_RATCHET) -> None:
         if len(initial_key) != KEY_SIZE:
             raise AuditError(f"verification key must be {KEY_SIZE} bytes", field="epoch_key")
         self.log_id = log_id
+        self.kdf = check_kdf(kdf)
+        self._label = _log_label(log_id)
         self._keys = [initial_key]
         self._macs: dict[int, bytes] = {}
+
+    def key(self, epoch: int) -> bytes:
+        """Return ``K[epoch]`` (derived once, then cached).
+
+        Raises:
+            ValueError: ``epoch`` is negative.
+        """
+        if epoch < 0:
+            raise ValueError(f"there is no epoch {epoch}")
+        while len(self._keys) <= epoch:
+            self._keys.append(next_epoch_key(self._keys[-1], self.log_id, len(self._keys) - 1, self.kdf))
+        return self._keys[epoch]
 
     def mac(self, epoch: int) -> bytes:
         """Return ``M[epoch]``.
@@ -118,11 +167,15 @@ class EpochKeys:
         cached = self._macs.get(epoch)
         if cached is not None:
             return cached
-        if epoch < 0:
-            raise ValueError(f"there is no epoch {epoch}")
-        while len(self._keys) <= epoch:
-            self._keys.append(next_epoch_key(self._keys[-1], self.log_id, len(self._keys) - 1))
-        m = mac_key(self._keys[epoch], self.log_id, epoch)
+        if self.kdf == KDF_RATCHET and epoch >= 0:
+            # The verifier's hot path for logs of many short sessions (one epoch each): inline the ratchet.
+            keys, sha = self._keys, hashlib.sha256
+            pe, pm = RATCHET_EPOCH + self._label, RATCHET_MAC + self._label
+            while len(keys) <= epoch:
+                keys.append(sha(pe + len(keys).to_bytes(8, "big") + keys[-1]).digest())
+            m = sha(pm + epoch.to_bytes(8, "big") + keys[epoch]).digest()
+        else:
+            m = mac_key(self.key(epoch), self.log_id, epoch, self.kdf)
         self._macs[epoch] = m
         return m
 
@@ -152,7 +205,7 @@ def generate_checkpoint_key(kind: str = "ed25519") -> CheckpointPrivateKey:
 
 
 def private_pem(key: CheckpointPrivateKey) -> bytes:
-    """Serialise a checkpoint private key as unencrypted PKCS#8 PEM (stored only inside the log)."""
+    """Serialise a checkpoint private key as unencrypted PKCS#8 PEM (for its 0600 key file, never the log)."""
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -172,7 +225,7 @@ def load_checkpoint_private_key(pem: bytes) -> CheckpointPrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:
-        raise AuditError("checkpoint signing key in the log is unreadable", field="checkpoint_key") from e
+        raise AuditError("checkpoint signing key is unreadable", field="checkpoint_key") from e
     if isinstance(key, ed25519.Ed25519PrivateKey) or (
         isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
     ):
@@ -221,26 +274,30 @@ def verify_signature(key: CheckpointPublicKey, signature: bytes, message: bytes)
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """What the verifier keeps offline: the log id, the initial sealing key and the checkpoint public key."""
+    """What the verifier keeps offline: the log id, the initial sealing key, the pinned checkpoint public key and
+    the log's key derivation."""
 
     log_id: str
     initial_key: bytes
     checkpoint_public_key_pem: bytes
+    kdf: str = KDF_HKDF
 
     def to_bytes(self) -> bytes:
         """Serialise as the JSON key file written by ``medfw audit init --key-out``."""
-        doc = {
+        doc: dict[str, Any] = {
             "format": KEY_FILE_FORMAT,
-            "version": 1,
+            "version": 1 if self.kdf == KDF_HKDF else 2,
             "log_id": self.log_id,
             "epoch_key": base64.b64encode(self.initial_key).decode("ascii"),
             "checkpoint_public_key": self.checkpoint_public_key_pem.decode("ascii"),
         }
+        if self.kdf != KDF_HKDF:
+            doc["kdf"] = self.kdf
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes, *, path: str | None = None) -> VerificationKey:
-        """Parse a key file.
+        """Parse a key file (version 1: HKDF logs; version 2 names its ``kdf``).
 
         Raises:
             AuditError: the data is not a medfw audit verification key.
@@ -251,8 +308,10 @@ class VerificationKey:
             raise AuditError("not a medfw audit verification key (not JSON)", path=path) from None
         if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
             raise AuditError("not a medfw audit verification key", path=path, field="format")
-        if doc.get("version") != 1:
-            raise AuditError(f"unsupported key file version {doc.get('version')!r}", path=path, field="version")
+        version = doc.get("version")
+        if version not in (1, 2) or isinstance(version, bool):
+            raise AuditError(f"unsupported key file version {version!r}", path=path, field="version")
+        kdf = KDF_HKDF if version == 1 else check_kdf(str(doc.get("kdf")), path=path)
         log_id, ek, pub = doc.get("log_id"), doc.get("epoch_key"), doc.get("checkpoint_public_key")
         if not isinstance(log_id, str) or not log_id:
             raise AuditError("key file has no log_id", path=path, field="log_id")
@@ -265,7 +324,7 @@ class VerificationKey:
         if not isinstance(pub, str):
             raise AuditError("key file has no checkpoint_public_key", path=path, field="checkpoint_public_key")
         load_checkpoint_public_key(pub.encode("ascii", "replace"), path=path)
-        return cls(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub.encode("ascii"))
+        return cls(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub.encode("ascii"), kdf=kdf)
 
     def public_key(self) -> CheckpointPublicKey:
         """Return the pinned checkpoint public key."""

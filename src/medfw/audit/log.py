@@ -2,32 +2,38 @@
 
 Contract:
 
-* :func:`init_log` creates a log and returns the verification key (initial sealing key + checkpoint public
-  key) that the user keeps offline; the log itself only ever stores the *current* epoch key.
-* :func:`open_log` opens a log for appending. Opening is a new boot/session: it gets a fresh ``boot_id``,
-  increments the persisted boot counter, and moves to a new key epoch if the current one already sealed
-  entries. :meth:`AuditLog.record` / :meth:`AuditLog.append` return only after the entry is committed.
+* :func:`init_log` creates a log and returns the verification key (initial sealing key + pinned checkpoint
+  public key) that the user keeps offline. The log itself only ever stores the *current* epoch key; the
+  checkpoint signing key lives in its own 0600 key file or a PKCS#11 token (:mod:`medfw.audit.signing`).
+* :func:`open_log` opens a log for appending: a writer *session* (one command, one CI step, one device boot).
+  Opening writes nothing. The session's first write gets the next persisted boot number, and each session
+  seals its entries in an epoch of its own: the key is advanced when the session closes (and, should a writer
+  have died before closing, when the next session starts), so the key that sealed a finished session is gone.
+  :func:`append_session` is the whole session in one transaction (the path ``medfw audit append`` takes).
 * The epoch also advances every ``epoch_length`` entries and after every checkpoint, always *eagerly*: the
   stored key is always for an epoch that sealed no entry yet, or the one still being filled; the key of a
   finished epoch is overwritten in the same transaction that finishes it.
-* Checkpoints are made every ``checkpoint_interval`` entries, on :meth:`AuditLog.close`, on request, on export
-  and before an update (:meth:`AuditLog.checkpoint` with ``reason="pre-update"``). Each is preceded by an
-  ``audit.checkpoint`` entry so that the log records its own checkpoints.
+* Checkpoints are signed every ``checkpoint_interval`` entries, on request (:meth:`AuditLog.checkpoint`,
+  ``medfw audit checkpoint``), at release points (evidence build, OTA publish), on export, and at close only
+  when the session asked for it (``checkpoint_on_close``). Each is preceded by an ``audit.checkpoint`` entry so
+  that the log records its own checkpoints. A due interval checkpoint whose key is unavailable is deferred to
+  the next writer that has the key; the entries are sealed regardless.
 
 Entry fields: ``seq``, ``epoch``, ``prev`` (chain), and in ``body``: ``v`` (record version), ``type``,
 ``outcome``, ``reason``, ``actor``, ``objects`` (digests), ``data``, ``ts`` (UTC), ``mono_ns`` (monotonic
-clock, decimal string), ``boot_id``, ``boot_n`` (persisted boot counter) and ``host`` (device/host id).
+clock, decimal string), ``boot_id``, ``boot_n`` (persisted session counter) and ``host`` (device/host id).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,37 +43,43 @@ from typing import Any
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
 from medfw.audit.keys import (
+    KDF_HKDF,
+    KDF_RATCHET,
     KEY_SIZE,
     VerificationKey,
+    check_kdf,
     generate_checkpoint_key,
     key_check_value,
     key_id,
-    load_checkpoint_private_key,
+    load_checkpoint_public_key,
     mac_key,
     next_epoch_key,
-    private_pem,
-    public_pem,
     seal_tag,
 )
 from medfw.audit.merkle import CompactRange
 from medfw.audit.record import GENESIS_PREV, RECORD_VERSION, encode_record, entry_hash
+from medfw.audit.signing import CheckpointSigner, check_reference, create_key_file, is_pkcs11, open_signer
 from medfw.audit.sink import AuditEvent
 from medfw.audit.store import LogStore, SqliteStore, is_url, open_store, storage_errors
 from medfw.audit.vocabulary import check_event_type, check_outcome
-from medfw.errors import AuditError
+from medfw.errors import AuditError, MedfwError
 
 __all__ = [
     "LOG_FORMAT",
     "AuditLog",
     "InitResult",
     "SealedEntry",
+    "SessionResult",
+    "append_session",
     "checkpoint",
     "init_log",
+    "log_kdf",
     "open_log",
     "utc_now",
 ]
 
-LOG_FORMAT = b"medfw-audit-log/1"
+LOG_FORMAT = b"medfw-audit-log/2"
+LOG_FORMATS = (b"medfw-audit-log/1", LOG_FORMAT)
 DEFAULT_EPOCH_LENGTH = 1024
 DEFAULT_CHECKPOINT_INTERVAL = 4096
 
@@ -110,6 +122,7 @@ class InitResult:
     verification_key: VerificationKey
     key_path: Path | None
     checkpoint_key_id: str
+    checkpoint_key: str = ""
 
 
 @dataclass
@@ -170,34 +183,36 @@ class AuditLog:
         boot_id: str | None = None,
         host_id: str | None = None,
         clock: Clock | None = None,
-        new_boot: bool = True,
+        checkpoint_key: str | None = None,
+        checkpoint_on_close: bool = False,
     ) -> None:
         self._store = store
         self.location = store.label
         fmt = store.get_meta("format")
-        if fmt != LOG_FORMAT:
+        if fmt not in LOG_FORMATS:
             raise AuditError("not a medfw audit log (format marker missing)", path=self.location, field="format")
         self.log_id = self._meta_text("log_id")
         config = json.loads(self._meta_text("config"))
         self.epoch_length = int(config["epoch_length"])
         self.checkpoint_interval = int(config["checkpoint_interval"])
+        self.kdf = log_kdf(store)
         self.host_id = host_id if host_id is not None else self._meta_text("host_id")
-        self._signing_key = load_checkpoint_private_key(self._meta("checkpoint_private_key"))
         self.checkpoint_public_key_pem = self._meta("checkpoint_public_key")
+        ref = store.get_meta("checkpoint_key")
+        self._key_ref = checkpoint_key or (ref.decode("utf-8") if ref is not None else None)
+        self._signer: Any = None
         self.boot_id = boot_id if boot_id is not None else uuid.uuid4().hex
         self._clock: Clock = clock or utc_now
+        self._checkpoint_on_close = checkpoint_on_close
         self._batch_state: _State | None = None
         self._closed = False
+        self._session_started = False
+        self._dirty = False  # this session sealed entries in the current epoch
         self._appended_since_checkpoint = False
-        if new_boot:
-            with self._store.write():
-                st = self._load_state()
-                st.boot_n += 1
-                rotated = self._rotate_if_used(st)
-                self._save_state(st)
-            if rotated:
-                self._store.after_epoch_change()
-        self.boot_n = self._load_state().boot_n
+        #: why the last due interval checkpoint was deferred (None when none was)
+        self.deferred_checkpoint: str | None = None
+        #: the last checkpoint this session signed (interval, requested or close)
+        self.signed_in_session: SignedCheckpoint | None = None
 
     # -- meta helpers -------------------------------------------------------------------------------
     def _meta(self, name: str) -> bytes:
@@ -211,7 +226,7 @@ class AuditLog:
 
     def _load_state(self) -> _State:
         st = _State.from_bytes(self._meta("state"), path=self.location)
-        st.mac = mac_key(st.key, self.log_id, st.epoch)
+        st.mac = mac_key(st.key, self.log_id, st.epoch, self.kdf)
         return st
 
     def _save_state(self, st: _State) -> None:
@@ -220,14 +235,44 @@ class AuditLog:
     def _rotate_if_used(self, st: _State) -> bool:
         if st.used == 0:
             return False
-        st.key = next_epoch_key(st.key, self.log_id, st.epoch)
+        st.key = next_epoch_key(st.key, self.log_id, st.epoch, self.kdf)
         st.epoch += 1
         st.used = 0
-        st.mac = mac_key(st.key, self.log_id, st.epoch)
+        st.mac = mac_key(st.key, self.log_id, st.epoch, self.kdf)
+        self._dirty = False
         return True
 
+    def _begin(self, st: _State) -> None:
+        """First write of this session: take the next boot number and a fresh epoch (if a dead writer left one)."""
+        if self._session_started:
+            return
+        self._session_started = True
+        st.boot_n += 1
+        self._rotate_if_used(st)
+
+    @property
+    def boot_n(self) -> int:
+        """This session's boot number (assigned at its first write)."""
+        st = self._batch_state or self._load_state()
+        return st.boot_n if self._session_started else st.boot_n + 1
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[_State]:
+        """One write transaction on the writer state (or the open batch's); purges old keys after an epoch change."""
+        if self._batch_state is not None:
+            yield self._batch_state
+            return
+        with self._store.write():
+            st = self._load_state()
+            epoch0 = st.epoch
+            self._begin(st)
+            yield st
+            self._save_state(st)
+        if st.epoch != epoch0:
+            self._store.after_epoch_change()
+
     # -- appending ----------------------------------------------------------------------------------
-    def _seal(self, st: _State, event: AuditEvent) -> tuple[SealedEntry, bool]:
+    def _seal(self, st: _State, event: AuditEvent) -> SealedEntry:
         check_event_type(event.type)
         check_outcome(event.outcome)
         for name, value in (("reason", event.reason), ("actor", event.actor)):
@@ -238,8 +283,8 @@ class AuditLog:
             raise AuditError("event objects must map strings to strings", field="objects")
         body: dict[str, Any] = {
             "v": RECORD_VERSION,
-            "type": event.type,
-            "outcome": event.outcome,
+            "type": str(event.type),
+            "outcome": str(event.outcome),
             "reason": event.reason,
             "actor": event.actor,
             "objects": objects,
@@ -260,14 +305,23 @@ class AuditLog:
         st.used += 1
         st.since_checkpoint += 1
         st.compact.append(eh)
-        rotated = False
+        self._dirty = True
         if st.used >= self.epoch_length:
-            rotated = self._rotate_if_used(st)
-        return entry, rotated
+            self._rotate_if_used(st)
+        return entry
 
     def _check_open(self) -> None:
         if self._closed:
             raise AuditError("audit log is closed", path=self.location)
+
+    def _append_in_tx(self, st: _State, event: AuditEvent) -> SealedEntry:
+        entry = self._seal(st, event)
+        self._appended_since_checkpoint = True
+        if st.since_checkpoint >= self.checkpoint_interval:
+            signer = self._try_signer()
+            if signer is not None:
+                self._checkpoint_in_tx(st, "interval", signer)
+        return entry
 
     def append(self, event: AuditEvent) -> SealedEntry:
         """Seal and durably append ``event``; return the committed entry.
@@ -277,23 +331,8 @@ class AuditLog:
             StorageError: the commit failed (nothing was appended).
         """
         self._check_open()
-        if self._batch_state is not None:
-            entry, _ = self._seal(self._batch_state, event)
-            if self._batch_state.since_checkpoint >= self.checkpoint_interval:
-                self._checkpoint_in_tx(self._batch_state, "interval")
-            self._appended_since_checkpoint = True
-            return entry
-        with self._store.write():
-            st = self._load_state()
-            entry, rotated = self._seal(st, event)
-            if st.since_checkpoint >= self.checkpoint_interval:
-                self._checkpoint_in_tx(st, "interval")
-                rotated = True
-            self._save_state(st)
-        if rotated:
-            self._store.after_epoch_change()
-        self._appended_since_checkpoint = True
-        return entry
+        with self._tx() as st:
+            return self._append_in_tx(st, event)
 
     def record(self, event: AuditEvent) -> None:
         """Append ``event`` durably (the :class:`~medfw.audit.sink.AuditSink` protocol)."""
@@ -305,19 +344,42 @@ class AuditLog:
         self._check_open()
         if self._batch_state is not None:
             raise AuditError("batches do not nest", path=self.location)
-        with self._store.write():
-            self._batch_state = self._load_state()
-            epoch0 = self._batch_state.epoch
+        started, dirty = self._session_started, self._dirty
+        with self._tx() as st:
+            self._batch_state = st
             try:
                 yield
-                self._save_state(self._batch_state)
+            except BaseException:
+                self._session_started, self._dirty = started, dirty
+                raise
             finally:
-                st, self._batch_state = self._batch_state, None
-        if st.epoch != epoch0:
-            self._store.after_epoch_change()
+                self._batch_state = None
 
     # -- checkpoints --------------------------------------------------------------------------------
-    def _checkpoint_in_tx(self, st: _State, reason: str) -> SignedCheckpoint:
+    def _get_signer(self) -> Any:
+        if self._signer is None:
+            if self._key_ref is None:
+                from medfw.audit.keys import load_checkpoint_private_key  # noqa: PLC0415
+
+                # A log of format 1 that was not migrated yet still carries its key (verify warns about it).
+                embedded = self._store.get_meta("checkpoint_private_key")
+                if embedded is None:
+                    raise AuditError("the log names no checkpoint signing key", path=self.location)
+                self._signer = load_checkpoint_private_key(embedded)
+            else:
+                self._signer = open_signer(self._key_ref)
+        return self._signer
+
+    def _try_signer(self) -> Any:
+        try:
+            signer = self._get_signer()
+        except MedfwError as e:
+            self.deferred_checkpoint = f"interval checkpoint deferred: {e.message}"
+            return None
+        self.deferred_checkpoint = None
+        return signer
+
+    def _checkpoint_in_tx(self, st: _State, reason: str, signer: Any) -> SignedCheckpoint:
         self._seal(st, AuditEvent(type="audit.checkpoint", outcome="success", reason=reason, actor="audit"))
         cp = Checkpoint(
             log_id=self.log_id,
@@ -329,8 +391,11 @@ class AuditLog:
             time=format_ts(self._clock()),
             reason=reason,
         )
-        signed = sign_checkpoint(cp, self._signing_key)
+        signed = sign_checkpoint(cp, signer)
+        if signed.key_id != key_id(load_checkpoint_public_key(self.checkpoint_public_key_pem)):
+            raise AuditError("the checkpoint signing key is not the key this log was created with", path=self.location)
         self._store.insert_checkpoint(cp.size, signed.to_bytes())
+        self.signed_in_session = signed
         st.since_checkpoint = 0
         self._rotate_if_used(st)
         self._appended_since_checkpoint = False
@@ -339,18 +404,18 @@ class AuditLog:
     def checkpoint(self, reason: str = "request") -> SignedCheckpoint:
         """Append an ``audit.checkpoint`` entry, then sign and store a checkpoint covering it.
 
-        Call with ``reason="pre-update"`` before installing an update, so that a rollback of the log across
-        the update is detectable. The epoch key advances afterwards.
+        Call with ``reason="pre-update"`` before installing an update and at release points, so that a
+        rollback of the log across them is detectable. The epoch key advances afterwards.
+
+        Raises:
+            AuditError: the checkpoint signing key is unavailable or is not this log's key.
         """
         self._check_open()
-        if self._batch_state is not None:
-            return self._checkpoint_in_tx(self._batch_state, reason)
-        with self._store.write():
-            st = self._load_state()
-            signed = self._checkpoint_in_tx(st, reason)
-            self._save_state(st)
-        self._store.after_epoch_change()
-        return signed
+        if not reason or len(reason) > 64 or not reason.isprintable():
+            raise AuditError("checkpoint reason must be 1-64 printable characters", field="reason")
+        signer = self._get_signer()
+        with self._tx() as st:
+            return self._checkpoint_in_tx(st, reason, signer)
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         """Return the most recent stored checkpoint, if any."""
@@ -365,13 +430,24 @@ class AuditLog:
         return self._load_state().next_seq
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    def end_session(self) -> None:
+        """Close the session's epoch: erase the key that sealed its entries (and checkpoint, if asked at open)."""
+        self._check_open()
+        want_cp = self._checkpoint_on_close and self._appended_since_checkpoint
+        if not self._dirty and not want_cp:
+            return
+        signer = self._get_signer() if want_cp else None
+        with self._tx() as st:
+            if want_cp:
+                self._checkpoint_in_tx(st, "close", signer)
+            self._rotate_if_used(st)
+
     def close(self) -> None:
-        """Make a ``close`` checkpoint if entries were appended since the last one, and release the store."""
+        """End the session (see :meth:`end_session`) and release the store."""
         if self._closed:
             return
         try:
-            if self._appended_since_checkpoint:
-                self.checkpoint("close")
+            self.end_session()
         finally:
             self._closed = True
             self._store.close()
@@ -391,8 +467,13 @@ def open_log(
     boot_id: str | None = None,
     host_id: str | None = None,
     clock: Clock | None = None,
+    checkpoint_key: str | None = None,
+    checkpoint_on_close: bool = False,
 ) -> AuditLog:
-    """Open an existing log for appending with its stored current epoch sealing key (a new boot/session).
+    """Open an existing log for appending with its stored current epoch sealing key (a new writer session).
+
+    ``checkpoint_key`` overrides the key reference stored in the log (a moved key file, another token URI);
+    ``checkpoint_on_close`` signs a ``close`` checkpoint when the session ends.
 
     Raises:
         AuditError: ``path`` is not a medfw audit log.
@@ -401,10 +482,95 @@ def open_log(
     with storage_errors(path):
         store = open_store(path)
         try:
-            return AuditLog(store, boot_id=boot_id, host_id=host_id, clock=clock)
+            return AuditLog(
+                store,
+                boot_id=boot_id,
+                host_id=host_id,
+                clock=clock,
+                checkpoint_key=checkpoint_key,
+                checkpoint_on_close=checkpoint_on_close,
+            )
         except BaseException:
             store.close()
             raise
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What :func:`append_session` committed."""
+
+    entries: tuple[SealedEntry, ...]
+    #: the checkpoint signed in the session (asked for, or due at the interval), if any
+    checkpoint: SignedCheckpoint | None
+    #: why a due interval checkpoint was deferred (its key was unavailable), if one was
+    deferred_checkpoint: str | None
+
+
+def append_session(
+    path: str | Path,
+    events: Sequence[AuditEvent],
+    *,
+    checkpoint_reason: str | None = None,
+    boot_id: str | None = None,
+    host_id: str | None = None,
+    clock: Clock | None = None,
+    checkpoint_key: str | None = None,
+) -> SessionResult:
+    """One whole writer session in one transaction: seal ``events``, checkpoint if due or asked, erase the key.
+
+    This is what ``medfw audit append`` does, and what a device does once per boot: one commit (one fsync) and
+    one WAL purge, no signature unless the checkpoint interval is reached or ``checkpoint_reason`` is given.
+
+    Raises:
+        AuditError: bad events, or (with ``checkpoint_reason``) the checkpoint key is unavailable; nothing is
+            appended then.
+        StorageError: the commit failed (nothing was appended).
+    """
+    log = open_log(path, boot_id=boot_id, host_id=host_id, clock=clock, checkpoint_key=checkpoint_key)
+    try:
+        signer = log._get_signer() if checkpoint_reason is not None else None
+        with storage_errors(path), log._tx() as st:
+            entries = tuple(log._append_in_tx(st, e) for e in events)
+            if checkpoint_reason is not None:
+                log._checkpoint_in_tx(st, checkpoint_reason, signer)
+            log._rotate_if_used(st)
+        return SessionResult(
+            entries=entries, checkpoint=log.signed_in_session, deferred_checkpoint=log.deferred_checkpoint
+        )
+    finally:
+        log.close()
+
+
+def log_kdf(store: LogStore) -> str:
+    """The key derivation of the log in ``store`` (format 1 logs predate the choice and use HKDF).
+
+    Raises:
+        AuditError: the log names an unknown derivation.
+    """
+    raw = store.get_meta("kdf")
+    return KDF_HKDF if raw is None else check_kdf(raw.decode("utf-8", "replace"), path=store.label)
+
+
+def _checkpoint_signer(
+    path: str | Path, checkpoint_key: str | None, checkpoint_key_out: str | Path | None, kind: str
+) -> tuple[CheckpointSigner, Path | None]:
+    """Open the given checkpoint key, or generate one into its own 0600 file (default ``LOG.ckey``)."""
+    if checkpoint_key is not None:
+        if checkpoint_key_out is not None:
+            raise AuditError("give either an existing checkpoint key or where to create one", field="checkpoint_key")
+        signer = open_signer(check_reference(checkpoint_key))
+        if not is_pkcs11(checkpoint_key):
+            signer = dataclasses.replace(signer, reference=str(Path(signer.reference).resolve()))
+        return signer, None
+    if checkpoint_key_out is None:
+        if is_url(path):
+            raise AuditError(
+                "a PostgreSQL log needs a checkpoint key file or pkcs11: URI (it is never stored in the log)",
+                field="checkpoint_key",
+            )
+        checkpoint_key_out = str(path) + ".ckey"
+    out = Path(checkpoint_key_out)
+    return create_key_file(out, kind), out
 
 
 def init_log(
@@ -416,18 +582,25 @@ def init_log(
     epoch_length: int = DEFAULT_EPOCH_LENGTH,
     checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     checkpoint_key_type: str = "ed25519",
+    checkpoint_key: str | None = None,
+    checkpoint_key_out: str | Path | None = None,
     clock: Clock | None = None,
+    kdf: str = KDF_RATCHET,
     initial_key: bytes | None = None,
 ) -> InitResult:
     """Create a log: the ``audit.init`` entry sealed with the initial key, after which the key ratchets.
 
     The verification key (initial sealing key + checkpoint public key) is returned and, with ``key_out``,
     written there with mode 0600 before the log is created. Keep it offline: whoever holds it can forge
-    entries of every epoch. ``initial_key`` (32 bytes) replaces the random initial key when the verifier derives
-    it itself (a device log sealed with a key derived at provisioning).
+    entries of every epoch. The checkpoint signing key is ``checkpoint_key`` (an existing key file or a
+    ``pkcs11:`` URI) or a new ``checkpoint_key_type`` key written to ``checkpoint_key_out`` (default
+    ``LOG.ckey``, mode 0600); the log stores only where it is and its public key. ``kdf`` is
+    ``sha256-ratchet``; ``hkdf-sha256`` makes a log of format 1 (for compatibility tests). ``initial_key`` (32 bytes)
+    replaces the random initial key when the verifier derives it itself (a unit's log sealed with a key derived at
+    provisioning).
 
     Raises:
-        AuditError: a log exists at ``path``, ``key_out`` exists, or a parameter is out of range.
+        AuditError: a log exists at ``path``, a key file exists, or a parameter is out of range.
         StorageError: the log or key cannot be written.
     """
     if epoch_length < 1 or checkpoint_interval < 1:
@@ -439,56 +612,29 @@ def init_log(
     if initial_key is not None and len(initial_key) != KEY_SIZE:
         raise AuditError(f"initial key must be {KEY_SIZE} bytes", field="initial_key")
     initial = initial_key if initial_key is not None else os.urandom(KEY_SIZE)
-    signing = generate_checkpoint_key(checkpoint_key_type)
-    pub_pem = public_pem(signing.public_key())
-    vk = VerificationKey(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub_pem)
-    key_path = Path(key_out) if key_out is not None else None
+    if checkpoint_key is None:
+        generate_checkpoint_key(checkpoint_key_type)  # reject an unknown type before anything is written
     store = open_store(path, create=True)
-    wrote_key = False
+    written: list[Path] = []
     try:
+        signer, created = _checkpoint_signer(path, checkpoint_key, checkpoint_key_out, checkpoint_key_type)
+        if created is not None:
+            written.append(created)
+        pub_pem = signer.public_pem()
+        vk = VerificationKey(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub_pem, kdf=check_kdf(kdf))
+        key_path = Path(key_out) if key_out is not None else None
         if key_path is not None:
             atomic_write(key_path, vk.to_bytes(), mode=0o600, overwrite=False)
-            wrote_key = True
-        meta = {
-            "format": LOG_FORMAT,
-            "log_id": log_id.encode(),
-            "host_id": host.encode(),
-            "config": json.dumps({"epoch_length": epoch_length, "checkpoint_interval": checkpoint_interval}).encode(),
-            "kcv": key_check_value(initial, log_id),
-            "checkpoint_private_key": private_pem(signing),
-            "checkpoint_public_key": pub_pem,
-        }
-        st = _State(
-            next_seq=0,
-            prev=GENESIS_PREV,
-            epoch=0,
-            key=initial,
-            used=0,
-            compact=CompactRange(),
-            boot_n=0,
-            since_checkpoint=0,
+            written.append(key_path)
+        _create(
+            store,
+            vk,
+            signer,
+            host=host,
+            epoch_length=epoch_length,
+            checkpoint_interval=checkpoint_interval,
+            clock=clock,
         )
-        with store.write(initial=True):
-            store.create(meta)
-            log = AuditLog.__new__(AuditLog)
-            log._store = store
-            log.location = store.label
-            log.log_id = log_id
-            log.epoch_length = epoch_length
-            log.checkpoint_interval = checkpoint_interval
-            log.host_id = host
-            log.boot_id = uuid.uuid4().hex
-            log._clock = clock or utc_now
-            st.mac = mac_key(initial, log_id, 0)
-            data = {
-                "epoch_length": epoch_length,
-                "checkpoint_interval": checkpoint_interval,
-                "checkpoint_key_id": key_id(signing.public_key()),
-                "format": LOG_FORMAT.decode(),
-            }
-            log._seal(st, AuditEvent(type="audit.init", outcome="success", actor="audit", data=data))
-            log._rotate_if_used(st)  # the initial key never stays in the log
-            log._save_state(st)
         store.after_epoch_change()
     except BaseException:
         store.close()
@@ -496,9 +642,9 @@ def init_log(
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(OSError):
                     Path(str(path) + suffix).unlink()
-        if wrote_key and key_path is not None:
+        for p in written:
             with contextlib.suppress(OSError):
-                key_path.unlink()
+                p.unlink()
         raise
     store.close()
     return InitResult(
@@ -506,13 +652,69 @@ def init_log(
         location=store.label,
         verification_key=vk,
         key_path=key_path,
-        checkpoint_key_id=key_id(signing.public_key()),
+        checkpoint_key_id=key_id(signer.public_key),
+        checkpoint_key=signer.reference,
     )
 
 
-def checkpoint(path: str | Path, *, reason: str = "request", out: str | Path | None = None) -> SignedCheckpoint:
+def _create(
+    store: LogStore,
+    vk: VerificationKey,
+    signer: CheckpointSigner,
+    *,
+    host: str,
+    epoch_length: int,
+    checkpoint_interval: int,
+    clock: Clock | None,
+) -> None:
+    meta = {
+        "format": LOG_FORMAT if vk.kdf == KDF_RATCHET else LOG_FORMATS[0],
+        "log_id": vk.log_id.encode(),
+        "host_id": host.encode(),
+        "config": json.dumps({"epoch_length": epoch_length, "checkpoint_interval": checkpoint_interval}).encode(),
+        "kcv": key_check_value(vk.initial_key, vk.log_id),
+        "checkpoint_key": signer.reference.encode("utf-8"),
+        "checkpoint_public_key": vk.checkpoint_public_key_pem,
+    }
+    if vk.kdf != KDF_HKDF:
+        meta["kdf"] = vk.kdf.encode()
+    st = _State(
+        next_seq=0,
+        prev=GENESIS_PREV,
+        epoch=0,
+        key=vk.initial_key,
+        used=0,
+        compact=CompactRange(),
+        boot_n=0,
+        since_checkpoint=0,
+    )
+    with store.write(initial=True):
+        store.create(meta)
+        log = AuditLog(store, clock=clock, host_id=host)
+        st.mac = mac_key(vk.initial_key, vk.log_id, 0, vk.kdf)
+        data = {
+            "epoch_length": epoch_length,
+            "checkpoint_interval": checkpoint_interval,
+            "checkpoint_key_id": key_id(signer.public_key),
+            "checkpoint_key": "pkcs11" if is_pkcs11(signer.reference) else "file",
+            "kdf": vk.kdf,
+            "format": meta["format"].decode(),
+        }
+        log._session_started = True
+        log._seal(st, AuditEvent(type="audit.init", outcome="success", actor="audit", data=data))
+        log._rotate_if_used(st)  # the initial key never stays in the log
+        log._save_state(st)
+
+
+def checkpoint(
+    path: str | Path,
+    *,
+    reason: str = "request",
+    out: str | Path | None = None,
+    checkpoint_key: str | None = None,
+) -> SignedCheckpoint:
     """Open the log at ``path``, make a checkpoint, optionally write it to ``out``, and return it."""
-    log = open_log(path)
+    log = open_log(path, checkpoint_key=checkpoint_key)
     try:
         signed = log.checkpoint(reason)
     finally:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AuditEvent", "AuditSink", "MemorySink", "NullSink"]
+__all__ = ["AuditEvent", "AuditSink", "Checkpointing", "MemorySink", "NullSink", "release_point"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,27 @@ class AuditSink(Protocol):
 
     def record(self, event: AuditEvent) -> None:
         """Append ``event`` durably (or drop it, for :class:`NullSink`)."""
+
+
+@runtime_checkable
+class Checkpointing(Protocol):
+    """A sink that can sign a checkpoint of what it holds (an audit log)."""
+
+    def checkpoint(self, reason: str = "request") -> Any:
+        """Sign and store a checkpoint; return it."""
+
+
+def release_point(sink: AuditSink, reason: str = "release") -> Any:
+    """Mark a release point (evidence build, OTA publish): a sink that is a log signs a checkpoint now.
+
+    Returns the signed checkpoint, or None for sinks that keep nothing to checkpoint.
+
+    Raises:
+        MedfwError: the log's checkpoint key is unavailable (the events are recorded regardless).
+    """
+    if isinstance(sink, Checkpointing):
+        return sink.checkpoint(reason)
+    return None
 
 
 class NullSink:

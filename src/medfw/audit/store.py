@@ -1,7 +1,8 @@
 """Append-only storage of sealed entries: SQLite (embedded default) or PostgreSQL (``postgresql://`` URLs).
 
-Layout (both backends): ``meta(name, value)`` holds the log's identity, configuration, checkpoint signing
-key and the writer state (current epoch key, next seq, previous hash, compact Merkle range);
+Layout (both backends): ``meta(name, value)`` holds the log's identity, configuration, where its checkpoint
+signing key lives (never the key itself) and its public key, and the writer state (current epoch key, next seq,
+previous hash, compact Merkle range);
 ``entries(pos, record, tag)`` holds the canonical records and their HMAC tags in append order;
 ``checkpoints(id, size, document)`` holds every signed checkpoint the writer made.
 
@@ -83,6 +84,10 @@ class LogStore(ABC):
     @abstractmethod
     def put_meta(self, name: str, value: bytes) -> None:
         """Set a meta value (inside :meth:`write`)."""
+
+    @abstractmethod
+    def delete_meta(self, name: str) -> None:
+        """Remove a meta value (inside :meth:`write`)."""
 
     @abstractmethod
     def insert_entries(self, rows: list[tuple[int, bytes, bytes]]) -> None:
@@ -197,6 +202,17 @@ class SqliteStore(LogStore):
 
     def put_meta(self, name: str, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def delete_meta(self, name: str) -> None:
+        self._db.execute("DELETE FROM meta WHERE name = ?", (name,))
+
+    def vacuum(self) -> None:
+        """Rewrite the file without free pages, then truncate the WAL (after removing secrets)."""
+        try:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot vacuum the audit log: {e}", path=self.label) from None
 
     def insert_entries(self, rows: list[tuple[int, bytes, bytes]]) -> None:
         try:
@@ -328,6 +344,9 @@ class PostgresStore(LogStore):
             "INSERT INTO meta (name, value) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
             (name, value),
         )
+
+    def delete_meta(self, name: str) -> None:
+        self._db.execute("DELETE FROM meta WHERE name = %s", (name,))
 
     def insert_entries(self, rows: list[tuple[int, bytes, bytes]]) -> None:
         try:

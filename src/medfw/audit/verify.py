@@ -13,23 +13,18 @@ entry must be epoch 0. Only when an entry fails is the slow path used, to classi
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import hmac
-import itertools
 import json
-import multiprocessing
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.hmac import HMAC as _HMAC
-
 from medfw.audit.checkpoint import SignedCheckpoint
 from medfw.audit.keys import (
+    KDF_HKDF,
+    KDFS,
+    CheckpointPublicKey,
     EpochKeys,
     VerificationKey,
     key_check_value,
@@ -37,8 +32,9 @@ from medfw.audit.keys import (
     tag_matches,
 )
 from medfw.audit.merkle import MerkleTree
-from medfw.audit.record import GENESIS_PREV, RECORD_PREFIX, chain_suffix, entry_hash, parse_record
-from medfw.audit.store import LogStore, SqliteStore, open_store, storage_errors
+from medfw.audit.record import RECORD_PREFIX, chain_suffix, entry_hash, parse_record
+from medfw.audit.scan import PARALLEL_MIN, Scan, parallel_scan, scan
+from medfw.audit.store import LogStore, open_store, storage_errors
 from medfw.errors import AuditError, SignatureError
 
 __all__ = [
@@ -88,11 +84,8 @@ CLASSIFICATIONS = frozenset(
     }
 )
 
-_sha256 = hashlib.sha256
 _eq = hmac.compare_digest
-_SHA256 = SHA256()
-_hex = binascii.hexlify
-_PARALLEL_MIN = 20_000
+_PARALLEL_MIN = PARALLEL_MIN
 
 
 @dataclass(frozen=True)
@@ -110,8 +103,9 @@ class VerifyReport:
         message: one sentence for people.
         root: hex Merkle root over the verified entries.
         last_epoch: key epoch of the last verified entry.
-        checkpoint_size: size of the checkpoint checked against, if one was given.
+        checkpoint_size: size of the largest checkpoint held by the verifier (given or witnessed), if any.
         stored_checkpoints: how many of the log's own checkpoints were checked.
+        bad_checkpoint: the size of the first checkpoint (held or stored) that failed, when one did.
         torn_tail: the last write was incomplete and never committed (reported, not counted, not tampering).
         warnings: other observations.
     """
@@ -129,6 +123,7 @@ class VerifyReport:
     checkpoint_size: int | None = None
     stored_checkpoints: int = 0
     torn_tail: bool = False
+    bad_checkpoint: int | None = None
     warnings: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,11 +133,11 @@ class VerifyReport:
         return d
 
 
-def _resolve_key(key: bytes | VerificationKey, log_id: str, location: str) -> tuple[bytes, bytes | None]:
+def _resolve_key(key: bytes | VerificationKey, log_id: str, location: str) -> tuple[bytes, bytes | None, str | None]:
     if isinstance(key, VerificationKey):
         vk = key
     elif len(key) == 32:
-        return key, None
+        return key, None, None
     else:
         vk = VerificationKey.from_bytes(key)
     if vk.log_id != log_id:
@@ -151,7 +146,7 @@ def _resolve_key(key: bytes | VerificationKey, log_id: str, location: str) -> tu
             path=location,
             field="log_id",
         )
-    return vk.initial_key, vk.checkpoint_public_key_pem
+    return vk.initial_key, vk.checkpoint_public_key_pem, vk.kdf
 
 
 def _tail_ok(rec: bytes, tag: bytes, keys: EpochKeys, *, epoch_prev: int, prev_hex: bytes, seq: int) -> int | None:
@@ -240,154 +235,12 @@ def _state_next_seq(store: LogStore) -> int | None:
         return None
 
 
-@dataclass
-class _Scan:
-    """State of the fast scan: hashes so far, the last epoch, previous hash (hex), next seq, first failure."""
-
-    hashes: list[bytes] = field(default_factory=list)
-    epoch: int = -1
-    prev: bytes = GENESIS_PREV.encode()
-    seq: int = 0
-    bad: int | None = None
-    damaged: str | None = None
-
-
-def _keyed_mac(keys: EpochKeys, epoch: int) -> Callable[[], _HMAC]:
-    """Return a factory of HMAC-SHA256 objects already keyed with ``M[epoch]``.
-
-    Keying an HMAC hashes the key block (inner and outer pads); copying a keyed prototype skips that and the
-    argument checks of the constructor, which is most of the cost of tagging a 32-byte entry hash.
-    """
-    return _HMAC(keys.mac(epoch), _SHA256).copy
-
-
-def _scan(
-    chunks: Iterator[list[tuple[bytes, bytes]]],
-    keys: EpochKeys,
-    st: _Scan,
-    progress: Callable[[int, int], None] | None = None,
-    total: int = 0,
-) -> _Scan:
-    """The fast path (see the module docstring); stops at the first entry that does not verify.
-
-    Per entry: one leaf hash (which is also the chain hash and the Merkle leaf), one byte comparison of the
-    chain tail, one prefix comparison and one HMAC from a prototype keyed once per epoch, compared in constant
-    time. Nothing is parsed or formatted beyond the expected tail.
-    """
-    add = st.hashes.append
-    seq, prev, start = st.seq, st.prev, st.seq
-    # Nothing verified yet (epoch -1): the first entry must be seq 0 in epoch 0. No record may claim epoch -1,
-    # so the fast path starts at epoch 0 rather than expecting a tail with "epoch":-1.
-    epoch = st.epoch if st.epoch >= 0 else 0
-    new_mac = _keyed_mac(keys, epoch)
-    head = b',"epoch":%d,"prev":"' % epoch  # the tail up to the prev hash changes only with the epoch
-    prefix = RECORD_PREFIX
-    new_leaf = _sha256(b"\x00").copy
-    eq, hexlify = _eq, _hex
-    bad: int | None = None
-    try:
-        for chunk in chunks:
-            for rec, tag in chunk:
-                h = new_leaf()
-                h.update(rec)
-                eh = h.digest()
-                if rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq)):
-                    if not rec.startswith(prefix):
-                        bad = seq
-                        break
-                    t = new_mac()
-                    t.update(eh)
-                    if not eq(t.finalize(), tag):
-                        bad = seq
-                        break
-                else:
-                    # The only other valid tail: the next epoch (or epoch 0 for the very first entry).
-                    nxt = epoch + 1 if seq else 0
-                    if not (
-                        rec.endswith(b',"epoch":%d,"prev":"%b","seq":%d}' % (nxt, prev, seq)) and rec.startswith(prefix)
-                    ):
-                        bad = seq
-                        break
-                    nxt_mac = _keyed_mac(keys, nxt)
-                    t = nxt_mac()
-                    t.update(eh)
-                    if not eq(t.finalize(), tag):
-                        bad = seq
-                        break
-                    epoch, new_mac = nxt, nxt_mac
-                    head = b',"epoch":%d,"prev":"' % epoch
-                add(eh)
-                prev = hexlify(eh)
-                seq += 1
-            if bad is not None:
-                break
-            if progress is not None:
-                progress(seq, total)
-    except sqlite3.DatabaseError as e:
-        st.damaged = str(e)
-    st.bad = bad
-    if seq != start:
-        st.epoch = epoch
-    st.prev, st.seq = prev, seq
-    return st
-
-
-def _scan_range(job: tuple[str, bytes, str, int, int]) -> tuple[int, int, bytes, bytes, int, bool]:
-    """Worker: scan positions ``[lo, hi)`` starting from the chain state the first record claims.
-
-    Returns ``(first seq, first epoch, first prev, concatenated hashes, last epoch, clean)``; the parent checks
-    that consecutive ranges join up, and falls back to the sequential scan when anything is off.
-    """
-    location, initial, log_id, lo, hi = job
-    store = open_store(location)
-    try:
-        chunks = store.iter_chunks(lo, hi)
-        first = next(chunks, [])
-        if not first:
-            return 0, 0, b"", b"", 0, False
-        try:
-            head = parse_record(first[0][0])
-        except AuditError:
-            return 0, 0, b"", b"", 0, False
-        keys = EpochKeys(initial, log_id)
-        st = _Scan(epoch=head.epoch, prev=head.prev.encode(), seq=head.seq)
-        st = _scan(itertools.chain([first], chunks), keys, st)
-        clean = st.bad is None and st.damaged is None
-        return head.seq, head.epoch, head.prev.encode(), b"".join(st.hashes), st.epoch, clean
-    finally:
-        store.close()
-
-
-def _parallel_scan(store: LogStore, initial: bytes, log_id: str, workers: int) -> _Scan | None:
-    """Scan position ranges in ``workers`` processes; None when they do not join up cleanly."""
-    top = store.max_pos() + 1
-    step = -(-top // workers)
-    jobs = [(store.label, initial, log_id, lo, min(lo + step, top)) for lo in range(0, top, step)]
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(len(jobs)) as pool:
-            parts = pool.map(_scan_range, jobs)
-    except (OSError, ValueError):
-        return None
-    st = _Scan()
-    for first_seq, first_epoch, first_prev, joined, last_epoch, clean in parts:
-        if not clean or first_seq != st.seq or first_prev != st.prev:
-            return None
-        if not (st.epoch <= first_epoch <= st.epoch + 1) or (first_seq == 0 and first_epoch != 0):
-            return None
-        hs = [joined[i : i + 32] for i in range(0, len(joined), 32)]
-        st.hashes.extend(hs)
-        st.seq += len(hs)
-        st.epoch = last_epoch
-        st.prev = _hex(hs[-1])
-    return st
-
-
 def verify_log(
     path: str | Path,
     key: bytes | VerificationKey,
     *,
-    checkpoint: SignedCheckpoint | None = None,
+    checkpoint: SignedCheckpoint | Sequence[SignedCheckpoint] | None = None,
+    public_key_pem: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
 ) -> VerifyReport:
@@ -397,26 +250,77 @@ def verify_log(
         path: the log (file path or PostgreSQL URL).
         key: a :class:`VerificationKey`, the bytes of a key file, or the raw 32-byte initial key (then
             checkpoints are checked against the public key stored in the log, which is weaker).
-        checkpoint: an earlier checkpoint held by the verifier; detects truncation, rollback and forks.
+        checkpoint: checkpoints held by the verifier (kept earlier, or fetched from a witness); they detect
+            truncation, rollback and forks.
+        public_key_pem: pin this checkpoint public key instead of the verification key's.
         progress: called with ``(entries done, entries total)`` now and then.
         workers: scan a large SQLite log in this many processes (the result is the same; any irregularity is
             re-examined by the sequential scan, which also classifies it).
 
     Raises:
-        AuditError: ``path`` is not a log, or the key or checkpoint belongs to another log.
+        AuditError: ``path`` is not a log, or the key or a checkpoint belongs to another log.
     """
+    held: list[SignedCheckpoint] = []
+    if isinstance(checkpoint, SignedCheckpoint):
+        held = [checkpoint]
+    elif checkpoint is not None:
+        held = list(checkpoint)
     with storage_errors(path):
         store = open_store(path)
         try:
-            return _verify(store, key, checkpoint, progress, workers)
+            return _verify(store, key, held, public_key_pem, progress, workers)
         finally:
             store.close()
 
 
-def _verify(
+@dataclass
+class _Run:
+    """What :func:`_verify` carries between its steps."""
+
+    store: LogStore
+    log_id: str
+    total: int | None
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, **kw: Any) -> VerifyReport:
+        if self.total is None:
+            self.total = self.store.count()
+        args = {**self.extra, **kw}
+        return VerifyReport(
+            log_id=self.log_id, location=self.store.label, entries=self.total, warnings=tuple(self.warnings), **args
+        )
+
+
+def _check_held(run: _Run, held: list[SignedCheckpoint], trusted: CheckpointPublicKey) -> VerifyReport | None:
+    for i, signed in enumerate(held):
+        cp = signed.checkpoint
+        if cp.log_id != run.log_id:
+            raise AuditError(
+                f"checkpoint belongs to log {cp.log_id!r}, not to this log ({run.log_id!r})",
+                path=run.store.label,
+                field="log_id",
+            )
+        try:
+            signed.verify(trusted)
+        except (SignatureError, AuditError) as e:
+            which = f"checkpoint {i + 1} (size {cp.size})" if len(held) > 1 else f"the checkpoint (size {cp.size})"
+            return run.report(
+                ok=False,
+                verified=0,
+                classification=BAD_CHECKPOINT_SIGNATURE,
+                message=f"{which} is not signed by this log's pinned checkpoint key: {e.message}",
+                checkpoint_size=cp.size,
+                bad_checkpoint=cp.size,
+            )
+    return None
+
+
+def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
     store: LogStore,
     key: bytes | VerificationKey,
-    checkpoint: SignedCheckpoint | None,
+    held: list[SignedCheckpoint],
+    public_key_pem: bytes | None,
     progress: Callable[[int, int], None] | None,
     workers: int,
 ) -> VerifyReport:
@@ -425,191 +329,191 @@ def _verify(
     if store.get_meta("format") is None or raw_id is None:
         raise AuditError("not a medfw audit log (meta missing)", path=location)
     log_id = raw_id.decode("utf-8", "replace")
-    initial, pinned_pem = _resolve_key(key, log_id, location)
+    initial, pinned_pem, pinned_kdf = _resolve_key(key, log_id, location)
+    raw_kdf = store.get_meta("kdf")
+    kdf = KDF_HKDF if raw_kdf is None else raw_kdf.decode("utf-8", "replace")
     # count(*) visits every row (a twentieth of the cost of the whole verification). It is needed up front only
     # for progress reports and to decide on a parallel scan; otherwise a scan that consumed every row gives it.
-    total: int | None = store.count() if progress is not None or workers > 1 else None
-
-    def report(**kw: Any) -> VerifyReport:
-        nonlocal total
-        if total is None:
-            total = store.count()
-        return VerifyReport(log_id=log_id, location=location, entries=total, **kw)
-
+    run = _Run(store, log_id, store.count() if progress is not None or workers > 1 else None)
     kcv = store.get_meta("kcv")
     if kcv is None or not _eq(kcv, key_check_value(initial, log_id)):
-        return report(
+        return run.report(
             ok=False, verified=0, classification=WRONG_KEY, message="the key is not this log's verification key"
         )
+    if kdf not in KDFS or (pinned_kdf is not None and kdf != pinned_kdf):
+        return run.report(
+            ok=False,
+            verified=0,
+            classification=WRONG_KEY,
+            message=f"the log claims key derivation {kdf!r}, the verification key is for {pinned_kdf!r}",
+        )
+    if public_key_pem is not None:
+        pinned_pem = public_key_pem
     stored_pem = store.get_meta("checkpoint_public_key") or b""
     trusted = load_checkpoint_public_key(pinned_pem if pinned_pem is not None else stored_pem, path=location)
-    warnings: list[str] = []
     if pinned_pem is None:
-        warnings.append("checkpoint key taken from the log itself (not pinned by a key file)")
-    cp_size: int | None = None
-    if checkpoint is not None:
-        cp = checkpoint.checkpoint
-        if cp.log_id != log_id:
-            raise AuditError(
-                f"checkpoint belongs to log {cp.log_id!r}, not to this log ({log_id!r})", path=location, field="log_id"
-            )
-        try:
-            checkpoint.verify(trusted)
-        except (SignatureError, AuditError) as e:
-            return report(
-                ok=False,
-                verified=0,
-                classification=BAD_CHECKPOINT_SIGNATURE,
-                message=f"the checkpoint is not signed by this log's checkpoint key: {e.message}",
-                checkpoint_size=cp.size,
-            )
-        cp_size = cp.size
+        run.warnings.append("checkpoint key taken from the log itself (not pinned by a key file)")
+    if store.get_meta("checkpoint_private_key") is not None:
+        run.warnings.append(
+            "the checkpoint signing key is stored inside the log, so whoever can rewrite the log can re-sign its "
+            "checkpoints: run 'medfw audit migrate'"
+        )
+    failed = _check_held(run, held, trusted)
+    if failed is not None:
+        return failed
+    cp_size = max((c.checkpoint.size for c in held), default=None)
+    run.extra["checkpoint_size"] = cp_size
 
-    keys = EpochKeys(initial, log_id)
-    scan: _Scan | None = None
-    if workers > 1 and total is not None and total >= _PARALLEL_MIN and isinstance(store, SqliteStore):
-        scan = _parallel_scan(store, initial, log_id, workers)
-    if scan is None:
-        scan = _scan(store.iter_chunks(), keys, _Scan(), progress, total or 0)
+    keys = EpochKeys(initial, log_id, kdf)
+    result: Scan | None = None
+    if workers > 1 and run.total is not None and run.total >= _PARALLEL_MIN:
+        result = parallel_scan(store, keys, workers)
+    if result is None:
+        result = scan(store.iter_chunks(), keys, Scan(), progress, run.total or 0)
     elif progress is not None:
-        progress(scan.seq, total or 0)
-    hashes, epoch, prev, bad, damaged = scan.hashes, scan.epoch, scan.prev, scan.bad, scan.damaged
-    n = len(hashes)
-    if total is None and bad is None and damaged is None:
+        progress(result.seq, run.total or 0)
+    n = len(result.hashes)
+    if run.total is None and result.bad is None and result.damaged is None:
         # Every row iter_chunks() yielded verified: the scan counted them; add any rows outside its range.
-        total = n + store.count_outside()
-    last_epoch = epoch if n else None
+        run.total = n + store.count_outside()
+    run.extra["last_epoch"] = result.epoch if n else None
 
-    if damaged is not None:
-        return report(
+    if result.damaged is not None:
+        return run.report(
             ok=False,
             verified=n,
             first_bad_seq=n,
             classification=STORAGE_DAMAGED,
-            message=f"storage is damaged after seq {n - 1} ({damaged}); this is file damage, not proof of tampering",
-            last_epoch=last_epoch,
+            message=f"storage is damaged after seq {n - 1} ({result.damaged}); this is file damage, not proof of "
+            "tampering",
         )
-
     state_next = _state_next_seq(store)
-    torn = False
-    if bad is not None:
+    if result.bad is not None:
         rows = list(store.iter_entries())
-        rec, tag = rows[bad]
-        if bad == len(rows) - 1 and _torn(rec, tag) and state_next == bad:
-            torn = True
-            warnings.append(f"the last write (position {bad}) is incomplete and was never committed; ignored")
-        else:
-            try:
-                state_epoch = int(json.loads(store.get_meta("state") or b"{}")["epoch"])
-            except (ValueError, KeyError, TypeError):
-                state_epoch = epoch + 1
-            ctx = _Ctx(
-                rows=rows,
-                hashes=hashes,
-                keys=keys,
-                epoch_prev=epoch,
-                prev_hex=prev,
-                max_epoch=min(max(state_epoch, epoch) + 2, epoch + 1_000_000),
-                checkpoint_size=cp_size,
-            )
-            first, cls, msg = _classify(ctx, bad)
-            return report(
-                ok=False,
-                verified=n,
-                first_bad_seq=first,
-                classification=cls,
-                message=msg,
-                last_epoch=last_epoch,
-                checkpoint_size=cp_size,
-                warnings=tuple(warnings),
-            )
+        rec, tag = rows[result.bad]
+        if not (result.bad == len(rows) - 1 and _torn(rec, tag) and state_next == result.bad):
+            return _classified(run, rows, result, keys, cp_size)
+        run.extra["torn_tail"] = True
+        run.warnings.append(f"the last write (position {result.bad}) is incomplete and was never committed; ignored")
+    return _check_checkpoints(
+        run, result.hashes, held, trusted=trusted, pinned=pinned_pem is not None, state_next=state_next
+    )
 
-    # The chain is intact: check the Merkle root against every checkpoint we hold.
-    sizes: dict[int, list[tuple[str, bytes]]] = {}
-    stored = store.checkpoints()
-    for size, doc in stored:
+
+def _classified(
+    run: _Run, rows: list[tuple[bytes, bytes]], result: Scan, keys: EpochKeys, cp_size: int | None
+) -> VerifyReport:
+    assert result.bad is not None
+    try:
+        state_epoch = int(json.loads(run.store.get_meta("state") or b"{}")["epoch"])
+    except (ValueError, KeyError, TypeError):
+        state_epoch = result.epoch + 1
+    ctx = _Ctx(
+        rows=rows,
+        hashes=result.hashes,
+        keys=keys,
+        epoch_prev=result.epoch,
+        prev_hex=result.prev,
+        max_epoch=min(max(state_epoch, result.epoch) + 2, result.epoch + 1_000_000),
+        checkpoint_size=cp_size,
+    )
+    first, cls, msg = _classify(ctx, result.bad)
+    return run.report(ok=False, verified=len(result.hashes), first_bad_seq=first, classification=cls, message=msg)
+
+
+def _stored_roots(
+    run: _Run, n: int, trusted: CheckpointPublicKey, pinned: bool
+) -> tuple[list[tuple[int, bytes, str]], VerifyReport | None]:
+    """The log's own checkpoints as ``(size, root, label)``; a report when one is forged or beyond the log."""
+    out: list[tuple[int, bytes, str]] = []
+    stored = run.store.checkpoints()
+    run.extra["stored_checkpoints"] = len(stored)
+    for i, (size, doc) in enumerate(stored):
+        label = f"stored checkpoint #{i + 1} (size {size})"
         try:
-            scp = SignedCheckpoint.from_bytes(doc, path=location)
+            scp = SignedCheckpoint.from_bytes(doc, path=run.store.label)
             scp.verify(trusted)
         except (AuditError, SignatureError) as e:
-            warnings.append(f"a stored checkpoint of size {size} does not verify: {e.message}")
-            continue
+            if not pinned:
+                run.warnings.append(f"{label} does not verify: {e.message}")
+                continue
+            return out, run.report(
+                ok=False,
+                verified=n,
+                classification=BAD_CHECKPOINT_SIGNATURE,
+                bad_checkpoint=size,
+                message=f"{label} is not signed by the pinned checkpoint key (re-signed or forged): {e.message}",
+            )
         if scp.checkpoint.size > n:
-            return report(
+            return out, run.report(
                 ok=False,
                 verified=n,
                 first_bad_seq=n,
                 classification=TRUNCATED,
+                bad_checkpoint=scp.checkpoint.size,
                 message=f"the log's own checkpoint covers {scp.checkpoint.size} entries but only {n} remain",
-                last_epoch=last_epoch,
-                stored_checkpoints=len(stored),
-                torn_tail=torn,
-                warnings=tuple(warnings),
             )
-        sizes.setdefault(scp.checkpoint.size, []).append(("stored", scp.checkpoint.root))
-    if checkpoint is not None:
-        cp = checkpoint.checkpoint
+        out.append((scp.checkpoint.size, scp.checkpoint.root, label))
+    return out, None
+
+
+def _check_checkpoints(
+    run: _Run,
+    hashes: list[bytes],
+    held: list[SignedCheckpoint],
+    *,
+    trusted: CheckpointPublicKey,
+    pinned: bool,
+    state_next: int | None,
+) -> VerifyReport:
+    """The chain is intact: check the Merkle root against every checkpoint held or stored."""
+    n = len(hashes)
+    for signed in sorted(held, key=lambda c: -c.checkpoint.size):
+        cp = signed.checkpoint
         if cp.size > n:
-            return report(
+            return run.report(
                 ok=False,
                 verified=n,
                 first_bad_seq=n,
                 classification=TRUNCATED,
+                bad_checkpoint=cp.size,
                 message=f"the checkpoint covers {cp.size} entries but the log has only {n}: the tail was removed",
-                last_epoch=last_epoch,
-                checkpoint_size=cp.size,
-                stored_checkpoints=len(stored),
-                torn_tail=torn,
-                warnings=tuple(warnings),
             )
-        sizes.setdefault(cp.size, []).append(("given", cp.root))
+    stored, failed = _stored_roots(run, n, trusted, pinned)
+    if failed is not None:
+        return failed
+    # Held checkpoints first: at equal size, a disagreement with a witness is a fork.
+    wanted = [
+        (c.checkpoint.size, c.checkpoint.root, "given", f"the held checkpoint of size {c.checkpoint.size}")
+        for c in held
+    ]
+    wanted += [(size, root, "stored", label) for size, root, label in stored]
     tree = MerkleTree(hashes)
     root = tree.root()
-    for size in sorted(sizes):
-        r = tree.root(size)
-        for origin, want in sizes[size]:
-            if not _eq(r, want):
-                return report(
-                    ok=False,
-                    verified=n,
-                    first_bad_seq=size - 1,
-                    classification=FORKED if origin == "given" else EDITED,
-                    message=(
-                        f"the log's first {size} entries differ from what the {origin} checkpoint committed to "
-                        "(rolled back and rewritten at or before this seq)"
-                    ),
-                    root=root.hex(),
-                    last_epoch=last_epoch,
-                    checkpoint_size=cp_size,
-                    stored_checkpoints=len(stored),
-                    torn_tail=torn,
-                    warnings=tuple(warnings),
-                )
+    run.extra["root"] = root.hex()
+    for size, want, origin, label in sorted(wanted, key=lambda w: w[0]):
+        if not _eq(tree.root(size), want):
+            return run.report(
+                ok=False,
+                verified=n,
+                first_bad_seq=size - 1,
+                classification=FORKED if origin == "given" else EDITED,
+                bad_checkpoint=size,
+                message=(
+                    f"the log's first {size} entries differ from what {label} committed to "
+                    "(rolled back and rewritten at or before this seq)"
+                ),
+            )
     if state_next is not None and state_next > n:
-        return report(
+        return run.report(
             ok=False,
             verified=n,
             first_bad_seq=n,
             classification=TRUNCATED,
             message=f"the writer committed {state_next} entries but only {n} remain: the tail was removed",
-            root=root.hex(),
-            last_epoch=last_epoch,
-            checkpoint_size=cp_size,
-            stored_checkpoints=len(stored),
-            torn_tail=torn,
-            warnings=tuple(warnings),
         )
     if state_next is not None and state_next < n:
-        warnings.append(f"the writer state counts {state_next} entries but {n} verified")
+        run.warnings.append(f"the writer state counts {state_next} entries but {n} verified")
+    cp_size = run.extra.get("checkpoint_size")
     msg = f"{n} entries intact" + (f", consistent with the checkpoint of size {cp_size}" if cp_size is not None else "")
-    return report(
-        ok=True,
-        verified=n,
-        message=msg,
-        root=root.hex(),
-        last_epoch=last_epoch,
-        checkpoint_size=cp_size,
-        stored_checkpoints=len(stored),
-        torn_tail=torn,
-        warnings=tuple(warnings),
-    )
+    return run.report(ok=True, verified=n, message=msg)

@@ -50,6 +50,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "audit.init",
         "audit.checkpoint",
         "audit.export",
+        "audit.migrate",
     }
 )
 

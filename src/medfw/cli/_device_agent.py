@@ -24,6 +24,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     from medfw.device import Device  # noqa: PLC0415
     from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
+
+    if not 1 <= args.deadline <= 86_400:
+        raise UsageError("--deadline must be 1 to 86400 seconds", field="--deadline")
     from medfw.update.device_port import TrustedModelDevice  # noqa: PLC0415
 
     config = load_config(args.dir)
@@ -42,15 +45,15 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     verify: Any = True
     identity = Path(args.dir) / "identity"
-    if server.startswith("https://"):
+    if server.startswith("https://") and (identity / "device.crt").is_file():
         from medfw.identity.tls import client_ssl_context  # noqa: PLC0415
 
-        has_cert = (identity / "device.crt").is_file()
-        verify = client_ssl_context(
-            server_ca=args.server_ca,
-            cert=identity / "device.crt" if has_cert else None,
-            key=identity / "device.key" if has_cert else None,
-        )
+        # a certificate unit: mutual TLS with its identity certificate
+        verify = client_ssl_context(server_ca=args.ca_file, cert=identity / "device.crt", key=identity / "device.key")
+    elif args.ca_file:  # the CA that issued the server's TLS certificate (not the system store)
+        import ssl  # noqa: PLC0415
+
+        verify = ssl.create_default_context(cafile=args.ca_file)
     with httpx.Client(base_url=server, timeout=args.timeout, verify=verify) as client, bar:
         agent = UpdateAgent(
             args.dir,
@@ -60,6 +63,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             sink=sink,
             app_check=lambda _state: not args.app_fails,
             progress=progress,
+            deadline=args.deadline,
         )
         try:
             result = agent.run(cycles=1 if args.once else args.cycles)
@@ -92,10 +96,15 @@ def register(group: Any) -> None:
     p.add_argument("--server", metavar="URL", help="fleet server (default: the one stored at provisioning)")
     p.add_argument("--once", action="store_true", help="run one poll-and-update cycle and exit")
     p.add_argument("--cycles", type=int, metavar="N", help="run N cycles (default: forever)")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) that issued the server's TLS certificate")
     p.add_argument("--app-fails", action="store_true", help="the new app never confirms (watchdog revert)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="HTTP timeout in seconds (per read)")
     p.add_argument(
-        "--server-ca", metavar="CA.pem", help="CA of the server's TLS certificate (default: the system roots)"
+        "--deadline",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="overall seconds one image download or one TUF metadata file may take (default 300)",
     )
     add_json_flag(p)
     add_audit_flag(p)

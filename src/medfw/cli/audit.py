@@ -1,10 +1,13 @@
-"""``medfw audit``: the tamper-evident audit log (init, append, verify, checkpoint, prove, export, show)."""
+"""``medfw audit``: the tamper-evident audit log (init, append, verify, checkpoint, migrate, prove, export, show)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -13,19 +16,23 @@ from rich.table import Table
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.bundle import export_bundle, verify_bundle
 from medfw.audit.checkpoint import SignedCheckpoint
+from medfw.audit.events import parse_events
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES, VerificationKey
-from medfw.audit.log import init_log, open_log
+from medfw.audit.log import append_session, init_log, open_log
+from medfw.audit.migrate import migrate_log
 from medfw.audit.query import list_entries, prove
 from medfw.audit.sink import AuditEvent
 from medfw.audit.store import is_url
 from medfw.audit.verify import verify_log
 from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES, check_event_type, check_outcome
+from medfw.audit.witness import load_witness, post_checkpoint
 from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console
 from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
 
 __all__ = ["register"]
 
 _MAX_DOC = 1024 * 1024 * 1024
+_MAX_EVENTS = 64 * 1024 * 1024
 
 
 def _load_key(path: str) -> VerificationKey:
@@ -38,13 +45,18 @@ def _init(args: argparse.Namespace) -> int:
         if is_url(args.log):
             raise UsageError("a PostgreSQL log needs --key-out for its verification key")
         key_out = str(args.log) + ".vkey"
+    kind, ref = args.checkpoint_key_type, args.checkpoint_key
+    if ref in CHECKPOINT_KEY_TYPES and not Path(ref).exists():  # the older spelling: --checkpoint-key TYPE
+        kind, ref = ref, None
     result = init_log(
         args.log,
         key_out=key_out,
         log_id=args.log_id,
         epoch_length=args.epoch_length,
         checkpoint_interval=args.checkpoint_interval,
-        checkpoint_key_type=args.checkpoint_key,
+        checkpoint_key_type=kind,
+        checkpoint_key=ref,
+        checkpoint_key_out=args.checkpoint_key_out,
     )
     if args.pub_out:
         atomic_write(args.pub_out, result.verification_key.checkpoint_public_key_pem)
@@ -53,12 +65,14 @@ def _init(args: argparse.Namespace) -> int:
         "log_id": result.log_id,
         "verification_key": str(result.key_path),
         "checkpoint_key_id": result.checkpoint_key_id,
+        "checkpoint_key": result.checkpoint_key,
         "public_key": args.pub_out,
     }
 
     def human() -> None:
         out_console.print(f"created audit log {result.location} (id {result.log_id})", markup=False)
         out_console.print(f"verification key written to {result.key_path} (mode 0600)", markup=False)
+        out_console.print(f"checkpoint signing key: {result.checkpoint_key} (not stored in the log)", markup=False)
         err_console.print(
             "keep the verification key offline: whoever holds it can forge entries of every epoch",
             markup=False,
@@ -79,7 +93,9 @@ def _parse_objects(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _append(args: argparse.Namespace) -> int:
+def _one_event(args: argparse.Namespace) -> AuditEvent:
+    if args.type is None or args.outcome is None:
+        raise UsageError("give --type and --outcome, or --events FILE", field="type")
     data: Any = {}
     if args.data is not None:
         try:
@@ -90,7 +106,7 @@ def _append(args: argparse.Namespace) -> int:
             raise UsageError("--data must be a JSON object", field="data")
     check_event_type(args.type)
     check_outcome(args.outcome)
-    event = AuditEvent(
+    return AuditEvent(
         type=args.type,
         outcome=args.outcome,
         reason=args.reason,
@@ -98,10 +114,42 @@ def _append(args: argparse.Namespace) -> int:
         objects=_parse_objects(args.object or []),
         data=data,
     )
-    with open_log(args.log) as log:
-        entry = log.append(event)
-    result = {"seq": entry.seq, "epoch": entry.epoch, "entry_hash": entry.entry_hash.hex(), "tag": entry.tag.hex()}
-    emit(args, result, lambda: out_console.print(f"appended seq {entry.seq} (epoch {entry.epoch})", markup=False))
+
+
+def _append(args: argparse.Namespace) -> int:
+    if args.events is not None:
+        if any(v is not None for v in (args.type, args.outcome, args.data, args.reason, args.actor, args.object)):
+            raise UsageError("--events replaces --type/--outcome/--data/--reason/--actor/--object", field="events")
+        raw = sys.stdin.buffer.read(_MAX_EVENTS + 1) if args.events == "-" else None
+        if raw is not None and len(raw) > _MAX_EVENTS:
+            raise UsageError("events on stdin exceed 64 MiB", field="events")
+        if raw is None:
+            raw = read_bytes(args.events, max_length=_MAX_EVENTS, what="events")
+        events = parse_events(raw, path=args.events)
+    else:
+        events = [_one_event(args)]
+    session = append_session(args.log, events, checkpoint_reason="request" if args.checkpoint else None)
+    entry, first = session.entries[-1], session.entries[0]
+    result: dict[str, Any] = {
+        "seq": entry.seq,
+        "epoch": entry.epoch,
+        "entry_hash": entry.entry_hash.hex(),
+        "tag": entry.tag.hex(),
+        "appended": len(session.entries),
+        "first_seq": first.seq,
+        "checkpoint": session.checkpoint.to_dict() if session.checkpoint is not None else None,
+        "deferred_checkpoint": session.deferred_checkpoint,
+    }
+
+    def human() -> None:
+        what = f"seq {entry.seq}" if len(events) == 1 else f"{len(events)} events, seq {first.seq}..{entry.seq}"
+        out_console.print(f"appended {what} (epoch {entry.epoch})", markup=False)
+        if session.checkpoint is not None:
+            out_console.print(f"checkpoint of size {session.checkpoint.checkpoint.size} signed", markup=False)
+        if session.deferred_checkpoint:
+            err_console.print(f"warning: {session.deferred_checkpoint}", markup=False, style="yellow")
+
+    emit(args, result, human)
     return EXIT_OK
 
 
@@ -111,11 +159,15 @@ def _load_checkpoint(path: str) -> SignedCheckpoint:
 
 def _verify(args: argparse.Namespace) -> int:
     key = _load_key(args.key)
-    cp = _load_checkpoint(args.checkpoint) if args.checkpoint else None
-    if args.workers < 1:
+    held = [_load_checkpoint(c) for c in args.checkpoint or []]
+    token = os.environ.get("MEDFW_OTA_TOKEN")
+    held += [load_witness(w, log_id=key.log_id, token=token) for w in args.witness or []]
+    pub = read_bytes(args.pubkey, max_length=64 * 1024, what="public key") if args.pubkey else None
+    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    if workers < 1:
         raise UsageError("--workers must be at least 1", field="workers")
-    if args.json or not err_console.is_terminal or args.workers > 1:  # no progress thread across fork()
-        report = verify_log(args.log, key, checkpoint=cp, workers=args.workers)
+    if args.json or not err_console.is_terminal or workers > 1:  # no progress thread across fork()
+        report = verify_log(args.log, key, checkpoint=held, public_key_pem=pub, workers=workers)
     else:
         with Progress(
             TextColumn("verifying"),
@@ -130,7 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = verify_log(args.log, key, checkpoint=cp, progress=tick, workers=args.workers)
+            report = verify_log(args.log, key, checkpoint=held, public_key_pem=pub, progress=tick, workers=1)
 
     def human() -> None:
         for w in report.warnings:
@@ -140,6 +192,8 @@ def _verify(args: argparse.Namespace) -> int:
         else:
             cls = (report.classification or "").replace("_", " ")
             where = f"first bad seq {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
+            if report.first_bad_seq is None and report.bad_checkpoint is not None:
+                where = f"bad checkpoint of size {report.bad_checkpoint}: "
             out_console.print(f"FAILED ({cls}): {where}{report.message}", markup=False, style="red")
 
     emit(args, report.to_dict(), human)
@@ -147,21 +201,55 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    with open_log(args.log) as log:
+    if args.out and args.export:
+        raise UsageError("give --export or --out, not both", field="export")
+    out = args.export or args.out
+    with open_log(args.log, checkpoint_key=args.checkpoint_key) as log:
         signed = log.checkpoint(args.reason)
-    if args.out:
-        atomic_write(args.out, signed.to_bytes())
-    doc = signed.to_dict()
+    if out:
+        atomic_write(out, signed.to_bytes())
+    posted = (
+        post_checkpoint(args.log, args.post, signed, token=os.environ.get("MEDFW_OTA_TOKEN")) if args.post else None
+    )
+    doc = {**signed.to_dict(), "exported": out, "witness": posted}
 
     def human() -> None:
         cp = signed.checkpoint
-        if args.out:
-            out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {args.out}", markup=False)
-        else:
+        if out:
+            out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {out}", markup=False)
+        elif posted is None:
             out_console.print(signed.to_bytes().decode(), markup=False, end="")
+        if posted is not None:
+            out_console.print(f"witnessed by {args.post} (size {cp.size})", markup=False)
 
     emit(args, doc, human)
     return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    key = _load_key(args.key) if args.key else None
+    res = migrate_log(args.log, checkpoint_key_out=args.checkpoint_key_out, key=key)
+    data = {
+        "migrated": res.migrated,
+        "checkpoint_key": res.checkpoint_key,
+        "checkpoint_key_id": res.checkpoint_key_id,
+        "entry_seq": res.entry_seq,
+        "checkpoint": res.checkpoint.to_dict() if res.checkpoint is not None else None,
+        "verify": res.report.to_dict() if res.report is not None else None,
+    }
+
+    def human() -> None:
+        if res.migrated:
+            out_console.print(
+                f"checkpoint signing key moved to {res.checkpoint_key} (mode 0600); recorded as seq {res.entry_seq}",
+                markup=False,
+            )
+        elif res.report is not None:
+            where = f" at seq {res.report.first_bad_seq}" if res.report.first_bad_seq is not None else ""
+            out_console.print(f"NOT migrated: the log does not verify{where}: {res.report.message}", markup=False)
+
+    emit(args, data, human)
+    return EXIT_OK if res.migrated else EXIT_FAILED
 
 
 def _prove(args: argparse.Namespace) -> int:
@@ -264,7 +352,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Register ``medfw audit init|append|verify|checkpoint|prove|export|verify-bundle|show``."""
+    """Register ``medfw audit init|append|verify|checkpoint|migrate|prove|export|verify-bundle|show``."""
     group = add_group(sub, "audit", "tamper-evident audit log: hash chain, forward-secure HMAC, Merkle proofs")
 
     p = group.add_parser("init", help="create an audit log and its verification key")
@@ -274,35 +362,67 @@ def register(sub: Any) -> None:
     p.add_argument("--log-id", help="log id (default: random)")
     p.add_argument("--epoch-length", type=int, default=1024, help="entries per key epoch (default 1024)")
     p.add_argument("--checkpoint-interval", type=int, default=4096, help="entries between checkpoints")
-    p.add_argument("--checkpoint-key", choices=CHECKPOINT_KEY_TYPES, default="ed25519")
+    p.add_argument(
+        "--checkpoint-key",
+        metavar="KEY",
+        help="use this existing checkpoint signing key: a key file (mode 0600) or a pkcs11: URI (PIN via "
+        "pin-source or MEDFW_PKCS11_PIN); default: generate one",
+    )
+    p.add_argument("--checkpoint-key-out", metavar="F", help="where to generate the checkpoint key (default LOG.ckey)")
+    p.add_argument("--checkpoint-key-type", choices=CHECKPOINT_KEY_TYPES, default="ed25519")
     add_json_flag(p)
     p.set_defaults(func=_init)
 
-    p = group.add_parser("append", help="append one event")
+    p = group.add_parser("append", help="append one event (or --events) in one writer session")
     p.add_argument("log", metavar="LOG")
-    p.add_argument("--type", required=True, metavar="T", help="event type (e.g. boot.verify)")
-    p.add_argument("--outcome", required=True, metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
+    p.add_argument("--type", metavar="T", help="event type (e.g. boot.verify)")
+    p.add_argument("--outcome", metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
     p.add_argument("--data", metavar="JSON", help="extra detail as a JSON object")
     p.add_argument("--reason", metavar="R", help="reason code")
     p.add_argument("--actor", metavar="A", help="who or what acted")
     p.add_argument("--object", action="append", metavar="NAME=DIGEST", help="object digest or id (repeatable)")
+    p.add_argument(
+        "--events", metavar="FILE", help="append these events (JSON Lines, '-' for stdin) in one transaction"
+    )
+    p.add_argument("--checkpoint", action="store_true", help="also sign a checkpoint at the end of this session")
     add_json_flag(p)
     p.set_defaults(func=_append)
 
     p = group.add_parser("verify", help="verify the whole log from the verification key")
     p.add_argument("log", metavar="LOG")
     p.add_argument("--key", required=True, metavar="K", help="verification key file")
-    p.add_argument("--checkpoint", metavar="CP", help="an earlier checkpoint to check against")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="scan a large SQLite log in N processes")
+    p.add_argument("--checkpoint", action="append", metavar="CP", help="an earlier checkpoint to check against")
+    p.add_argument(
+        "--witness",
+        action="append",
+        metavar="FILE|URL",
+        help="a witnessed checkpoint: a file, or the fleet server (token from $MEDFW_OTA_TOKEN); repeatable",
+    )
+    p.add_argument("--pubkey", metavar="P", help="pin this checkpoint public key (PEM) instead of the key file's")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="scan a large SQLite log in N processes (default: up to 2 cores)"
+    )
     add_json_flag(p)
     p.set_defaults(func=_verify)
 
     p = group.add_parser("checkpoint", help="make a signed checkpoint")
     p.add_argument("log", metavar="LOG")
     p.add_argument("--out", metavar="CP", help="write the checkpoint here")
-    p.add_argument("--reason", default="request", help="why (request, pre-update, …)")
+    p.add_argument("--export", metavar="FILE", help="export the checkpoint to a witness file")
+    p.add_argument(
+        "--post", metavar="URL", help="hand the checkpoint to the fleet server's witness (token: $MEDFW_OTA_TOKEN)"
+    )
+    p.add_argument("--reason", default="request", help="why (request, pre-update, release, …)")
+    p.add_argument("--checkpoint-key", metavar="KEY", help="the signing key, if not where the log says")
     add_json_flag(p)
     p.set_defaults(func=_checkpoint)
+
+    p = group.add_parser("migrate", help="move an embedded checkpoint signing key out of the log")
+    p.add_argument("log", metavar="LOG")
+    p.add_argument("--checkpoint-key-out", metavar="F", help="where to write the key (default LOG.ckey, mode 0600)")
+    p.add_argument("--key", metavar="K", help="verification key: verify the log first and refuse if it fails")
+    add_json_flag(p)
+    p.set_defaults(func=_migrate)
 
     p = group.add_parser("prove", help="print the Merkle inclusion proof of one entry")
     p.add_argument("log", metavar="LOG")

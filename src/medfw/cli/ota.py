@@ -299,15 +299,23 @@ def _publish(args: argparse.Namespace) -> int:
         length=len(image),
         sha256="",
     )
-    result = publish_release(
-        repo_dir,
-        image,
-        release,
-        targets_signers=targets,
-        root_signers=_signers(args.root_key),
-        sbom=args.sbom,
-        sink=audit_sink(args),
-    )
+    sink = audit_sink(args)
+    try:
+        result = publish_release(
+            repo_dir,
+            image,
+            release,
+            targets_signers=targets,
+            root_signers=_signers(args.root_key),
+            sbom=args.sbom,
+            sink=sink,
+        )
+    finally:
+        close = getattr(sink, "close", None)
+        if callable(close):
+            close()
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, style="yellow")
     release = result.release
     data = {
         "target_path": release.target_path,
@@ -354,11 +362,19 @@ def _serve(args: argparse.Namespace) -> int:
     db = _db_url(args, args.db) if args.db else asgi.default_db_url(args.repo)
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
-    tls = _serve_tls(args)
+    device_tls = _serve_tls(args)
     engine = make_engine(db)
     migrate(engine)
+    if args.artifact_base_url and not args.artifact_base_url.startswith(("https://", "http://")):
+        raise UsageError("--artifact-base-url must be an http(s) URL", field="--artifact-base-url")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("give both --tls-cert and --tls-key", field="--tls-key")
+    if args.tls_cert:
+        from medfw.server.tls import check_server_files  # noqa: PLC0415
+
+        check_server_files(args.tls_cert, args.tls_key)
     _port_free(args.host, args.port)
-    url = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    url = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     started = {
         "listening": url,
         "version": __version__,
@@ -382,6 +398,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[asgi.ENV_DB] = db
     os.environ[asgi.ENV_MIGRATED] = "1"
     os.environ[asgi.ENV_LOG_FORMAT] = args.log_format
+    if args.artifact_base_url:
+        os.environ[asgi.ENV_ARTIFACT_BASE] = args.artifact_base_url
     if args.repo:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
@@ -394,17 +412,16 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         access_log=False,
-        **tls,
+        **_transport_options(args),
+        **device_tls,
     )
     return EXIT_OK
 
 
 def _serve_tls(args: argparse.Namespace) -> dict[str, Any]:
-    """Check the TLS and device-trust options, export them to the workers, return uvicorn's TLS options."""
+    """Check the device-trust options, export them to the workers, return uvicorn's mutual-TLS options."""
     from medfw.server import asgi  # noqa: PLC0415
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise UsageError("--tls-cert and --tls-key go together", field="--tls-cert")
     if args.device_ca and not args.tls_cert:
         raise UsageError("--device-ca (mutual TLS) needs --tls-cert and --tls-key", field="--device-ca")
     settings = asgi.ServerSettings(
@@ -423,11 +440,24 @@ def _serve_tls(args: argparse.Namespace) -> dict[str, Any]:
     ):
         if value:
             os.environ[env] = str(Path(value).resolve()) if env != asgi.ENV_ALLOW_SIMULATORS else value
-    if not args.tls_cert:
+    if not args.device_ca:
         return {}
     from medfw.identity.tls import uvicorn_tls_options  # noqa: PLC0415
 
-    return uvicorn_tls_options(cert=args.tls_cert, key=args.tls_key, device_ca=args.device_ca)
+    options = uvicorn_tls_options(cert=args.tls_cert, key=args.tls_key, device_ca=args.device_ca)
+    return {k: v for k, v in options.items() if k not in ("ssl_certfile", "ssl_keyfile")}
+
+
+def _transport_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn options for TLS (1.2 or newer) and for headers from trusted reverse proxies only."""
+    options: dict[str, Any] = {"proxy_headers": bool(args.trusted_proxy)}
+    if args.trusted_proxy:
+        options["forwarded_allow_ips"] = ",".join(args.trusted_proxy)
+    if args.tls_cert:
+        from medfw.server.tls import server_context_factory  # noqa: PLC0415
+
+        options.update(ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, ssl_context_factory=server_context_factory)
+    return options
 
 
 def _duration(text: str, flag: str) -> Any:
@@ -692,10 +722,21 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument(
+        "--artifact-base-url",
+        metavar="URL",
+        help="static host/CDN serving REPO's metadata/ and targets/: devices download there (TUF-checked)",
+    )
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (TLS 1.2 or newer) with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (mode 0600)")
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="reverse proxy address whose X-Forwarded-For/-Proto are believed (repeatable; default: none)",
+    )
+    p.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="server log lines on stderr (default text)"
     )
-    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
-    p.add_argument("--tls-key", metavar="PEM", help="the TLS certificate's private key")
     p.add_argument(
         "--device-ca", metavar="CA.crt", help="authenticate units by mutual TLS against this manufacturer device CA"
     )

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from medfw import __version__
-from medfw.server import schemas
-from medfw.server.deps import OnlineKeys
+from medfw.server import schemas, witness
+from medfw.server.credentials import Role
+from medfw.server.deps import OnlineKeys, need
 from medfw.server.http import install_error_handlers
 from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
@@ -70,7 +71,8 @@ def create_app(
         description="Signed (TUF) firmware delivery with staged rollouts. The server assigns releases; it never "
         "signs them.",
         lifespan=lifespan,
-        responses={400: {"model": schemas.Error}, 401: {"model": schemas.Error}, 403: {"model": schemas.Error}},
+        # every refusal is {"detail": reason} (the 422 body too: one sentence naming the fields, see http.py)
+        responses={status: {"model": schemas.Error} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)},
     )
     app.state.service = service
     app.state.repo = repo
@@ -86,6 +88,7 @@ def create_app(
     app.include_router(tuf.router)
     app.include_router(management.router)
     app.include_router(trust.router)
+    app.include_router(witness.make_router(need(Role.READ_ONLY), need(Role.OPERATOR)))  # audit-log witness
     return app
 
 

@@ -32,6 +32,7 @@ ENV_AUDIT_MASTER = "MEDFW_OTA_DEVICE_AUDIT_MASTER"
 ENV_ALLOW_SIMULATORS = "MEDFW_OTA_ALLOW_SHARED_SECRET_DEVICES"
 ENV_APPROVAL_POLICY = "MEDFW_OTA_APPROVAL_POLICY"
 ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
+ENV_ARTIFACT_BASE = "MEDFW_OTA_ARTIFACT_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class ServerSettings:
             allow_shared_secret=self.allow_shared_secret_devices,
             approval_policy=policy,
         )
+
+    artifact_base_url: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -107,6 +110,7 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
         poll_interval=settings.poll_interval,
         drainer=drainer,
         trust=settings.trust(),
+        artifact_base_url=settings.artifact_base_url,
     )
     return create_app(service, repo, online_keys=keys, audit_lease=lease)
 
@@ -123,5 +127,6 @@ def create_from_env() -> FastAPI:
         device_audit_master=os.environ.get(ENV_AUDIT_MASTER) or None,
         allow_shared_secret_devices=os.environ.get(ENV_ALLOW_SIMULATORS) == "1",
         approval_policy=os.environ.get(ENV_APPROVAL_POLICY) or None,
+        artifact_base_url=os.environ.get(ENV_ARTIFACT_BASE) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

@@ -48,6 +48,8 @@ class ServiceBase:
             the others leave their events in the outbox).
         refusal_limit: refused authentications per source address or device within ``refusal_window`` seconds
             after which it gets 429 (0: no limit).
+        artifact_base_url: a static host or CDN serving the repository's ``metadata/`` and ``targets/``
+            directories; polls then send devices there (TUF makes that host untrusted).
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class ServiceBase:
         drainer: bool = True,
         refusal_limit: int = 20,
         refusal_window: float = 60.0,
+        artifact_base_url: str | None = None,
     ) -> None:
         self.sessions = sessions
+        self.artifact_base_url = artifact_base_url.rstrip("/") if artifact_base_url else None
         self.store = Store(sessions)
         self.sink: AuditSink = _SerializedSink(sink or NullSink())
         self.drainer = drainer

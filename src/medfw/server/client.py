@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -9,6 +10,16 @@ import httpx
 from medfw.errors import InputError, PolicyViolationError, TransportError, UsageError
 
 __all__ = ["FleetClient"]
+
+
+def _verify() -> Any:
+    """The CA bundle of ``MEDFW_OTA_CA`` (a private CA for the fleet server), else the system's."""
+    ca = os.environ.get("MEDFW_OTA_CA")
+    if not ca:
+        return True
+    import ssl  # noqa: PLC0415
+
+    return ssl.create_default_context(cafile=ca)
 
 
 class FleetClient:
@@ -24,7 +35,7 @@ class FleetClient:
         if not server.startswith(("http://", "https://")):
             raise UsageError("server URL must start with http:// or https://", field="--server")
         self.server = server.rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout)
+        self._client = client or httpx.Client(timeout=timeout, verify=_verify())
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def close(self) -> None:

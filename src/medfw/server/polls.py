@@ -69,7 +69,7 @@ class DeviceOps(ServiceBase):
             release_secure_version=row.secure_version,
         )
         if why is None and not (same_version(version, row.version) and row.state == "pending"):
-            return self._poll_body(device_id, _assignment(device_id, row.rollout_id, row)), False
+            return self._poll_body(device_id, self._assignment(device_id, row.rollout_id, row)), False
         return self._poll_update(device_id, version=version, secure_version=secure_version)
 
     def _poll_update(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
@@ -96,16 +96,27 @@ class DeviceOps(ServiceBase):
                     rollouts.evaluate(w, ro)
                     w.changed = True
                 else:
-                    assignment = _assignment(device_id, ro.id, rel)
+                    assignment = self._assignment(device_id, ro.id, rel)
         return self._poll_body(device_id, assignment), w.changed
 
     def _poll_body(self, device_id: str, assignment: dict[str, Any] | None) -> dict[str, Any]:
         body = {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
+        if self.artifact_base_url:
+            body["metadata"] = f"{self.artifact_base_url}/metadata/"
         return self.poll_extras(device_id, body)
 
     def poll_extras(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Add what device trust changes in a poll answer (implemented by :mod:`medfw.server.deferral`)."""
         return body
+
+    def _assignment(self, device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:
+        """The assignment a poll hands out: the rollout and its release (a row or an ORM release). With an
+        artifact base URL the image comes from that (untrusted, TUF-checked) static host, else from this server."""
+        out = _assignment(device_id, rollout_id, release)
+        if self.artifact_base_url:
+            model, _, name = release.target_path.partition("/")
+            out["download"] = f"{self.artifact_base_url}/targets/{model}/{release.sha256}.{name}"
+        return out
 
     def assigned_target(self, device_id: str) -> str:
         """The target path of the release assigned to a device (for the artifact download)."""

@@ -197,6 +197,7 @@ class PollOut(BaseModel):
     device: str
     assignment: Assignment | None
     poll_interval: int
+    metadata: str | None = Field(default=None, description="TUF metadata base URL when served by a static host")
 
 
 class ReportIn(_In):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -47,12 +48,19 @@ __all__ = [
     "DevicePort",
     "DeviceState",
     "UpdateAgent",
+    "clamp_poll_interval",
     "load_config",
     "provision",
 ]
 
 MAX_IMAGE = 16 * 1024 * 1024
 MAX_POLL_ANSWER = 64 * 1024
+#: the poll interval a server may ask for is clamped to this range (seconds)
+POLL_INTERVAL_RANGE = (1, 86_400)
+#: overall seconds one image download, or one metadata file, may take (``--deadline``)
+DEFAULT_DEADLINE = 300.0
+#: seconds between TUF refreshes while there is no assignment (freeze detection)
+METADATA_REFRESH = 3600.0
 MAX_OUTBOX = 200
 _CONFIG = "ota/agent.json"
 _ROOT = "ota/tuf/root.json"
@@ -199,6 +207,10 @@ class UpdateAgent:
         retry: retry policy for every request.
         sleep: how to wait (injected by tests).
         progress: called with (bytes so far, total) while an image downloads.
+        deadline: overall seconds one image download, or one TUF metadata file, may take.
+        metadata_refresh: seconds between TUF refreshes while idle: a server that keeps serving expired metadata
+            (withholding updates) is detected and reported as ``metadata_expired``.
+        clock: monotonic seconds (injected by tests).
     """
 
     def __init__(
@@ -214,6 +226,9 @@ class UpdateAgent:
         sleep: Callable[[float], None] = time.sleep,
         max_image: int = MAX_IMAGE,
         progress: Callable[[int, int], None] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        metadata_refresh: float = METADATA_REFRESH,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dir = Path(device_dir)
         self.device = device
@@ -226,11 +241,16 @@ class UpdateAgent:
         self.max_image = max_image
         self.progress = progress
         self.poll_interval = 60
+        self.deadline = deadline
+        self.metadata_refresh = metadata_refresh
+        self.clock = clock
+        self._refreshed = float("-inf")  # when TUF metadata was last refreshed
         self._etag: str | None = None
         self._rotation: dict[str, Any] | None = None
         self._rotation_reported = False
         self.trust = UnitTrust(self.dir, device, self.sink)
         self._base = str(client.base_url).rstrip("/")
+        self._metadata_url = self._url("/tuf/metadata/")
 
     # ---- plumbing ------------------------------------------------------------------------------------------
 
@@ -357,7 +377,7 @@ class UpdateAgent:
         except TransportError as e:
             return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
         if r.status_code == 304:
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         if len(r.content) > MAX_POLL_ANSWER:
             return AgentResult("unreachable", "poll_malformed", "poll answer is too large", **asdict(st))
         if r.status_code != 200:
@@ -365,7 +385,7 @@ class UpdateAgent:
         try:
             body = r.json()
             assignment = body.get("assignment")
-            self.poll_interval = int(body.get("poll_interval", self.poll_interval))
+            self.poll_interval = clamp_poll_interval(body.get("poll_interval"), self.poll_interval)
             rotation = body.get("key_rotation")
             if rotation != self._rotation:
                 self._rotation = rotation if isinstance(rotation, dict) else None
@@ -373,10 +393,37 @@ class UpdateAgent:
         except (ValueError, AttributeError, TypeError):
             return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
         self._etag = r.headers.get("ETag")
+        metadata = body.get("metadata")
+        if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
+            self._metadata_url = metadata  # a static host: untrusted, TUF checks every file
         if not assignment or (assignment.get("version") == st.version and self._rotation):
-            return AgentResult("idle", **asdict(st))
+            return self._idle(st)
         self._etag = None  # an update attempt always re-polls afterwards
         return self._update(assignment, st)
+
+    def _idle(self, st: DeviceState) -> AgentResult:
+        """Nothing assigned: refresh the TUF metadata when due, so withheld updates (a server that keeps serving
+        expired metadata) are detected, reported and audited even without an assignment."""
+        if self.clock() - self._refreshed < self.metadata_refresh:
+            return AgentResult("idle", **asdict(st))
+        try:
+            self._updater().refresh()
+        except tuf_exc.RepositoryError as e:
+            reason, detail = _tuf_reason(e), f"{e.__class__.__name__}: {e}"
+            self._audit("ota.manifest.rejected", "denied", reason, detail=detail)
+            self._report("rejected", reason, detail)
+            return AgentResult("rejected", reason, detail, **asdict(self.device.state()))
+        except (tuf_exc.DownloadError, OSError, ValueError) as e:
+            return AgentResult("deferred", "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st))
+        self._refreshed = self.clock()
+        return AgentResult("idle", **asdict(st))
+
+    def _updater(self) -> Updater:
+        metadata_dir = self.dir / "ota" / "tuf"
+        if not (metadata_dir / "root.json").is_file():
+            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
+        fetcher = HttpxFetcher(self.client, deadline=self.deadline, clock=self.clock)
+        return Updater(str(metadata_dir), self._metadata_url, fetcher=fetcher, bootstrap=None)
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
         try:
@@ -435,17 +482,10 @@ class UpdateAgent:
     # ---- TUF and checks ------------------------------------------------------------------------------------
 
     def _tuf_target(self, target_path: str) -> TargetFile:
-        metadata_dir = self.dir / "ota" / "tuf"
-        if not (metadata_dir / "root.json").is_file():
-            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
         try:
-            updater = Updater(
-                str(metadata_dir),
-                self._url("/tuf/metadata/"),
-                fetcher=HttpxFetcher(self.client),
-                bootstrap=None,
-            )
+            updater = self._updater()
             updater.refresh()
+            self._refreshed = self.clock()
             target = updater.get_targetinfo(target_path)
         except tuf_exc.RepositoryError as e:
             raise _Rejected(_tuf_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
@@ -485,8 +525,12 @@ class UpdateAgent:
             raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
         part = self.dir / "ota" / "download" / f"{digest}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
-        path = download if download.startswith("/") else f"/tuf/targets/{target.path}"
-        url = self._url(path)
+        if download.startswith(("https://", "http://")):
+            url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
+        else:
+            url = self._url(download if download.startswith("/") else f"/tuf/targets/{target.path}")
+            auth = self._auth
+        started = self.clock()
         for attempt in range(self.retry.attempts):
             have = part.stat().st_size if part.exists() else 0
             if have > target.length:
@@ -494,7 +538,7 @@ class UpdateAgent:
                 have = 0
             if have == target.length:
                 break
-            headers = dict(self._auth)
+            headers = dict(auth)
             if have:
                 headers["Range"] = f"bytes={have}-"
             try:
@@ -505,6 +549,10 @@ class UpdateAgent:
                     with part.open(mode) as fh:
                         written = have if mode == "ab" else 0
                         for chunk in r.iter_bytes():  # unbuffered: every received byte is kept
+                            if self.clock() - started > self.deadline:
+                                fh.flush()
+                                msg = f"download took longer than the {self.deadline:g} s deadline; will resume"
+                                raise _Deferred("download_deadline", msg)
                             written += len(chunk)
                             if written > target.length:
                                 raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
@@ -566,6 +614,15 @@ def _older(release: str, running: str) -> bool:
         return new < parse_version(running)
     except ValueError:
         return False
+
+
+def clamp_poll_interval(value: object, current: int) -> int:
+    """The poll interval a server asked for, clamped to :data:`POLL_INTERVAL_RANGE` (``current`` when the value is
+    not a finite number): a server can neither make the agent busy-loop nor go silent for years."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return current
+    low, high = POLL_INTERVAL_RANGE
+    return int(min(high, max(low, value)))
 
 
 def _detail(r: httpx.Response) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
-from tuf.api.exceptions import DownloadHTTPError
+from tuf.api.exceptions import DownloadHTTPError, SlowRetrievalError
 from tuf.ngclient.fetcher import FetcherInterface
 
 from medfw.errors import TransportError
@@ -64,20 +64,33 @@ def request_with_retry(
 class HttpxFetcher(FetcherInterface):
     """python-tuf ngclient fetcher over an ``httpx.Client`` (so TUF metadata uses the agent's transport)."""
 
-    def __init__(self, client: httpx.Client, *, chunk_size: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        chunk_size: int = 64 * 1024,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._chunk_size = chunk_size
+        self._deadline = deadline
+        self._clock = clock
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        started = self._clock()
         response = self._client.send(self._client.build_request("GET", url), stream=True)
         if response.status_code != 200:
             response.close()
             raise DownloadHTTPError(f"HTTP {response.status_code} for {url}", response.status_code)
-        return self._chunks(response)
+        return self._chunks(response, started, url)
 
-    def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
-        # streamed, so python-tuf's length limits stop an endless-data attack early
+    def _chunks(self, response: httpx.Response, started: float, url: str) -> Iterator[bytes]:
+        # streamed, so python-tuf's length limits stop an endless-data attack early, and the deadline a slow drip
         try:
-            yield from response.iter_bytes(self._chunk_size)
+            for chunk in response.iter_bytes():  # as received, so the deadline is checked per arrival
+                if self._deadline is not None and self._clock() - started > self._deadline:
+                    raise SlowRetrievalError(f"{url} took longer than the {self._deadline:g} s deadline")
+                yield chunk
         finally:
             response.close()

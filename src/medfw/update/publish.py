@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medfw._io import read_bytes
-from medfw.audit.sink import AuditEvent, AuditSink, NullSink
+from medfw.audit.sink import AuditEvent, AuditSink, NullSink, release_point
 from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
-from medfw.errors import InputError, UsageError
+from medfw.errors import InputError, MedfwError, UsageError
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 
@@ -31,6 +31,7 @@ class PublishResult:
     release: ReleaseInfo
     targets_version: int
     online_signed: bool
+    warnings: tuple[str, ...] = ()
 
 
 def online_signer(repo_dir: Path, role: str, uri: str | None = None, *, generate: bool = False) -> MedfwTufSigner:
@@ -90,7 +91,8 @@ def publish_release(
     online = (keys / "snapshot.pem").is_file() and (keys / "timestamp.pem").is_file()
     if online:
         repo.sign_online(online_signer(repo_path, "snapshot"), online_signer(repo_path, "timestamp"))
-    (sink or NullSink()).record(
+    audit = sink or NullSink()
+    audit.record(
         AuditEvent(
             type="release.publish",
             outcome="success",
@@ -99,4 +101,9 @@ def publish_release(
             data={"version": release.version, "secure_version": release.secure_version, "model": release.model},
         )
     )
-    return PublishResult(release, repo.targets().signed.version, online)
+    warnings: list[str] = []
+    try:
+        release_point(audit, "release")  # a release point: the audit log signs a checkpoint covering the publish
+    except MedfwError as e:
+        warnings.append(f"no audit checkpoint at this release: {e.message}")
+    return PublishResult(release, repo.targets().signed.version, online, tuple(warnings))

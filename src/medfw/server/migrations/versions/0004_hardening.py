@@ -1,7 +1,7 @@
 """Token expiry, last use and revocation; device credential rotation; acknowledged rollout failures; audit outbox.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003w
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003w"
 branch_labels = None
 depends_on = None
 
