@@ -121,19 +121,23 @@ def register(group: Any) -> None:
     p.add_argument("--new-key", required=True, metavar="K", help="the new key: public/private key file or pkcs11: URI")
     p.add_argument("--release", required=True, metavar="R", help="the dual-signed release (target path or id)")
     p.add_argument("--approval", action="append", metavar="FILE", help="approval record (repeat)")
-    p.add_argument("--group")
+    p.add_argument("--group", help="limit to this group's units (default: every unit of the release's model)")
     p.add_argument("--device", action="append", help="limit to these units (repeatable)")
     p.add_argument("--phases", default="10%,100%", help="comma-separated counts or percentages (canary first)")
-    p.add_argument("--success-threshold", type=int, default=90, metavar="PCT")
-    p.add_argument("--error-threshold", type=int, default=10, metavar="PCT")
+    p.add_argument(
+        "--success-threshold", type=int, default=90, metavar="PCT", help="confirmed share to advance (default 90)"
+    )
+    p.add_argument(
+        "--error-threshold", type=int, default=10, metavar="PCT", help="failed share that pauses (default 10)"
+    )
     _server(p)
     p.set_defaults(func=_start)
     p = rotation.add_parser("status", help="one campaign (or all) with per-unit progress")
-    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("id", nargs="?", type=int, help="campaign id (default: all campaigns)")
     _server(p)
     p.set_defaults(func=_status)
     for action in ("pause", "resume"):
         p = rotation.add_parser(action, help=f"{action} a campaign")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=int, help="campaign id")
         _server(p)
         p.set_defaults(func=_control, action=action)

@@ -62,9 +62,9 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_FAILED if args.verify and not r["verification"]["ok"] else EXIT_OK
 
     p = device.add_parser("audit", help="show a unit's collected audit trail (verified at upload)")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--start", type=int, default=0, metavar="SEQ")
-    p.add_argument("--limit", type=int, default=200, metavar="N")
+    p.add_argument("id", metavar="ID", help="device id")
+    p.add_argument("--start", type=int, default=0, metavar="SEQ", help="first entry to show (default 0)")
+    p.add_argument("--limit", type=int, default=200, metavar="N", help="entries to show, 1..1000 (default 200)")
     p.add_argument("--verify", action="store_true", help="re-verify the whole stored chain (exit 1 when broken)")
     server_flags(p)
     p.set_defaults(func=audit)
@@ -92,14 +92,14 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = device.add_parser("trails", help="export the collected trails of a rollout phase's units (for evidence)")
-    p.add_argument("--rollout", type=int, required=True, metavar="ID")
+    p.add_argument("--rollout", type=int, required=True, metavar="ID", help="rollout id")
     p.add_argument("--phase", type=int, default=0, help="phase (default 0: the canary)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for <device>.json files")
     server_flags(p)
     p.set_defaults(func=trails)
 
     p = device.add_parser("revoke-cert", help="put a unit's certificates on the server's revocation list")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="device id")
     p.add_argument("--reason", default="revoked", help="reason code (default revoked)")
     server_flags(p)
     p.set_defaults(func=revoke)
@@ -113,7 +113,7 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = enroll.add_parser("preauthorize", help="upload a list of SERIAL,MODEL lines that may enrol on first contact")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="text file of SERIAL,MODEL lines (# comments allowed)")
     server_flags(p)
     p.set_defaults(func=preauth)
 
@@ -126,7 +126,7 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = enroll.add_parser("list", help="enrollment requests (held units first of all)")
-    p.add_argument("--state", choices=["held", "approved", "rejected"])
+    p.add_argument("--state", choices=["held", "approved", "rejected"], help="only this state (default: all)")
     server_flags(p)
     p.set_defaults(func=requests)
 
@@ -138,7 +138,7 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
 
     for name, approve in (("approve", True), ("reject", False)):
         p = enroll.add_parser(name, help=f"{name} a held enrollment")
-        p.add_argument("id", metavar="ID")
+        p.add_argument("id", metavar="ID", help="device id (the certificate's serialNumber)")
         if approve:
             p.add_argument("--group", help="group to register the unit in (default: its model's group)")
         server_flags(p)
@@ -150,8 +150,8 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = enroll.add_parser("model-group", help="the group a model's units enrol into")
-    p.add_argument("model")
-    p.add_argument("group")
+    p.add_argument("model", help="device model")
+    p.add_argument("group", help="group its units enrol into")
     server_flags(p)
     p.set_defaults(func=model_group)
 
@@ -170,10 +170,10 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = window.add_parser("set", help="installs are assigned to GROUP only within this window")
-    p.add_argument("group")
+    p.add_argument("group", help="device group")
     p.add_argument("--tz", required=True, help="site time zone (IANA, e.g. Europe/Berlin)")
     p.add_argument("--days", required=True, help="comma-separated days: mon,tue,...")
-    p.add_argument("--start", required=True, metavar="HH:MM")
+    p.add_argument("--start", required=True, metavar="HH:MM", help="local time the window opens")
     p.add_argument("--end", required=True, metavar="HH:MM", help="before --start: the window spans midnight")
     server_flags(p)
     p.set_defaults(func=set_window)
@@ -184,7 +184,7 @@ def register(ota: Any, device: Any, client: Client, table: Table, server_flags: 
         return EXIT_OK
 
     p = window.add_parser("clear", help="remove a group's window")
-    p.add_argument("group")
+    p.add_argument("group", help="device group")
     server_flags(p)
     p.set_defaults(func=clear_window)
 
