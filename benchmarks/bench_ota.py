@@ -95,7 +95,9 @@ _BARE_APP = textwrap.dedent(
 
 
 def _start_server(argv: list[str], env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the server logs one line per request: to a file (a pipe nobody reads would fill up and stall the server)
+    log = (cwd / f"server-{port}.log").open("wb")
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -103,7 +105,7 @@ def _start_server(argv: list[str], env: dict[str, str], port: int, cwd: Path) ->
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+                raise RuntimeError(f"server exited: {(cwd / f'server-{port}.log').read_text()[-2000:]}") from None
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not start within 30 s")

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from medfw._io import atomic_write
 from medfw.cli.image import read_image
 from medfw.crypto.keys import load_public_key, private_key_pem, public_key_pem
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.image import sbv2
 from medfw.image.esp import build_app_image
 

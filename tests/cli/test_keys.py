@@ -63,12 +63,14 @@ def test_generate_in_hsm_writes_nothing_secret(
     calls: list[tuple[str, KeyType]] = []
     private = ec.generate_private_key(ec.SECP256R1())
 
-    def fake_generate(uri: str, key_type: KeyType) -> ec.EllipticCurvePublicKey:
+    from medfw.crypto.pkcs11 import GeneratedKey
+
+    def fake_generate(uri: str, key_type: KeyType) -> GeneratedKey:
         calls.append((uri, key_type))
-        return private.public_key()
+        return GeneratedKey(private.public_key(), uri, "t", "CKM_EC_KEY_PAIR_GEN")
 
     fake = ModuleType("medfw.crypto.pkcs11")
-    fake.generate_key = fake_generate  # type: ignore[attr-defined]
+    fake.generate_keypair = fake_generate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "medfw.crypto.pkcs11", fake)
     uri = "pkcs11:token=t;object=boot"
     code, out, _ = run(

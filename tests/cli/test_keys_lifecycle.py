@@ -12,10 +12,10 @@ import pytest
 from medfw.audit.sink import MemorySink
 from medfw.cli import main
 from medfw.crypto.keys import KeyType, generate_private_key, load_public_key, public_key_pem, write_private_key
-from medfw.crypto.pkcs11 import generate_key
 from medfw.device.device import Device
 from medfw.image import sbv2
 from medfw.image.esp import build_app_image
+from medfw.keys.hsm import generate_key
 from softhsm import SoftHsm, softhsm_token
 
 from ._json import result as cli_result
@@ -159,7 +159,7 @@ def test_rotate_and_revoke_via_cli(
     old_uri, new_uri = softhsm.uri("boot-old"), softhsm.uri("boot-new")
     old_pub = generate_key(old_uri, KeyType.ECDSA_P256)
     new_pub = generate_key(new_uri, KeyType.ECDSA_P256)
-    from medfw.crypto.signer import load_signer
+    from medfw.crypto.registry import load_signer
 
     old_signer, new_signer = load_signer(old_uri), load_signer(new_uri)
     device_dir = tmp_path / "unit"

@@ -450,3 +450,24 @@ def test_publish_is_a_release_point_of_the_audit_log(
     assert cp is not None and cp.checkpoint.reason == "release"
     assert cp.checkpoint.size == size  # the checkpoint covers the release.publish record
     assert verify_log(log, res.verification_key, checkpoint=cp).ok
+
+
+def test_transport_and_secret_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from medfw.cli.ota import _db_url, _transport_options
+
+    base = {"trusted_proxy": None, "tls_cert": None, "tls_key": None}
+    assert _transport_options(argparse.Namespace(**base)) == {"proxy_headers": False}
+    opts = _transport_options(argparse.Namespace(**{**base, "trusted_proxy": ["10.0.0.1", "10.0.0.2"]}))
+    assert opts == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.1,10.0.0.2"}
+    secret = tmp_path / "pg.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o640)
+    ns = argparse.Namespace(db_password_file=str(secret))
+    with pytest.raises(Exception, match="readable by other users"):
+        _db_url(ns, "postgresql://fleet@db.example/fleet")
+    secret.chmod(0o600)
+    assert _db_url(ns, "postgresql://fleet@db.example/fleet") == "postgresql+psycopg://fleet:s3cret@db.example/fleet"
+    _db_url(argparse.Namespace(db_password_file=None), "postgresql://fleet:pw@db.example/fleet")
+    assert "process list" in capsys.readouterr().err

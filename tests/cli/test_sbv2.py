@@ -306,7 +306,7 @@ def test_layout_checks_protect_the_sector_position(work: Path, capsys: pytest.Ca
 
 
 def test_verify_checks_sector_position_of_esp_images(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from medfw.crypto.signer import load_signer
+    from medfw.crypto.registry import load_signer
     from medfw.image import sbv2
 
     app = (work / "app.bin").read_bytes()

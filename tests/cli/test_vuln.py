@@ -191,7 +191,7 @@ def test_release_and_rescan(db: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["vuln", "release", "add", str(sbom), "--json"]) == 0
     assert cli_result(capsys.readouterr().out)["created"] is True
     assert main(["vuln", "rescan", "--json"]) == 0
-    assert cli_result(capsys.readouterr().out)["alarming"] == 0
+    assert cli_result(capsys.readouterr().out)["open_alerts"] == 0
     assert (
         main(
             [
@@ -208,9 +208,10 @@ def test_release_and_rescan(db: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     capsys.readouterr()
     assert main(["vuln", "rescan", "--json"]) == 1
-    data = cli_result(capsys.readouterr().out)
-    assert data["alarming"] == 1 and data["releases"][0]["new"][0]["vuln_id"] == "CVE-2014-0160"
-    assert main(["vuln", "rescan"]) == 0  # already reported
+    data = json.loads(capsys.readouterr().out)["result"]
+    assert data["open_alerts"] == 1 and data["releases"][0]["new"][0]["vuln_id"] == "CVE-2014-0160"
+    assert data["releases"][0]["alerts_opened"][0]["kind"] == "new"
+    assert main(["vuln", "rescan"]) == 1  # the alert stays open until decided or acknowledged
 
 
 def test_decisions_and_scans_reach_the_audit_log(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

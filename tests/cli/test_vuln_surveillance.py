@@ -128,3 +128,73 @@ def test_osv_all_zip_import_and_truncated_zip(db: str, tmp_path: Path, capsys: p
     broken.write_bytes(archive.read_bytes()[:-40])
     rc, _, err = _run(capsys, "vuln", "feed", "import", "--osv", str(broken))
     assert rc == 2 and "OSV archive is corrupt or truncated" in err and "broken.zip" in err
+
+
+def test_rescan_history_releases_and_ack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "pm.db")
+    monkeypatch.setenv("MEDFW_VULN_DB", db)
+    monkeypatch.delenv("MEDFW_AUDIT_LOG", raising=False)
+    sbom = tmp_path / "fw.cdx.json"
+    doc = json.loads(SBOM.read_text())
+    doc["components"] = [
+        {
+            "type": "library",
+            "bom-ref": "o",
+            "name": "openssl",
+            "version": "1.0.1f",
+            "purl": "pkg:generic/openssl@1.0.1f",
+        }
+    ]
+    sbom.write_text(json.dumps(doc))
+    assert _run(capsys, "vuln", "feed", "import", "--nvd", str(V / "custom/heartbleed-nvd-api-2.0.json"))[0] == 0
+    assert _run(capsys, "vuln", "release", "add", str(sbom))[0] == 0
+    assert _run(capsys, "vuln", "rescan")[0] == 0
+    assert _run(capsys, "vuln", "feed", "import", "--kev", str(V / "kev/known_exploited_vulnerabilities.json"))[0] == 0
+
+    rc, out, err = _run(capsys, "vuln", "rescan")
+    assert rc == 1 and "[kev] CVE-2014-0160 on o" in out and "due 2022-05-25" in out and "1 open alert(s)" in err
+    rc, out, _ = _run(capsys, "vuln", "rescan", "--fail-on", "new", "--json")
+    assert rc == 0 and cli_result(out)["open_alerts"] == 1  # open, but not what --fail-on new selects
+    rc, out, _ = _run(capsys, "vuln", "rescan", "--fail-on", "kev,critical,new", "--json")
+    res = json.loads(out)["result"]
+    assert rc == 1 and res["failing_alerts"] and res["releases"][0]["alerts_open"][0]["kind"] == "kev"
+    alert_id = res["failing_alerts"][0]
+
+    rc, out, _ = _run(capsys, "vuln", "alerts", "--json")
+    assert rc == 0 and [a["id"] for a in cli_result(out)["alerts"]] == [alert_id]
+    rc, _, err = _run(capsys, "vuln", "alerts", "--ack", str(alert_id))
+    assert rc == 2 and "needs a reason" in err
+    rc, out, _ = _run(capsys, "vuln", "alerts", "--ack", str(alert_id), "--reason", "patched in 2.1.1", "--by", "u:qa")
+    assert rc == 0 and "no open alerts" in out
+    assert _run(capsys, "vuln", "rescan")[0] == 0
+
+    rc, out, _ = _run(capsys, "vuln", "history", "infusion-pump-fw", "--json")
+    hist = cli_result(out)
+    assert rc == 0 and len(hist["scans"]) == 6 and hist["alerts_closed"][0]["close_reason"].startswith("acknowledged")
+    assert hist["scans"][-1]["feed"]["kev"]["version"] == "2025.08.25"
+    rc, out, _ = _run(capsys, "vuln", "history", "1")
+    assert rc == 0 and "closed alert 1 [kev] CVE-2014-0160: acknowledged: patched in 2.1.1 by u:qa" in out
+
+    rc, out, _ = _run(capsys, "vuln", "releases", "--retire", "1", "--reason", "end of support", "--json")
+    rels = cli_result(out)["releases"]
+    assert rc == 0 and rels[0]["retired_at"] and rels[0]["scans"] == 6
+    rc, out, _ = _run(capsys, "vuln", "rescan")
+    assert rc == 0 and "no releases monitored" in out
+
+
+def test_failed_import_leaves_no_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "fresh.db"
+    monkeypatch.setenv("MEDFW_VULN_DB", str(db))
+    bad = tmp_path / "kev.json"
+    bad.write_text(json.dumps({"vulnerabilities": []}))  # no catalogVersion
+    rc, _, err = _run(capsys, "vuln", "feed", "import", "--kev", str(bad))
+    assert rc == 2 and "catalogVersion" in err and not db.exists()
+    rc, _, err = _run(capsys, "vuln", "feed", "import", "--nvd", str(V / "custom/truncated-nvd-page.json"))
+    assert rc == 2 and "truncated" in err and not db.exists()
+    assert _run(capsys, "vuln", "feed", "import", "--kev", str(V / "kev/known_exploited_vulnerabilities.json"))[0] == 0
+    rc, _, _ = _run(capsys, "vuln", "feed", "import", "--kev", str(bad))
+    assert rc == 2 and db.exists()  # an existing index is never removed; the failed import changed nothing

@@ -18,7 +18,8 @@ from medfw.crypto.keys import (
     public_key_pem,
     write_private_key,
 )
-from medfw.crypto.signer import FileSigner, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import FileSigner
 from medfw.errors import InputError, KeyMaterialError, UsageError
 
 

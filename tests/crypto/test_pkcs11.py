@@ -21,12 +21,14 @@ from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11 import KeyType as P11KeyType
 
 from medfw.audit.sink import MemorySink
-from medfw.crypto.keys import KeyType, public_key_pem
-from medfw.crypto.pkcs11 import Pkcs11Signer, export_public, generate_key, public_key_fingerprint
-from medfw.crypto.signer import HashName, load_signer
+from medfw.crypto.keys import KeyType, public_key_fingerprint, public_key_pem
+from medfw.crypto.pkcs11 import Pkcs11Signer, export_public
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import HashName
 from medfw.crypto.uri import Pkcs11Uri
 from medfw.errors import HSMError, KeyMaterialError, MedfwError
 from medfw.keys.guard import GuardedSigner
+from medfw.keys.hsm import generate_key
 from softhsm import SoftHsm, softhsm_token
 
 pytestmark = pytest.mark.softhsm

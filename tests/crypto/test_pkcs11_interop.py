@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from imgtool.main import imgtool
 
 from medfw.crypto.keys import KeyType, public_key_pem
-from medfw.crypto.pkcs11 import generate_key
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.image import mcuboot, sbv2
+from medfw.keys.hsm import generate_key
 from softhsm import SoftHsm, softhsm_token
 
 pytestmark = pytest.mark.softhsm

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from medfw.crypto.keys import KeyType
-from medfw.crypto.pkcs11 import generate_key
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.evidence.build import build_bundle
 from medfw.evidence.spec import load_release_spec
 from medfw.evidence.verify import verify_evidence
+from medfw.keys.hsm import generate_key
 from softhsm import SoftHsm, available, softhsm_token
 
 from .conftest import Built

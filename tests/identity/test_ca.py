@@ -13,7 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from medfw.crypto.keys import KeyType, PrivateKey, generate_private_key
 from medfw.crypto.pkcs11 import generate_key
-from medfw.crypto.signer import FileSigner, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import FileSigner
 from medfw.identity.ca import DeviceCA, build_csr, create_ca, issue_device_certificate
 from medfw.identity.certs import identity_of, serial_hex, verify_device_certificate
 from medfw.identity.errors import CertificateRejectedError, IdentityError

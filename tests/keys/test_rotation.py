@@ -11,15 +11,16 @@ import pytest
 from tuf.api.metadata import Metadata
 
 from medfw.audit.sink import MemorySink
-from medfw.crypto.keys import KeyType, generate_private_key
-from medfw.crypto.pkcs11 import generate_key, public_key_fingerprint
-from medfw.crypto.signer import FileSigner, load_signer
+from medfw.crypto.keys import KeyType, generate_private_key, public_key_fingerprint
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import FileSigner
 from medfw.device.device import Device
 from medfw.device.efuse import KeySlot
 from medfw.device.errors import RevocationRefusedError, UpdateRejectedError
 from medfw.errors import ConfigError, KeyMaterialError, PolicyViolationError, UsageError
 from medfw.image import sbv2
 from medfw.image.esp import build_app_image
+from medfw.keys.hsm import generate_key
 from medfw.keys.rotation import RotationPlan, plan_rotation, revoke_on_device, rotate_tuf_root, sign_transition
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner

@@ -102,3 +102,30 @@ def test_limiter_counts_only_within_the_window(n: int) -> None:
     limiter = RefusalLimiter(limit=n, window=0.0)
     limiter.refused("ip:a")
     assert limiter.blocked("ip:a") is None  # the window has already passed
+
+
+def test_one_process_holds_the_audit_lease_and_another_takes_over(tmp_path: Path) -> None:
+    from medfw.server.lease import AuditLease
+
+    opened: list[str] = []
+    first = AuditLease(str(tmp_path / "audit.db"), lambda: (opened.append("a"), MemorySink())[1])
+    second = AuditLease(str(tmp_path / "audit.db"), lambda: (opened.append("b"), MemorySink())[1])
+    assert first.try_claim() is not None and second.try_claim() is None and opened == ["a"]
+    assert first._fd is not None
+    import os
+
+    os.close(first._fd)
+    assert second.try_claim() is not None and opened == ["a", "b"]
+    assert oct((tmp_path / "audit.db.drainer.lock").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_worker_that_is_not_the_drainer_leaves_events_for_the_one_that_is(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+    migrate(engine)
+    sink = MemorySink()
+    other = FleetService(make_sessionmaker(engine), None, drainer=False)  # a second worker
+    drainer = FleetService(make_sessionmaker(engine), sink)
+    other.add_device("d1", model="pump", actor="w2")
+    assert other.store.outbox_size() == 1 and sink.events == []
+    drainer.add_device("d2", model="pump", actor="w1")  # the drainer appends everything committed, in order
+    assert [e.actor for e in sink.events] == ["w2", "w1"] and drainer.store.outbox_size() == 0

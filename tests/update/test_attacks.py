@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tuf.api.metadata import Metadata
+import pytest
+from tuf.api.metadata import Metadata, MetaFile
+
+from medfw.errors import VerificationError
 
 from .evil import EvilTransport, evil_client
 from .fleet import Fleet, SimDevice
@@ -189,7 +192,21 @@ def test_targets_forged_with_online_key(fleet: Fleet) -> None:
     md.sign(fleet.online.snapshot)
     (fleet.repo.metadata_dir / f"{md.signed.version}.targets.json").write_bytes(md.to_bytes())
     (fleet.repo.metadata_dir / "targets.json").write_bytes(md.to_bytes())
-    fleet.repo.sign_online(fleet.online.snapshot, fleet.online.timestamp)
+    # medfw's own re-signing refuses to cover metadata a client would reject, so the attacker signs by hand
+    with pytest.raises(VerificationError, match="UnsignedMetadataError"):
+        fleet.repo.sign_online(fleet.online.snapshot, fleet.online.timestamp)
+    snapshot: Metadata[Any] = fleet.repo.load("snapshot")
+    snapshot.signed.meta["targets.json"] = MetaFile(version=md.signed.version)
+    snapshot.signed.version += 1
+    snapshot.signatures.clear()
+    snapshot.sign(fleet.online.snapshot)
+    (fleet.repo.metadata_dir / f"{snapshot.signed.version}.snapshot.json").write_bytes(snapshot.to_bytes())
+    timestamp: Metadata[Any] = fleet.repo.load("timestamp")
+    timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
+    timestamp.signed.version += 1
+    timestamp.signatures.clear()
+    timestamp.sign(fleet.online.timestamp)
+    (fleet.repo.metadata_dir / "timestamp.json").write_bytes(timestamp.to_bytes())
     _assert_rejected(fleet, dev, "metadata_bad_signature")
 
 

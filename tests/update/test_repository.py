@@ -149,12 +149,19 @@ def test_rotate_every_role(tmp_path: Path, keys: dict[str, object], role: str) -
     root_v1 = repo.root_bytes()
     _client(repo, tmp_path, root_v1)
     new = tuf_signer()
-    repo.rotate(role, [new.public_key], old_root_signers=[keys["root"]])  # type: ignore[list-item]
     signers = dict(keys)
     signers[role] = new
-    if role == "targets":
-        repo.sign_targets([new])
-    repo.sign_online(signers["snapshot"], signers["timestamp"], force=True)  # type: ignore[arg-type]
+    before = _tree(tmp_path / "repo")
+    with pytest.raises(VerificationError, match="client would refuse"):  # rotating alone breaks every client
+        repo.rotate(role, [new.public_key], old_root_signers=[keys["root"]])  # type: ignore[list-item]
+    assert _tree(tmp_path / "repo") == before
+    repo.rotate(
+        role,
+        [new.public_key],
+        old_root_signers=[keys["root"]],  # type: ignore[list-item]
+        targets_signers=[new] if role == "targets" else (),
+        online_signers=(signers["snapshot"], signers["timestamp"]),  # type: ignore[arg-type]
+    )
     repo.publish(b"img", _release("2.0.0", 3), targets_signers=[signers["targets"]])  # type: ignore[list-item]
     repo.sign_online(signers["snapshot"], signers["timestamp"])  # type: ignore[arg-type]
     up = _client(repo, tmp_path, root_v1)
@@ -232,3 +239,12 @@ def test_release_fields_parser_fuzz() -> None:
         assert isinstance(rel.model, str) and isinstance(rel.version, str)
 
     run()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (but the writer lock) and its bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medfw.crypto.keys import KeyType
-from medfw.crypto.pkcs11 import generate_key
+from medfw.keys.hsm import generate_key
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 from softhsm import SoftHsm, softhsm_token

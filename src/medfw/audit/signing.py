@@ -95,7 +95,7 @@ def _open_file(ref: str) -> CheckpointSigner:
 def _open_pkcs11(ref: str) -> CheckpointSigner:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: PLC0415
 
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415 - only PKCS#11 keys need the token stack
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415 - only PKCS#11 keys need the token stack
 
     signer = load_signer(ref)
     pub = signer.public_key()

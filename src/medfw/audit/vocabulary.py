@@ -39,6 +39,11 @@ EVENT_TYPES: frozenset[str] = frozenset(
         # vulnerability management
         "vuln.decision",
         "vuln.scan",
+        "vuln.feed.sync",
+        "vuln.feed.import",
+        "vuln.rescan",
+        "vuln.alert",
+        "vuln.release",
         # release pipeline and fleet
         "release.sign",
         "release.publish",

@@ -57,6 +57,36 @@ class _Parser(argparse.ArgumentParser):
         raise UsageExit(f"{self.prog}: {message}")
 
 
+def _show_default(action: argparse.Action) -> None:
+    """Append ``(default: X)`` to an option's help unless it already names its default."""
+    default = action.default
+    if not action.option_strings or not action.help or action.help == argparse.SUPPRESS:
+        return
+    if default in (None, False, argparse.SUPPRESS) or default == [] or "default" in action.help:
+        return
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction | argparse._VersionAction):
+        return
+    shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+    action.help = f"{action.help} (default: {shown.replace('%', '%%')})"
+
+
+def complete_help(parser: argparse.ArgumentParser) -> None:
+    """Give every command its one-line help as description when it has none, and show every option's default.
+
+    Run once over the whole tree after the groups registered their commands, so each group module states only
+    what is specific to it.
+    """
+    for action in parser._actions:
+        _show_default(action)
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, child in action.choices.items():
+            if not child.description and helps.get(name):
+                child.description = helps[name]
+            complete_help(child)
+
+
 def _selected_group(argv: Sequence[str] | None) -> str | None:
     """The group named by ``argv`` (the first non-option argument), if it is a known group."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -86,6 +116,7 @@ def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) ->
             module.register(sub)
         else:
             sub.add_parser(name, help=help_text, description=help_text)
+    complete_help(parser)
     return parser
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from medfw.audit.sink import AuditSink, NullSink
 
@@ -26,6 +28,7 @@ __all__ = [
     "json_mode",
     "out_console",
     "print_error",
+    "print_table",
     "write_json",
 ]
 
@@ -150,3 +153,48 @@ def audit_sink(args: argparse.Namespace) -> AuditSink:
 
     sink: AuditSink = open_log(path)
     return sink
+
+
+def _plain(cell: object) -> str:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return " ".join(text.split())  # one line: no newlines or tabs inside a record
+
+
+def _longest_word(values: list[str]) -> int:
+    return max((len(w) for v in values for w in v.split()), default=0)
+
+
+def print_table(table: Table, console: Console | None = None) -> None:
+    """Print a table so that no word is ever split.
+
+    On a terminal wide enough to give every column its longest word, the table is drawn with those minimum
+    widths; on a narrower terminal each record is a block of ``column: value`` lines wrapped between words. When
+    stdout is not a terminal (a pipe, a file) it prints one record per line, ``column=value`` pairs separated by
+    two spaces, after a ``# title`` line. Cell text is printed as it is (no markup), so values from devices or
+    feeds cannot inject styling.
+    """
+    console = console or out_console
+    headers = [_plain(c.header) for c in table.columns]
+    columns = [[_plain(cell) for cell in c.cells] for c in table.columns]
+    rows = list(zip(*columns, strict=True)) if columns else []
+    widths = [max(_longest_word([h, *col]), 1) for h, col in zip(headers, columns, strict=True)]
+    # borders and padding: 3 characters per column plus one
+    if console.is_terminal and sum(w + 3 for w in widths) + 1 <= console.width:
+        for column, width in zip(table.columns, widths, strict=True):
+            column.min_width = max(column.min_width or 0, width)
+            column.overflow = "fold"
+        console.print(table)
+        return
+    if console.is_terminal:
+        if table.title:
+            console.print(_plain(table.title), markup=False, highlight=False, style="bold")
+        for row in rows:
+            for h, v in zip(headers, row, strict=True):
+                console.print(f"  {h}: {v}", markup=False, highlight=False, soft_wrap=False)
+            console.print()
+        return
+    if table.title:
+        console.print(f"# {_plain(table.title)}", markup=False, highlight=False, soft_wrap=True)
+    for row in rows:
+        line = "  ".join(f"{h}={v}" for h, v in zip(headers, row, strict=True))
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

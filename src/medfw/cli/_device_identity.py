@@ -18,7 +18,7 @@ __all__ = ["register"]
 def _cmd_ca_init(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - keep CLI start-up light
 
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
     from medfw.identity.ca import create_ca  # noqa: PLC0415
     from medfw.identity.certs import certificate_fingerprint  # noqa: PLC0415
 
@@ -66,7 +66,7 @@ def _agent_config(args: argparse.Namespace, ident: Any) -> None:
 
 def _cmd_provision(args: argparse.Namespace) -> int:
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
     from medfw.identity.ca import DeviceCA, load_certificate  # noqa: PLC0415
     from medfw.identity.errors import IdentityError  # noqa: PLC0415
     from medfw.identity.unit import load_audit_master, provision_identity  # noqa: PLC0415

@@ -44,7 +44,7 @@ def _human(c: dict[str, Any]) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     from medfw.crypto.keys import load_public_key_bytes, public_key_pem  # noqa: PLC0415
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
 
     if args.new_key.startswith("pkcs11:"):
         pem = public_key_pem(load_signer(args.new_key).public_key())

@@ -24,7 +24,8 @@ from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, out_console
 from medfw.crypto.keys import PublicKey, key_type_of, load_public_key, public_key_pem
-from medfw.crypto.signer import Signer, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import Signer
 from medfw.errors import EXIT_FAILED, EXIT_OK, InputError, UsageError
 
 __all__ = ["register"]
@@ -77,7 +78,7 @@ def _write_json(path: str, data: Any, *, force: bool) -> None:
 
 
 def _fingerprint(key: PublicKey) -> str:
-    from medfw.crypto.pkcs11 import public_key_fingerprint  # noqa: PLC0415
+    from medfw.crypto.keys import public_key_fingerprint  # noqa: PLC0415
 
     return public_key_fingerprint(key)
 

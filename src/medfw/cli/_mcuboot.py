@@ -134,7 +134,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def _sign_recorded(args: argparse.Namespace, sink: AuditSink) -> int:
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
     from medfw.image.mcuboot import key_hash, sign_image, verify_image  # noqa: PLC0415
 
     actor = _key_label(args.key)
@@ -229,7 +229,7 @@ def _sign_recorded(args: argparse.Namespace, sink: AuditSink) -> int:
 
 def _load_trusted(ref: str) -> PublicKey:
     from medfw.crypto.keys import load_public_key  # noqa: PLC0415
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
 
     if ref.startswith("pkcs11:"):
         return load_signer(ref).public_key()

@@ -16,7 +16,8 @@ from medfw.cli._common import add_audit_flag, add_json_flag, emit, err_console, 
 from medfw.cli.image import read_image
 from medfw.cli.keys import load_any_public_key
 from medfw.crypto.keys import KeyType
-from medfw.crypto.signer import Signer, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import Signer
 from medfw.errors import MalformedImageError, MedfwError, UsageError, VerificationError
 from medfw.image import sbv2
 from medfw.image.esp import IMAGE_MAGIC, EspImage

@@ -66,7 +66,7 @@ def _models(args: argparse.Namespace, sha256: str) -> list[str]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from medfw.crypto.signer import load_signer  # noqa: PLC0415
+    from medfw.crypto.registry import load_signer  # noqa: PLC0415
     from medfw.vuln import open_index  # noqa: PLC0415
     from medfw.vuln.csaf_advisory import build_advisory, find_release, sign_advisory  # noqa: PLC0415
 
@@ -124,8 +124,8 @@ def register_advisory(group: Any) -> None:
     adv = add_group(group, "advisory", "customer advisories (CSAF 2.0)")
     p = adv.add_parser("export", help="write the CSAF 2.0 advisory of a registered release (signed with --key)")
     p.add_argument("release", metavar="RELEASE", help="release id (vuln releases) or its SBOM file")
-    p.add_argument("--format", default="csaf", choices=formats.names(Kind.ADVISORY))
-    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("--format", default="csaf", choices=formats.names(Kind.ADVISORY), help="advisory format")
+    p.add_argument("--out", required=True, metavar="F", help="where to write the advisory")
     p.add_argument("--key", metavar="KEY_URI", help="signing key (file or pkcs11: URI): detached F.sig")
     p.add_argument("--publisher", default="medfw user", metavar="NAME", help="CSAF publisher name (the vendor)")
     p.add_argument("--namespace", default="https://example.invalid", metavar="URL", help="CSAF publisher namespace URL")
@@ -135,7 +135,7 @@ def register_advisory(group: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_export)
     p = adv.add_parser("verify", help="check an advisory's detached signature and its CSAF validity")
-    p.add_argument("file", metavar="F")
+    p.add_argument("file", metavar="F", help="advisory document to check")
     p.add_argument("--key", required=True, metavar="PUB", help="publisher's public key (PEM)")
     p.add_argument("--signature", metavar="SIG", help="signature file (default: F.sig)")
     add_json_flag(p)

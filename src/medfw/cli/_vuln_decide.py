@@ -90,17 +90,23 @@ def _decide(args: argparse.Namespace) -> int:
 def register_decide(group: Any) -> None:
     """Register ``vuln decide``."""
     p = group.add_parser("decide", help="record patch-or-justify decisions (one, or a YAML/CSV batch)")
-    p.add_argument("sbom", metavar="SBOM")
+    p.add_argument("sbom", metavar="SBOM", help="SBOM of the release the decision is about")
     p.add_argument("cve", metavar="CVE", nargs="?", help="vulnerability id (case-insensitive)")
     p.add_argument("--component", metavar="REF", help="bom-ref of the component")
-    p.add_argument("--state", choices=[str(s) for s in State])
-    p.add_argument("--justification", choices=[str(j) for j in Justification])
-    p.add_argument("--response", action="append", choices=[str(r) for r in Response])
-    p.add_argument("--detail", metavar="TEXT")
+    p.add_argument("--state", choices=[str(s) for s in State], help="analysis state (VEX)")
+    p.add_argument(
+        "--justification",
+        choices=[str(j) for j in Justification],
+        help="why the product is not affected (with not_affected)",
+    )
+    p.add_argument(
+        "--response", action="append", choices=[str(r) for r in Response], help="response taken (repeatable)"
+    )
+    p.add_argument("--detail", metavar="TEXT", help="free-text rationale recorded with the decision")
     p.add_argument("--fixed-in", metavar="VERSION", help="with resolved: the component version that fixes it")
     p.add_argument("--applies-to", metavar="RANGE", help="version range the decision holds for (>=3.5.0,<3.6.0)")
     p.add_argument("--batch", metavar="FILE", help="YAML or CSV file of decisions (one transaction)")
-    p.add_argument("--author", default=default_author(), metavar="A")
+    p.add_argument("--author", default=default_author(), metavar="A", help="who decides (default: user:<login name>)")
     add_db(p)
     add_json_flag(p)
     add_audit_flag(p)
@@ -153,7 +159,7 @@ def _release_add(args: argparse.Namespace) -> int:
 def register_release_add(rel: Any) -> None:
     """Register ``vuln release add``."""
     p = rel.add_parser("add", help="register a released SBOM (baseline scan; earlier decisions carried over)")
-    p.add_argument("sbom", metavar="SBOM")
+    p.add_argument("sbom", metavar="SBOM", help="SBOM of the release the decision is about")
     p.add_argument(
         "--image",
         metavar="IMAGE",

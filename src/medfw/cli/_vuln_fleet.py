@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_json_flag, emit, out_console
+from medfw.cli._common import add_json_flag, emit, out_console, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 
@@ -70,7 +70,7 @@ def _exposure(args: argparse.Namespace) -> int:
             table.add_row(
                 e.vuln_id, "KEV" if e.kev else e.severity, str(e.devices), affected or "not published", fixes or "—"
             )
-        out_console.print(table)
+        print_table(table)
 
     emit(args, data, human)
     return EXIT_OK

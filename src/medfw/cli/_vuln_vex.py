@@ -125,11 +125,16 @@ def register_vex_import(vex: Any) -> None:
         "import",
         help="import VEX: own decisions (BOM-Link products) or a supplier's OpenVEX / CycloneDX / CSAF 2.0 VEX",
     )
-    p.add_argument("file", metavar="F")
+    p.add_argument("file", metavar="F", help="VEX document (CycloneDX or OpenVEX)")
     p.add_argument("--supplier", metavar="NAME", help="import as this supplier's statements (default: by product)")
     p.add_argument("--accept", action="store_true", help="accept the supplier's statements as decisions")
     p.add_argument("--policy", metavar="F", help="YAML acceptance policy: accept: [{supplier: NAME, states: […]}]")
-    p.add_argument("--author", default=default_author(), metavar="A", help="who accepts (recorded on decisions)")
+    p.add_argument(
+        "--author",
+        default=default_author(),
+        metavar="A",
+        help="who accepts (recorded on decisions; default: user:<login name>)",
+    )
     add_db(p)
     add_json_flag(p)
     add_audit_flag(p)

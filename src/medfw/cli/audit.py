@@ -26,7 +26,7 @@ from medfw.audit.store import is_url
 from medfw.audit.verify import verify_log
 from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES, check_event_type, check_outcome
 from medfw.audit.witness import load_witness, post_checkpoint
-from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console
+from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console, print_table
 from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
 
 __all__ = ["register"]
@@ -345,7 +345,7 @@ def _show(args: argparse.Namespace) -> int:
                 str(r.epoch),
                 str(b.get("boot_n", "")),
             )
-        out_console.print(table)
+        print_table(table)
 
     emit(args, data, human)
     return EXIT_OK
@@ -369,12 +369,17 @@ def register(sub: Any) -> None:
         "pin-source or MEDFW_PKCS11_PIN); default: generate one",
     )
     p.add_argument("--checkpoint-key-out", metavar="F", help="where to generate the checkpoint key (default LOG.ckey)")
-    p.add_argument("--checkpoint-key-type", choices=CHECKPOINT_KEY_TYPES, default="ed25519")
+    p.add_argument(
+        "--checkpoint-key-type",
+        choices=CHECKPOINT_KEY_TYPES,
+        default="ed25519",
+        help="type of a generated checkpoint key",
+    )
     add_json_flag(p)
     p.set_defaults(func=_init)
 
     p = group.add_parser("append", help="append one event (or --events) in one writer session")
-    p.add_argument("log", metavar="LOG")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--type", metavar="T", help="event type (e.g. boot.verify)")
     p.add_argument("--outcome", metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
     p.add_argument("--data", metavar="JSON", help="extra detail as a JSON object")
@@ -389,7 +394,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_append)
 
     p = group.add_parser("verify", help="verify the whole log from the verification key")
-    p.add_argument("log", metavar="LOG")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--key", required=True, metavar="K", help="verification key file")
     p.add_argument("--checkpoint", action="append", metavar="CP", help="an earlier checkpoint to check against")
     p.add_argument(
@@ -406,7 +411,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_verify)
 
     p = group.add_parser("checkpoint", help="make a signed checkpoint")
-    p.add_argument("log", metavar="LOG")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--out", metavar="CP", help="write the checkpoint here")
     p.add_argument("--export", metavar="FILE", help="export the checkpoint to a witness file")
     p.add_argument(
@@ -418,37 +423,37 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_checkpoint)
 
     p = group.add_parser("migrate", help="move an embedded checkpoint signing key out of the log")
-    p.add_argument("log", metavar="LOG")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--checkpoint-key-out", metavar="F", help="where to write the key (default LOG.ckey, mode 0600)")
     p.add_argument("--key", metavar="K", help="verification key: verify the log first and refuse if it fails")
     add_json_flag(p)
     p.set_defaults(func=_migrate)
 
     p = group.add_parser("prove", help="print the Merkle inclusion proof of one entry")
-    p.add_argument("log", metavar="LOG")
-    p.add_argument("--seq", type=int, required=True, metavar="N")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
+    p.add_argument("--seq", type=int, required=True, metavar="N", help="sequence number of the entry to prove")
     p.add_argument("--against", type=int, metavar="SIZE", help="tree size to prove against (default: all)")
     p.add_argument("--from-size", type=int, metavar="M", help="also a consistency proof from size M")
     add_json_flag(p)
     p.set_defaults(func=_prove)
 
     p = group.add_parser("export", help="export entries, a fresh checkpoint and inclusion proofs")
-    p.add_argument("log", metavar="LOG")
-    p.add_argument("--out", required=True, metavar="BUNDLE")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
+    p.add_argument("--out", required=True, metavar="BUNDLE", help="where to write the bundle (JSON)")
     p.add_argument("--seq", type=int, action="append", metavar="N", help="entry to export (repeatable; default all)")
     add_json_flag(p)
     p.set_defaults(func=_export)
 
     p = group.add_parser("verify-bundle", help="verify an exported bundle offline")
-    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle written by `medfw audit export`")
     p.add_argument("--key", metavar="K", help="verification key (pins the checkpoint key, checks HMAC tags)")
     p.add_argument("--pubkey", metavar="P", help="pinned checkpoint public key (PEM) when no --key is given")
     add_json_flag(p)
     p.set_defaults(func=_verify_bundle)
 
     p = group.add_parser("show", help="list entries")
-    p.add_argument("log", metavar="LOG")
-    p.add_argument("--type", metavar="T")
+    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
+    p.add_argument("--type", metavar="T", help="only entries of this event type")
     p.add_argument("--since", metavar="DATE", help="only entries at or after this ISO 8601 date/time (UTC)")
     add_json_flag(p)
     p.set_defaults(func=_show)

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from medfw.cli._common import add_group, add_json_flag, emit, out_console
+from medfw.cli._common import add_group, add_json_flag, emit, out_console, print_table
 from medfw.errors import EXIT_FAILED, EXIT_OK
 
 __all__ = ["register"]
@@ -26,7 +26,7 @@ def _print(data: dict[str, Any]) -> None:
         table.add_column(col)
     for r in data["rules"]:
         table.add_row(Text(r["rule"]), Text(r["status"], style=_STYLE[r["status"]]), Text(r["message"]))
-    out_console.print(table)
+    print_table(table)
     failed = [r["rule"] for r in data["rules"] if r["status"] in ("fail", "blocked")]
     verdict = "PASS" if not failed else f"FAIL: {', '.join(failed)}"
     out_console.print(Text(verdict, style="green" if not failed else "red"))

@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_group, add_json_flag, emit, out_console
+from medfw.cli._common import add_group, add_json_flag, emit, out_console, print_table
 from medfw.device.policy import EfuseSummary, Policy, PolicyReport, check_summary
 from medfw.errors import EXIT_FAILED, EXIT_OK, InputError
 
@@ -28,7 +28,7 @@ def _print(report: PolicyReport) -> None:
         table.add_column(col)
     for r in report.results:
         table.add_row(r.rule, f"[{_STYLE[r.status]}]{r.status}[/]", ", ".join(r.efuses), r.detail.replace("[", r"\["))
-    out_console.print(table)
+    print_table(table)
     out_console.print("PASS" if report.passed else f"FAIL: {', '.join(r.rule for r in report.failed)}", markup=False)
 
 

@@ -13,7 +13,7 @@ from medfw.audit.keys import VerificationKey
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.crypto.keys import load_public_key
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -123,7 +123,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_build)
 
     p = group.add_parser("verify", help="verify an evidence bundle offline")
-    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("bundle", metavar="BUNDLE", help="evidence bundle directory")
     p.add_argument("--key", metavar="PUB", help="pinned evidence public key (PEM)")
     p.add_argument("--audit-key", metavar="K", help="audit verification key: pins the checkpoint key, checks HMACs")
     add_json_flag(p)

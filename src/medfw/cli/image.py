@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_group, add_json_flag, emit, out_console
+from medfw.cli._common import add_group, add_json_flag, emit, out_console, print_table
 from medfw.errors import IntegrityError, MalformedImageError, MedfwError
 from medfw.image import sbv2
 from medfw.image.esp import FLASH_SIZES, IMAGE_MAGIC, SPI_MODES, EspImage
@@ -132,7 +132,7 @@ def _info(args: argparse.Namespace) -> int:
         table = Table("segment", "load addr", "file offset", "length", title="segments")
         for s in image.segments:
             table.add_row(str(s.index), f"0x{s.load_addr:08x}", f"0x{s.file_offset:06x}", f"0x{s.length:x}")
-        out_console.print(table)
+        print_table(table)
         out_console.print(
             f"  checksum 0x{image.checksum:02x} ({'valid' if image.checksum_valid else 'INVALID'}); "
             + (

@@ -18,7 +18,7 @@ from medfw.crypto.keys import (
     public_key_pem,
     write_private_key,
 )
-from medfw.crypto.signer import load_signer
+from medfw.crypto.registry import load_signer
 from medfw.errors import KeyMaterialError, MedfwError, UsageError
 
 __all__ = ["load_any_public_key", "register"]
@@ -44,11 +44,9 @@ def _generate(args: argparse.Namespace) -> int:
     key_type = KeyType(args.type)
     result: dict[str, Any] = {"type": str(key_type)}
     if args.hsm:
-        try:
-            pkcs11 = importlib.import_module("medfw.crypto.pkcs11")
-        except ImportError as e:  # pragma: no cover - the module ships with medfw
-            raise KeyMaterialError("PKCS#11 support is not available", path=args.hsm) from e
-        public: PublicKey = pkcs11.generate_key(args.hsm, key_type)
+        from medfw.keys.hsm import generate_key  # noqa: PLC0415 - python-pkcs11 loads only when a token is used
+
+        public: PublicKey = generate_key(args.hsm, key_type)
         result["key"] = args.hsm
         if args.out:
             atomic_write(args.out, public_key_pem(public), mode=0o644, overwrite=args.force)

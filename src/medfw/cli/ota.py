@@ -20,8 +20,17 @@ from rich.table import Table
 
 from medfw._io import read_bytes
 from medfw.cli import _ota_trust
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
-from medfw.crypto.keys import load_private_key, write_private_key
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
+from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem
 from medfw.errors import EXIT_OK, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -142,28 +151,50 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         t.add_column(c)
     for r in rows:
         t.add_row(*[Text("" if v is None else str(v)) for v in r])
-    out_console.print(t)
+    print_table(t)
 
 
 # ---- repository ----------------------------------------------------------------------------------------------
 
 
+def _new_online_key(role: str, given: str | None) -> tuple[MedfwTufSigner, bytes | None]:
+    """The signer for an online role and the key file to keep in ``online-keys/`` (None for a token key).
+
+    ``given`` is a key file or ``pkcs11:`` URI; without it a fresh ECDSA P-256 key is generated. Nothing is
+    written here: the repository stores the file in the same all-or-nothing step as the metadata.
+    """
+    from medfw.crypto.signer import FileSigner  # noqa: PLC0415
+    from medfw.update.tuf_signer import MedfwTufSigner  # noqa: PLC0415
+
+    if given and given.startswith("pkcs11:"):
+        return MedfwTufSigner.from_medfw_uri(given), None
+    key = load_private_key(given.removeprefix("file:")) if given else generate_private_key(KeyType.ECDSA_P256)
+    return MedfwTufSigner(FileSigner(key, key_id=given or f"online-keys/{role}.pem")), private_key_pem(key)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, style="yellow")
+
+
 def _repo_init(args: argparse.Namespace) -> int:
+    from medfw.update.repository import TufRepository, client_support_warnings  # noqa: PLC0415
+
     repo_dir = Path(args.repo)
     if (repo_dir / "metadata" / "root.json").exists():
         raise UsageError("a TUF repository already exists here", path=str(repo_dir))
     roots = _signers(args.root_key)
     targets = _signers(args.targets_key)
-    for role, given in (("snapshot", args.snapshot_key), ("timestamp", args.timestamp_key)):
-        if given and not given.startswith("pkcs11:"):
-            # The online keys live with the repository (and the server that re-signs it): install a copy
-            # where `publish`, `refresh` and `serve` look for it, so later snapshots are signed with it.
-            key = load_private_key(given.removeprefix("file:"))
-            write_private_key(key, _online_key_path(repo_dir, role), force=True)
-    snap = _online_signer(repo_dir, "snapshot", args.snapshot_key, generate=not args.snapshot_key)
-    ts = _online_signer(repo_dir, "timestamp", args.timestamp_key, generate=not args.timestamp_key)
-    from medfw.update.repository import TufRepository  # noqa: PLC0415
-
+    snap, snap_pem = _new_online_key("snapshot", args.snapshot_key)
+    ts, ts_pem = _new_online_key("timestamp", args.timestamp_key)
+    files = {role: pem for role, pem in (("snapshot", snap_pem), ("timestamp", ts_pem)) if pem is not None}
+    warnings = [
+        *client_support_warnings("root", [s.public_key for s in roots]),
+        *client_support_warnings("targets", [s.public_key for s in targets]),
+        *client_support_warnings("snapshot", [snap.public_key]),
+        *client_support_warnings("timestamp", [ts.public_key]),
+    ]
+    _warn(warnings)
     repo = TufRepository.init(
         repo_dir,
         root_signers=roots,
@@ -172,6 +203,7 @@ def _repo_init(args: argparse.Namespace) -> int:
         timestamp_signer=ts,
         root_threshold=args.root_threshold,
         targets_threshold=args.targets_threshold,
+        online_key_files=files,
     )
     root = repo.root().signed
     root_sha256 = hashlib.sha256(repo.root_bytes()).hexdigest()
@@ -180,6 +212,7 @@ def _repo_init(args: argparse.Namespace) -> int:
         "root_version": root.version,
         "roles": {r: {"keyids": list(root.roles[r].keyids), "threshold": root.roles[r].threshold} for r in root.roles},
         "root_sha256": root_sha256,
+        "warnings": warnings,
     }
     sink = audit_sink(args)
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
@@ -198,29 +231,41 @@ def _repo_init(args: argparse.Namespace) -> int:
 
 
 def _repo_rotate(args: argparse.Namespace) -> int:
-    from medfw.update.repository import ONLINE_ROLES  # noqa: PLC0415
+    from medfw.update.repository import ONLINE_ROLES, client_support_warnings  # noqa: PLC0415
 
     repo = _repo(args.repo)
     role = args.role
     old_root = _signers(args.root_key)
-    new_signers = _signers(args.new_key)
-    if role in ONLINE_ROLES and not new_signers:
-        new_signers = [_online_signer(repo.path, role, None, generate=True)]
+    key_files: dict[str, bytes] = {}
+    if role in ONLINE_ROLES:
+        if args.new_key and len(args.new_key) > 1:
+            raise UsageError(f"the {role} role takes one online key", field="--new-key")
+        signer, pem = _new_online_key(role, args.new_key[0] if args.new_key else None)
+        new_signers = [signer]
+        if pem is not None:
+            key_files[role] = pem
+    else:
+        new_signers = _signers(args.new_key)
     if not new_signers:
         raise UsageError(f"give the new {role} key(s) with --new-key", field="--new-key")
+    warnings = client_support_warnings(role, [s.public_key for s in new_signers])
+    _warn(warnings)
+    online = None
+    if role in ONLINE_ROLES or role == "targets":
+        snap = new_signers[0] if role == "snapshot" else _online_signer(repo.path, "snapshot", None, generate=False)
+        ts = new_signers[0] if role == "timestamp" else _online_signer(repo.path, "timestamp", None, generate=False)
+        online = (snap, ts)
     new_root = repo.rotate(
         role,
         [s.public_key for s in new_signers],
         old_root_signers=old_root,
         new_root_signers=new_signers if role == "root" else (),
         threshold=args.threshold,
+        targets_signers=new_signers if role == "targets" else (),
+        online_signers=online,
+        online_key_files=key_files,
+        remove_online_key=role in ONLINE_ROLES and not key_files,
     )
-    if role == "targets":
-        repo.sign_targets(new_signers)
-    if role in ONLINE_ROLES or role == "targets":
-        snap = new_signers[0] if role == "snapshot" else _online_signer(repo.path, "snapshot", None, generate=False)
-        ts = new_signers[0] if role == "timestamp" else _online_signer(repo.path, "timestamp", None, generate=False)
-        repo.sign_online(snap, ts, force=True)
     from medfw.audit.sink import AuditEvent  # noqa: PLC0415
 
     audit_sink(args).record(
@@ -232,7 +277,12 @@ def _repo_rotate(args: argparse.Namespace) -> int:
             data={"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]},
         )
     )
-    data = {"role": role, "root_version": new_root.signed.version, "keyids": [s.key_id for s in new_signers]}
+    data = {
+        "role": role,
+        "root_version": new_root.signed.version,
+        "keyids": [s.key_id for s in new_signers],
+        "warnings": warnings,
+    }
     emit(args, data, lambda: out_console.print(f"{role} keys rotated: root is now v{new_root.signed.version}"))
     return EXIT_OK
 
@@ -664,11 +714,11 @@ def register(sub: Any) -> None:
 
     repo = add_group(ota, "repo", "TUF update repository (offline root and targets keys)")
     p = repo.add_parser("init", help="create a TUF repository")
-    p.add_argument("--repo", required=True, metavar="DIR")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
     p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="root key URI (repeatable)")
-    p.add_argument("--root-threshold", type=int, default=1)
+    p.add_argument("--root-threshold", type=int, default=1, help="root signatures required")
     p.add_argument("--targets-key", action="append", required=True, metavar="KEY", help="targets key (repeatable)")
-    p.add_argument("--targets-threshold", type=int, default=1)
+    p.add_argument("--targets-threshold", type=int, default=1, help="targets signatures required")
     p.add_argument("--snapshot-key", metavar="KEY", help="online snapshot key (default: generated in DIR/online-keys)")
     p.add_argument("--timestamp-key", metavar="KEY", help="online timestamp key (default: generated)")
     add_json_flag(p)
@@ -676,29 +726,42 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_repo_init)
 
     p = repo.add_parser("rotate", help="replace the keys of a role (root N→N+1 signed by old and new keys)")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--role", required=True, choices=["root", "targets", "snapshot", "timestamp"])
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["root", "targets", "snapshot", "timestamp"],
+        help="TUF role whose keys are replaced",
+    )
     p.add_argument("--root-key", action="append", required=True, metavar="KEY", help="current root key(s)")
     p.add_argument("--new-key", action="append", metavar="KEY", help="new key(s) (online roles: default generated)")
-    p.add_argument("--threshold", type=int, default=1)
+    p.add_argument("--threshold", type=int, default=1, help="signatures the role needs after rotation")
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_repo_rotate)
 
     p = repo.add_parser("refresh", help="re-sign snapshot/timestamp with the online keys when due")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--snapshot-key", metavar="KEY")
-    p.add_argument("--timestamp-key", metavar="KEY")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument("--snapshot-key", metavar="KEY", help="online snapshot key (default: DIR/online-keys/snapshot.pem)")
+    p.add_argument(
+        "--timestamp-key", metavar="KEY", help="online timestamp key (default: DIR/online-keys/timestamp.pem)"
+    )
+    p.add_argument("--force", action="store_true", help="re-sign even when the online metadata is still fresh")
     add_json_flag(p)
     p.set_defaults(func=_repo_refresh)
 
     release = add_group(ota, "release", "releases")
     p = release.add_parser("publish", help="add a signed image as a TUF target (offline step)")
-    p.add_argument("--repo", required=True, metavar="DIR")
-    p.add_argument("--image", required=True, metavar="SIGNED.bin")
-    p.add_argument("--model", required=True)
-    p.add_argument("--targets-key", action="append", required=True, metavar="KEY")
+    p.add_argument("--repo", required=True, metavar="DIR", help="TUF repository directory")
+    p.add_argument("--image", required=True, metavar="SIGNED.bin", help="signed firmware image to publish")
+    p.add_argument("--model", required=True, help="device model the release is for (target path prefix)")
+    p.add_argument(
+        "--targets-key",
+        action="append",
+        required=True,
+        metavar="KEY",
+        help="targets key URI (repeatable, up to the threshold)",
+    )
     p.add_argument("--root-key", action="append", metavar="KEY", help="create the repository first with this root")
     p.add_argument("--name", help="target file name (default MODEL-VERSION.bin)")
     p.add_argument("--version", help="release version (default: from the image)")
@@ -718,9 +781,9 @@ def register(sub: Any) -> None:
     p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")
     _add_db_password_flag(p)
     p.add_argument("--repo", metavar="DIR", help="TUF repository to serve")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080, help="TCP port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (with --audit-log: one appends it)")
     p.add_argument(
         "--artifact-base-url",
         metavar="URL",
@@ -755,10 +818,10 @@ def register(sub: Any) -> None:
 
     token = add_group(ota, "token", "management API tokens")
     p = token.add_parser("create", help="create a token directly in the database (bootstrap)")
-    p.add_argument("--db", required=True, metavar="URL")
+    p.add_argument("--db", required=True, metavar="URL", help="fleet database URL (sqlite:///PATH or postgresql://…)")
     _add_db_password_flag(p)
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"])
+    p.add_argument("--name", required=True, help="token name (who or what uses it)")
+    p.add_argument("--role", required=True, choices=["admin", "operator", "read-only"], help="what the token may do")
     p.add_argument("--expires-in", metavar="DURATION", help="lifetime such as 10m, 12h, 90d (default: until revoked)")
     add_json_flag(p)
     add_audit_flag(p)
@@ -768,16 +831,16 @@ def register(sub: Any) -> None:
     _add_server_flags(p)
     p.set_defaults(func=_token_list)
     p = token.add_parser("revoke", help="revoke a token at once (admin)")
-    p.add_argument("name")
+    p.add_argument("name", help="the token's name")
     _add_server_flags(p)
     p.set_defaults(func=_token_revoke)
 
     device = add_group(ota, "device", "devices of the fleet")
     p = device.add_parser("add", help="register a device (and provision its directory)")
-    p.add_argument("--id", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--chip", default="")
-    p.add_argument("--group", default="default")
+    p.add_argument("--id", required=True, help="device id (unique in the fleet)")
+    p.add_argument("--model", required=True, help="device model the release is for (target path prefix)")
+    p.add_argument("--chip", default="", help="chip of the device (esp32c3, …; empty: any)")
+    p.add_argument("--group", default="default", help="device group rollouts target")
     p.add_argument("--provision", metavar="DEVICE_DIR", help="store credential and TUF root in this device dir")
     p.add_argument("--repo", metavar="DIR", help="TUF repository whose root the device trusts")
     p.add_argument("--root", metavar="FILE", help="TUF root.json the device trusts")
@@ -785,14 +848,14 @@ def register(sub: Any) -> None:
     _add_server_flags(p)
     p.set_defaults(func=_device_add)
     p = device.add_parser("rotate", help="give a device a new credential; the old one works for --grace more")
-    p.add_argument("--id", required=True)
+    p.add_argument("--id", required=True, help="device id")
     p.add_argument("--grace", default="0", metavar="DURATION", help="old credential stays valid (default 0: refused)")
     p.add_argument("--provision", metavar="DEVICE_DIR", help="store the new credential in this device directory")
     _add_server_flags(p)
     p.set_defaults(func=_device_rotate)
     p = device.add_parser("list", help="list devices")
-    p.add_argument("--group")
-    p.add_argument("--model")
+    p.add_argument("--group", help="only this device group")
+    p.add_argument("--model", help="only this device model")
     _add_server_flags(p)
     p.set_defaults(func=_device_list)
     _ota_trust.register(ota, device, _client, _table, _add_server_flags)
@@ -800,23 +863,35 @@ def register(sub: Any) -> None:
     rollout = add_group(ota, "rollout", "staged rollouts")
     p = rollout.add_parser("create", help="start a staged rollout")
     p.add_argument("--release", required=True, help="release target path or id")
-    p.add_argument("--name")
-    p.add_argument("--group")
+    p.add_argument("--name", help="rollout name (default: the release name)")
+    p.add_argument("--group", help="only this device group")
     p.add_argument("--device", action="append", help="limit to these devices (repeatable)")
     p.add_argument("--from-version", help="only devices reporting this version")
     p.add_argument("--phases", default="10%,100%", help="comma-separated counts or percentages (canary first)")
-    p.add_argument("--success-threshold", type=int, default=90, metavar="PCT")
-    p.add_argument("--error-threshold", type=int, default=10, metavar="PCT")
+    p.add_argument(
+        "--success-threshold",
+        type=int,
+        default=90,
+        metavar="PCT",
+        help="percent of a phase that must succeed before the next starts",
+    )
+    p.add_argument(
+        "--error-threshold",
+        type=int,
+        default=10,
+        metavar="PCT",
+        help="percent of failures in a phase that halts the rollout",
+    )
     p.add_argument("--require-approval", action="store_true", help="each unit installs only after on-device approval")
     _add_server_flags(p)
     p.set_defaults(func=_rollout_create)
     p = rollout.add_parser("status", help="show one rollout (or all)")
-    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("id", nargs="?", type=int, help="rollout id (default: all rollouts)")
     _add_server_flags(p)
     p.set_defaults(func=_rollout_status)
     for action in ("pause", "resume", "cancel"):
         p = rollout.add_parser(action, help=f"{action} a rollout")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=int, help="rollout id")
         _add_server_flags(p)
         p.set_defaults(func=_rollout_control, action=action)
 

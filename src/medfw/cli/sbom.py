@@ -16,7 +16,16 @@ from rich.text import Text
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
 from medfw.errors import EXIT_FAILED, EXIT_OK, MedfwError, UsageError
 
 __all__ = ["register"]
@@ -69,13 +78,13 @@ def register(sub: Any) -> None:
     gen.set_defaults(func=_generate)
 
     chk = group.add_parser("check", help="validate an SBOM and score its completeness (NTIA, CISA 2024, FDA)")
-    chk.add_argument("sbom", metavar="SBOM")
+    chk.add_argument("sbom", metavar="SBOM", help="CycloneDX SBOM (JSON or XML)")
     add_json_flag(chk)
     chk.set_defaults(func=_check)
 
     dif = group.add_parser("diff", help="components added, removed and changed between two SBOMs")
-    dif.add_argument("old", metavar="OLD")
-    dif.add_argument("new", metavar="NEW")
+    dif.add_argument("old", metavar="OLD", help="the earlier SBOM")
+    dif.add_argument("new", metavar="NEW", help="the later SBOM")
     add_json_flag(dif)
     dif.set_defaults(func=_diff)
 
@@ -225,7 +234,7 @@ def _check(args: argparse.Namespace) -> int:
                 Text("; ".join(c.warnings)),
             )
         if table.row_count:
-            out_console.print(table)
+            print_table(table)
 
     emit(args, report.to_dict(), human)
     return EXIT_OK if report.passed else EXIT_FAILED

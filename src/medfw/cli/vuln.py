@@ -13,12 +13,22 @@ from rich.table import Table
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
-from medfw.cli._vuln_advisory import register_advisory, register_releases
+from medfw.cli._common import (
+    add_audit_flag,
+    add_group,
+    add_json_flag,
+    audit_sink,
+    emit,
+    err_console,
+    out_console,
+    print_table,
+)
+from medfw.cli._vuln_advisory import register_advisory
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
-from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view, register_exposure
+from medfw.cli._vuln_fleet import register_exposure
 from medfw.cli._vuln_vex import register_vex_import
+from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import (
     decision_history,
@@ -26,7 +36,6 @@ from medfw.vuln import (
     open_index,
     read_sbom,
     read_vex,
-    rescan,
 )
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.formats import Kind
@@ -63,7 +72,7 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
             why,
             dec,
         )
-    console.print(table)
+    print_table(table, console)
     for n in result.no_data:
         ids = ", ".join(n.identifiers) or "no identifiers"
         console.print(f"no feed data: {n.name} {n.version} ({ids}): {n.reason}", markup=False)
@@ -184,44 +193,6 @@ def _vex_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rescan(args: argparse.Namespace) -> int:
-    view = fleet_view(args)
-    index = open_index(args.db)
-    try:
-        deltas = rescan(index)
-        alarming = [f for d in deltas for f in d.alarming]
-        exposures = [] if view is None else _alarm_exposure(index, view, {f.vuln_id for f in alarming})
-    finally:
-        index.close()
-
-    def human() -> None:
-        if not deltas:
-            out_console.print("no releases registered (medfw vuln release add SBOM)")
-        for d in deltas:
-            out_console.print(
-                f"release {d.release_id} {d.name or d.serial}: {d.total} finding(s), {len(d.new)} new, "
-                f"{len(d.gone)} gone, {len(d.alarming)} new unhandled critical/KEV",
-                markup=False,
-            )
-            for f in d.new:
-                flag = " KEV" if f.kev else ""
-                out_console.print(f"  new: {f.vuln_id} {f.component_ref} {f.severity}{flag}", markup=False)
-        for e in exposures:
-            out_console.print(f"alert: {e.alert()}", markup=False)
-
-    data: dict[str, Any] = {"releases": [d.as_dict() for d in deltas], "alarming": len(alarming)}
-    if view is not None:
-        data["exposure"] = [e.as_dict() for e in exposures]
-    emit(args, data, human)
-    return EXIT_FAILED if alarming else EXIT_OK
-
-
-def _alarm_exposure(index: Any, view: Any, vuln_ids: set[str]) -> list[Any]:
-    from medfw.vuln.exposure import exposure  # noqa: PLC0415
-
-    return [e for e in exposure(index, view) if e.vuln_id in vuln_ids]
-
-
 def register(sub: Any) -> None:
     """Register the ``vuln`` command group."""
     group = add_group(sub, "vuln", "vulnerability management: feeds, scans, decisions, VEX, rescans")
@@ -231,7 +202,7 @@ def register(sub: Any) -> None:
     p = group.add_parser("scan", help="match an SBOM against the index")
     p.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM")
     p.add_argument("--vex", action="append", metavar="VEX", help="apply decisions from a VEX document (repeatable)")
-    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE)
+    p.add_argument("--format", choices=(_TABLE, *formats.names(Kind.REPORT)), default=_TABLE, help="report format")
     add_gate_flags(p)
     p.add_argument("--out", metavar="F", help="write the report to F instead of stdout")
     add_db(p)
@@ -243,11 +214,14 @@ def register(sub: Any) -> None:
 
     vex = add_group(group, "vex", "VEX documents")
     p = vex.add_parser("export", help="export the SBOM's decisions as VEX")
-    p.add_argument("sbom", metavar="SBOM")
-    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX))
-    p.add_argument("--out", required=True, metavar="F")
+    p.add_argument("sbom", metavar="SBOM", help="SBOM of the release")
+    p.add_argument("--format", required=True, choices=formats.names(Kind.VEX), help="VEX format")
+    p.add_argument("--out", required=True, metavar="F", help="where to write the VEX document")
     p.add_argument(
-        "--author", default=default_author(), metavar="A", help="document author (OpenVEX author, CSAF publisher)"
+        "--author",
+        default=default_author(),
+        metavar="A",
+        help="document author (OpenVEX author, CSAF publisher; default: user:<login name>)",
     )
     add_db(p)
     add_json_flag(p)
@@ -258,14 +232,8 @@ def register(sub: Any) -> None:
     register_release_add(rel)
 
     register_exposure(group)
-    register_releases(group)
     register_advisory(group)
-
-    p = group.add_parser("rescan", help="rescan every release; exit 1 on new unhandled critical/KEV findings")
-    add_fleet_flags(p, required=False)
-    add_db(p)
-    add_json_flag(p)
-    p.set_defaults(func=_rescan)
+    register_watch(group, add_gate_flags)
 
 
 def add_gate_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:

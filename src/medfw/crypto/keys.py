@@ -7,6 +7,7 @@ offline-key model: protect the file, or keep the key in an HSM), and never logge
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 from typing import TypeAlias
 
@@ -28,6 +29,7 @@ __all__ = [
     "load_public_key",
     "load_public_key_bytes",
     "private_key_pem",
+    "public_key_fingerprint",
     "public_key_pem",
     "write_private_key",
 ]
@@ -141,3 +143,12 @@ def public_key_pem(key: PublicKey) -> bytes:
 def write_private_key(key: PrivateKey, path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Write a private key as PEM with mode 0600, atomically; refuse to overwrite unless ``force``."""
     atomic_write(path, private_key_pem(key), mode=0o600, overwrite=force)
+
+
+def public_key_fingerprint(key: PublicKey) -> str:
+    """The one key fingerprint of medfw: SHA-256 of the DER SubjectPublicKeyInfo, as lowercase hex.
+
+    Audit records, approvals, rotation plans, evidence manifests and ``keys export-public`` all name keys by it.
+    """
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()

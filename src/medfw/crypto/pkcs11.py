@@ -18,8 +18,9 @@ A key is named by an RFC 7512 URI (:mod:`medfw.crypto.uri`), e.g.
   object and the mechanism.
 
 Every operation opens its own session and closes it (logging out), so a signer holds no token state between
-signatures apart from the cached public key. :func:`generate_key` records a ``key.generate`` audit event; signatures
-are audited (and gated by approvals) by wrapping the signer in :class:`medfw.keys.guard.GuardedSigner`.
+signatures apart from the cached public key. :func:`generate_keypair` makes a key in the token
+(:func:`medfw.keys.hsm.generate_key` audits it); signatures are audited (and gated by approvals) by wrapping the
+signer in :class:`medfw.keys.guard.GuardedSigner`. This package imports nothing above :mod:`medfw.crypto`.
 """
 
 from __future__ import annotations
@@ -34,14 +35,12 @@ from typing import Any, Final
 
 import pkcs11
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from pkcs11 import MGF, Attribute, Mechanism, MechanismFlag, ObjectClass, TokenFlag
 from pkcs11 import KeyType as P11KeyType
 
-from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.crypto import pkcs11_keys
-from medfw.crypto.keys import KeyType, PublicKey, key_type_of
+from medfw.crypto.keys import KeyType, PublicKey, key_type_of, public_key_fingerprint
 from medfw.crypto.signer import HashName, Signer, hash_algorithm
 from medfw.crypto.uri import Pkcs11Uri
 from medfw.errors import HSMError, KeyMaterialError
@@ -51,9 +50,10 @@ __all__ = [
     "ENV_MODULE",
     "ENV_PIN",
     "ENV_PIN_FILE",
+    "GeneratedKey",
     "Pkcs11Signer",
     "export_public",
-    "generate_key",
+    "generate_keypair",
     "public_key_fingerprint",
 ]
 
@@ -85,14 +85,6 @@ _CLASS_NAMES: dict[int, str] = {
 
 def _mech_name(mechanism: Mechanism) -> str:
     return f"CKM_{mechanism.name}"
-
-
-def public_key_fingerprint(key: PublicKey) -> str:
-    """Return the key id medfw uses in audit records: SHA-256 of the DER SubjectPublicKeyInfo, as hex."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    h = hashes.Hash(hashes.SHA256())
-    h.update(der)
-    return h.finalize().hex()
 
 
 class _Pin:
@@ -417,14 +409,6 @@ def _require_mechanism(t: _Target, token: Any, mechanism: Mechanism) -> None:
         raise t.error("the token does not offer the mechanism this key needs", mechanism)
 
 
-def _audit_target(t: _Target, public: PublicKey, token: Any) -> dict[str, str]:
-    return {
-        "key_uri": t.key_id,
-        "key_fingerprint": public_key_fingerprint(public),
-        "token": str(token.label),
-    }
-
-
 class Pkcs11Signer(Signer):
     """A :class:`~medfw.crypto.signer.Signer` whose private key stays in a PKCS#11 token.
 
@@ -529,7 +513,17 @@ class Pkcs11Signer(Signer):
             ) from None
 
 
-def generate_key(uri: str, key_type: KeyType, *, audit: AuditSink | None = None) -> PublicKey:
+@dataclass(frozen=True)
+class GeneratedKey:
+    """A key pair made inside a token: its public key and the non-secret facts an audit record needs."""
+
+    public: PublicKey
+    key_id: str
+    token: str
+    mechanism: str
+
+
+def generate_keypair(uri: str, key_type: KeyType) -> GeneratedKey:
     """Generate a key pair inside the token: private key sensitive, non-extractable, stored on the token.
 
     The URI's ``object`` becomes the label of both halves, ``id`` (if given) their ``CKA_ID``. An existing object with
@@ -538,17 +532,16 @@ def generate_key(uri: str, key_type: KeyType, *, audit: AuditSink | None = None)
     Args:
         uri: ``pkcs11:token=…;object=…[;id=…]`` (a PIN source is required).
         key_type: the key type to generate.
-        audit: records a ``key.generate`` event (key id and fingerprint, never key material).
 
     Returns:
-        The new public key.
+        The new public key with the key id (URI without PIN), token label and mechanism. Auditing is the
+        caller's: :func:`medfw.keys.hsm.generate_key` records ``key.generate``.
 
     Raises:
         KeyMaterialError: the URI is malformed, carries a PIN, or names no object label.
         HSMError: the token cannot generate the key (wrong PIN, mechanism missing, object exists, ...) or did not
             honour the non-extractable template (the key is then destroyed).
     """
-    sink: AuditSink = audit if audit is not None else NullSink()
     t = _target(uri)
     if t.uri.object is None:
         raise KeyMaterialError(
@@ -589,15 +582,6 @@ def generate_key(uri: str, key_type: KeyType, *, audit: AuditSink | None = None)
                 private_template=private_template,
             )
         except pkcs11.PKCS11Error as e:
-            sink.record(
-                AuditEvent(
-                    type="key.generate",
-                    outcome="failure",
-                    reason="token_error",
-                    actor=t.key_id,
-                    data={"key_type": str(key_type), "error": type(e).__name__},
-                )
-            )
             raise _translate(t, e, "generate key pair", mechanism) from None
         if private[Attribute.EXTRACTABLE] is not False or private[Attribute.SENSITIVE] is not True:
             with contextlib.suppress(pkcs11.PKCS11Error):
@@ -606,17 +590,8 @@ def generate_key(uri: str, key_type: KeyType, *, audit: AuditSink | None = None)
         public = _public_from_objects(t, session, private)
         if key_type_of(public) is not key_type:
             raise t.error(f"the token generated a {key_type_of(public)} key, not {key_type}", mechanism)
-        objects = _audit_target(t, public, token)
-    sink.record(
-        AuditEvent(
-            type="key.generate",
-            outcome="success",
-            actor=t.key_id,
-            objects=objects,
-            data={"key_type": str(key_type), "mechanism": _mech_name(mechanism), "extractable": False},
-        )
-    )
-    return public
+        token_label = str(token.label)
+    return GeneratedKey(public=public, key_id=t.key_id, token=token_label, mechanism=_mech_name(mechanism))
 
 
 def export_public(uri: str) -> PublicKey:

@@ -2,7 +2,7 @@
 
 Every signing operation in medfw (Secure Boot v2 blocks, MCUboot TLVs, TUF metadata, audit checkpoints,
 evidence manifests) goes through a :class:`Signer`, so application code never branches on where a key
-lives. Backends are chosen by key URI with :func:`load_signer`:
+lives. Backends are chosen by key URI scheme with :func:`medfw.crypto.registry.load_signer`:
 
 * a plain path or ``file:PATH`` — a private key file (:class:`FileSigner`)
 * ``pkcs11:token=…;object=…`` — a key in a PKCS#11 token (``medfw.crypto.pkcs11``)
@@ -15,16 +15,15 @@ image digest, as MCUboot does).
 from __future__ import annotations
 
 import abc
-import importlib
 from typing import Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from medfw.crypto.keys import KeyType, PrivateKey, PublicKey, key_type_of, load_private_key
-from medfw.errors import KeyMaterialError, UsageError
+from medfw.errors import UsageError
 
-__all__ = ["FileSigner", "HashName", "Signer", "hash_algorithm", "load_signer"]
+__all__ = ["FileSigner", "HashName", "Signer", "hash_algorithm"]
 
 HashName = Literal["sha256", "sha384", "sha512"]
 
@@ -120,21 +119,3 @@ class FileSigner(Signer):
         if not isinstance(self._key, ed25519.Ed25519PrivateKey):
             raise UsageError("only Ed25519 keys sign raw messages", path=self.key_id)
         return self._key.sign(message)
-
-
-def load_signer(uri: str) -> Signer:
-    """Open the signer a key URI names: ``pkcs11:…`` (PKCS#11 token), ``file:PATH`` or a plain path.
-
-    Raises:
-        KeyMaterialError: the key cannot be used.
-        HSMError: the token cannot be opened (PKCS#11 only).
-    """
-    if uri.startswith("pkcs11:"):
-        try:
-            module = importlib.import_module("medfw.crypto.pkcs11")
-        except ImportError as e:  # pragma: no cover - the module ships with medfw
-            raise KeyMaterialError("PKCS#11 support is not available", path=uri) from e
-        signer: Signer = module.Pkcs11Signer.from_uri(uri)
-        return signer
-    path = uri.removeprefix("file:")
-    return FileSigner.from_file(path)

@@ -24,10 +24,10 @@ from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from medfw.crypto.keys import PublicKey, key_type_of
+from medfw.crypto.keys import PublicKey, key_type_of, public_key_fingerprint
 from medfw.crypto.signer import Signer
 from medfw.errors import EvidenceError, VerificationError
 
@@ -78,12 +78,6 @@ def file_entry(root: Path, path: Path) -> FileEntry:
             h.update(chunk)
             size += len(chunk)
     return FileEntry(path.relative_to(root).as_posix(), h.hexdigest(), size)
-
-
-def public_key_fingerprint(key: PublicKey) -> str:
-    """SHA-256 (hex) of the DER SubjectPublicKeyInfo."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
 
 
 def signer_label(signer: Signer) -> str:

@@ -34,8 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from medfw._io import read_bytes
 from medfw.audit.sink import AuditEvent
-from medfw.crypto.keys import PublicKey, load_public_key
-from medfw.crypto.pkcs11 import public_key_fingerprint
+from medfw.crypto.keys import PublicKey, load_public_key, public_key_fingerprint
 from medfw.crypto.signer import Signer
 from medfw.errors import ConfigError, MedfwError, PolicyViolationError, SignatureError, UsageError
 

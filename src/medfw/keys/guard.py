@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from medfw.audit.sink import AuditEvent, AuditSink
-from medfw.crypto.keys import PublicKey, key_type_of
-from medfw.crypto.pkcs11 import public_key_fingerprint
+from medfw.crypto.keys import PublicKey, key_type_of, public_key_fingerprint
 from medfw.crypto.signer import HashName, Signer
 from medfw.errors import MedfwError, UsageError
 from medfw.keys.approvals import Approval, ApprovalRequest, RequireApprovals

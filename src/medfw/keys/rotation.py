@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from medfw.audit.sink import AuditEvent, AuditSink
-from medfw.crypto.keys import PublicKey
-from medfw.crypto.pkcs11 import public_key_fingerprint
+from medfw.crypto.keys import PublicKey, public_key_fingerprint
 from medfw.crypto.signer import Signer
 from medfw.errors import ConfigError, KeyMaterialError, PolicyViolationError, UsageError
 from medfw.image import sbv2

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medfw._io import read_bytes
-from medfw.errors import MalformedImageError, ManifestError, VerificationError
+from medfw.errors import IntegrityError, MalformedImageError, ManifestError, VerificationError
 from medfw.sbom.model import ProjectSpec
 
 __all__ = [
@@ -156,7 +156,7 @@ def _mcuboot_identity(data: bytes, file: str) -> ImageIdentity:
 
     try:
         img = parse_image(data)
-    except MalformedImageError as e:
+    except (MalformedImageError, IntegrityError) as e:
         e.path = file
         raise
     start = img.header.hdr_size

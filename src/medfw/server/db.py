@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from medfw.errors import StorageError, UsageError
+from medfw.dburl import parse_db_url
+from medfw.errors import StorageError
 
 __all__ = ["make_engine", "make_sessionmaker", "migrate", "normalise_url", "safe_url"]
 
@@ -24,17 +25,12 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def normalise_url(url: str) -> str:
-    """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver; reject other schemes.
+    """The SQLAlchemy URL of a database location under medfw's one convention (:mod:`medfw.dburl`).
 
     Raises:
-        UsageError: not a ``sqlite`` or ``postgresql`` URL.
+        UsageError: not a path, ``sqlite:///PATH`` or ``postgresql://…`` URL.
     """
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    if url.startswith(("sqlite://", "postgresql+psycopg://")):
-        return url
-    raise UsageError("database URL must be sqlite:///PATH or postgresql://…", field="--db")
+    return parse_db_url(url).sqlalchemy
 
 
 def safe_url(url: str) -> str:
@@ -58,7 +54,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` (SQLite gets WAL mode, a busy timeout and foreign keys)."""
-    url = normalise_url(url)
+    loc = parse_db_url(url)
+    url = loc.sqlalchemy
+    if loc.schema:
+        return create_engine(
+            url,
+            pool_size=8,
+            max_overflow=8,
+            pool_pre_ping=True,
+            connect_args={"options": f"-csearch_path={loc.schema}"},
+        )
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=8, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas)

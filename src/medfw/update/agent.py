@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import httpx
 from tuf.api import exceptions as tuf_exc
-from tuf.api._payload import TargetFile
+from tuf.api.metadata import TargetFile
 from tuf.ngclient.updater import Updater
 
 from medfw._io import atomic_write, read_bytes

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from medfw._io import read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink, release_point
-from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
+from medfw.crypto.keys import KeyType, PrivateKey, generate_private_key, private_key_pem, write_private_key
 from medfw.errors import InputError, MedfwError, UsageError
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
@@ -50,6 +50,12 @@ def online_signer(repo_dir: Path, role: str, uri: str | None = None, *, generate
     return MedfwTufSigner.from_medfw_uri(str(path))
 
 
+def _file_signer(key: PrivateKey, role: str) -> MedfwTufSigner:
+    from medfw.crypto.signer import FileSigner  # noqa: PLC0415
+
+    return MedfwTufSigner(FileSigner(key, key_id=f"online-keys/{role}.pem"))
+
+
 def publish_release(
     repo_dir: str | Path,
     image: bytes,
@@ -71,26 +77,28 @@ def publish_release(
         InputError: no repository and no root keys, or an unreadable SBOM.
     """
     repo_path = Path(repo_dir)
+    if sbom:
+        sbom_bytes = read_bytes(sbom, max_length=MAX_SBOM, what="SBOM")
+        release = replace(release, sbom={"ref": Path(sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()})
     if not (repo_path / "metadata" / "root.json").exists():
         if not root_signers:
             msg = "no TUF repository here (run `medfw ota repo init`, or give --root-key)"
             raise InputError(msg, path=str(repo_dir))
-        TufRepository.init(
+        keys = {role: generate_private_key(KeyType.ECDSA_P256) for role in ("snapshot", "timestamp")}
+        TufRepository.init(  # the online keys are stored in the same all-or-nothing step as the metadata
             repo_path,
             root_signers=root_signers,
             targets_signers=targets_signers,
-            snapshot_signer=online_signer(repo_path, "snapshot", generate=True),
-            timestamp_signer=online_signer(repo_path, "timestamp", generate=True),
+            snapshot_signer=_file_signer(keys["snapshot"], "snapshot"),
+            timestamp_signer=_file_signer(keys["timestamp"], "timestamp"),
+            online_key_files={role: private_key_pem(key) for role, key in keys.items()},
         )
-    if sbom:
-        sbom_bytes = read_bytes(sbom, max_length=MAX_SBOM, what="SBOM")
-        release = replace(release, sbom={"ref": Path(sbom).name, "sha256": hashlib.sha256(sbom_bytes).hexdigest()})
     repo = TufRepository(repo_path)
-    release = repo.publish(image, release, targets_signers=targets_signers)
-    keys = repo_path / "online-keys"
-    online = (keys / "snapshot.pem").is_file() and (keys / "timestamp.pem").is_file()
-    if online:
-        repo.sign_online(online_signer(repo_path, "snapshot"), online_signer(repo_path, "timestamp"))
+    key_dir = repo_path / "online-keys"
+    online = (key_dir / "snapshot.pem").is_file() and (key_dir / "timestamp.pem").is_file()
+    signers = (online_signer(repo_path, "snapshot"), online_signer(repo_path, "timestamp")) if online else None
+    # one all-or-nothing step: the target, the targets metadata and (with the online keys) snapshot and timestamp
+    release = repo.publish(image, release, targets_signers=targets_signers, online_signers=signers)
     audit = sink or NullSink()
     audit.record(
         AuditEvent(

@@ -27,21 +27,22 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from securesystemslib.signer._key import Key
-from securesystemslib.signer._signer import Signer as SslibSigner
-from tuf.api._payload import MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
+from securesystemslib.signer import Key
+from securesystemslib.signer import Signer as SslibSigner
 from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
-from medfw._io import atomic_write, read_bytes
+from medfw._io import read_bytes
 from medfw.errors import InputError, KeyMaterialError, UsageError, VerificationError
+from medfw.update.release_info import ExpiryPolicy, ReleaseInfo, release_from_target
+from medfw.update.repo_check import check_client_accepts, client_support_warnings
+from medfw.update.repo_txn import Transaction, recover
 
 __all__ = [
     "ONLINE_ROLES",
@@ -49,6 +50,7 @@ __all__ = [
     "ExpiryPolicy",
     "ReleaseInfo",
     "TufRepository",
+    "client_support_warnings",
     "release_from_target",
 ]
 
@@ -56,82 +58,6 @@ ROLES: tuple[str, ...] = ("root", "targets", "snapshot", "timestamp")
 ONLINE_ROLES: tuple[str, ...] = ("snapshot", "timestamp")
 MAX_METADATA = 8 * 1024 * 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class ExpiryPolicy:
-    """How long each role's metadata stays valid after it is signed."""
-
-    root: timedelta = timedelta(days=365)
-    targets: timedelta = timedelta(days=90)
-    snapshot: timedelta = timedelta(days=7)
-    timestamp: timedelta = timedelta(days=1)
-
-    def of(self, role: str) -> timedelta:
-        """Return the validity period of ``role``."""
-        value: timedelta = getattr(self, role)
-        return value
-
-
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """One release as listed in the targets metadata."""
-
-    target_path: str
-    model: str
-    chip: str
-    image_format: str
-    version: str
-    secure_version: int
-    length: int
-    sha256: str
-    sbom: Mapping[str, str] = field(default_factory=dict)
-
-    def custom(self) -> dict[str, Any]:
-        """The ``custom`` field of the TUF target for this release."""
-        data: dict[str, Any] = {
-            "model": self.model,
-            "chip": self.chip,
-            "format": self.image_format,
-            "version": self.version,
-            "secure_version": self.secure_version,
-        }
-        if self.sbom:
-            data["sbom"] = dict(self.sbom)
-        return data
-
-
-def release_from_target(target: TargetFile) -> ReleaseInfo:
-    """Read the medfw release fields of a TUF target.
-
-    Raises:
-        InputError: the target has no (or malformed) medfw custom fields.
-    """
-    custom = target.custom
-    try:
-        model = custom["model"]
-        secure_version = custom["secure_version"]
-        version = custom["version"]
-        if not isinstance(model, str) or not isinstance(version, str):
-            raise TypeError("model/version")
-        if not isinstance(secure_version, int) or isinstance(secure_version, bool) or secure_version < 0:
-            raise TypeError("secure_version")
-        sbom = custom.get("sbom") or {}
-        if not isinstance(sbom, dict):
-            raise TypeError("sbom")
-    except (KeyError, TypeError) as e:
-        raise InputError(f"target has no valid medfw release fields ({e})", field=target.path) from None
-    return ReleaseInfo(
-        target_path=target.path,
-        model=model,
-        chip=str(custom.get("chip", "")),
-        image_format=str(custom.get("format", "")),
-        version=version,
-        secure_version=secure_version,
-        length=target.length,
-        sha256=target.hashes.get("sha256", ""),
-        sbom={str(k): str(v) for k, v in sbom.items()},
-    )
 
 
 def _now() -> datetime:
@@ -147,9 +73,12 @@ def _sign(md: Metadata[Any], signers: Sequence[SslibSigner]) -> None:
 class TufRepository:
     """A TUF repository in a directory (see the module docstring for the layout).
 
-    Every change is written with atomic file replacement; versioned files are written before the unversioned
-    "current" copy, so a crash never leaves a current file pointing at a missing version. Writers are serialised
-    across threads and processes (several server workers re-signing online metadata) by an advisory ``.lock``.
+    Every operation is all-or-nothing: it computes the new metadata in memory, asks python-tuf's client whether
+    it would accept the result starting from the current root (:mod:`medfw.update.repo_check`), then writes all
+    files under a journal, versioned files and targets first and the entry points last
+    (:mod:`medfw.update.repo_txn`). A failure or a crash at any write leaves the repository byte-identical to
+    before. Writers are serialised across threads and processes (several server workers re-signing online
+    metadata) by an advisory ``.lock``.
     """
 
     _lock = threading.RLock()
@@ -165,6 +94,7 @@ class TufRepository:
         with self._lock, (self.path / ".lock").open("a") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
+                recover(self.path)  # an operation killed half-way is undone before the next one starts
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
@@ -225,13 +155,55 @@ class TufRepository:
 
     # ---- writing -------------------------------------------------------------------------------------------
 
-    def _write(self, md: Metadata[Any], *, versioned: bool = True, current: bool = True) -> None:
+    def _stage(self, txn: Transaction, md: Metadata[Any], *, versioned: bool = True) -> None:
+        """Stage ``md`` as its versioned file (``N.role.json``) and as the current entry point (``role.json``)."""
         role = md.signed.type
         data = md.to_bytes(JSONSerializer(compact=False))
         if versioned:
-            atomic_write(self.metadata_dir / f"{md.signed.version}.{role}.json", data)
-        if current:
-            atomic_write(self.metadata_dir / f"{role}.json", data)
+            txn.put(f"metadata/{md.signed.version}.{role}.json", data)
+        txn.put(f"metadata/{role}.json", data)
+
+    def _commit(self, txn: Transaction, trusted_root: bytes, *, targets: Sequence[str] = ()) -> None:
+        """Check that a client trusting ``trusted_root`` accepts the staged result, then write it all."""
+        staged = {rel: data for rel in txn.paths if (data := txn.staged(rel)) is not None}
+        check_client_accepts(self.path, staged, trusted_root, targets=targets)
+        txn.commit()
+
+    def _stage_online(
+        self,
+        txn: Transaction,
+        root: Root,
+        targets_version: int,
+        snapshot_signer: SslibSigner,
+        timestamp_signer: SslibSigner,
+        *,
+        expiry: ExpiryPolicy,
+        now: datetime,
+        force: bool,
+    ) -> bool:
+        """Stage new snapshot and timestamp versions when needed; return whether anything was staged."""
+        snapshot: Metadata[Snapshot] = self.load("snapshot")
+        timestamp: Metadata[Timestamp] = self.load("timestamp")
+        changed = False
+        stale_snapshot = snapshot.signed.expires - now < expiry.snapshot / 2
+        if force or snapshot.signed.meta["targets.json"].version != targets_version or stale_snapshot:
+            snapshot.signed.meta["targets.json"] = MetaFile(version=targets_version)
+            snapshot.signed.version += 1
+            snapshot.signed.expires = now + expiry.snapshot
+            _sign(snapshot, [snapshot_signer])
+            _verify_role(root, "snapshot", snapshot)
+            self._stage(txn, snapshot)
+            changed = True
+        stale_ts = timestamp.signed.expires - now < expiry.timestamp / 2
+        if force or changed or stale_ts or timestamp.signed.snapshot_meta.version != snapshot.signed.version:
+            timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
+            timestamp.signed.version += 1
+            timestamp.signed.expires = now + expiry.timestamp
+            _sign(timestamp, [timestamp_signer])
+            _verify_role(root, "timestamp", timestamp)
+            self._stage(txn, timestamp, versioned=False)
+            changed = True
+        return changed
 
     @classmethod
     def init(
@@ -244,10 +216,14 @@ class TufRepository:
         timestamp_signer: SslibSigner,
         root_threshold: int = 1,
         targets_threshold: int = 1,
+        online_key_files: Mapping[str, bytes] | None = None,
         expiry: ExpiryPolicy | None = None,
         now: datetime | None = None,
     ) -> TufRepository:
         """Create a new repository at ``path`` (which must not already hold one).
+
+        ``online_key_files`` maps ``snapshot``/``timestamp`` to a private key PEM stored as
+        ``online-keys/<role>.pem`` (mode 0600) in the same all-or-nothing step.
 
         Raises:
             UsageError: a repository exists there, or a threshold exceeds its number of keys.
@@ -271,20 +247,26 @@ class TufRepository:
         _sign(root, root_signers)
         targets = Metadata(Targets(expires=now + expiry.targets))
         _sign(targets, targets_signers)
-        (p / "metadata").mkdir(parents=True, exist_ok=True)
-        (p / "targets").mkdir(parents=True, exist_ok=True)
-        repo = cls.__new__(cls)
-        repo._set_paths(p)
-        repo._write(targets)
         snapshot = Metadata(Snapshot(expires=now + expiry.snapshot))
         snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
         _sign(snapshot, [snapshot_signer])
-        repo._write(snapshot)
         timestamp = Metadata(Timestamp(expires=now + expiry.timestamp))
         timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
         _sign(timestamp, [timestamp_signer])
-        repo._write(timestamp, versioned=False)
-        repo._write(root)  # last: its presence marks a complete repository
+        p.mkdir(parents=True, exist_ok=True)
+        repo = cls.__new__(cls)
+        repo._set_paths(p)
+        txn = Transaction(p)
+        for md in (root, targets, snapshot):
+            repo._stage(txn, md)
+        repo._stage(txn, timestamp, versioned=False)
+        for role, pem in (online_key_files or {}).items():
+            txn.put(f"online-keys/{_online_role(role)}.pem", pem, mode=0o600)
+        with repo._locked():
+            root_bytes = txn.staged("metadata/root.json")
+            assert root_bytes is not None
+            repo._commit(txn, root_bytes)
+        (p / "targets").mkdir(exist_ok=True)
         return repo
 
     def publish(
@@ -293,18 +275,21 @@ class TufRepository:
         release: ReleaseInfo,
         *,
         targets_signers: Sequence[SslibSigner],
+        online_signers: tuple[SslibSigner, SslibSigner] | None = None,
         expiry: ExpiryPolicy | None = None,
         now: datetime | None = None,
     ) -> ReleaseInfo:
-        """Add a release target and sign a new targets version (the offline step).
+        """Add a release target and sign a new targets version (the offline step), all or nothing.
 
-        ``release.length`` and ``release.sha256`` are recomputed from ``image``. Snapshot and timestamp are not
-        touched: call :meth:`sign_online` with the online keys (the fleet server does this on its own).
+        ``release.length`` and ``release.sha256`` are recomputed from ``image``. With ``online_signers``
+        (snapshot, timestamp) the snapshot and timestamp are re-signed in the same step and a client is checked
+        to find and accept the new target; without them the fleet server re-signs them later.
 
         Raises:
             UsageError: the target path is not ``<model>/<name>`` with safe names, or it already exists with
                 different bytes.
-            VerificationError: the signers do not meet the targets threshold of the current root.
+            VerificationError: the signers do not meet the targets threshold of the current root, or a client
+                would refuse the result.
         """
         expiry = expiry or ExpiryPolicy()
         now = now or _now()
@@ -340,8 +325,17 @@ class TufRepository:
             targets.signed.expires = now + expiry.targets
             _sign(targets, targets_signers)
             _verify_role(root.signed, "targets", targets)
-            atomic_write(self._target_storage(release.target_path, digest), image)
-            self._write(targets)
+            txn = Transaction(self.path)
+            storage = self._target_storage(release.target_path, digest).relative_to(self.path)
+            txn.put(storage.as_posix(), image)
+            self._stage(txn, targets)
+            if online_signers is not None:
+                snap, ts = online_signers
+                self._stage_online(
+                    txn, root.signed, targets.signed.version, snap, ts, expiry=expiry, now=now, force=True
+                )
+            checked = [release.target_path] if online_signers is not None else []
+            self._commit(txn, self.root_bytes(), targets=checked)
         return release
 
     def sign_online(
@@ -361,28 +355,19 @@ class TufRepository:
         now = now or _now()
         with self._locked():
             root = self.root()
-            targets = self.targets()
-            snapshot: Metadata[Snapshot] = self.load("snapshot")
-            timestamp: Metadata[Timestamp] = self.load("timestamp")
-            changed = False
-            stale_snapshot = snapshot.signed.expires - now < expiry.snapshot / 2
-            if force or snapshot.signed.meta["targets.json"].version != targets.signed.version or stale_snapshot:
-                snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
-                snapshot.signed.version += 1
-                snapshot.signed.expires = now + expiry.snapshot
-                _sign(snapshot, [snapshot_signer])
-                _verify_role(root.signed, "snapshot", snapshot)
-                self._write(snapshot)
-                changed = True
-            stale_ts = timestamp.signed.expires - now < expiry.timestamp / 2
-            if force or changed or stale_ts or timestamp.signed.snapshot_meta.version != snapshot.signed.version:
-                timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
-                timestamp.signed.version += 1
-                timestamp.signed.expires = now + expiry.timestamp
-                _sign(timestamp, [timestamp_signer])
-                _verify_role(root.signed, "timestamp", timestamp)
-                self._write(timestamp, versioned=False)
-                changed = True
+            txn = Transaction(self.path)
+            changed = self._stage_online(
+                txn,
+                root.signed,
+                self.targets().signed.version,
+                snapshot_signer,
+                timestamp_signer,
+                expiry=expiry,
+                now=now,
+                force=force,
+            )
+            if changed:
+                self._commit(txn, self.root_bytes())
             return changed
 
     def rotate(
@@ -393,19 +378,28 @@ class TufRepository:
         old_root_signers: Sequence[SslibSigner],
         new_root_signers: Sequence[SslibSigner] = (),
         threshold: int = 1,
+        targets_signers: Sequence[SslibSigner] = (),
+        online_signers: tuple[SslibSigner, SslibSigner] | None = None,
+        online_key_files: Mapping[str, bytes] | None = None,
+        remove_online_key: bool = False,
         expiry: ExpiryPolicy | None = None,
         now: datetime | None = None,
     ) -> Metadata[Root]:
-        """Replace the keys of ``role`` in a new root version N+1.
+        """Replace the keys of ``role`` in a new root version N+1, in one all-or-nothing step.
 
         Root N+1 is signed by the current root keys (``old_root_signers``, meeting root N's threshold) and, when
         the root role itself is rotated, also by the new root keys (``new_root_signers``, meeting the new
-        threshold) — the TUF rule clients check when walking N → N+1. After rotating targets, publish with the new
-        key; after rotating snapshot/timestamp, call :meth:`sign_online` with the new key (``force=True``).
+        threshold) — the TUF rule clients check when walking N → N+1. In the same step, ``targets_signers``
+        re-sign the targets metadata (needed after rotating targets), ``online_signers`` (snapshot, timestamp)
+        re-sign the online roles (needed after rotating targets, snapshot or timestamp), and
+        ``online_key_files`` replace ``online-keys/<role>.pem`` (``remove_online_key`` deletes the rotated online
+        role's file instead, when its new key lives in a token). Nothing is written unless a client trusting the
+        current root accepts the result.
 
         Raises:
             UsageError: unknown role, no keys, threshold larger than the key count.
-            VerificationError: the signatures do not meet the old or new root thresholds.
+            VerificationError: the signatures do not meet the old or new root thresholds, or a client would
+                refuse the result (for example targets rotated without re-signing targets).
         """
         if role not in ROLES:
             raise UsageError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
@@ -430,7 +424,25 @@ class TufRepository:
             _sign(new, signers)
             _verify_role(old.signed, "root", new)
             _verify_role(new.signed, "root", new)
-            self._write(new)
+            txn = Transaction(self.path)
+            self._stage(txn, new)
+            targets_version = self.targets().signed.version
+            if targets_signers:
+                targets = self.targets()
+                targets.signed.version += 1
+                targets.signed.expires = now + expiry.targets
+                _sign(targets, targets_signers)
+                _verify_role(new.signed, "targets", targets)
+                self._stage(txn, targets)
+                targets_version = targets.signed.version
+            if online_signers is not None:
+                snap, ts = online_signers
+                self._stage_online(txn, new.signed, targets_version, snap, ts, expiry=expiry, now=now, force=True)
+            for key_role, pem in (online_key_files or {}).items():
+                txn.put(f"online-keys/{_online_role(key_role)}.pem", pem, mode=0o600)
+            if remove_online_key:
+                txn.remove(f"online-keys/{_online_role(role)}.pem")
+            self._commit(txn, self.root_bytes())
             return new
 
     def sign_targets(
@@ -446,7 +458,15 @@ class TufRepository:
             targets.signed.expires = now + expiry.targets
             _sign(targets, targets_signers)
             _verify_role(root.signed, "targets", targets)
-            self._write(targets)
+            txn = Transaction(self.path)
+            self._stage(txn, targets)
+            txn.commit()  # snapshot still lists the previous targets version: the online step follows
+
+
+def _online_role(role: str) -> str:
+    if role not in ONLINE_ROLES:
+        raise UsageError(f"only the online roles ({', '.join(ONLINE_ROLES)}) keep a key file", field=role)
+    return role
 
 
 def _check_threshold(role: str, signers: Sequence[SslibSigner], threshold: int) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
-from securesystemslib.signer._key import Key, SSlibKey
-from securesystemslib.signer._signature import Signature
-from securesystemslib.signer._signer import Signer as SslibSigner
+from securesystemslib.signer import Key, Signature, SSlibKey
+from securesystemslib.signer import Signer as SslibSigner
 
 from medfw.crypto.keys import KeyType
-from medfw.crypto.signer import HashName, Signer, load_signer
+from medfw.crypto.registry import load_signer
+from medfw.crypto.signer import HashName, Signer
 from medfw.errors import KeyMaterialError
 
 __all__ = ["MedfwTufSigner", "tuf_public_key"]

@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from medfw.vuln.importer import ImportReport, import_feeds
     from medfw.vuln.index import VulnIndex, open_index
     from medfw.vuln.model import Decision, Finding, MatchReason, ScanComponent, ScanInput, ScanResult
-    from medfw.vuln.postmarket import ReleaseDelta, add_release, rescan
+    from medfw.vuln.postmarket import (
+        ReleaseDelta,
+        RescanReport,
+        add_release,
+        release_history,
+        rescan,
+        retire_release,
+    )
     from medfw.vuln.sbom_input import read_sbom
     from medfw.vuln.vex import read_vex
 
@@ -35,6 +42,7 @@ __all__ = [
     "ImportReport",
     "MatchReason",
     "ReleaseDelta",
+    "RescanReport",
     "ScanComponent",
     "ScanInput",
     "ScanResult",
@@ -49,7 +57,9 @@ __all__ = [
     "read_sbom",
     "read_vex",
     "record_decision",
+    "release_history",
     "rescan",
+    "retire_release",
     "scan",
 ]
 
@@ -70,6 +80,9 @@ _LAZY = {
     "ReleaseDelta": "postmarket",
     "add_release": "postmarket",
     "rescan": "postmarket",
+    "RescanReport": "postmarket",
+    "release_history": "postmarket",
+    "retire_release": "postmarket",
     "read_sbom": "sbom_input",
     "read_vex": "vex",
 }

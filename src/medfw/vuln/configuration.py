@@ -51,8 +51,34 @@ class Hit:
     identity: str
 
 
-@functools.lru_cache(maxsize=65536)
+_SEEDED: dict[str, Cpe] = {}
+_MAX_SEEDED = 262144
+
+
+def seed_parsed(cpes: Mapping[str, Sequence[str]] | None) -> None:
+    """Accept criteria parsed at import (criteria → the 11 attribute values), so a scan does not parse them again."""
+    if len(_SEEDED) > _MAX_SEEDED:
+        _SEEDED.clear()
+    for text, values in (cpes or {}).items():
+        if text not in _SEEDED:
+            _SEEDED[text] = Cpe(*values)
+
+
+def clear_seeded() -> None:
+    """Forget the criteria seeded by :func:`seed_parsed` (a scan does after each batch of records)."""
+    _SEEDED.clear()
+    _PLAIN.clear()
+
+
 def _parse(criteria: str) -> Cpe | None:
+    seeded = _SEEDED.get(criteria)
+    if seeded is not None:
+        return seeded
+    return _parse_text(criteria)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_text(criteria: str) -> Cpe | None:
     try:
         return parse_cpe(criteria)
     except ValueError:
@@ -99,20 +125,29 @@ def version_in_bounds(version: str, match: Mapping[str, Any]) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=65536)
-def _plain_head(crit: Cpe) -> bool:
+_PLAIN: dict[str, bool] = {}
+
+
+def _plain_head(text: str, crit: Cpe) -> bool:
     """Whether only part/vendor/product constrain the name (no wildcards, every later attribute ANY)."""
-    vals = crit.values()
-    return all(v == ANY for v in vals[4:]) and not any(c in v for v in vals[:3] for c in "*?\\")
+    plain = _PLAIN.get(text)
+    if plain is None:
+        vals = crit.values()
+        plain = all(v == ANY for v in vals[4:]) and not any(c in v for v in vals[:3] for c in "*?\\")
+        if len(_PLAIN) > _MAX_SEEDED:
+            _PLAIN.clear()
+        _PLAIN[text] = plain
+    return plain
 
 
 def _criterion_matches(match: Mapping[str, Any], target: Target) -> bool:
-    crit = _parse(str(match.get("criteria", "")))
+    text = str(match.get("criteria", ""))
+    crit = _parse(text)
     if crit is None:
         return False
     if crit.version != ANY:
         return name_matches(crit, target.cpe)
-    if _plain_head(crit):
+    if _plain_head(text, crit):
         # targets are looked up by vendor:product, so only the part is left to compare
         if crit.part not in (ANY, target.cpe.part) or crit.key != target.cpe.key:
             return False

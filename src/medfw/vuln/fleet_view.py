@@ -7,9 +7,10 @@ a wrong or hostile server cannot make exposure report garbage.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from medfw.errors import InputError
@@ -163,7 +164,12 @@ def fleet_from_db(url: str) -> FleetView:
     engine = make_engine(url)
     try:
         service = FleetService(make_sessionmaker(engine))
-        return _view(url, service.releases(), service.device_rows(), service.rollouts())
+
+        # the service returns frozen views; as dicts they read like the management API's JSON
+        def plain(views: Sequence[Any]) -> list[Any]:
+            return [json.loads(json.dumps(asdict(v))) for v in views]
+
+        return _view(url, plain(service.releases()), plain(service.device_rows()), plain(service.rollouts()))
     finally:
         engine.dispose()
 

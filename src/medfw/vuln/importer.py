@@ -129,6 +129,7 @@ def apply_records(
             "content_hash": h,
             "has_config": bool(rec.data.get("configurations")),
             "data": canon,
+            "parsed": rec.data,
         }
         old = existing.get(rid)
         if old is None:

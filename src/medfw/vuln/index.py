@@ -1,16 +1,8 @@
-"""The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core).
+"""The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core, Alembic migrations).
 
-Tables:
-
-* ``vuln_record`` — one normalized feed record per (source, record id): the vulnerability id it reports under,
-  its modified time, a SHA-256 content hash (incremental re-import compares it) and the data (JSON, zlib);
-* ``vuln_key`` — lookup keys of each record: ``cpe:<vendor>:<product>`` of every vulnerable criterion and
-  ``purl:<pkg:type/ns/name>`` of every OSV package. Scans look records up by these keys (indexed), never by a
-  full table scan;
-* ``kev``, ``epss`` — triage data by CVE id;
-* ``decision`` — append-only decision history (rows are only ever inserted);
-* ``release``, ``release_scan`` — registered SBOMs and the findings of each scan of them;
-* ``import_log`` — one row per imported file with its counts.
+The tables are described in :mod:`medfw.vuln.schema`. Scans look records up through the indexed ``vuln_key``
+table, never by a full table scan. ``open_index`` brings the schema to the newest revision (a database created
+before versioned migrations is adopted as revision 0001).
 """
 
 from __future__ import annotations
@@ -26,14 +18,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, Select, create_engine, event, func, insert, select, update
+import orjson
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Select,
+    String,
+    Table,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
+from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.schema import decision, epss, import_log, kev, metadata, release, release_scan, vuln_key, vuln_record
+from medfw.vuln.prepared import dumps, loads, match_data, triage_data
+from medfw.vuln.schema import (
+    HEAD,
+    VERSION_TABLE,
+    decision,
+    epss,
+    import_log,
+    kev,
+    release,
+    release_scan,
+    vuln_key,
+    vuln_record,
+)
 
-__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "open_index", "resolve_db_url"]
+__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "migrate", "open_index", "resolve_db_url"]
 
 DEFAULT_DB = "medfw-vuln.db"
 _CHUNK = 500
@@ -50,16 +72,16 @@ class StoredRecord:
 
 
 def canonical_json(data: Mapping[str, Any]) -> bytes:
-    """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace)."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace, UTF-8)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def _pack(data: Mapping[str, Any] | bytes) -> bytes:
-    return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 6)
+    return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 1)
 
 
 def _unpack(blob: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(zlib.decompress(blob))
+    out: dict[str, Any] = orjson.loads(zlib.decompress(blob))
     return out
 
 
@@ -74,16 +96,8 @@ def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def resolve_db_url(db: str | None) -> str:
-    """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL.
-
-    A plain path is an SQLite file; ``postgresql://`` URLs use the psycopg 3 driver.
-    """
-    value = db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB
-    if value.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + value.split("://", 1)[1]
-    if "://" in value:
-        return value
-    return f"sqlite:///{Path(value)}"
+    """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL (see :mod:`medfw.dburl`)."""
+    return parse_db_url(db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB).sqlalchemy
 
 
 class VulnIndex:
@@ -114,7 +128,7 @@ class VulnIndex:
         """The rows of ``query`` whose ``column`` is one of ``values`` (queried in chunks, in one transaction)."""
         with self.transaction() as conn:
             for chunk in _chunks(sorted(set(values))):
-                yield from conn.execute(query.where(column.in_(chunk)))
+                yield from conn.execute(query.where(column.in_(chunk))).all()
 
     # ---- feed records -------------------------------------------------------------------------------------
 
@@ -135,12 +149,23 @@ class VulnIndex:
     ) -> None:
         """Insert (or, with ``replace``, update) records and reset their lookup keys.
 
-        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config and data (a mapping,
+        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config, parsed (the normalized
+        record, from which the pre-parsed match and triage data are derived) and data (a mapping,
         or its canonical JSON bytes).
         """
         if not rows:
             return
-        packed = [{**r, "data": _pack(r["data"])} for r in rows]
+        packed = [
+            {
+                **r,
+                "data": _pack(r["data"]),
+                "match": dumps(match_data(r["parsed"])),
+                "triage": dumps(triage_data(r["parsed"])),
+            }
+            for r in rows
+        ]
+        for r in packed:
+            del r["parsed"]
         rids = [r["rid"] for r in rows]
         if replace:
             for r in packed:
@@ -178,6 +203,26 @@ class VulnIndex:
         )
         for r in self._select_in(q, vuln_record.c.rid, rids):
             out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+        return out
+
+    def match_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
+        """Load what matching needs of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
+        out: dict[str, StoredRecord] = {}
+        c = vuln_record.c
+        q = select(c.rid, c.source, c.record_id, c.vuln_id, c.match, case((c.match.is_(None), c.data)).label("full"))
+        for r in self._select_in(q, c.rid, rids):
+            data = loads(r.match) if r.match is not None else _unpack(r.full)
+            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, data)
+        return out
+
+    def triage_records(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
+        """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``)."""
+        out: dict[str, list[StoredRecord]] = {}
+        c = vuln_record.c
+        q = select(c.source, c.record_id, c.vuln_id, c.triage, case((c.triage.is_(None), c.data)).label("full"))
+        for r in self._select_in(q, c.vuln_id, vuln_ids):
+            data = loads(r.triage) if r.triage is not None else _unpack(r.full)
+            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, data))
         return out
 
     def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -260,10 +305,24 @@ class VulnIndex:
             pk = res.inserted_primary_key
             return (int(pk[0]) if pk else 0), True
 
-    def releases(self) -> list[dict[str, Any]]:
-        """Return all registered releases (id, serial, name, sha256, sbom, added_at)."""
+    def revise_release(self, release_id: int, name: str, sha256: str, sbom: bytes) -> None:
+        """Replace a release's SBOM by a newer revision of it (same serial, higher version)."""
         with self.transaction() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(release).order_by(release.c.id))]
+            conn.execute(update(release).where(release.c.id == release_id).values(name=name, sha256=sha256, sbom=sbom))
+
+    def set_retired(self, release_id: int, when: str | None) -> bool:
+        """Retire a release from monitoring (or, with None, monitor it again); False if no such release."""
+        with self.transaction() as conn:
+            res = conn.execute(update(release).where(release.c.id == release_id).values(retired_at=when))
+            return bool(res.rowcount)
+
+    def releases(self, *, include_retired: bool = True) -> list[dict[str, Any]]:
+        """Return registered releases (id, serial, name, sha256, sbom, added_at, retired_at)."""
+        q = select(release).order_by(release.c.id)
+        if not include_retired:
+            q = q.where(release.c.retired_at.is_(None))
+        with self.transaction() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def last_scan(self, release_id: int) -> list[dict[str, Any]] | None:
         """Return the findings summary of the latest scan of a release (None if never scanned)."""
@@ -277,16 +336,46 @@ class VulnIndex:
             row = conn.execute(q).first()
             return None if row is None else list(json.loads(row.findings))
 
-    def add_scan(self, release_id: int, findings: Sequence[Mapping[str, Any]]) -> None:
-        """Store the findings summary of a scan of a release."""
+    def scans(self, release_id: int) -> list[dict[str, Any]]:
+        """Every scan of a release, oldest first (id, scanned_at, counts, feed; findings summary left out)."""
+        q = (
+            select(release_scan.c.id, release_scan.c.scanned_at, release_scan.c.counts, release_scan.c.feed)
+            .where(release_scan.c.release_id == release_id)
+            .order_by(release_scan.c.id)
+        )
         with self.transaction() as conn:
-            conn.execute(
+            return [
+                {
+                    "id": int(r.id),
+                    "scanned_at": r.scanned_at,
+                    "counts": json.loads(r.counts),
+                    "feed": json.loads(r.feed),
+                }
+                for r in conn.execute(q)
+            ]
+
+    def add_scan(
+        self,
+        release_id: int,
+        findings: Sequence[Mapping[str, Any]],
+        *,
+        counts: Mapping[str, Any] | None = None,
+        feed: Mapping[str, Any] | None = None,
+        when: dt.datetime | None = None,
+    ) -> int:
+        """Store a scan of a release (findings summary, counts, feed snapshot used); return its id."""
+        with self.transaction() as conn:
+            res = conn.execute(
                 insert(release_scan).values(
                     release_id=release_id,
-                    scanned_at=dt.datetime.now(dt.UTC).isoformat(),
+                    scanned_at=(when or dt.datetime.now(dt.UTC)).isoformat(),
                     findings=json.dumps(list(findings), sort_keys=True),
+                    counts=json.dumps(dict(counts or {}), sort_keys=True),
+                    feed=json.dumps(dict(feed or {}), sort_keys=True),
                 )
             )
+            pk = res.inserted_primary_key
+            return int(pk[0]) if pk else 0
 
     def log_import(self, conn: Connection, kind: str, path: str, counts: Mapping[str, int]) -> None:
         """Record one imported file and its counts."""
@@ -302,24 +391,67 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA mmap_size=536870912")
+    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
-def open_index(url: str | None = None) -> VulnIndex:
-    """Open (creating tables if needed) the index at ``url``.
+def _current_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)))
+    value = conn.execute(select(version.c.version_num)).scalar()
+    return None if value is None else str(value)
 
-    ``url`` is an SQLite path, an SQLAlchemy URL or ``postgresql://…``; None uses ``$MEDFW_VULN_DB`` or
-    ``./medfw-vuln.db``.
+
+def migrate(engine: Engine, schema: str | None = None) -> None:
+    """Bring the index to the newest Alembic revision shipped with medfw (a pre-Alembic index is adopted).
 
     Raises:
-        StorageError: the database cannot be opened or created.
+        StorageError: the database cannot be migrated.
     """
-    resolved = resolve_db_url(url)
+    with engine.begin() as conn:
+        if schema:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        if _current_revision(conn) == HEAD:
+            return
+        from alembic import command  # noqa: PLC0415 - only when the schema must change
+        from alembic.config import Config  # noqa: PLC0415
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        if _current_revision(conn) is None and inspect(conn).has_table("vuln_record"):
+            command.stamp(cfg, "0001")  # created by create_all before versioned migrations
+        command.upgrade(cfg, "head")
+
+
+def open_index(url: str | None = None) -> VulnIndex:
+    """Open (creating or migrating it if needed) the index at ``url``.
+
+    ``url`` follows :mod:`medfw.dburl` (a path, ``sqlite:///PATH``, ``postgresql://…[?schema=NAME]``); None uses
+    ``$MEDFW_VULN_DB`` or ``./medfw-vuln.db``.
+
+    Raises:
+        UsageError: an unsupported URL.
+        StorageError: the database cannot be opened, created or migrated (a new SQLite file is removed again).
+    """
+    loc = parse_db_url(url or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB)
+    new_file = None
+    if loc.dialect == "sqlite":
+        path = Path(loc.sqlalchemy.removeprefix("sqlite:///"))
+        new_file = None if path.exists() else path
     try:
-        engine = create_engine(resolved, future=True)
-        if engine.dialect.name == "sqlite":
+        if loc.dialect == "sqlite":
+            engine = create_engine(loc.sqlalchemy)
             event.listen(engine, "connect", _sqlite_pragmas)
-        metadata.create_all(engine)
+        else:
+            args = {"options": f"-csearch_path={loc.schema}"} if loc.schema else {}
+            engine = create_engine(loc.sqlalchemy, connect_args=args, pool_pre_ping=True)
+        migrate(engine, loc.schema)
     except SQLAlchemyError as e:
-        raise StorageError(f"cannot open the vulnerability database: {e.__class__.__name__}", path=url) from e
-    return VulnIndex(engine, url or resolved)
+        if new_file is not None:
+            new_file.unlink(missing_ok=True)
+        raise StorageError(
+            f"cannot open the vulnerability database: {e.__class__.__name__}: {e}".splitlines()[0], path=loc.display
+        ) from e
+    return VulnIndex(engine, loc.display)

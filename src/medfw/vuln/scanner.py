@@ -30,7 +30,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from medfw.vuln.aliases import AliasMap, default_aliases
-from medfw.vuln.configuration import Target, evaluate
+from medfw.vuln.configuration import Target, clear_seeded, evaluate, seed_parsed
 from medfw.vuln.cpe import ANY, Cpe, parse_cpe
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
@@ -54,6 +54,7 @@ __all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
 #: configuration sources, most authoritative first
 CONFIG_PRECEDENCE = ("nvd-override", "nvd", "cve5-cna", "cve5-adp", "vendor")
 #: configuration tiers: the first tier with configurations for a CVE is used (its records together)
+_BATCH = 2000
 _CONFIG_TIERS = {"nvd-override": 0, "nvd": 1, "cve5-cna": 2, "cve5-adp": 2, "vendor": 3}
 _META_PRECEDENCE = ("nvd", "cve5-cna", "cve5-adp", "nvd-override", "vendor", "osv")
 
@@ -260,15 +261,20 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
     by_key, by_purl, warnings = build_targets(sbom.components, amap)
     lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
     cands = index.candidates(lookup)
-    records = index.records_by_rid(cands)
-    hits = _config_hits(index, records, by_key)
-    _osv_hits(records, by_purl, hits)
+    hits: dict[tuple[str, str], list[MatchReason]] = {}
+    ordered = sorted(cands)
+    for i in range(0, len(ordered), _BATCH):  # in batches: memory stays bounded however many candidates
+        records = index.match_records(ordered[i : i + _BATCH])
+        for rec in records.values():
+            seed_parsed(rec.data.get("cpes"))
+        for key, reasons in _config_hits(index, records, by_key).items():
+            hits.setdefault(key, []).extend(reasons)
+        _osv_hits(records, by_purl, hits)
+        clear_seeded()
     no_data = _coverage(sbom, by_key, by_purl, {k for ks in cands.values() for k in ks})
 
     vuln_ids = {v for _, v in hits}
-    rids = index.rids_for(vuln_ids)
-    records.update(index.records_by_rid({r for rs in rids.values() for r in rs} - set(records)))
-    meta = {v: _merge_meta([records[r] for r in rs if r in records]) for v, rs in rids.items()}
+    meta = {v: _merge_meta(recs) for v, recs in index.triage_records(vuln_ids).items()}
     kev = index.kev_for(vuln_ids)
     epss = index.epss_for(vuln_ids)
     decided = current_decisions(index, sbom.serial) if sbom.serial else {}

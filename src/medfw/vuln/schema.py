@@ -1,6 +1,7 @@
-"""The vulnerability index's tables (SQLAlchemy Core); Alembic migrations in ``vuln/migrations`` create them.
+"""The vulnerability index's tables (SQLAlchemy Core); the Alembic migrations in ``vuln/migrations`` create them.
 
-* ``vuln_record`` — one normalized record per (source, record id); sources are kept apart (``nvd``,
+* ``vuln_record`` — one normalized record per (source, record id), with what matching and triage need stored
+  pre-parsed beside it; sources are kept apart (``nvd``,
   ``nvd-override``, ``cve5-cna``, ``cve5-adp``, ``vendor``, ``osv``), so importing one never replaces another;
 * ``vuln_key`` — lookup keys (``cpe:<vendor>:<product>``, ``purl:<base>``) of each record, indexed;
 * ``kev``, ``epss`` — triage data by CVE id;
@@ -18,6 +19,8 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
+    "HEAD",
+    "VERSION_TABLE",
     "alert",
     "decision",
     "epss",
@@ -31,6 +34,11 @@ __all__ = [
     "vuln_record",
 ]
 
+#: the newest Alembic revision shipped (a test checks it against the migration scripts)
+HEAD = "0004"
+#: the Alembic version table of the index (its own name: the index may share a database with the server)
+VERSION_TABLE = "medfw_vuln_alembic_version"
+
 metadata = MetaData()
 vuln_record = Table(
     "vuln_record",
@@ -43,6 +51,10 @@ vuln_record = Table(
     Column("content_hash", String(64), nullable=False),
     Column("has_config", Boolean, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # what matching needs, pre-parsed at import (configurations or OSV entries), and what triage needs
+    # (pre-scored CVSS entries, ratings, SSVC, aliases, description); NULL in rows imported before revision 0003
+    Column("match", LargeBinary),
+    Column("triage", LargeBinary),
 )
 vuln_key = Table(
     "vuln_key",

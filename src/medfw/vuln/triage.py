@@ -21,6 +21,7 @@ network-reachable (``AV:N``) first, then higher CVSS score, then higher EPSS.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +58,7 @@ class CvssChoice:
     reason: str = ""
 
 
+@functools.lru_cache(maxsize=65536)
 def score_vector(version: str, vector: str) -> CvssChoice:
     """Score one vector; an unparsable vector yields severity ``unknown``."""
     try:
@@ -112,6 +114,16 @@ def _label(tier: str, entry: Mapping[str, Any]) -> str:
     return f"{names[tier]} CVSS {entry.get('version')}"
 
 
+def _scored(version: str, e: Mapping[str, Any]) -> CvssChoice:
+    """An entry's score: pre-computed at import (``medfw.vuln.prepared``) or computed now."""
+    if "score" in e:
+        score = e["score"]
+        return CvssChoice(
+            str(e["vector"]), None if score is None else float(score), str(e["severity"]), bool(e["network"])
+        )
+    return score_vector(version, str(e["vector"]))
+
+
 def choose_severity(records: Sequence[Any]) -> CvssChoice:
     """Severity, score and the source that gave them, by :data:`SEVERITY_PRECEDENCE`.
 
@@ -124,7 +136,7 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
         for version in _VERSIONS:
             for e in entries:
                 if e.get("version") == version and e.get("vector"):
-                    c = score_vector(version, str(e["vector"]))
+                    c = _scored(version, e)
                     if c.score is not None:
                         return dataclasses.replace(c, source=_label(tier, e))
     for r in records:
@@ -139,7 +151,7 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
         for version in _VERSIONS:
             for e in entries:
                 if e.get("version") == version and e.get("vector"):
-                    c = score_vector(version, str(e["vector"]))
+                    c = _scored(version, e)
                     if c.score is not None:
                         return dataclasses.replace(c, source=_label(tier, e))
     held = sorted({r.source for r in records})
