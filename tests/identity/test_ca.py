@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from medfw.crypto.keys import KeyType, PrivateKey, generate_private_key
-from medfw.crypto.pkcs11 import generate_key
 from medfw.crypto.registry import load_signer
 from medfw.crypto.signer import FileSigner
 from medfw.identity.ca import DeviceCA, build_csr, create_ca, issue_device_certificate
 from medfw.identity.certs import identity_of, serial_hex, verify_device_certificate
 from medfw.identity.errors import CertificateRejectedError, IdentityError
+from medfw.keys.hsm import generate_key
 from softhsm import SoftHsm, softhsm_token
 
 

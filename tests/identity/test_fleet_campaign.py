@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from medfw.crypto.keys import KeyType, generate_private_key
-from medfw.crypto.pkcs11 import public_key_fingerprint
+from medfw.crypto.keys import KeyType, generate_private_key, public_key_fingerprint
 from medfw.crypto.signer import FileSigner
 from medfw.device import PowerLossError
 from medfw.image.sbv2 import public_key_digest

@@ -18,8 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from medfw.crypto.keys import load_public_key_bytes
-from medfw.crypto.pkcs11 import public_key_fingerprint
+from medfw.crypto.keys import load_public_key_bytes, public_key_fingerprint
 from medfw.errors import ConfigError, MedfwError, PolicyViolationError
 from medfw.image.sbv2 import public_key_digest
 from medfw.keys.approvals import Approval, ApprovalRequest
