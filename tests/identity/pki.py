@@ -94,17 +94,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def serve(app: Any, **options: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
-    port = free_port()
+def listening_socket() -> socket.socket:
+    """A socket bound to a free port on 127.0.0.1, handed to uvicorn (no race for the port)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def run_server(app: Any, **options: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """Start uvicorn for ``app`` on its own pre-bound socket in a thread; return it once it serves."""
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **options))
-    thread = threading.Thread(target=srv.run, daemon=True)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert srv.started
+    return srv, thread, port
+
+
+@contextmanager
+def serve(app: Any, **options: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
+    srv, thread, port = run_server(app, **options)
     try:
         yield f"https://127.0.0.1:{port}" if "ssl_certfile" in options else f"http://127.0.0.1:{port}"
     finally:

@@ -4,15 +4,12 @@ with certificates, their own sealed audit logs and agents that sign their claims
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 
 from medfw.audit.sink import MemorySink
@@ -35,7 +32,7 @@ from medfw.update.fetcher import RetryPolicy
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 
-from .pki import ServerTls, device_ca, free_port, server_tls
+from .pki import ServerTls, device_ca, run_server, server_tls
 
 CHIP = "esp32c6"
 SLOT = 0x10000
@@ -197,15 +194,8 @@ def trusted_fleet(
     service = FleetService(make_sessionmaker(engine), sink, trust=trust)
     token = service.create_token("admin", Role.ADMIN)
     app = create_app(service, repo, online_keys=online, maintenance_interval=3600)
-    port = free_port()
     options = uvicorn_tls_options(cert=tls.cert, key=tls.key, device_ca=ca_path)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **options))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert srv.started
+    srv, thread, port = run_server(app, **options)
     url = f"https://127.0.0.1:{port}"
     admin = httpx.Client(
         base_url=url, verify=client_ssl_context(server_ca=tls.ca), headers={"Authorization": f"Bearer {token}"}
