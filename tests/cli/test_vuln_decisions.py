@@ -112,6 +112,19 @@ def test_supplier_vex_import_and_statements(db: str, tmp_path: Path, capsys: pyt
     assert main(["vuln", "vex", "statements", "--json"]) == 0
     (st,) = cli_result(capsys.readouterr().out)["statements"]
     assert st["accepted"] is False and st["document"]["doc_id"] == "https://vendor.invalid/vex/1"
+    # the scan shows the supplier's statement apart; the finding stays open until accepted
+    assert main(["vuln", "scan", str(r1), "--json"]) == 0
+    scanned = cli_result(capsys.readouterr().out)
+    assert [s["vuln_id"] for s in scanned["supplier_statements"]] == ["CVE-2025-27809"]
+    finding = next(f for f in scanned["findings"] if f["vuln_id"] == "CVE-2025-27809")
+    assert finding["decision"] is None
+    assert main(["vuln", "vex", "import", str(vex), "--supplier", "Vendor", "--accept", "--json"]) == 0
+    again = cli_result(capsys.readouterr().out)
+    assert again["already_imported"] is True and [d["source"] for d in again["accepted"]] == ["supplier-vex"]
+    assert main(["vuln", "vex", "import", str(vex), "--supplier", "Vendor", "--accept", "--json"]) == 0
+    assert cli_result(capsys.readouterr().out)["accepted"] == []  # not accepted twice
+    assert main(["vuln", "vex", "statements", "--json"]) == 0
+    assert cli_result(capsys.readouterr().out)["statements"][0]["accepted"] is True
     nothing = tmp_path / "nothing.openvex.json"
     doc = json.loads(vex.read_text())
     doc["@id"] = "https://vendor.invalid/vex/2"

@@ -216,9 +216,11 @@ def test_exposure_cli_over_api_and_db(
     assert out["vulnerabilities"][0]["releases"][0]["device_ids"] == ["pump-0", "pump-1", "pump-2"]
     token = tmp_path / "token"
     token.write_text(server.reader + "\n")
+    token.chmod(0o644)
     monkeypatch.delenv("MEDFW_OTA_TOKEN")
     assert main(["vuln", "exposure", CVE, "--fleet", server.url, "--token-file", str(token), "--db", db]) == 0
-    assert "pump 1.0.0 (3)" in capsys.readouterr().out
+    seen = capsys.readouterr()
+    assert "pump 1.0.0 (3)" in seen.out and "readable by others" in seen.err
     assert main(["vuln", "exposure", "--fleet-db", server.db, "--db", db, "--json"]) == 0
     assert result(capsys.readouterr().out)["count"] >= 2
     # a refused token is exit 1, no token at all exit 2
@@ -226,3 +228,54 @@ def test_exposure_cli_over_api_and_db(
     assert main(["vuln", "exposure", "--fleet", server.url, "--db", db]) == 1
     monkeypatch.delenv("MEDFW_OTA_TOKEN")
     assert main(["vuln", "exposure", "--fleet", server.url, "--db", db]) == 2
+
+
+def _kev_catalog(path: Path) -> Path:
+    """A KEV catalog in CISA's format listing CVE-2024-28755 — made up for this test (it is not in CISA KEV)."""
+    path.write_text(
+        json.dumps(
+            {
+                "title": "CISA Catalog of Known Exploited Vulnerabilities",
+                "catalogVersion": "2026.11.30",
+                "dateReleased": "2026-11-30T12:00:00.0000Z",
+                "count": 1,
+                "vulnerabilities": [
+                    {
+                        "cveID": CVE,
+                        "vendorProject": "Arm",
+                        "product": "Mbed TLS",
+                        "vulnerabilityName": "test entry",
+                        "dateAdded": "2026-11-30",
+                        "shortDescription": "made up for a medfw test",
+                        "requiredAction": "update",
+                        "dueDate": "2026-12-21",
+                        "knownRansomwareCampaignUse": "Unknown",
+                        "notes": "",
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+def test_rescan_alert_carries_the_exposure(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "index.db")
+    vectors = Path(__file__).parent.parent / "vectors" / "vuln"
+    assert main(["vuln", "feed", "import", "--kev", str(_kev_catalog(tmp_path / "kev.json")), "--db", db]) == 0
+    for version in ("1.0.0", "1.1.0"):
+        path = tmp_path / f"pump-{version}.cdx.json"
+        path.write_bytes(server.sboms[version])
+        assert main(["vuln", "release", "add", str(path), "--db", db]) == 0
+    # the Mbed TLS records arrive after the releases were registered: the rescan finds them new
+    assert main(["vuln", "feed", "import", "--nvd", str(vectors / "nvd" / "anchore-overrides"), "--db", db]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("MEDFW_OTA_TOKEN", server.reader)
+    assert main(["vuln", "rescan", "--fleet", server.url, "--db", db]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"alert: {CVE} is KEV: 3 device(s) of model pump run affected releases; fixed in pump-1.1.0.bin (1.1.0), "
+        "not rolled out"
+    ) in out

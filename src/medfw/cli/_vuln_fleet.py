@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_json_flag, emit, out_console, print_table
+from medfw.cli._common import add_json_flag, emit, err_console, out_console, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 
@@ -34,6 +34,8 @@ def fleet_view(args: argparse.Namespace) -> Any:
         return None
     if args.token_file:
         token = read_bytes(args.token_file, max_length=4096, what="token file").decode("utf-8", "replace").strip()
+        if os.name == "posix" and os.stat(args.token_file).st_mode & 0o077:
+            err_console.print(f"warning: {args.token_file} is readable by others (chmod 600 it)", markup=False)
     else:
         token = os.environ.get("MEDFW_OTA_TOKEN", "")
     if not token:

@@ -92,6 +92,7 @@ def _scan(args: argparse.Namespace) -> int:
         if args.max_feed_age:
             check_max_age(index, parse_age(args.max_feed_age))
         result = _scanner.scan(index, sbom, vex=overlays)
+        supplier = _supplier_statements(index, sbom)
     finally:
         index.close()
     fmt = args.format
@@ -103,8 +104,14 @@ def _scan(args: argparse.Namespace) -> int:
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
+    if supplier and not args.json:
+        err_console.print(
+            f"{len(supplier)} supplier statement(s) apply to this SBOM, apart from your decisions "
+            "(--json, or medfw vuln vex statements)",
+            markup=False,
+        )
     if args.json:
-        emit(args, result.as_dict())
+        emit(args, {**result.as_dict(), "supplier_statements": supplier})
     elif args.out:
         pass
     elif text is not None:
@@ -139,6 +146,13 @@ def feed_line(feed: Mapping[str, Mapping[str, Any]]) -> str:
         version = f" {st['version']}" if st.get("version") else ""
         parts.append(f"{name}{version} updated {st['updated_at']}")
     return "; ".join(parts)
+
+
+def _supplier_statements(index: Any, sbom: Any) -> list[dict[str, Any]]:
+    """Stored supplier statements that apply to the scanned SBOM (shown apart from the decisions)."""
+    from medfw.vuln.supplier_query import supplier_statements  # noqa: PLC0415
+
+    return supplier_statements(index, sboms=[(0, sbom)])
 
 
 def _close(sink: AuditSink) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.dburl import parse_db_url
-from medfw.errors import StorageError
+from medfw.errors import StorageError, UsageError
 
 __all__ = ["make_engine", "make_sessionmaker", "migrate", "normalise_url", "safe_url"]
 

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medfw._io import read_bytes
 from medfw.crypto.keys import PublicKey
 from medfw.crypto.signer import Signer
 from medfw.errors import InputError
@@ -52,10 +53,9 @@ def find_release(index: VulnIndex, ref: str) -> tuple[int, ScanInput]:
     if ref.isdigit():
         row = next((r for r in rows if int(r["id"]) == int(ref)), None)
     else:
-        path = Path(ref)
-        if not path.is_file():
+        if not Path(ref).is_file():
             raise InputError(f"no registered release {ref!r} (give a release id or an SBOM file)", field="release")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256(read_bytes(ref, what="SBOM")).hexdigest()
         row = next((r for r in rows if hmac.compare_digest(str(r["sha256"]), digest)), None)
     if row is None:
         raise InputError(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packageurl import PackageURL
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, insert, select
 
 from medfw.audit.sink import AuditSink
 from medfw.vuln.cpe import ANY, NA, parse_cpe
@@ -273,8 +273,8 @@ def _accept(
             continue
         key = (a.serial, a.component_ref, a.statement.vuln_id)
         own = mine.get(a.serial, {}).get(key[1:])
-        if key in seen or (own is not None and own.source != "supplier-vex"):
-            continue
+        if key in seen or (own is not None and (own.source != "supplier-vex" or own.state == st.state)):
+            continue  # the manufacturer's own decision stands; an accepted statement is not accepted twice
         seen.add(key)
         responses = tuple(str(r) for r in st.responses)
         just = None if st.justification is None else str(st.justification)
@@ -341,39 +341,43 @@ def import_supplier_vex(
     )
     report.skipped.extend(skipped)
     with index.transaction() as conn:
-        if conn.execute(select(supplier_document.c.id).where(supplier_document.c.sha256 == doc.sha256)).first():
-            report.already_imported = True
-            return report
-        res = conn.execute(
-            insert(supplier_document).values(
-                sha256=doc.sha256,
-                format=doc.format,
-                doc_id=doc.doc_id[:400],
-                publisher=doc.publisher[:400],
-                supplier=name[:200],
-                doc_date=doc.date.isoformat(),
-                path=path,
-                imported_at=dt.datetime.now(dt.UTC).isoformat(),
-            )
-        )
-        pk = res.inserted_primary_key
-        doc_pk = int(pk[0]) if pk else 0
-        rows = [
-            {
-                "document_id": doc_pk,
-                "vuln_id": st.vuln_id,
-                "product": json.dumps(_product_dict(p)),
-                "analysis": json.dumps(_analysis_dict(st)),
-            }
-            for st in doc.statements
-            for p in st.products
-        ]
-        if rows:
-            conn.execute(insert(supplier_statement), rows)
+        known = conn.execute(select(supplier_document.c.id).where(supplier_document.c.sha256 == doc.sha256)).first()
+        report.already_imported = known is not None
+        if known is None:
+            _store(conn, doc, name=name, path=path)
         stored = insert_decisions(conn, items)
     audit_decisions(stored, sink)
     report.accepted = [d for d, _ in stored]
     return report
+
+
+def _store(conn: Connection, doc: VexDocument, *, name: str, path: str) -> None:
+    res = conn.execute(
+        insert(supplier_document).values(
+            sha256=doc.sha256,
+            format=doc.format,
+            doc_id=doc.doc_id[:400],
+            publisher=doc.publisher[:400],
+            supplier=name[:200],
+            doc_date=doc.date.isoformat(),
+            path=path,
+            imported_at=dt.datetime.now(dt.UTC).isoformat(),
+        )
+    )
+    pk = res.inserted_primary_key
+    doc_pk = int(pk[0]) if pk else 0
+    rows = [
+        {
+            "document_id": doc_pk,
+            "vuln_id": st.vuln_id,
+            "product": json.dumps(_product_dict(p)),
+            "analysis": json.dumps(_analysis_dict(st)),
+        }
+        for st in doc.statements
+        for p in st.products
+    ]
+    if rows:
+        conn.execute(insert(supplier_statement), rows)
 
 
 def _product_dict(p: Product) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.formats import Product, Statement
 from medfw.vuln.index import VulnIndex
+from medfw.vuln.model import ScanInput
 from medfw.vuln.supplier import (
     AcceptPolicy,
     applications,
@@ -24,15 +25,20 @@ from medfw.vuln.supplier import (
 __all__ = ["read_policy", "supplier_statements"]
 
 
-def supplier_statements(index: VulnIndex, release_id: int | None = None) -> list[dict[str, Any]]:
-    """Every stored supplier statement applied to the registered releases, with provenance and acceptance."""
+def supplier_statements(
+    index: VulnIndex, release_id: int | None = None, *, sboms: Sequence[tuple[int, ScanInput]] | None = None
+) -> list[dict[str, Any]]:
+    """Every stored supplier statement applied to the registered releases (or to ``sboms``, as (id, SBOM)),
+    with provenance and acceptance."""
     from medfw.vuln.vocabulary import Analysis, Justification, Response, State  # noqa: PLC0415
 
     ensure_tables(index)
     with index.transaction() as conn:
         docs = {int(r.id): dict(r._mapping) for r in conn.execute(select(supplier_document))}
         rows = [dict(r._mapping) for r in conn.execute(select(supplier_statement).order_by(supplier_statement.c.id))]
-    releases = [(rid, s) for rid, s in registered_releases(index) if release_id is None or rid == release_id]
+    if sboms is None:
+        sboms = registered_releases(index)
+    releases = [(rid, s) for rid, s in sboms if release_id is None or rid == release_id]
     mine = {sbom.serial: current_decisions(index, sbom.serial) for _, sbom in releases}
     out: list[dict[str, Any]] = []
     for row in rows:

@@ -107,9 +107,12 @@ def _ovx_read(doc: Mapping[str, Any], path: str, now: dt.datetime) -> VexDocumen
 
 
 def _csaf_export(sbom: ScanInput, decisions: Sequence[Decision], author: str, now: dt.datetime) -> dict[str, Any]:
+    from medfw.vuln.csaf_validate import check_csaf  # noqa: PLC0415
     from medfw.vuln.formats.csaf import export_csaf_vex  # noqa: PLC0415
 
-    return export_csaf_vex(sbom, decisions, author=author, now=now)
+    doc = export_csaf_vex(sbom, decisions, author=author, now=now)
+    check_csaf(doc, "<generated CSAF VEX>")  # a guard against bugs, as the CycloneDX export's schema check
+    return doc
 
 
 def _csaf_read(doc: Mapping[str, Any], path: str, now: dt.datetime) -> VexDocument:

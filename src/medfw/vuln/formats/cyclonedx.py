@@ -227,6 +227,8 @@ def read_cyclonedx_vex(doc: Mapping[str, Any], path: str, now: dt.datetime) -> V
         if a is None:
             continue
         products = _products(v.get("affects", []), comps, path, where)
+        if not products:
+            continue  # a vulnerability that affects nothing named states nothing medfw can apply
         out.append(Statement(normalize_vuln_id(str(v["id"])), tuple(products), a))
     doc_id = str(doc.get("serialNumber") or "") + (f"/{doc['version']}" if "version" in doc else "")
     return VexDocument("cyclonedx", doc_id, publisher, when, tuple(out))
