@@ -1,0 +1,207 @@
+"""The device update agent's vocabulary: its configuration, the device state and cycle result, the limits it
+enforces on a server, provisioning, and the helpers that classify what it refuses."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from tuf.api import exceptions as tuf_exc
+
+from medfw._io import atomic_write, read_bytes
+from medfw.errors import DeviceError, InputError
+from medfw.vuln.version import parse_version
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "MAX_IMAGE",
+    "MAX_OUTBOX",
+    "MAX_POLL_ANSWER",
+    "METADATA_REFRESH",
+    "POLL_INTERVAL_RANGE",
+    "AgentConfig",
+    "AgentResult",
+    "DevicePort",
+    "DeviceState",
+    "clamp_poll_interval",
+    "load_config",
+    "provision",
+]
+
+MAX_IMAGE = 16 * 1024 * 1024
+MAX_POLL_ANSWER = 64 * 1024
+#: the poll interval a server may ask for is clamped to this range (seconds)
+POLL_INTERVAL_RANGE = (1, 86_400)
+#: overall seconds one image download, or one metadata file, may take (``--deadline``)
+DEFAULT_DEADLINE = 300.0
+#: seconds between TUF refreshes while there is no assignment (freeze detection)
+METADATA_REFRESH = 3600.0
+MAX_OUTBOX = 200
+_CONFIG = "ota/agent.json"
+_ROOT = "ota/tuf/root.json"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What the agent knows about itself (``ota/agent.json``, mode 0600: it holds the credential)."""
+
+    device_id: str
+    model: str
+    chip: str
+    credential: str
+    server: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the device runs."""
+
+    version: str | None
+    secure_version: int
+    slot: str | None
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """The outcome of one agent cycle.
+
+    ``idle`` (nothing to do), ``confirmed``, ``reverted``, ``rejected`` (with the reason), ``deferred`` (a transient
+    download or metadata failure; retried next cycle, resuming the download) or ``unreachable`` (server down).
+    """
+
+    outcome: str
+    reason: str | None = None
+    detail: str | None = None
+    version: str | None = None
+    secure_version: int | None = None
+    slot: str | None = None
+    rollout: int | None = None
+    target: str | None = None
+
+
+class DevicePort(Protocol):
+    """The device operations the agent needs (implemented over the device model)."""
+
+    def state(self) -> DeviceState:
+        """What runs now."""
+
+    def install(self, image: bytes) -> None:
+        """Verify the image (boot signature, security version) and write it to the inactive slot.
+
+        Raises a :class:`~medfw.errors.VerificationError` with a ``reason`` attribute when refused.
+        """
+
+    def reboot(self) -> DeviceState:
+        """Reboot into whatever the bootloader selects."""
+
+    def confirm(self) -> DeviceState:
+        """Mark the running image valid (advances the anti-rollback counter)."""
+
+    def watchdog_reset(self) -> DeviceState:
+        """Reset without confirming (the app failed): the bootloader reverts to the previous slot."""
+
+
+class _Deferred(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
+    """A transient failure (server or network): try again on a later cycle, keep partial downloads."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
+    def __init__(self, reason: str, detail: str, *, stage: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.stage = stage
+
+
+def provision(
+    device_dir: str | Path,
+    *,
+    device_id: str,
+    model: str,
+    chip: str,
+    credential: str,
+    root: bytes,
+    server: str | None = None,
+) -> AgentConfig:
+    """Store the agent's identity, credential and TUF root of trust in a device directory."""
+    d = Path(device_dir)
+    config = AgentConfig(device_id=device_id, model=model, chip=chip, credential=credential, server=server)
+    atomic_write(d / _ROOT, root)
+    atomic_write(d / _CONFIG, json.dumps(asdict(config), indent=2).encode(), mode=0o600)
+    return config
+
+
+def load_config(device_dir: str | Path) -> AgentConfig:
+    """Read ``ota/agent.json``.
+
+    Raises:
+        DeviceError: missing or malformed (the device was not provisioned for OTA).
+    """
+    path = Path(device_dir) / _CONFIG
+    try:
+        data = json.loads(read_bytes(path, max_length=64 * 1024, what="agent config"))
+        return AgentConfig(
+            device_id=str(data["device_id"]),
+            model=str(data["model"]),
+            chip=str(data["chip"]),
+            credential=str(data["credential"]),
+            server=data.get("server"),
+        )
+    except InputError as e:
+        raise DeviceError(f"device is not provisioned for OTA ({e.message})", path=str(path)) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"malformed agent config: {e}", path=str(path)) from None
+
+
+def _tuf_reason(e: Exception) -> str:
+    if isinstance(e, tuf_exc.ExpiredMetadataError):
+        return "metadata_expired"
+    if isinstance(e, tuf_exc.BadVersionNumberError):
+        return "metadata_mix_and_match" if str(e).startswith("Expected") else "metadata_rollback"
+    if isinstance(e, tuf_exc.UnsignedMetadataError):
+        return "metadata_bad_signature"
+    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
+        return "metadata_hash_mismatch"
+    return "metadata_invalid"
+
+
+def _older(release: str, running: str) -> bool:
+    """Whether ``release`` sorts before ``running`` (:mod:`medfw.vuln.version` order: ``1.0.0-rc1 < 1.0.0``,
+    ``v1.2 < 1.3``).
+
+    A release whose version is not a version is refused as ``target_invalid``; a running version that is not one
+    cannot be ordered, so only the secure_version check (the security boundary) applies.
+    """
+    try:
+        new = parse_version(release)
+    except ValueError:
+        raise _Rejected("target_invalid", f"release version {release!r} is not a version", stage="manifest") from None
+    try:
+        return new < parse_version(running)
+    except ValueError:
+        return False
+
+
+def clamp_poll_interval(value: object, current: int) -> int:
+    """The poll interval a server asked for, clamped to :data:`POLL_INTERVAL_RANGE` (``current`` when the value is
+    not a finite number): a server can neither make the agent busy-loop nor go silent for years."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return current
+    low, high = POLL_INTERVAL_RANGE
+    return int(min(high, max(low, value)))
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("detail", ""))[:300]
+    except (ValueError, AttributeError):
+        return r.text[:300]
