@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from medfw.audit import AuditEvent, init_log, open_log, verify_log
@@ -71,24 +73,40 @@ def _records(path: Path) -> list[bytes]:
     return rows
 
 
-def _raw(records: list[bytes]) -> float:
+class _Best:
+    """Best wall time and best CPU time (user + system, this process or its children) over the repeats."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = float("inf")
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.wall, self.cpu = min(self.wall, wall), min(self.cpu, cpu)
+
+
+def _cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(fn: Callable[[], object], best: _Best, who: int = resource.RUSAGE_SELF) -> None:
+    t0, c0 = time.perf_counter(), _cpu(who)
+    fn()
+    best.add(time.perf_counter() - t0, _cpu(who) - c0)
+
+
+def _raw(records: list[bytes]) -> None:
     key, sha, mac = os.urandom(32), hashlib.sha256, hmac.digest
-    t0 = time.perf_counter()
     for rec in records:
         mac(key, sha(rec).digest(), "sha256")
-    return time.perf_counter() - t0
 
 
-def _command(log: Path, vkey: Path) -> float:
-    """Wall time of one whole ``medfw audit verify`` process (default: up to two worker processes)."""
-    t0 = time.perf_counter()
+def _command(log: Path, vkey: Path) -> None:
+    """One whole ``medfw audit verify`` process (default: up to two worker processes)."""
     r = subprocess.run(
         [*_medfw(), "audit", "verify", str(log), "--key", str(vkey), "--json"], check=False, capture_output=True
     )
-    elapsed = time.perf_counter() - t0
     assert r.returncode == 0, r.stdout[-500:]
     assert json.loads(r.stdout)["ok"]
-    return elapsed
 
 
 def _fast_dir() -> str | None:
@@ -115,34 +133,33 @@ def batch_shape(d: Path) -> dict[str, float]:
     records = _records(path)
     n = len(records)
     # Interleave the measurements and keep the best of each, so a burst of load from other processes on the
-    # machine hits all of them alike instead of skewing the ratio.
-    one = two = cmd = raw = float("inf")
+    # machine hits all of them alike instead of skewing the ratio. Wall time and CPU time are both kept: on a
+    # shared machine a process waits for a core, and only the CPU time says what the work itself costs.
+    raw, one, two, cmd = _Best(), _Best(), _Best(), _Best()
+    report = verify_log(path, res.verification_key)
+    assert report.ok, report
     for _ in range(REPEAT):
-        raw = min(raw, _raw(records))
-        t0 = time.perf_counter()
-        report = verify_log(path, res.verification_key)
-        one = min(one, time.perf_counter() - t0)
-        assert report.ok, report
-        t0 = time.perf_counter()
-        assert verify_log(path, res.verification_key, workers=2) == report
-        two = min(two, time.perf_counter() - t0)
-        cmd = min(cmd, _command(path, vkey))
+        _timed(lambda: _raw(records), raw)
+        _timed(lambda: verify_log(path, res.verification_key), one)
+        _timed(lambda: verify_log(path, res.verification_key, workers=2), two, resource.RUSAGE_SELF)
+        _timed(lambda: _command(path, vkey), cmd, resource.RUSAGE_CHILDREN)
     print(
         f"\n[1] batch-written log: {n} entries, average record {sum(map(len, records)) / n:.0f} bytes, "
         f"{report.stored_checkpoints} stored checkpoints"
     )
-    rate = {"raw": n / raw, "one": n / one, "two": n / two, "cmd": n / cmd}
-    print(f"{'measurement':<58} {'events/s':>10} {'vs raw':>8}")
+    print(f"{'measurement':<60} {'events/s (wall)':>16} {'vs raw':>7} {'events/CPU-s':>13} {'vs raw':>7}")
+    print(f"{'append, one fsync per event (record())':<60} {single:>16,.0f}")
+    print(f"{f'append, batched {BATCH} per fsync (batch())':<60} {batched:>16,.0f}")
     rows = [
-        ("append, one fsync per event (record())", single),
-        (f"append, batched {BATCH} per fsync (batch())", batched),
-        ("verify_log, one process", rate["one"]),
-        ("verify_log, 2 processes (workers=2)", rate["two"]),
-        ("whole `medfw audit verify` command (2 workers, start-up incl.)", rate["cmd"]),
-        ("raw SHA-256 + HMAC-SHA256, one core (reference)", rate["raw"]),
+        ("verify_log, one process", one),
+        ("verify_log, 2 processes (workers=2; CPU of this process only)", two),
+        ("whole `medfw audit verify` command (start-up, 2 workers)", cmd),
+        ("raw SHA-256 + HMAC-SHA256, one core (reference)", raw),
     ]
-    for label, value in rows:
-        print(f"{label:<58} {value:>10,.0f} {value / rate['raw']:>8.3f}")
+    for label, b in rows:
+        print(f"{label:<60} {n / b.wall:>16,.0f} {raw.wall / b.wall:>7.3f} {n / b.cpu:>13,.0f} {raw.cpu / b.cpu:>7.3f}")
+    rate = {"raw": n / raw.wall, "one": n / one.wall, "two": n / two.wall, "cmd": n / cmd.wall}
+    rate.update({"raw_cpu": n / raw.cpu, "cmd_cpu": n / cmd.cpu})
     return rate
 
 
@@ -161,14 +178,11 @@ def session_shape(d: Path) -> dict[str, float]:
         assert report.ok, report
         assert report.last_epoch is not None
         assert report.last_epoch >= N_SESSIONS
-        cmd = raw = float("inf")
+        cmd, raw, one = _Best(), _Best(), _Best()
         for _ in range(REPEAT):
-            raw = min(raw, _raw(records))
-            cmd = min(cmd, _command(path, vkey))
-        t0 = time.perf_counter()
-        one = verify_log(path, res.verification_key)
-        one_s = time.perf_counter() - t0
-        assert one.ok
+            _timed(lambda: _raw(records), raw)
+            _timed(lambda: _command(path, vkey), cmd, resource.RUSAGE_CHILDREN)
+        _timed(lambda: verify_log(path, res.verification_key), one)
     finally:
         if fast:
             shutil.rmtree(sd, ignore_errors=True)
@@ -180,14 +194,18 @@ def session_shape(d: Path) -> dict[str, float]:
         f"entries), {report.last_epoch} epochs, {report.stored_checkpoints} signed checkpoints"
     )
     print(f"    building it: {build / N_SESSIONS * 1e6:,.0f} us per session in-process ({where})")
-    rate = {"cmd": N_SESSIONS / cmd, "cmd_entries": n / cmd, "one": n / one_s, "raw": n / raw}
+    rate = {"cmd": N_SESSIONS / cmd.wall, "cmd_cpu": N_SESSIONS / cmd.cpu, "raw": n / raw.wall}
     print(
-        f"    whole `medfw audit verify` command, best of {REPEAT}: {cmd:.3f} s = {rate['cmd']:,.0f} events/s "
-        f"({rate['cmd_entries']:,.0f} entries/s); target >= 250,000 events/s: "
-        f"{'met' if rate['cmd'] >= 250_000 else 'NOT met'}"
+        f"    whole `medfw audit verify` command, best of {REPEAT}: {cmd.wall:.3f} s wall = {rate['cmd']:,.0f} "
+        f"events/s; {cmd.cpu:.3f} CPU-s (start-up and both workers) = {rate['cmd_cpu']:,.0f} events per CPU-s"
     )
     print(
-        f"    verify_log, one process: {rate['one']:,.0f} entries/s; raw SHA-256 + HMAC, one core: {rate['raw']:,.0f}/s"
+        f"    target >= 250,000 events/s (wall): {'met' if rate['cmd'] >= 250_000 else 'NOT met'}; on two free cores "
+        f"the command needs at most {cmd.cpu:.3f} s, i.e. >= {rate['cmd_cpu']:,.0f} events/s"
+    )
+    print(
+        f"    verify_log, one process: {n / one.wall:,.0f} entries/s wall, {n / one.cpu:,.0f} per CPU-s; "
+        f"raw SHA-256 + HMAC, one core: {rate['raw']:,.0f}/s wall, {n / raw.cpu:,.0f} per CPU-s"
     )
     return rate
 
@@ -200,7 +218,7 @@ def process_shape(d: Path) -> None:
     for i in range(N_PROC):
         t0 = time.perf_counter()
         argv = [*base, "--type", "release.sign", "--outcome", "success", "--data", f'{{"i": {i}}}']
-        subprocess.run(argv, check=True)
+        subprocess.run(argv, check=True, capture_output=True)
         walls.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import medfw.cli"], check=True)
@@ -236,11 +254,11 @@ def main() -> None:
         rate = batch_shape(d)
         session_shape(d)
         process_shape(d)
-    ok = rate["cmd"] >= 0.85 * rate["raw"]
     print(
-        f"\ntarget: whole-command verify of the batch-written log >= 85% of raw (one core): "
-        f"{'met' if ok else 'NOT met'} ({rate['cmd'] / rate['raw']:.0%}; verify_log 2 processes "
-        f"{rate['two'] / rate['raw']:.0%}, one process {rate['one'] / rate['raw']:.0%})"
+        f"\ntarget, batch-written log >= 85% of raw SHA-256 + HMAC (one core): whole command "
+        f"{rate['cmd'] / rate['raw']:.0%} by wall time, {rate['cmd_cpu'] / rate['raw_cpu']:.0%} by CPU time "
+        f"(start-up included); verify_log in 2 processes {rate['two'] / rate['raw']:.0%}, one process "
+        f"{rate['one'] / rate['raw']:.0%} by wall time"
     )
     print(f"load average (1/5/15 min) before: {load_before}, after: {_load()}")
 

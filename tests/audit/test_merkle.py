@@ -210,3 +210,21 @@ def test_proof_generation_bounds() -> None:
     with pytest.raises(ValueError):
         M.CompactRange(3, [b"\x00" * 32])
     assert M.MerkleTree([]).root() == M.EMPTY_ROOT
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=300), st.integers(min_value=1, max_value=5), st.integers(0, 5))
+def test_tree_from_levels_hashed_in_aligned_parts(n: int, parts: int, bits: int) -> None:
+    """Parts that start at multiples of 2**bits hash their own levels 0..bits; concatenated, they are the tree's."""
+    leaves = [M.leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    unit = 1 << bits
+    per_part = (n + parts - 1) // parts
+    step = (per_part + unit - 1) // unit * unit
+    levels: list[list[bytes]] = [[] for _ in range(bits + 1)]
+    for lo in range(0, n, step):
+        for lv, nodes in zip(levels, M.MerkleTree(leaves[lo : lo + step]).levels[: bits + 1], strict=False):
+            lv.extend(nodes)
+    whole = M.MerkleTree(leaves)
+    built = M.MerkleTree.from_levels(levels)
+    assert built.levels == whole.levels
+    assert built.root() == whole.root() and built.root(n // 2 or 1) == whole.root(n // 2 or 1)

@@ -208,3 +208,16 @@ def test_resigned_checkpoint_with_an_unpinned_key_is_named(tmp_path: Path) -> No
     assert "#2" in report.message
     # trusting the log's own (replaced) public key would have accepted it: that is why the key is pinned
     assert verify_log(log, res.verification_key.initial_key).ok
+
+
+def test_a_cli_command_with_audit_log_ends_its_session(tmp_path: Path) -> None:
+    """``--audit-log`` sinks are closed when the command's process exits: the key that sealed its events is gone."""
+    log = tmp_path / "cli.db"
+    init_log(log)
+    code = (
+        "import argparse, sys; from medfw.cli._common import audit_sink; from medfw.audit import AuditEvent; "
+        "audit_sink(argparse.Namespace(audit_log=sys.argv[1])).record(AuditEvent(type='release.sign', outcome='success'))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(log)], check=True, timeout=120)
+    st = RawLog(log).state()
+    assert (st["next_seq"], st["used"], st["epoch"]) == (2, 0, 2)  # sealed in epoch 1, whose key is erased

@@ -146,6 +146,11 @@ class EpochKeys:
         self._keys = [initial_key]
         self._macs: dict[int, bytes] = {}
 
+    @property
+    def ratchet_prefixes(self) -> tuple[bytes, bytes]:
+        """For ``sha256-ratchet`` logs: the input prefixes of ``K[e+1]`` and ``M[e]`` (before ``be64(e)``)."""
+        return RATCHET_EPOCH + self._label, RATCHET_MAC + self._label
+
     def key(self, epoch: int) -> bytes:
         """Return ``K[epoch]`` (derived once, then cached).
 

@@ -143,6 +143,22 @@ class MerkleTree:
                 lv.pop()  # levels hold perfect subtrees only; _subtree combines the ragged right edge
             self.levels.append(lv)
 
+    @classmethod
+    def from_levels(cls, levels: list[list[bytes]]) -> MerkleTree:
+        """Complete a tree from its lowest levels (each a list of perfect-subtree roots, as in :attr:`levels`).
+
+        Used when the lower levels were hashed in parts (ranges aligned to a power of two at least as large as
+        the highest level given): their concatenation is the whole tree's lower levels.
+        """
+        tree = cls.__new__(cls)
+        tree.levels = [lv for lv in levels if lv] or [[]]
+        while len(tree.levels[-1]) > 1:
+            lv = _parents(tree.levels[-1])
+            if len(tree.levels[-1]) & 1:
+                lv.pop()
+            tree.levels.append(lv)
+        return tree
+
     @property
     def size(self) -> int:
         """Number of leaves."""

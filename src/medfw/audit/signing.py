@@ -102,7 +102,7 @@ def _open_pkcs11(ref: str) -> CheckpointSigner:
     if isinstance(pub, ed25519.Ed25519PublicKey) or (
         isinstance(pub, ec.EllipticCurvePublicKey) and isinstance(pub.curve, ec.SECP256R1)
     ):
-        return CheckpointSigner(reference=signer.key_id, public_key=pub, _token=signer)
+        return CheckpointSigner(reference=ref, public_key=pub, _token=signer)
     raise AuditError("checkpoint key in the token is not Ed25519 or ECDSA P-256", path=signer.key_id)
 
 

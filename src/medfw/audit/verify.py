@@ -333,8 +333,8 @@ def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
     raw_kdf = store.get_meta("kdf")
     kdf = KDF_HKDF if raw_kdf is None else raw_kdf.decode("utf-8", "replace")
     # count(*) visits every row (a twentieth of the cost of the whole verification). It is needed up front only
-    # for progress reports and to decide on a parallel scan; otherwise a scan that consumed every row gives it.
-    run = _Run(store, log_id, store.count() if progress is not None or workers > 1 else None)
+    # for progress reports; otherwise a scan that consumed every row gives it.
+    run = _Run(store, log_id, store.count() if progress is not None else None)
     kcv = store.get_meta("kcv")
     if kcv is None or not _eq(kcv, key_check_value(initial, log_id)):
         return run.report(
@@ -366,13 +366,13 @@ def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
 
     keys = EpochKeys(initial, log_id, kdf)
     result: Scan | None = None
-    if workers > 1 and run.total is not None and run.total >= _PARALLEL_MIN:
+    if workers > 1 and store.max_pos() + 1 >= _PARALLEL_MIN:  # an index probe, not a count
         result = parallel_scan(store, keys, workers)
     if result is None:
         result = scan(store.iter_chunks(), keys, Scan(), progress, run.total or 0)
     elif progress is not None:
         progress(result.seq, run.total or 0)
-    n = len(result.hashes)
+    n = result.size
     if run.total is None and result.bad is None and result.damaged is None:
         # Every row iter_chunks() yielded verified: the scan counted them; add any rows outside its range.
         run.total = n + store.count_outside()
@@ -396,7 +396,7 @@ def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
         run.extra["torn_tail"] = True
         run.warnings.append(f"the last write (position {result.bad}) is incomplete and was never committed; ignored")
     return _check_checkpoints(
-        run, result.hashes, held, trusted=trusted, pinned=pinned_pem is not None, state_next=state_next
+        run, result.merkle(), held, trusted=trusted, pinned=pinned_pem is not None, state_next=state_next
     )
 
 
@@ -459,7 +459,7 @@ def _stored_roots(
 
 def _check_checkpoints(
     run: _Run,
-    hashes: list[bytes],
+    tree: MerkleTree,
     held: list[SignedCheckpoint],
     *,
     trusted: CheckpointPublicKey,
@@ -467,7 +467,7 @@ def _check_checkpoints(
     state_next: int | None,
 ) -> VerifyReport:
     """The chain is intact: check the Merkle root against every checkpoint held or stored."""
-    n = len(hashes)
+    n = tree.size
     for signed in sorted(held, key=lambda c: -c.checkpoint.size):
         cp = signed.checkpoint
         if cp.size > n:
@@ -488,7 +488,6 @@ def _check_checkpoints(
         for c in held
     ]
     wanted += [(size, root, "stored", label) for size, root, label in stored]
-    tree = MerkleTree(hashes)
     root = tree.root()
     run.extra["root"] = root.hex()
     for size, want, origin, label in sorted(wanted, key=lambda w: w[0]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -151,7 +152,9 @@ def audit_sink(args: argparse.Namespace) -> AuditSink:
         return NullSink()
     from medfw.audit import open_log  # noqa: PLC0415 - keep CLI start-up light
 
-    sink: AuditSink = open_log(path)
+    log = open_log(path)
+    atexit.register(log.close)  # end the writer session when the command ends: the key that sealed it is erased
+    sink: AuditSink = log
     return sink
 
 

@@ -8,26 +8,20 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from medfw._io import atomic_write, read_bytes
-from medfw.audit.bundle import export_bundle, verify_bundle
-from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.events import parse_events
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES, VerificationKey
-from medfw.audit.log import append_session, init_log, open_log
-from medfw.audit.migrate import migrate_log
-from medfw.audit.query import list_entries, prove
 from medfw.audit.sink import AuditEvent
-from medfw.audit.store import is_url
-from medfw.audit.verify import verify_log
 from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES, check_event_type, check_outcome
-from medfw.audit.witness import load_witness, post_checkpoint
 from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console, print_table
 from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
+
+if TYPE_CHECKING:
+    from medfw.audit.checkpoint import SignedCheckpoint
+
+# Each command imports what it needs when it runs (``audit verify`` is started once per CI job and per device
+# upload; the bundle, migration, witness-posting and table code stay unloaded there).
 
 __all__ = ["register"]
 
@@ -40,6 +34,9 @@ def _load_key(path: str) -> VerificationKey:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from medfw.audit.log import init_log  # noqa: PLC0415
+    from medfw.audit.store import is_url  # noqa: PLC0415
+
     key_out = args.key_out
     if key_out is None:
         if is_url(args.log):
@@ -117,6 +114,9 @@ def _one_event(args: argparse.Namespace) -> AuditEvent:
 
 
 def _append(args: argparse.Namespace) -> int:
+    from medfw.audit.events import parse_events  # noqa: PLC0415
+    from medfw.audit.log import append_session  # noqa: PLC0415
+
     if args.events is not None:
         if any(v is not None for v in (args.type, args.outcome, args.data, args.reason, args.actor, args.object)):
             raise UsageError("--events replaces --type/--outcome/--data/--reason/--actor/--object", field="events")
@@ -154,14 +154,21 @@ def _append(args: argparse.Namespace) -> int:
 
 
 def _load_checkpoint(path: str) -> SignedCheckpoint:
+    from medfw.audit.checkpoint import SignedCheckpoint  # noqa: PLC0415
+
     return SignedCheckpoint.from_bytes(read_bytes(path, max_length=1024 * 1024, what="checkpoint"), path=path)
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from medfw.audit.verify import verify_log  # noqa: PLC0415
+
     key = _load_key(args.key)
     held = [_load_checkpoint(c) for c in args.checkpoint or []]
     token = os.environ.get("MEDFW_OTA_TOKEN")
-    held += [load_witness(w, log_id=key.log_id, token=token) for w in args.witness or []]
+    if args.witness:
+        from medfw.audit.witness import load_witness  # noqa: PLC0415
+
+        held += [load_witness(w, log_id=key.log_id, token=token) for w in args.witness]
     pub = read_bytes(args.pubkey, max_length=64 * 1024, what="public key") if args.pubkey else None
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     if workers < 1:
@@ -169,6 +176,8 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json or not err_console.is_terminal or workers > 1:  # no progress thread across fork()
         report = verify_log(args.log, key, checkpoint=held, public_key_pem=pub, workers=workers)
     else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
@@ -201,6 +210,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
+    from medfw.audit.log import open_log  # noqa: PLC0415
+    from medfw.audit.witness import post_checkpoint  # noqa: PLC0415
+
     if args.out and args.export:
         raise UsageError("give --export or --out, not both", field="export")
     out = args.export or args.out
@@ -227,6 +239,8 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from medfw.audit.migrate import migrate_log  # noqa: PLC0415
+
     key = _load_key(args.key) if args.key else None
     res = migrate_log(args.log, checkpoint_key_out=args.checkpoint_key_out, key=key)
     data = {
@@ -253,6 +267,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _prove(args: argparse.Namespace) -> int:
+    from medfw.audit.query import prove  # noqa: PLC0415
+
     result = prove(args.log, args.seq, size=args.against, from_size=args.from_size)
     data = result.to_dict()
 
@@ -271,6 +287,8 @@ def _prove(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from medfw.audit.bundle import export_bundle  # noqa: PLC0415
+
     doc = export_bundle(args.log, args.out, seqs=args.seq)
     cp = doc["checkpoint"]["checkpoint"]
     data = {"bundle": args.out, "log_id": doc["log_id"], "size": cp["size"], "entries": len(doc["entries"])}
@@ -286,6 +304,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
+    from medfw.audit.bundle import verify_bundle  # noqa: PLC0415
+
     data = read_bytes(args.bundle, max_length=_MAX_DOC, what="bundle")
     key = _load_key(args.key) if args.key else None
     pub = read_bytes(args.pubkey, max_length=64 * 1024, what="public key") if args.pubkey else None
@@ -323,6 +343,10 @@ def _parse_since(value: str) -> datetime:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
+    from medfw.audit.query import list_entries  # noqa: PLC0415
+
     if args.type is not None and args.type not in EVENT_TYPES:
         raise AuditError(f"unknown audit event type {args.type!r}", field="type")
     since = _parse_since(args.since) if args.since else None
