@@ -44,7 +44,7 @@ def test_build_then_verify(release: object, tmp_path: Path, capsys: pytest.Captu
     code = main(["evidence", "build", "--release", str(root), "--out", str(bundle), "--audit-log", str(ops), "--json"])
     built = _json(capsys)
     assert code == 0, built
-    assert built["ok"] is True and built["files"] == 25
+    assert built["ok"] is True and built["files"] == 27
     (event,) = [e for e in list_entries(ops) if e.type == "evidence.build"]
     assert event.body["objects"]["manifest_sha256"] == built["manifest_sha256"]
     assert event.body["outcome"] == "success"

@@ -170,7 +170,8 @@ def make_release(root: Path, chip: str = CHIP) -> Release:
                 state=state,
                 justification=justification,
                 responses=responses,
-                detail=f"assessed for {f.vuln_id} by the product security team",
+                detail=f"assessed for {f.vuln_id} by the product security team"
+                + ("; fixed by the next release, due 2027-03-31" if state == "exploitable" else ""),
                 author="psirt@example-medical.invalid",
                 sink=log,
             )

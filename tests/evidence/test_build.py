@@ -22,6 +22,7 @@ from .conftest import Built
 EXPECTED = {
     "release.json",
     "report.html",
+    "report.pdf",
     "images/app-1.1.0.bin",
     "images/bootloader.bin",
     "images/previous/app-1.0.0.bin",
@@ -39,6 +40,7 @@ EXPECTED = {
     "efuse/simulated-unit.json",
     "sbom/sbom.cdx.json",
     "vuln/scan.json",
+    "vuln/fixed.json",
     "vuln/vex.cdx.json",
     "vuln/vex.openvex.json",
     "vuln/history.json",
@@ -240,3 +242,12 @@ def test_build_config_is_checked_into_the_bundle(built: Built, tmp_path: Path) -
     result = build_bundle(spec, tmp_path / "bundle", signer=FileSigner.from_file(spec.evidence_key))
     check = next(c for c in result.checks if c.name == "Build configuration")
     assert not check.ok and "jtag-disabled" in check.detail and not result.ok
+
+
+def test_fixed_by_this_release_names_the_previous_release(built: Built) -> None:
+    # (the demo test checks a real fix: CVE-2024-49195 in Mbed TLS 3.6.1 -> 3.6.4)
+    fixed = json.loads((built.path / "vuln/fixed.json").read_text())
+    assert fixed["previous_release"] == "1.0.0" and fixed["previous_serial"].startswith("urn:uuid:")
+    scan = json.loads((built.path / "vuln/scan.json").read_text())
+    assert not {f["id"] for f in fixed["fixed"]} & {f["vuln_id"] for f in scan["findings"]}
+    assert '<section id="fixed">' in (built.path / "report.html").read_text()

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from medfw.evidence.pdf import print_pdf
 from medfw.evidence.report import CheckLine, ReportData, render_report, severity_counts
 from medfw.evidence.trace import TRACE_MATRIX
+from medfw.evidence.verdict import closure, summarize_open
 
 from .conftest import Built
 
@@ -94,7 +96,8 @@ def test_report_renders_in_headless_chromium(built: Built, tmp_path: Path) -> No
     assert 'aria-label="severity distribution"' in text and 'aria-label="findings over releases"' in text
     assert ">1.0.0</text>" in text and ">1.1.0</text>" in text
     scan = json.loads((built.path / "vuln/scan.json").read_text())
-    assert len(re.findall(r"<tr><td>CVE-", text)) == len(scan["findings"])
+    assert len(re.findall(r"<tr(?: class=kev)?><td>CVE-", text)) == len(scan["findings"])
+    assert '<b id="verdict-word">PASS</b>' in text and text.index('id="verdict"') < text.index('id="summary"')
     assert text.count("release.sign") >= 2 and "vuln.decision" in text
     for row in TRACE_MATRIX:
         assert row.tests[0] in text
@@ -107,3 +110,88 @@ def test_report_renders_in_headless_chromium(built: Built, tmp_path: Path) -> No
     assert _console_errors(done.stderr) == []
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.copyfile(png, shot)
+
+
+def _finding(i: str, sev: str, state: str | None, **kw: object) -> dict[str, object]:
+    return {"id": i, "component": "mbedtls", "severity": sev, "state": state, **kw}
+
+
+OPEN_CASE = [
+    _finding("CVE-2025-0001", "low", "not_affected", justification="code_not_reachable"),
+    _finding("CVE-2025-0002", "high", "resolved"),
+    _finding("CVE-2025-0003", "medium", "exploitable", response="update", detail="patch in 1.2, due 2027-01-31"),
+    _finding("CVE-2025-0004", "critical", "exploitable", response="update", detail="no date yet"),
+    _finding("CVE-2025-0005", "high", "exploitable", detail="due 2027-01-31"),
+    _finding("CVE-2025-0006", "unknown", "not_affected"),
+    _finding("CVE-2099-0007", "medium", "in_triage", kev=True, severity_source="CISA-ADP CVSS 3.1"),
+    *[_finding(f"CVE-2025-01{n:02d}", "medium", "in_triage", severity_source="NVD primary CVSS 3.1") for n in range(8)],
+    _finding("CVE-2025-0200", "unknown", None),
+]
+
+
+def test_only_closing_decisions_close_a_finding() -> None:
+    closed = {str(f["id"]): closure(f).closed for f in OPEN_CASE}
+    assert [k for k, v in closed.items() if v] == ["CVE-2025-0001", "CVE-2025-0002", "CVE-2025-0003"]
+    assert closure(OPEN_CASE[3]).reason == "exploitable without a due date"
+    assert closure(OPEN_CASE[4]).reason == "exploitable without a response"
+    assert closure(OPEN_CASE[2]).due == "2027-01-31"
+    summary = summarize_open(OPEN_CASE)
+    assert summary.startswith("CVE-2099-0007 (mbedtls), CVE-2025-0004 (mbedtls)")  # KEV first, then critical
+    assert summary.endswith("and 8 more (all listed under Open items)")
+
+
+def _open_report() -> str:
+    return render_report(
+        ReportData(
+            release={"name": "pump", "version": "2.0.0"},
+            created="2026-01-01T00:00:00Z",
+            checks=[CheckLine("Image signatures", True, "ok"), CheckLine("Vulnerability decisions", False, "13 open")],
+            components=[],
+            findings=OPEN_CASE,
+            trace=TRACE_MATRIX,
+            audit_events=[],
+        )
+    )
+
+
+def test_one_verdict_banner_every_open_item_kev_first_severity_source() -> None:
+    html = _open_report()
+    assert html.count('id="verdict"') == 1 and '<b id="verdict-word">FAIL</b>' in html
+    banner = html[html.index('id="verdict"') : html.index("</section>", html.index('id="verdict"'))]
+    assert "1/2 checks pass" in banner and "13 open (1 known exploited)" in banner and "#open-items" in banner
+    assert html.index('id="verdict"') < html.index('id="summary"') < html.index('id="open-items"')
+    open_items = html[html.index('id="open-items"') : html.index('id="findings"')]
+    for f in OPEN_CASE[3:]:
+        assert str(f["id"]) in open_items
+    for f in OPEN_CASE[:3]:
+        assert str(f["id"]) not in open_items
+    assert '<b id="open-count">13</b>' in html
+    findings = html[html.index('id="findings"') :]
+    rows = re.findall(r"<tr(?: class=kev)?><td>(CVE-[0-9-]+)", findings)
+    assert rows[0] == "CVE-2099-0007" and rows[1] == "CVE-2025-0004"  # KEV first, then by severity
+    assert "<tr class=kev><td>CVE-2099-0007" in findings
+    assert "CISA-ADP CVSS 3.1" in findings and "no score in any feed" in findings
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_pdf_has_the_verdict_on_page_one(built: Built, tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    page1 = PdfReader(built.path / "report.pdf").pages[0].extract_text()
+    assert "PASS" in page1 and "Release evidence: infusion-pump-fw 1.1.0" in page1
+    html = tmp_path / "open.html"
+    html.write_text(_open_report(), encoding="utf-8")
+    print_pdf(html, tmp_path / "open.pdf")
+    reader = PdfReader(tmp_path / "open.pdf")
+    assert "FAIL" in reader.pages[0].extract_text() and "13 open" in reader.pages[0].extract_text()
+    assert "CVE-2025-0200" in "".join(p.extract_text() for p in reader.pages)  # the last open item is listed
+
+
+def test_no_absolute_build_machine_path_in_the_bundle(built: Built) -> None:
+    roots = {str(built.release.root), str(built.path.parent), str(Path.home())}
+    for p in built.path.rglob("*"):
+        if p.is_file() and p.suffix in {".html", ".json", ".pem", ""}:
+            text = p.read_text(encoding="utf-8", errors="replace")
+            for root in roots:
+                assert root not in text, f"{p.name} names {root}"

@@ -53,8 +53,8 @@ def test_good_bundle_verifies_pinned_and_with_audit_key(built: Built, bundle: Pa
     result = verify_evidence(bundle, key=key, audit_key=audit_key)  # type: ignore[arg-type]
     assert result.ok, result.problems
     assert result.key_pinned and result.audit_key_used and not result.notes
-    assert result.files_checked == 25
-    assert all(result.checks.values()) and len(result.checks) == 6
+    assert result.files_checked == 27
+    assert all(result.checks.values()) and len(result.checks) == 7
 
 
 def test_unpinned_verify_says_so(bundle: Path) -> None:
@@ -201,6 +201,8 @@ def test_missing_manifest_and_not_a_directory(tmp_path: Path, bundle: Path) -> N
         ("vuln/scan.json", '{"sbom": 1, "findings": [null]}'),
         ("audit/export.json", '{"format": "medfw-audit-bundle", "version": 1}'),
         ("sbom/sbom.cdx.json", "[]"),
+        ("results/build-config.json", '{"config": "build/sdkconfig", "rules": [{"rule": 1}]}'),
+        ("build/sdkconfig", "not a configuration\n"),
     ],
 )
 def test_malformed_signed_documents_fail_without_crashing(built: Built, bundle: Path, rel: str, content: str) -> None:
@@ -240,3 +242,19 @@ def test_random_manifest_file_lists_never_crash(bundle: Path, files: object) -> 
     result = verify_evidence(bundle)
     assert not result.ok
     assert result.checks["manifest signature"] is False
+
+
+def test_a_build_config_result_that_the_bundled_sdkconfig_contradicts_fails(built: Built, bundle: Path) -> None:
+    doc = json.loads((bundle / "results/build-config.json").read_text())
+    jtag = next(r for r in doc["rules"] if r["rule"] == "jtag-disabled")
+    cfg = bundle / "build/sdkconfig"
+    cfg.write_text(
+        cfg.read_text()
+        .replace("# CONFIG_SECURE_BOOT_INSECURE is not set", "CONFIG_SECURE_BOOT_INSECURE=y")
+        .replace("# CONFIG_SECURE_FLASH_SKIP_WRITE_PROTECTION_CACHE is not set", "CONFIG_SECURE_BOOT_ALLOW_JTAG=y")
+    )
+    _resign(bundle, load_private_key(built.release.root / "keys/evidence.pem"))  # results still say "pass"
+    key, _ = _keys(built)
+    result = verify_evidence(bundle, key=key)  # type: ignore[arg-type]
+    assert jtag["status"] == "pass" and result.checks["build configuration"] is False
+    assert any("rule jtag-disabled" in p.problem for p in result.problems if p.file == "results/build-config.json")

@@ -37,7 +37,7 @@ REGEN = os.environ.get("MEDFW_REGEN_GOLDEN") == "1"
 def firmware_blob() -> bytes:
     """A deterministic firmware image embedding real version strings (one older than declared, one undeclared)."""
     parts = [
-        b"Mbed TLS 3.6.1",
+        b"Mbed TLS 3.6.0",
         b"Server: lwIP/2.2.0 (http://savannah.nongnu.org/projects/lwip)",
         b" inflate 1.3.1 Copyright 1995-2024 Mark Adler ",
         b"expat_2.6.2",
@@ -98,9 +98,9 @@ def test_metadata_fields() -> None:
     props = {p["name"]: p["value"] for p in mbedtls["properties"]}
     assert props["medfw:support:level"] == "actively-maintained"
     assert props["cdx:lifecycle:milestone:endOfSupport"] == "2027-03-31"
-    assert mbedtls["cpe"] == "cpe:2.3:a:arm:mbed_tls:3.6.2:*:*:*:*:*:*:*"
+    assert mbedtls["cpe"] == "cpe:2.3:a:arm:mbed_tls:3.6.1:*:*:*:*:*:*:*"
     assert mbedtls["evidence"]["identity"][0] == {
-        "concludedValue": "cpe:2.3:a:mbed-tls:mbedtls:3.6.2:*:*:*:*:*:*:*",
+        "concludedValue": "cpe:2.3:a:mbed-tls:mbedtls:3.6.1:*:*:*:*:*:*:*",
         "confidence": 1,
         "field": "cpe",
         "methods": [
@@ -121,7 +121,7 @@ def test_binary_evidence_flags_mismatch_and_undeclared() -> None:
     merged = merge_findings(project, scan_binary(firmware_blob(), source="fw.bin"))
     comps = {c.ref: c for c in merged.components}
     mbedtls = comps["component:mbedtls/mbedtls"]
-    assert dict(mbedtls.properties)[PROP_VERSION_MISMATCH].startswith("declared 3.6.2, found 3.6.1 in fw.bin")
+    assert dict(mbedtls.properties)[PROP_VERSION_MISMATCH].startswith("declared 3.6.1, found 3.6.0 in fw.bin")
     lwip = comps["component:lwip/lwip"]  # the lwIP sub-package (CPE product lwip), not the IDF wrapper component
     assert [f.version for f in lwip.findings] == ["2.2.0"]
     assert PROP_VERSION_MISMATCH not in dict(lwip.properties)
@@ -134,7 +134,7 @@ def test_binary_evidence_flags_mismatch_and_undeclared() -> None:
     doc = load_sbom(serialize(build_bom(merged, serial=SERIAL, timestamp=TIMESTAMP)))
     raw = next(c for c in doc.raw["components"] if c["bom-ref"] == "component:mbedtls/mbedtls")
     version_evidence = [i for i in raw["evidence"]["identity"] if i["field"] == "version"]
-    assert version_evidence[0]["concludedValue"] == "3.6.1"
+    assert version_evidence[0]["concludedValue"] == "3.6.0"
     assert version_evidence[0]["methods"][0]["technique"] == "binary-analysis"
     assert raw["evidence"]["occurrences"][0]["location"] == "fw.bin"
 

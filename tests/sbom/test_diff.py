@@ -18,7 +18,7 @@ def _release(tmp: Path, name: str, edit: bool) -> bytes:
     shutil.copytree(EXAMPLE, root)
     if edit:
         mbedtls = root / "esp-idf/components/mbedtls/mbedtls/sbom.yml"
-        mbedtls.write_text(mbedtls.read_text().replace("version: 3.6.2", "version: 3.6.3"))
+        mbedtls.write_text(mbedtls.read_text().replace("version: 3.6.1", "version: 3.6.3"))
         lock = root / "dependencies.lock"
         # drop the zlib managed component from the link
         mapfile = root / "build/infusion-pump-fw.map"
@@ -46,10 +46,10 @@ def test_diff_two_releases(tmp_path: Path) -> None:
     assert [c.bom_ref for c in d.removed] == ["component:espressif__zlib", "component:espressif__zlib/zlib"]
     changed = {ch.new.bom_ref: ch.changes for ch in d.changed}
     assert set(changed) == {"component:mbedtls/mbedtls"}
-    assert changed["component:mbedtls/mbedtls"]["version"] == ("3.6.2", "3.6.3")
+    assert changed["component:mbedtls/mbedtls"]["version"] == ("3.6.1", "3.6.3")
     assert set(changed["component:mbedtls/mbedtls"]) == {"version", "purl", "cpes"}
     out = d.to_dict()
-    assert out["changed"][0]["old_version"] == "3.6.2"
+    assert out["changed"][0]["old_version"] == "3.6.1"
 
 
 def test_identical_sboms_have_no_diff(tmp_path: Path) -> None:

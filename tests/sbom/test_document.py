@@ -27,12 +27,12 @@ def test_golden_reads_the_same_in_json_and_xml(fmt: str) -> None:
     mbedtls = doc.by_ref("component:mbedtls/mbedtls")
     assert mbedtls is not None
     assert mbedtls.cpes == (
-        "cpe:2.3:a:arm:mbed_tls:3.6.2:*:*:*:*:*:*:*",
-        "cpe:2.3:a:mbed-tls:mbedtls:3.6.2:*:*:*:*:*:*:*",
+        "cpe:2.3:a:arm:mbed_tls:3.6.1:*:*:*:*:*:*:*",
+        "cpe:2.3:a:mbed-tls:mbedtls:3.6.1:*:*:*:*:*:*:*",
     )
-    assert mbedtls.purl == "pkg:github/mbed-tls/mbedtls@v3.6.2"
+    assert mbedtls.purl == "pkg:github/mbed-tls/mbedtls@v3.6.1"
     assert (mbedtls.support_level, mbedtls.end_of_support) == ("actively-maintained", "2027-03-31")
-    assert (mbedtls.version, mbedtls.evidence_versions) == ("3.6.2", ("3.6.1",))
+    assert (mbedtls.version, mbedtls.evidence_versions) == ("3.6.1", ("3.6.0",))
     lwip = doc.by_ref("component:lwip/lwip")
     assert lwip is not None
     assert [(e.cve, e.justification) for e in lwip.cve_excludes] == [("CVE-2020-22283", "vulnerable_code_not_present")]

@@ -64,7 +64,9 @@ def _build(args: argparse.Namespace) -> int:
             bar.update(task, description=name, advance=1)
 
         try:
-            result = build_bundle(spec, args.out, signer=signer, force=args.force, sink=sink, progress=step)
+            result = build_bundle(
+                spec, args.out, signer=signer, force=args.force, sink=sink, progress=step, pdf=not args.no_pdf
+            )
         finally:
             sink.close()
 
@@ -118,6 +120,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to create")
     p.add_argument("--key", metavar="KEY_URI", help="evidence signing key: file or pkcs11: URI (default: release.yml)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument(
+        "--no-pdf", action="store_true", help="do not print report.pdf (default: headless Chromium prints it)"
+    )
     add_audit_flag(p)
     add_json_flag(p)
     p.set_defaults(func=_build)

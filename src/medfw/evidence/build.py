@@ -18,12 +18,14 @@ Bundle layout (every path below is listed with its SHA-256 and size in ``manifes
     vuln/vex.cdx.json             CycloneDX VEX bound to the SBOM serial
     vuln/vex.openvex.json         OpenVEX 0.2
     vuln/history.json             findings per registered release (postmarket history)
+    vuln/fixed.json               findings of the previous registered release this release fixes
     audit/export.json             audit export: this release's events, a signed checkpoint, inclusion proofs
     audit/checkpoint.pub.pem      the audit log's checkpoint public key
     results/audit.json            the export's verification at build time
     trace/matrix.json             property -> mechanism -> clause -> evidence -> test
     results/summary.json          every check with its verdict
-    report.html                   the reviewer's report
+    report.html                   the reviewer's report (verdict banner first)
+    report.pdf                    the same report printed by headless Chromium
 
 plus ``manifest.json``, ``manifest.sig`` and ``manifest.pub.pem``. The bundle is assembled in a temporary
 directory next to the destination and renamed into place, so a failed build leaves nothing behind.
@@ -61,6 +63,7 @@ from medfw.evidence.collect import (
 )
 from medfw.evidence.device_trails import collect_device_trails
 from medfw.evidence.manifest import file_entry, make_manifest, public_key_fingerprint, sign_manifest, signer_label
+from medfw.evidence.pdf import print_pdf
 from medfw.evidence.report import CheckLine, ReportData, render_report
 from medfw.evidence.spec import ReleaseSpec
 from medfw.evidence.trace import TRACE_MATRIX
@@ -118,12 +121,14 @@ def build_bundle(
     sink: AuditSink | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    pdf: bool = True,
 ) -> BuildResult:
     """Build the evidence bundle of ``spec`` at ``out`` (see the module docstring).
 
     The bundle is written even when checks fail (it is the evidence of the failure); ``BuildResult.ok`` says
     whether every check passed. An ``evidence.build`` event naming the SHA-256 of ``manifest.json`` is recorded
-    in ``sink``. ``progress`` is called with each of :data:`BUILD_STEPS` as it starts.
+    in ``sink``. ``progress`` is called with each of :data:`BUILD_STEPS` as it starts. With ``pdf`` (the
+    default) headless Chromium prints ``report.pdf`` next to ``report.html`` (see :mod:`medfw.evidence.pdf`).
 
     Raises:
         InputError: ``out`` exists and ``force`` is false.
@@ -137,7 +142,7 @@ def build_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         checks, manifest_sha256, files = _build_into(
-            spec, staging, signer=signer, progress=progress or (lambda _s: None), now=now
+            spec, staging, signer=signer, progress=progress or (lambda _s: None), now=now, pdf=pdf
         )
         _replace_dir(staging, dest, force=force)
     except BaseException:
@@ -183,7 +188,7 @@ def _replace_dir(staging: Path, dest: Path, *, force: bool) -> None:
 
 
 def _build_into(
-    spec: ReleaseSpec, root: Path, *, signer: Signer, progress: Progress, now: dt.datetime | None
+    spec: ReleaseSpec, root: Path, *, signer: Signer, progress: Progress, now: dt.datetime | None, pdf: bool
 ) -> tuple[tuple[CheckLine, ...], str, int]:
     created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     w = BundleWriter(root, base=spec.root)
@@ -229,9 +234,12 @@ def _build_into(
             files=[f.as_dict() for f in listed],
             update_steps=list(update.get("steps", [])),
             signer=public_key_fingerprint(signer.public_key()),
+            fixed=vuln.fixed,
         )
     )
     w.put("report.html", html.encode("utf-8"))
+    if pdf:
+        print_pdf(root / "report.html", root / "report.pdf")
 
     progress(next(steps))
     entries = [file_entry(root, p) for p in root.rglob("*") if p.is_file()]

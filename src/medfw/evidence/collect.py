@@ -31,10 +31,12 @@ from medfw.evidence import binding
 from medfw.evidence.checks_build import check_image_binding
 from medfw.evidence.checks_images import key_digests, load_keys, verify_images
 from medfw.evidence.efuse_check import check_unit
+from medfw.evidence.fixed import fixed_by_release
 from medfw.evidence.report import CheckLine
 from medfw.evidence.scenario import run_update_path
 from medfw.evidence.spec import ReleaseSpec
 from medfw.evidence.trace import TRACE_MATRIX
+from medfw.evidence.verdict import open_findings, summarize_open
 from medfw.sbom.check import check_sbom
 from medfw.sbom.document import SbomDocument, parse_sbom
 from medfw.vuln import export_vex, open_index, scan
@@ -99,8 +101,13 @@ class BundleWriter:
     def read(self, path: Path, what: str) -> bytes:
         """Read an input (bounded) and record its SHA-256."""
         data = read_bytes(path, max_length=_MAX_INPUT, what=what)
-        name = path.relative_to(self.base).as_posix() if self.base and path.is_relative_to(self.base) else str(path)
-        self.inputs.append({"input": what, "path": name, "sha256": hashlib.sha256(data).hexdigest()})
+        inside = self.base is not None and path.is_relative_to(self.base)
+        # never an absolute path of the build machine: inputs outside the release directory by file name only
+        name = path.relative_to(self.base).as_posix() if self.base and inside else path.name
+        entry: dict[str, Any] = {"input": what, "path": name, "sha256": hashlib.sha256(data).hexdigest()}
+        if not inside:
+            entry["outside_release"] = True
+        self.inputs.append(entry)
         return data
 
 
@@ -307,6 +314,7 @@ class VulnOut:
     scan: dict[str, Any]
     history: list[dict[str, Any]]
     checks: list[CheckLine] = field(default_factory=list)
+    fixed: dict[str, Any] = field(default_factory=dict)
 
     def finding_rows(self) -> list[dict[str, Any]]:
         """The finding rows of the report."""
@@ -318,6 +326,7 @@ class VulnOut:
                     "id": f.get("vuln_id"),
                     "component": f.get("component"),
                     "severity": f.get("severity"),
+                    "severity_source": f.get("severity_source") or "",
                     "score": f.get("score"),
                     "kev": f.get("kev"),
                     "state": d.get("state"),
@@ -340,25 +349,29 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
         vex_open = export_vex(index, sbom.data, "openvex")
         label = sbom.doc.component.version if sbom.doc.component and sbom.doc.component.version else spec.version
         history = _history(index, scanned.sbom.serial, label, [f.severity for f in scanned.findings])
+        fixed = fixed_by_release(index, scanned)
     finally:
         index.close()
     w.json("vuln/scan.json", scan_doc)
     w.json("vuln/vex.cdx.json", vex_cdx)
     w.json("vuln/vex.openvex.json", vex_open)
     w.json("vuln/history.json", {"releases": history})
-    undecided = [f for f in scanned.findings if f.decision is None]
+    w.json("vuln/fixed.json", fixed)
     sbom_json = json.loads(sbom.data)
     problems = (
         binding.check_scan(scan_doc, sbom_json)
         + binding.check_vex_cyclonedx(vex_cdx, sbom_json)
         + binding.check_openvex(vex_open, sbom_json)
     )
+    rows = VulnOut(scan_doc, history).finding_rows()
+    still_open = open_findings(rows)
     checks = [
         CheckLine(
             "Vulnerability decisions",
-            not undecided,
-            f"{len(scanned.findings)} findings, {len(scanned.findings) - len(undecided)} with a recorded decision"
-            + (f"; undecided: {', '.join(f.key for f in undecided[:5])}" if undecided else ""),
+            not still_open,
+            f"{len(rows)} findings, {len(rows) - len(still_open)} with a closing decision, {len(still_open)} open"
+            + (f": {summarize_open(rows)}" if still_open else "")
+            + _fixed_note(fixed),
             "vuln/scan.json",
         ),
         CheckLine(
@@ -368,7 +381,16 @@ def collect_vuln(w: BundleWriter, spec: ReleaseSpec, sbom: SbomOut) -> VulnOut:
             "vuln/vex.cdx.json",
         ),
     ]
-    return VulnOut(scan_doc, history, checks)
+    return VulnOut(scan_doc, history, checks, fixed)
+
+
+def _fixed_note(fixed: dict[str, Any]) -> str:
+    items = fixed.get("fixed") or []
+    if not items:
+        return ""
+    names = ", ".join(f"{f['id']} ({f['severity']})" for f in items[:5])
+    more = f" and {len(items) - 5} more (see vuln/fixed.json)" if len(items) > 5 else ""
+    return f"; fixed by this release since {fixed.get('previous_release')}: {names}{more}"
 
 
 def _history(index: VulnIndex, current_serial: str, current_label: str, current: Sequence[str]) -> list[dict[str, Any]]:
@@ -473,6 +495,8 @@ def collect_audit(w: BundleWriter, spec: ReleaseSpec, identifiers: set[str]) -> 
     if vkey is not None:
         log_report = verify_log(spec.audit_log, vkey)
         result["log"] = log_report.to_dict()
+        if "://" not in spec.audit_log:  # a file: its name only, never a path of the build machine
+            result["log"]["location"] = Path(spec.audit_log).name
         log_ok = log_report.ok
     w.json("results/audit.json", result)
     check = CheckLine(

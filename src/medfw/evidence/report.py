@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medfw.evidence.trace import TraceRow
+from medfw.evidence.verdict import closure, open_findings, order_findings
 
 __all__ = ["SEVERITIES", "CheckLine", "ReportData", "render_report"]
 
@@ -50,6 +51,15 @@ class ReportData:
     files: Sequence[dict[str, Any]] = field(default_factory=tuple)
     update_steps: Sequence[dict[str, Any]] = field(default_factory=tuple)
     signer: str = ""
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+def _no_path(value: object) -> str:
+    """A value as shown in the report: an absolute file path of the build machine shows as its file name only."""
+    text = "" if value is None else str(value)
+    if text.startswith("/") or (len(text) > 2 and text[1] == ":" and text[2] in "\\/"):
+        return text.replace("\\", "/").rsplit("/", 1)[-1]
+    return text
 
 
 def _e(value: object) -> str:
@@ -132,6 +142,12 @@ th{background:#eef1f5}.ok{color:#1b7f3b;font-weight:600}.fail{color:#c62828;font
 .kpi b{display:block;font-size:22px}.muted-h{color:#b8c2d6;font-size:12px;margin-top:4px}
 svg .lbl{font-size:12px;fill:#333}svg .val{font-size:12px;fill:#333}
 code{font-size:12px;word-break:break-all}td.paths code{white-space:nowrap;word-break:normal}
+.verdict{border-radius:8px;padding:14px 20px;margin:16px 0;color:#fff;display:flex;gap:24px;align-items:center}
+.verdict.pass{background:#1b7f3b}.verdict.fail{background:#b71c1c}.verdict b{font-size:30px;letter-spacing:1px}
+.verdict span{font-size:15px}.verdict a{color:#fff}tr.kev td{background:#fdecea}tr.kev td:first-child{
+border-left:4px solid #b71c1c}.kevb{background:#b71c1c}.src{color:#6b7280;font-size:11px;display:block}
+@media print{body{background:#fff}section{box-shadow:none;break-inside:auto}header{padding:12px 16px}
+main{padding:0 16px}.verdict{break-inside:avoid}}
 .legend{display:flex;gap:14px;font-size:12px;margin:6px 0 0}.legend i{display:inline-block;width:12px;height:12px;
 border-radius:2px;margin-right:4px;vertical-align:-1px}
 """
@@ -142,28 +158,42 @@ def _sev_badge(sev: str) -> str:
     return f'<span class="badge" style="background:{_COLOURS.get(s, "#607d8b")}">{_e(s)}</span>'
 
 
-def render_report(data: ReportData) -> str:
-    """Render the report as one self-contained HTML document."""
-    rel = data.release
-    title = f"{rel.get('name', 'release')} {rel.get('version', '')}".strip()
+def _verdict(data: ReportData) -> str:
+    """The one verdict banner: pass only when every check passes and nothing is open."""
+    failed = [c.name for c in data.checks if not c.ok]
+    still_open = open_findings(data.findings)
+    kev_open = sum(1 for f in still_open if f.get("kev"))
+    ok = not failed and not still_open
+    parts = [
+        f"{len(data.checks) - len(failed)}/{len(data.checks)} checks pass",
+        f"{len(data.findings)} findings",
+        f"{len(still_open)} open" + (f" ({kev_open} known exploited)" if kev_open else ""),
+    ]
+    fixed = list(data.fixed.get("fixed") or [])
+    if fixed:
+        critical = sum(1 for f in fixed if f.get("severity") == "critical" or f.get("kev"))
+        parts.append(
+            f"{len(fixed)} fixed since {data.fixed.get('previous_release')}"
+            + (f" ({critical} critical or known exploited)" if critical else "")
+        )
+    if failed:
+        parts.append("failing: " + ", ".join(failed))
+    link = ' · <a href="#open-items">open items</a>' if (failed or still_open) else ""
+    return (
+        f'<section id="verdict" class="verdict {"pass" if ok else "fail"}" role="status">'
+        f'<b id="verdict-word">{"PASS" if ok else "FAIL"}</b>'
+        f"<span>{_e(' · '.join(parts))}{link}</span></section>"
+    )
+
+
+def _summary(data: ReportData) -> list[str]:
     passed = sum(1 for c in data.checks if c.ok)
-    counts = severity_counts(data.findings)
-    open_findings = [f for f in data.findings if not f.get("state") or f.get("state") in {"in_triage", "exploitable"}]
-    out: list[str] = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>Release evidence: {_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<header><h1>Release evidence: {_e(title)}</h1>",
-        f"<div>model {_e(rel.get('model', '-'))} · chip {_e(rel.get('chip', '-'))} · built {_e(data.created)}</div>",
-        f"<div class='muted-h'>manifest signed by evidence key SHA-256 {_e(data.signer)}</div>" if data.signer else "",
-        "</header><main>",
+    out = [
         '<section id="summary"><h2>Summary</h2><div class="kpis">',
         f'<div class="kpi"><b id="checks-passed">{passed}/{len(data.checks)}</b>checks passed</div>',
         f'<div class="kpi"><b id="component-count">{len(data.components)}</b>components</div>',
         f'<div class="kpi"><b id="finding-count">{len(data.findings)}</b>findings</div>',
-        f'<div class="kpi"><b id="open-count">{len(open_findings)}</b>without a closing decision</div>',
+        f'<div class="kpi"><b id="open-count">{len(open_findings(data.findings))}</b>without a closing decision</div>',
         "</div><table><thead><tr><th>Check</th><th>Result</th><th>Detail</th><th>Evidence</th></tr></thead><tbody>",
     ]
     for c in data.checks:
@@ -173,8 +203,87 @@ def render_report(data: ReportData) -> str:
             f"<td class='paths'><code>{_e(c.evidence)}</code></td></tr>"
         )
     out.append("</tbody></table></section>")
+    return out
 
-    out.append('<section id="components"><h2>Components and support status</h2><table><thead><tr>')
+
+def _severity_cell(f: dict[str, Any]) -> str:
+    sev = str(f.get("severity") or "unknown")
+    unscored = sev in ("unknown", "unscored")
+    source = str(f.get("severity_source") or ("no score in any feed" if unscored else "source not recorded"))
+    return f'{_sev_badge(sev)}<span class="src">{_e(source)}</span>'
+
+
+def _finding_row(f: dict[str, Any]) -> str:
+    why = " / ".join(str(x) for x in (f.get("justification"), f.get("response")) if x)
+    c = closure(f)
+    kev = '<span class="badge kevb">KEV</span>' if f.get("kev") else ""
+    return (
+        f"<tr{' class=kev' if f.get('kev') else ''}><td>{_e(f.get('id'))} {kev}</td><td>{_e(f.get('component'))}</td>"
+        f"<td>{_severity_cell(f)}</td><td>{_e(f.get('score', ''))}</td>"
+        f"<td>{_e(f.get('state') or 'undecided')}</td>"
+        f'<td class="{"ok" if c.closed else "fail"}">{_e(c.reason)}</td>'
+        f"<td>{_e(why)}</td><td>{_e(f.get('detail', ''))}</td></tr>"
+    )
+
+
+_FINDING_HEAD = (
+    "<table><thead><tr><th>Vulnerability</th><th>Component</th><th>Severity (source)</th><th>Score</th>"
+    "<th>Decision</th><th>Closed?</th><th>Justification / response</th><th>Detail</th></tr></thead><tbody>"
+)
+
+
+def _open_items(data: ReportData) -> list[str]:
+    failed = [c for c in data.checks if not c.ok]
+    still_open = open_findings(data.findings)
+    out = [f'<section id="open-items"><h2>Open items ({len(failed)} checks, {len(still_open)} findings)</h2>']
+    if not failed and not still_open:
+        return [*out, "<p class='ok'>Nothing is open: every check passes and every finding is closed.</p></section>"]
+    if failed:
+        out.append("<ul>")
+        out.extend(f"<li><b>{_e(c.name)}</b>: {_e(c.detail)}</li>" for c in failed)
+        out.append("</ul>")
+    if still_open:
+        out.append(_FINDING_HEAD)
+        out.extend(_finding_row(dict(f)) for f in still_open)
+        out.append("</tbody></table>")
+    out.append("</section>")
+    return out
+
+
+def _findings(data: ReportData) -> list[str]:
+    out = ['<section id="findings"><h2>Vulnerability findings and decisions (known exploited first)</h2>']
+    out.append(_bar_chart(severity_counts(data.findings), title="severity distribution"))
+    out.append(_FINDING_HEAD)
+    out.extend(_finding_row(dict(f)) for f in order_findings(data.findings))
+    out.append("</tbody></table></section>")
+    return out
+
+
+def _fixed(data: ReportData) -> list[str]:
+    items = list(data.fixed.get("fixed") or [])
+    prev = data.fixed.get("previous_release")
+    if prev is None:
+        return []
+    out = [f'<section id="fixed"><h2>Fixed by this release ({len(items)} since {_e(prev)})</h2>']
+    if not items:
+        return [*out, "<p class='muted'>No finding of the previous release is fixed by this one.</p></section>"]
+    out.append(
+        "<table><thead><tr><th>Vulnerability</th><th>Component</th><th>Version then → now</th>"
+        "<th>Severity (source)</th><th>Score</th><th>Decision in the previous release</th></tr></thead><tbody>"
+    )
+    for f in items:
+        kev = '<span class="badge kevb">KEV</span>' if f.get("kev") else ""
+        out.append(
+            f"<tr><td>{_e(f.get('id'))} {kev}</td><td>{_e(f.get('component'))}</td>"
+            f"<td>{_e(f.get('version_before'))} → {_e(f.get('version_now'))}</td><td>{_severity_cell(f)}</td>"
+            f"<td>{_e(f.get('score') or '')}</td><td>{_e(f.get('previous_decision') or 'undecided')}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+    return out
+
+
+def _components(data: ReportData) -> list[str]:
+    out = ['<section id="components"><h2>Components and support status</h2><table><thead><tr>']
     out.append(
         "<th>Component</th><th>Version</th><th>Supplier</th><th>License</th><th>Identity</th>"
         "<th>Level of support</th><th>End of support</th></tr></thead><tbody>"
@@ -188,24 +297,37 @@ def render_report(data: ReportData) -> str:
             f"<td>{_e(comp.get('end_of_support') or 'unknown')}</td></tr>"
         )
     out.append("</tbody></table></section>")
+    return out
 
-    out.append('<section id="findings"><h2>Vulnerability findings and decisions</h2>')
-    out.append(_bar_chart(counts, title="severity distribution"))
-    out.append("<table><thead><tr><th>Vulnerability</th><th>Component</th><th>Severity</th><th>Score</th>")
-    out.append("<th>KEV</th><th>Decision</th><th>Justification / response</th><th>Detail</th></tr></thead><tbody>")
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    for f in sorted(data.findings, key=lambda f: (order.get(str(f.get("severity", "unknown")).lower(), 9), f["id"])):
-        why = " / ".join(str(x) for x in (f.get("justification"), f.get("response")) if x)
-        state_cls = "" if f.get("state") else ' class="fail"'
-        out.append(
-            f"<tr><td>{_e(f.get('id'))}</td><td>{_e(f.get('component'))}</td>"
-            f"<td>{_sev_badge(str(f.get('severity', 'unknown')))}</td><td>{_e(f.get('score', ''))}</td>"
-            f"<td>{'yes' if f.get('kev') else ''}</td>"
-            f"<td{state_cls}>{_e(f.get('state') or 'undecided')}</td>"
-            f"<td>{_e(why)}</td><td>{_e(f.get('detail', ''))}</td></tr>"
-        )
-    out.append("</tbody></table></section>")
 
+def render_report(data: ReportData) -> str:
+    """Render the report as one self-contained HTML document."""
+    rel = data.release
+    title = f"{rel.get('name', 'release')} {rel.get('version', '')}".strip()
+    out: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>Release evidence: {_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>Release evidence: {_e(title)}</h1>",
+        f"<div>model {_e(rel.get('model', '-'))} · chip {_e(rel.get('chip', '-'))} · built {_e(data.created)}</div>",
+        f"<div class='muted-h'>manifest signed by evidence key SHA-256 {_e(data.signer)}</div>" if data.signer else "",
+        "</header><main>",
+        _verdict(data),
+        *_summary(data),
+        *_open_items(data),
+        *_findings(data),
+        *_fixed(data),
+        *_components(data),
+    ]
+    out.extend(_rest(data))
+    out.append("</main></body></html>")
+    return "\n".join(out)
+
+
+def _rest(data: ReportData) -> list[str]:
+    out: list[str] = []
     if data.update_steps:
         out.append('<section id="update-path"><h2>Update path and anti-rollback on the device model</h2>')
         out.append("<table><thead><tr><th>Step</th><th>Result</th><th>Numbers</th></tr></thead><tbody>")
@@ -245,7 +367,7 @@ def render_report(data: ReportData) -> str:
         out.append(
             f"<tr><td>{_e(ev.get('seq'))}</td><td>{_e(ev.get('time'))}</td><td>{_e(ev.get('type'))}</td>"
             f'<td class="{cls}">{_e(ev.get("outcome"))}</td><td>{_e(ev.get("reason") or "")}</td>'
-            f"<td>{_e(ev.get('actor') or '')}</td></tr>"
+            f"<td>{_e(_no_path(ev.get('actor')))}</td></tr>"
         )
     out.append("</tbody></table></section>")
 
@@ -258,5 +380,4 @@ def render_report(data: ReportData) -> str:
                 f"<td><code>{_e(fe['sha256'])}</code></td></tr>"
             )
         out.append("</tbody></table></section>")
-    out.append("</main></body></html>")
-    return "\n".join(out)
+    return out

@@ -36,6 +36,7 @@ from medfw.crypto.keys import PublicKey, load_public_key
 from medfw.errors import EvidenceError, MedfwError
 from medfw.evidence import binding
 from medfw.evidence.build import MANIFEST_FILES
+from medfw.evidence.checks_build import BUILD_CONFIG_RESULT, reverify_build_config
 from medfw.evidence.checks_images import key_digests, verify_images
 from medfw.evidence.manifest import MANIFEST_FORMAT, public_key_fingerprint, verify_manifest_signature
 from medfw.sbom.check import validate_schema
@@ -156,8 +157,16 @@ def verify_evidence(
     _guarded(res, "image signatures", "results/images.json", lambda: _check_images(root, res, listed))
     _guarded(res, "audit export", "audit/export.json", lambda: _check_audit(root, res, listed, audit_key))
     _guarded(res, "VEX binding", "vuln/vex.cdx.json", lambda: _check_vuln(root, res, listed))
+    _guarded(res, "build configuration", BUILD_CONFIG_RESULT, lambda: _check_build(root, res, listed))
     _note_recorded_failures(root, res, listed)
     return res
+
+
+def _check_build(root: Path, res: VerifyResult, listed: set[str]) -> None:
+    check = _Check(res, "build configuration")
+    for file, problem in reverify_build_config(root, listed):
+        check.fail(file, problem)
+    check.done()
 
 
 def _note_recorded_failures(root: Path, res: VerifyResult, listed: set[str]) -> None:

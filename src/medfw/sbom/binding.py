@@ -176,7 +176,8 @@ def identify_image(data: bytes, *, path: str) -> ImageIdentity | None:
     """The identity of an ESP app or MCUboot image; ``None`` for anything else (an ELF, a raw blob).
 
     Raises:
-        MalformedImageError: the data starts like an ESP or MCUboot image but is malformed.
+        MalformedImageError: the data starts like an ESP or MCUboot image but is not one.
+        IntegrityError: an MCUboot image whose integrity data (TLV area) is damaged.
     """
     if len(data) >= 4 and struct.unpack_from("<I", data)[0] == _MCUBOOT_MAGIC:
         return _mcuboot_identity(data, path)

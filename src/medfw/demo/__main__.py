@@ -1,0 +1,7 @@
+"""``python -m medfw.demo``."""
+
+import sys
+
+from medfw.demo import main
+
+sys.exit(main())
