@@ -68,7 +68,7 @@ def test_reports_move_the_rollout(api: Api) -> None:
         )
         assert r.status_code == 200, r.text
     st = api.client.get(f"/api/v1/rollouts/{ro['id']}", headers=api.h("read-only")).json()
-    assert st["current_phase"] == 1 and st["phases"][1]["counts"] == {"pending": 3}
+    assert st["current_phase"] == 2 and st["phases"][1]["counts"] == {"pending": 3}
     for d in ("pump-1", "pump-2"):
         r = api.client.post(
             f"/api/v1/devices/{d}/reports",

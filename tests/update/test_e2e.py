@@ -21,7 +21,7 @@ def test_rollout_to_50_devices_in_two_phases(fleet: Fleet) -> None:
     canary = [fleet.devices[f"pump-{i:03d}"] for i in range(5)]
     assert [d.agent.run_once().outcome for d in canary] == ["confirmed"] * 5
     st = fleet.status(ro["id"])
-    assert st["current_phase"] == 1 and st["phases"][0]["counts"] == {"confirmed": 5}
+    assert st["current_phase"] == 2 and st["phases"][0]["counts"] == {"confirmed": 5}
 
     second = _run_all(fleet)
     assert sum(v == "confirmed" for v in second.values()) == 45

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from medfw._io import read_bytes
 from medfw.cli import _ota_trust
@@ -31,7 +32,7 @@ from medfw.cli._common import (
     print_table,
 )
 from medfw.crypto.keys import KeyType, generate_private_key, load_private_key, private_key_pem
-from medfw.errors import EXIT_OK, InputError, UsageError
+from medfw.errors import EXIT_OK, InputError, MedfwError, UsageError
 
 if TYPE_CHECKING:
     from medfw.update.repository import TufRepository
@@ -144,12 +145,11 @@ def _add_db_password_flag(p: argparse.ArgumentParser) -> None:
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """Print a table; every cell is plain text (devices report versions and reasons: never rich markup)."""
-    from rich.text import Text  # noqa: PLC0415
 
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
-    for r in rows:
+    for r in rows:  # device-reported strings may hold rich markup ("[/x]"): cells are plain Text
         t.add_row(*[Text("" if v is None else str(v)) for v in r])
     print_table(t)
 
@@ -296,8 +296,20 @@ def _repo_refresh(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe_image(image: bytes, path: str) -> dict[str, Any]:
-    """Version, secure_version and chip from an ESP app image (empty when it is not one)."""
+def _describe_image(image: bytes, path: str, fmt: str) -> dict[str, Any]:
+    """Version, secure_version and chip as the image itself states them (ESP app descriptor or MCUboot header and
+    SEC_CNT TLV); empty for other formats."""
+    if fmt == "mcuboot":
+        from medfw.image.mcuboot_format import parse_image  # noqa: PLC0415
+
+        mcu = parse_image(image)
+        v = mcu.version
+        info: dict[str, Any] = {"version": f"{v.major}.{v.minor}.{v.revision}" + (f"+{v.build}" if v.build else "")}
+        if mcu.security_counter is not None:
+            info["secure_version"] = mcu.security_counter
+        return info
+    if fmt != "esp-app":
+        return {}
     from medfw.image.esp import EspImage  # noqa: PLC0415
     from medfw.image.sbv2 import parse_signed_image  # noqa: PLC0415
 
@@ -306,7 +318,66 @@ def _describe_image(image: bytes, path: str) -> dict[str, Any]:
     desc = img.app_desc
     if desc is None:
         raise InputError("image has no app description (version / secure_version)", path=path, offset=0x20)
-    return {"version": desc.version, "secure_version": desc.secure_version, "chip": img.chip, "format": "esp-app"}
+    return {"version": desc.version, "secure_version": desc.secure_version, "chip": img.chip}
+
+
+def _same_version(fmt: str, given: str, stated: str) -> bool:
+    if fmt != "mcuboot":
+        return given == stated
+    from medfw.image.mcuboot_format import ImageVersion  # noqa: PLC0415
+
+    return ImageVersion.parse(given) == ImageVersion.parse(stated)
+
+
+def _release_fields(args: argparse.Namespace, image: bytes) -> tuple[str, int, str]:
+    """The release's version, secure_version and chip: the image's own, and any flag that disagrees is refused."""
+    info = _describe_image(image, args.image, args.format)
+    given = {"version": args.version, "secure_version": args.secure_version, "chip": args.chip}
+    for name, value in given.items():
+        stated = info.get(name)
+        if value is None or stated is None:
+            continue
+        same = _same_version(args.format, value, stated) if name == "version" else value == stated
+        if not same:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(
+                f"{flag} {value} disagrees with the image, which states {name} {stated}", path=args.image, field=name
+            )
+    version = info.get("version", args.version)
+    secure_version = info.get("secure_version", args.secure_version)
+    if version is None or secure_version is None:
+        missing = "--version" if version is None else "--secure-version"
+        raise UsageError(f"the image does not state it: give {missing}", field=missing)
+    return str(version), int(secure_version), str(info.get("chip", args.chip or ""))
+
+
+def _fleet_secure_versions(model: str) -> dict[str, int] | None:
+    """The highest secure_version devices of ``model`` report, per version, when a fleet server is configured."""
+    server, token = os.environ.get("MEDFW_OTA_SERVER"), os.environ.get("MEDFW_OTA_TOKEN")
+    if not (server and token):
+        return None
+    from medfw.server.client import FleetClient  # noqa: PLC0415
+
+    try:
+        rows = FleetClient(server, token, timeout=10.0).request("GET", "/api/v1/fleet")
+    except MedfwError as e:
+        err_console.print(f"medfw: warning: fleet not checked: {e.message}", markup=False, style="yellow")
+        return None
+    return {str(r["version"]): int(r["secure_version"]) for r in rows if r["model"] == model and r["devices"]}
+
+
+def _rollback_warning(args: argparse.Namespace, secure_version: int) -> str | None:
+    """A warning when devices of the model already report a higher secure_version than the release's."""
+    fleet = _fleet_secure_versions(args.model)
+    if not fleet:
+        return None
+    highest = max(fleet.values())
+    if secure_version >= highest:
+        return None
+    return (
+        f"secure_version {secure_version} is below {highest}, which devices of model {args.model} report: "
+        "they will skip this release (secure_version_lower)"
+    )
 
 
 def _check_sbom_binding(sbom_bytes: bytes, image: bytes, args: argparse.Namespace) -> None:
@@ -325,17 +396,8 @@ def _publish(args: argparse.Namespace) -> int:
 
     repo_dir = Path(args.repo)
     image = read_bytes(args.image, max_length=MAX_IMAGE, what="image")
+    version, secure_version, chip = _release_fields(args, image)
     targets = _signers(args.targets_key)
-    info = _describe_image(image, args.image) if args.format == "esp-app" else {}
-    version = args.version or info.get("version")
-    secure_version = args.secure_version if args.secure_version is not None else info.get("secure_version")
-    if version is None or secure_version is None:
-        raise UsageError("give --version and --secure-version for a non-ESP image", field="--version")
-    if args.version and info and info["version"] != args.version:
-        raise InputError(f"--version {args.version} differs from the image's {info['version']}", path=args.image)
-    chip = args.chip or info.get("chip", "")
-    if info and chip != info["chip"]:
-        raise InputError(f"--chip {chip} differs from the image's {info['chip']}", path=args.image)
     if args.sbom:  # the library references the SBOM by name and hash; the CLI first checks it describes the image
         _check_sbom_binding(read_bytes(args.sbom, max_length=MAX_IMAGE, what="SBOM"), image, args)
     name = args.name or f"{args.model}-{version}.bin"
@@ -380,6 +442,10 @@ def _publish(args: argparse.Namespace) -> int:
         "targets_version": result.targets_version,
         "online_signed": result.online_signed,
     }
+    rollback = _rollback_warning(args, release.secure_version)
+    data["warnings"] = [*result.warnings, *([rollback] if rollback else [])]
+    if rollback:
+        err_console.print(f"medfw: warning: {rollback}", markup=False, style="yellow")
     emit(args, data, lambda: out_console.print(f"published {release.target_path} ({release.version})"))
     return EXIT_OK
 
@@ -454,6 +520,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[asgi.ENV_REPO] = str(Path(args.repo).resolve())
     if args.audit_log:
         os.environ[asgi.ENV_AUDIT] = args.audit_log
+    if args.vuln_db:
+        os.environ[asgi.ENV_VULN_DB] = args.vuln_db
     uvicorn.run(
         "medfw.server.asgi:create_from_env",
         factory=True,
@@ -632,7 +700,7 @@ def _rollout_human(r: dict[str, Any]) -> None:
     out_console.print(
         f"rollout {r['id']} {r['name']}: {r['state']}"
         + (f" ({r['state_reason']})" if r.get("state_reason") else "")
-        + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase'] + 1}"
+        + f", release {r['release']} v{r['version']} svn {r['secure_version']}, phase {r['current_phase']}"
         + f"/{len(r['phases'])}",
         markup=False,
         highlight=False,
@@ -641,8 +709,11 @@ def _rollout_human(r: dict[str, Any]) -> None:
     _table(
         "phases",
         ["phase", "spec", *states],
-        [[p["index"] + 1, p["spec"]] + [p["counts"].get(s, 0) for s in states] for p in r["phases"]],
+        [[p["phase"], p["spec"]] + [p["counts"].get(s, 0) for s in states] for p in r["phases"]],
     )
+    if r.get("reasons"):
+        rows = [[x["state"], x["reason"], x["devices"]] for x in r["reasons"]]
+        _table("reasons", ["state", "reason", "devices"], rows)
     trust = r.get("trust") or {}
     notes = [f"deferred {k}: {v}" for k, v in (trust.get("deferred") or {}).items()]
     notes += [f"outside maintenance window ({g}): {n}" for g, n in (trust.get("outside_window") or {}).items()]
@@ -677,7 +748,10 @@ def _rollout_status(args: argparse.Namespace) -> int:
     if args.id is None:
         rows = client.request("GET", "/api/v1/rollouts")
         cols = ["id", "name", "release", "state", "current_phase"]
-        emit(args, rows, lambda: _table("rollouts", cols, [[r[c] for c in cols] for r in rows]))
+        table = [
+            [*(r[c] for c in cols), ", ".join(f"{x['reason']} ×{x['devices']}" for x in r["reasons"])] for r in rows
+        ]
+        emit(args, rows, lambda: _table("rollouts", [*cols, "reasons"], table))
         return EXIT_OK
     r = client.request("GET", f"/api/v1/rollouts/{args.id}")
     emit(args, r, lambda: _rollout_human(r))
@@ -687,6 +761,30 @@ def _rollout_status(args: argparse.Namespace) -> int:
 def _rollout_control(args: argparse.Namespace) -> int:
     r = _client(args).request("POST", f"/api/v1/rollouts/{args.id}/{args.action}")
     emit(args, r, lambda: _rollout_human(r))
+    return EXIT_OK
+
+
+def _reports(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.device:
+        params["device"] = args.device
+    if args.rollout is not None:
+        params["rollout"] = args.rollout
+    rows = _client(args).request("GET", "/api/v1/reports", params=params)
+    cols = ["id", "created", "device", "rollout", "status", "reason", "version", "secure_version", "slot"]
+    emit(args, rows, lambda: _table("reports", cols, [[r[c] for c in cols] for r in rows]))
+    return EXIT_OK
+
+
+def _device_remove(args: argparse.Namespace) -> int:
+    _client(args).request("DELETE", f"/api/v1/devices/{args.id}")
+    emit(args, {"id": args.id, "removed": True}, lambda: out_console.print(f"device {args.id} decommissioned"))
+    return EXIT_OK
+
+
+def _device_set_group(args: argparse.Namespace) -> int:
+    row = _client(args).request("PUT", f"/api/v1/devices/{args.id}/group", json={"group": args.group})
+    emit(args, row, lambda: out_console.print(f"device {row['id']} is now in group {row['group']}", markup=False))
     return EXIT_OK
 
 
@@ -764,10 +862,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--root-key", action="append", metavar="KEY", help="create the repository first with this root")
     p.add_argument("--name", help="target file name (default MODEL-VERSION.bin)")
-    p.add_argument("--version", help="release version (default: from the image)")
-    p.add_argument("--secure-version", type=int, help="anti-rollback version (default: from the image)")
-    p.add_argument("--chip", help="chip (default: from the image)")
-    p.add_argument("--format", default="esp-app", help="image format (default esp-app)")
+    p.add_argument("--version", help="release version (default: from the image; refused if it disagrees)")
+    p.add_argument(
+        "--secure-version", type=int, help="anti-rollback version (default: from the image; refused if it disagrees)"
+    )
+    p.add_argument("--chip", help="chip (default: from the image; refused if it disagrees)")
+    p.add_argument(
+        "--format",
+        default="esp-app",
+        help="image format: esp-app (ESP app descriptor), mcuboot (header + SEC_CNT TLV), or another name whose "
+        "fields must all be given (default esp-app)",
+    )
     p.add_argument("--sbom", metavar="FILE", help="SBOM to reference by name and SHA-256")
     add_json_flag(p)
     add_audit_flag(p)
@@ -812,6 +917,11 @@ def register(sub: Any) -> None:
         help="let confirmations of shared-secret (simulator) units count toward rollout thresholds",
     )
     p.add_argument("--approval-policy", metavar="POLICY", help="M-of-N approval policy for key-rotation campaigns")
+    p.add_argument(
+        "--vuln-db",
+        metavar="URL",
+        help="vulnerability index whose released SBOMs and findings the console shows (default: none)",
+    )
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_serve)
@@ -859,6 +969,22 @@ def register(sub: Any) -> None:
     _add_server_flags(p)
     p.set_defaults(func=_device_list)
     _ota_trust.register(ota, device, _client, _table, _add_server_flags)
+    p = device.add_parser("remove", help="decommission a device: its credential stops working, its history stays")
+    p.add_argument("id", help="device id")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_remove)
+    p = device.add_parser("set-group", help="move a device to another group (rollouts created later see it)")
+    p.add_argument("id", help="device id")
+    p.add_argument("group", help="the new group")
+    _add_server_flags(p)
+    p.set_defaults(func=_device_set_group)
+
+    p = ota.add_parser("reports", help="device reports, newest first (with refusal reasons)")
+    p.add_argument("--device", metavar="ID", help="only this device's reports (default: all devices)")
+    p.add_argument("--rollout", type=int, metavar="ID", help="only reports about this rollout (default: all)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many reports, 1-1000 (default: 100)")
+    _add_server_flags(p)
+    p.set_defaults(func=_reports)
 
     rollout = add_group(ota, "rollout", "staged rollouts")
     p = rollout.add_parser("create", help="start a staged rollout")

@@ -31,6 +31,7 @@ ENV_DEVICE_CA = "MEDFW_OTA_DEVICE_CA"
 ENV_AUDIT_MASTER = "MEDFW_OTA_DEVICE_AUDIT_MASTER"
 ENV_ALLOW_SIMULATORS = "MEDFW_OTA_ALLOW_SHARED_SECRET_DEVICES"
 ENV_APPROVAL_POLICY = "MEDFW_OTA_APPROVAL_POLICY"
+ENV_VULN_DB = "MEDFW_OTA_VULN_DB"
 ENV_LOG_FORMAT = "MEDFW_OTA_LOG_FORMAT"
 ENV_ARTIFACT_BASE = "MEDFW_OTA_ARTIFACT_BASE_URL"
 
@@ -69,6 +70,7 @@ class ServerSettings:
         )
 
     artifact_base_url: str | None = None
+    vuln_db: str | None = None
 
 
 def default_db_url(repo: str | None) -> str:
@@ -88,7 +90,7 @@ def _open_log(path: str) -> Callable[[], AuditSink]:
 
 
 def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: AuditSink | None = None) -> FastAPI:
-    """Open the database (migrating it), the repository and its online keys; return the app.
+    """Open the database (migrating it), the repository and its online keys; return the app with its console.
 
     With an audit log, the process that holds its lease appends it; other workers leave their events in the
     outbox for it (and take over when it stops).
@@ -112,11 +114,16 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
         trust=settings.trust(),
         artifact_base_url=settings.artifact_base_url,
     )
-    return create_app(service, repo, online_keys=keys, audit_lease=lease)
+    app = create_app(service, repo, online_keys=keys, audit_lease=lease)
+    from medfw.server.console import attach_console  # noqa: PLC0415 - the web console at /
+
+    attach_console(app, service, audit_log=settings.audit_log, vuln_db=settings.vuln_db)
+    return app
 
 
 def create_from_env() -> FastAPI:
-    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG``."""
+    """App factory for uvicorn workers: settings from ``MEDFW_OTA_DB`` / ``MEDFW_OTA_REPO`` / ``MEDFW_AUDIT_LOG`` /
+    ``MEDFW_OTA_VULN_DB``."""
     configure_logging(os.environ.get(ENV_LOG_FORMAT) or "text")
     repo = os.environ.get(ENV_REPO) or None
     settings = ServerSettings(
@@ -128,5 +135,6 @@ def create_from_env() -> FastAPI:
         allow_shared_secret_devices=os.environ.get(ENV_ALLOW_SIMULATORS) == "1",
         approval_policy=os.environ.get(ENV_APPROVAL_POLICY) or None,
         artifact_base_url=os.environ.get(ENV_ARTIFACT_BASE) or None,
+        vuln_db=os.environ.get(ENV_VULN_DB) or None,
     )
     return build_app(settings, run_migrations=os.environ.get(ENV_MIGRATED) != "1")

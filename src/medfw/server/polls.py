@@ -194,9 +194,11 @@ class DeviceOps(ServiceBase):
     def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
         """Follow a unit's key-rotation report (implemented by the campaign service)."""
 
-    def reports(self, *, device_id: str | None = None, limit: int = 100) -> list[ReportView]:
-        """Most recent reports first."""
-        return self.store.reports(device_id=device_id, limit=max(1, min(limit, 1000)))
+    def reports(
+        self, *, device_id: str | None = None, rollout_id: int | None = None, limit: int = 100
+    ) -> list[ReportView]:
+        """Most recent reports first (optionally of one device and/or one rollout)."""
+        return self.store.reports(device_id=device_id, rollout_id=rollout_id, limit=max(1, min(limit, 1000)))
 
     def flush_seen(self) -> None:
         """Write what polling devices reported (version, secure_version, slot, last seen).

@@ -64,6 +64,8 @@ class RolloutState(enum.StrEnum):
     PAUSED = "paused"
     CANCELLED = "cancelled"
     FINISHED = "finished"
+    #: finished without updating any device (every one skipped or already on the release)
+    NOTHING_TO_DO = "nothing_to_do"
 
 
 class Decision(enum.StrEnum):

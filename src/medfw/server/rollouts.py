@@ -183,15 +183,20 @@ def evaluate(w: Work, ro: Rollout) -> None:
                 "server",
                 reason="error_threshold",
                 objects=objects,
-                data={**data, "phase": ro.current_phase},
+                data={**data, "phase": ro.current_phase + 1},
             )
             return
         if decision is rules.Decision.FINISH:
-            ro.state = rules.RolloutState.FINISHED.value
-            ro.state_reason = "success_threshold reached in the last phase"
-            w.audit("rollout.change", "success", "server", objects=objects, data={"action": "finish"})
+            if sql.updated_devices(s, ro.id):
+                ro.state = rules.RolloutState.FINISHED.value
+                ro.state_reason = "success_threshold reached in the last phase"
+            else:
+                ro.state = rules.RolloutState.NOTHING_TO_DO.value
+                ro.state_reason = "no device needed this release (all skipped or already on it)"
+            data = {"action": "finish", "state": ro.state}
+            w.audit("rollout.change", "success", "server", objects=objects, data=data)
             return
         ro.current_phase += 1
         sql.start_phase(s, ro.id, ro.current_phase, ro.updated)
-        data = {"action": "advance", "phase": ro.current_phase}
+        data = {"action": "advance", "phase": ro.current_phase + 1}
         w.audit("rollout.change", "success", "server", objects=objects, data=data)

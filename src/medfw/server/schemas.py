@@ -144,11 +144,19 @@ class RolloutCreate(_In):
 
 
 class PhaseOut(BaseModel):
-    """One phase: its spec and its devices counted by state."""
+    """One phase: its 1-based number, its spec and its devices counted by state."""
 
-    index: int
+    phase: int
     spec: str
     counts: dict[str, int]
+
+
+class ReasonCount(BaseModel):
+    """How many devices of a rollout ended in ``state`` for ``reason``."""
+
+    state: str
+    reason: str
+    devices: int
 
 
 class RolloutOut(BaseModel):
@@ -162,10 +170,11 @@ class RolloutOut(BaseModel):
     target: dict[str, Any]
     state: str
     state_reason: str | None
-    current_phase: int
+    current_phase: int = Field(description="1-based number of the phase in progress")
     success_threshold: int
     error_threshold: int
     phases: list[PhaseOut]
+    reasons: list[ReasonCount] = Field(description="why devices failed or were skipped, grouped, most frequent first")
     created: str
     updated: str
     trust: dict[str, Any] = Field(

@@ -273,11 +273,13 @@ class Store:
         """Insert a device report."""
         s.add(report)
 
-    def reports(self, *, device_id: str | None, limit: int) -> list[ReportView]:
-        """Most recent reports first."""
+    def reports(self, *, device_id: str | None, rollout_id: int | None = None, limit: int) -> list[ReportView]:
+        """Most recent reports first (optionally of one device and/or one rollout)."""
         q = select(Report).order_by(Report.id.desc()).limit(limit)
         if device_id is not None:
             q = q.where(Report.device_id == device_id)
+        if rollout_id is not None:
+            q = q.where(Report.rollout_id == rollout_id)
         with self.sessions() as s:
             return [report_view(r) for r in s.scalars(q)]
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from medfw.server import rollout as rules
 from medfw.server.models import Assignment, Device, FleetState, Release, Rollout
-from medfw.server.views import PhaseView, RolloutView
+from medfw.server.views import PhaseView, ReasonView, RolloutView
 
 __all__ = [
     "add_assignments",
@@ -114,13 +114,16 @@ def rollout_view(s: Session, rollout_id: int) -> RolloutView | None:
     rel = s.get(Release, ro.release_id)
     assert rel is not None
     rows = s.execute(
-        select(Assignment.phase, Assignment.state, func.count())
+        select(Assignment.phase, Assignment.state, Assignment.reason, func.count())
         .where(Assignment.rollout_id == rollout_id)
-        .group_by(Assignment.phase, Assignment.state)
+        .group_by(Assignment.phase, Assignment.state, Assignment.reason)
     ).all()
     per_phase: list[Counter[str]] = [Counter() for _ in ro.phases]
-    for phase, state, n in rows:
+    reasons: Counter[tuple[str, str]] = Counter()
+    for phase, state, reason, n in rows:
         per_phase[phase][state] += n
+        if reason and (state in rules.ERROR_STATES or state == "skipped"):
+            reasons[(state, reason)] += n
     return RolloutView(
         id=ro.id,
         name=ro.name,
@@ -130,14 +133,35 @@ def rollout_view(s: Session, rollout_id: int) -> RolloutView | None:
         target=dict(ro.target),
         state=ro.state,
         state_reason=ro.state_reason,
-        current_phase=ro.current_phase,
+        current_phase=ro.current_phase + 1,
         success_threshold=ro.success_threshold,
         error_threshold=ro.error_threshold,
         phases=tuple(
-            PhaseView(index=i, spec=spec, counts=dict(sorted(per_phase[i].items()))) for i, spec in enumerate(ro.phases)
+            PhaseView(phase=i + 1, spec=spec, counts=dict(sorted(per_phase[i].items())))
+            for i, spec in enumerate(ro.phases)
+        ),
+        reasons=tuple(
+            ReasonView(state, reason, n)
+            for (state, reason), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
         created=ro.created.isoformat(),
         updated=ro.updated.isoformat(),
+    )
+
+
+def updated_devices(s: Session, rollout_id: int) -> int:
+    """Devices a rollout updated or tried to (confirmed other than already installed, reverted, rejected)."""
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.rollout_id == rollout_id,
+                Assignment.state.in_(["confirmed", *rules.ERROR_STATES]),
+                func.coalesce(Assignment.reason, "") != "already_installed",
+            )
+        )
+        or 0
     )
 
 

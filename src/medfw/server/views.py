@@ -18,6 +18,7 @@ __all__ = [
     "GroupView",
     "PhaseView",
     "PollResult",
+    "ReasonView",
     "ReleaseView",
     "ReportAck",
     "ReportView",
@@ -86,10 +87,19 @@ class ReleaseView:
 
 
 @dataclass(frozen=True)
-class PhaseView:
-    """One rollout phase: its spec and its devices counted by state."""
+class ReasonView:
+    """How many devices of a rollout ended in ``state`` for ``reason``."""
 
-    index: int
+    state: str
+    reason: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """One rollout phase: its 1-based number, its spec and its devices counted by state."""
+
+    phase: int
     spec: str
     counts: Mapping[str, int]
 
@@ -106,10 +116,11 @@ class RolloutView:
     target: Mapping[str, Any]
     state: str
     state_reason: str | None
-    current_phase: int
+    current_phase: int  # 1-based
     success_threshold: int
     error_threshold: int
     phases: tuple[PhaseView, ...]
+    reasons: tuple[ReasonView, ...]
     created: str
     updated: str
     trust: Mapping[str, Any] = field(default_factory=dict)

@@ -113,7 +113,7 @@ def _rollout(row: Mapping[str, Any], source: str) -> FleetRollout:
         _s(row, "name", source, limit=128),
         _s(row, "release", source),
         _s(row, "state", source, limit=16),
-        _i(row, "current_phase", source),
+        max(0, _i(row, "current_phase", source) - 1),  # the API numbers phases from 1; FleetRollout from 0
         len(phases),
     )
 
@@ -150,6 +150,20 @@ def fleet_from_api(server: str, token: str, *, client: Any = None) -> FleetView:
         )
     finally:
         api.close()
+
+
+def fleet_from_service(service: Any, *, source: str) -> FleetView:
+    """Read the fleet through a running server's :class:`~medfw.server.service.FleetService` (its console)."""
+    return _view(source, _rows(service.releases()), _rows(service.device_rows()), _rows(service.rollouts()))
+
+
+def _rows(items: Any) -> list[Any]:
+    """Service answers (the service's frozen dataclasses, or dicts) as the JSON rows the API would send."""
+    import json  # noqa: PLC0415
+    from dataclasses import asdict, is_dataclass  # noqa: PLC0415
+
+    rows = [asdict(x) if is_dataclass(x) and not isinstance(x, type) else x for x in items]
+    return list(json.loads(json.dumps(rows, default=str)))
 
 
 def fleet_from_db(url: str) -> FleetView:

@@ -124,10 +124,11 @@ def reports(
     _actor: Reader,
     service: Service,
     device: _Device = None,
+    rollout: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ReportView]:
-    """Device reports, newest first."""
-    return service.reports(device_id=device, limit=limit)
+    """Device reports, newest first (optionally of one device and/or one rollout)."""
+    return service.reports(device_id=device, rollout_id=rollout, limit=limit)
 
 
 @router.post("/devices/{device_id}/credential", response_model=schemas.DeviceCreated, tags=["devices"])
