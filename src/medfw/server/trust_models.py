@@ -1,5 +1,5 @@
 """Tables of the device-trust part of the fleet server: certificates, revocation, enrollment, signed claims, the
-units' audit trails, maintenance windows, rollout options and key-rotation campaigns (migration 0005)."""
+units' audit trails, maintenance windows, rollout options and key-rotation campaigns (migration 0006)."""
 
 from __future__ import annotations
 
