@@ -141,7 +141,12 @@ def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[s
     assert code == 0
     port = _free_port()
     srv = uvicorn.Server(
-        uvicorn.Config(build_app(ServerSettings(db=db, repo=repo)), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(
+            build_app(ServerSettings(db=db, repo=repo, allow_shared_secret_devices=True)),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+        )
     )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

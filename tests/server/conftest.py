@@ -23,6 +23,7 @@ from medfw.server.app import OnlineKeys, create_app
 from medfw.server.credentials import Role
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
+from medfw.server.trust_config import TrustConfig
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 
@@ -103,7 +104,7 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     engine = make_engine(db_url)
     migrate(engine)
     sink = MemorySink()
-    service = FleetService(make_sessionmaker(engine), sink)
+    service = FleetService(make_sessionmaker(engine), sink, trust=TrustConfig(allow_shared_secret=True))
     tokens = {r.value: service.create_token(r.value, r) for r in Role}
     sink.events.clear()
     with TestClient(create_app(service, repo, online_keys=online, maintenance_interval=3600)) as client:

@@ -17,6 +17,7 @@ from medfw.server.app import OnlineKeys, create_app
 from medfw.server.credentials import Role
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
+from medfw.server.trust_config import TrustConfig
 from medfw.update.agent import AgentConfig, DeviceState, UpdateAgent, provision
 from medfw.update.device_port import ModelDevice
 from medfw.update.fetcher import RetryPolicy
@@ -152,7 +153,7 @@ def make_fleet(tmp: Path, *, db_url: str | None = None) -> Fleet:
     engine = make_engine(db_url or f"sqlite:///{tmp / 'fleet.sqlite'}")
     migrate(engine)
     sink = MemorySink()
-    service = FleetService(make_sessionmaker(engine), sink)
+    service = FleetService(make_sessionmaker(engine), sink, trust=TrustConfig(allow_shared_secret=True))
     admin = service.create_token("admin", Role.ADMIN)
     client = TestClient(create_app(service, repo, online_keys=online, maintenance_interval=3600))
     client.__enter__()

@@ -32,6 +32,7 @@ from medfw.server.client import FleetClient
 from medfw.server.credentials import Role
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
+from medfw.server.trust_config import TrustConfig
 from medfw.update.repository import ReleaseInfo, TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 from medfw.vuln.carryover import register_release
@@ -129,7 +130,8 @@ def server(fleet_db: str, tmp_path: Path) -> Iterator[Server]:
     repo.sign_online(online.snapshot, online.timestamp)
     engine = make_engine(fleet_db)
     migrate(engine)
-    service = FleetService(make_sessionmaker(engine), MemorySink())
+    # shared-secret simulator units: their confirmations count only when the server allows them
+    service = FleetService(make_sessionmaker(engine), MemorySink(), trust=TrustConfig(allow_shared_secret=True))
     admin, reader = service.create_token("admin", Role.ADMIN), service.create_token("reader", Role.READ_ONLY)
     port = _free_port()
     app = create_app(service, repo, online_keys=online, maintenance_interval=3600)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         verify_consistency,
         verify_inclusion,
     )
+    from medfw.audit.query import count_rows, read_rows
     from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
     from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
 
@@ -42,6 +43,8 @@ _LAZY: dict[str, str] = {
     "open_log": "log",
     "MerkleTree": "merkle",
     "root_from_inclusion_proof": "merkle",
+    "read_rows": "query",
+    "count_rows": "query",
     "verify_consistency": "merkle",
     "verify_inclusion": "merkle",
     "CLASSIFICATIONS": "verify",
@@ -80,10 +83,12 @@ __all__ = [
     "VerifyReport",
     "checkpoint",
     "consistency_proof",
+    "count_rows",
     "export_bundle",
     "inclusion_proof",
     "init_log",
     "open_log",
+    "read_rows",
     "root_from_inclusion_proof",
     "verify_bundle",
     "verify_consistency",

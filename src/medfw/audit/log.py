@@ -586,6 +586,7 @@ def init_log(
     checkpoint_key_out: str | Path | None = None,
     clock: Clock | None = None,
     kdf: str = KDF_RATCHET,
+    initial_key: bytes | None = None,
 ) -> InitResult:
     """Create a log: the ``audit.init`` entry sealed with the initial key, after which the key ratchets.
 
@@ -594,7 +595,9 @@ def init_log(
     entries of every epoch. The checkpoint signing key is ``checkpoint_key`` (an existing key file or a
     ``pkcs11:`` URI) or a new ``checkpoint_key_type`` key written to ``checkpoint_key_out`` (default
     ``LOG.ckey``, mode 0600); the log stores only where it is and its public key. ``kdf`` is
-    ``sha256-ratchet``; ``hkdf-sha256`` makes a log of format 1 (for compatibility tests).
+    ``sha256-ratchet``; ``hkdf-sha256`` makes a log of format 1 (for compatibility tests). ``initial_key`` (32 bytes)
+    replaces the random initial key when the verifier derives it itself (a unit's log sealed with a key derived at
+    provisioning).
 
     Raises:
         AuditError: a log exists at ``path``, a key file exists, or a parameter is out of range.
@@ -606,7 +609,9 @@ def init_log(
     if not log_id.isprintable() or len(log_id) > 128:
         raise AuditError("log id must be printable and at most 128 characters", field="log_id")
     host = host_id if host_id is not None else socket.gethostname()
-    initial = os.urandom(KEY_SIZE)
+    if initial_key is not None and len(initial_key) != KEY_SIZE:
+        raise AuditError(f"initial key must be {KEY_SIZE} bytes", field="initial_key")
+    initial = initial_key if initial_key is not None else os.urandom(KEY_SIZE)
     if checkpoint_key is None:
         generate_checkpoint_key(checkpoint_key_type)  # reject an unknown type before anything is written
     store = open_store(path, create=True)

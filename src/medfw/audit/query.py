@@ -16,7 +16,7 @@ from medfw.audit.record import Record, entry_hash, parse_record
 from medfw.audit.store import open_store, storage_errors
 from medfw.errors import AuditError
 
-__all__ = ["ProofResult", "list_entries", "prove"]
+__all__ = ["ProofResult", "count_rows", "list_entries", "prove", "read_rows"]
 
 
 def _parse_ts(value: str) -> datetime | None:
@@ -34,6 +34,38 @@ def list_entries(path: str | Path, *, type_: str | None = None, since: datetime 
     """
     with storage_errors(path):
         return _list(path, type_, since)
+
+
+def read_rows(path: str | Path, start: int = 0, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+    """Return the stored ``(record, tag)`` rows from position ``start``, at most ``limit`` of them (unverified).
+
+    Raises:
+        AuditError: not a log.
+    """
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            rows: list[tuple[bytes, bytes]] = []
+            hi = None if limit is None else start + limit
+            for chunk in store.iter_chunks(start, hi):
+                rows.extend(chunk)
+            return rows
+        finally:
+            store.close()
+
+
+def count_rows(path: str | Path) -> int:
+    """Return how many entries the log holds (stored rows, whatever its writer state says).
+
+    Raises:
+        AuditError: not a log.
+    """
+    with storage_errors(path):
+        store = open_store(path)
+        try:
+            return store.count()
+        finally:
+            store.close()
 
 
 def _list(path: str | Path, type_: str | None, since: datetime | None) -> list[Record]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
@@ -26,7 +27,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     if not 1 <= args.deadline <= 86_400:
         raise UsageError("--deadline must be 1 to 86400 seconds", field="--deadline")
-    from medfw.update.device_port import ModelDevice  # noqa: PLC0415
+    from medfw.update.device_port import TrustedModelDevice  # noqa: PLC0415
 
     config = load_config(args.dir)
     server = args.server or config.server
@@ -43,14 +44,20 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         bar.update(tasks[0], completed=done, total=total)
 
     verify: Any = True
-    if args.ca_file:  # the CA that issued the server's TLS certificate (not the system store)
+    identity = Path(args.dir) / "identity"
+    if server.startswith("https://") and (identity / "device.crt").is_file():
+        from medfw.identity.tls import client_ssl_context  # noqa: PLC0415
+
+        # a certificate unit: mutual TLS with its identity certificate
+        verify = client_ssl_context(server_ca=args.ca_file, cert=identity / "device.crt", key=identity / "device.key")
+    elif args.ca_file:  # the CA that issued the server's TLS certificate (not the system store)
         import ssl  # noqa: PLC0415
 
         verify = ssl.create_default_context(cafile=args.ca_file)
     with httpx.Client(base_url=server, timeout=args.timeout, verify=verify) as client, bar:
         agent = UpdateAgent(
             args.dir,
-            ModelDevice(device),
+            TrustedModelDevice(device),
             client,
             config=config,
             sink=sink,
@@ -58,7 +65,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             progress=progress,
             deadline=args.deadline,
         )
-        result = agent.run(cycles=1 if args.once else args.cycles)
+        try:
+            result = agent.run(cycles=1 if args.once else args.cycles)
+        finally:
+            device.close()
     data: dict[str, Any] = asdict(result)
     emit(
         args,

@@ -13,7 +13,7 @@ from typing import Any
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditSink
-from medfw.cli import _device_agent
+from medfw.cli import _device_agent, _device_identity
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
 from medfw.crypto.keys import load_public_key
 from medfw.device import BootFailedError, Device, UpdateRejectedError
@@ -51,6 +51,9 @@ def _closing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         try:
             return handler(args)
         finally:
+            device = getattr(args, "_device", None)
+            if device is not None:
+                device.close()
             close = getattr(getattr(args, "_audit_sink", None), "close", None)
             if callable(close):
                 close()
@@ -59,7 +62,9 @@ def _closing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 def _open(args: argparse.Namespace) -> Device:
-    return Device.open(args.dir, audit=_sink(args))
+    device = Device.open(args.dir, audit=_sink(args))
+    args._device = device  # its own audit log is closed when the command ends
+    return device
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -280,4 +285,5 @@ def register(sub: Any) -> None:
     p.add_argument("--slot", type=int, required=True, metavar="N", help="digest slot 0..2")
     p = _leaf(group, "efuse-summary", "export the eFuses as 'espefuse summary --format json'", _cmd_summary)
     p.add_argument("--out", required=True, metavar="F", help="output JSON file")
+    _device_identity.register(group, _leaf, _open)
     _device_agent.register(group)  # ``medfw device agent``: the OTA update agent (medfw.update)

@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 from medfw._io import atomic_write
-from medfw.cli import _keys_lifecycle
+from medfw.cli import _keys_campaign, _keys_lifecycle
 from medfw.cli._common import add_group, add_json_flag, emit, out_console
 from medfw.crypto.keys import (
     KeyType,
@@ -126,3 +126,4 @@ def register(sub: Any) -> None:
     dig.set_defaults(func=_digest)
 
     _keys_lifecycle.register(group)
+    _keys_campaign.register(group)

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medfw._io import read_bytes
+from medfw.cli import _ota_trust
 from medfw.cli._common import (
     add_audit_flag,
     add_group,
@@ -477,6 +478,7 @@ def _serve(args: argparse.Namespace) -> int:
     db = _db_url(args, args.db) if args.db else asgi.default_db_url(args.repo)
     if args.repo:
         _repo(args.repo)  # fail early on a wrong directory
+    device_tls = _serve_tls(args)
     engine = make_engine(db)
     migrate(engine)
     if args.artifact_base_url and not args.artifact_base_url.startswith(("https://", "http://")):
@@ -529,8 +531,39 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         **_transport_options(args),
+        **device_tls,
     )
     return EXIT_OK
+
+
+def _serve_tls(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the device-trust options, export them to the workers, return uvicorn's mutual-TLS options."""
+    from medfw.server import asgi  # noqa: PLC0415
+
+    if args.device_ca and not args.tls_cert:
+        raise UsageError("--device-ca (mutual TLS) needs --tls-cert and --tls-key", field="--device-ca")
+    settings = asgi.ServerSettings(
+        db="",
+        device_ca=args.device_ca,
+        device_audit_master=args.device_audit_master,
+        allow_shared_secret_devices=args.allow_shared_secret_devices,
+        approval_policy=args.approval_policy,
+    )
+    settings.trust()  # fail early on a bad file
+    for env, value in (
+        (asgi.ENV_DEVICE_CA, args.device_ca),
+        (asgi.ENV_AUDIT_MASTER, args.device_audit_master),
+        (asgi.ENV_APPROVAL_POLICY, args.approval_policy),
+        (asgi.ENV_ALLOW_SIMULATORS, "1" if args.allow_shared_secret_devices else None),
+    ):
+        if value:
+            os.environ[env] = str(Path(value).resolve()) if env != asgi.ENV_ALLOW_SIMULATORS else value
+    if not args.device_ca:
+        return {}
+    from medfw.identity.tls import uvicorn_tls_options  # noqa: PLC0415
+
+    options = uvicorn_tls_options(cert=args.tls_cert, key=args.tls_key, device_ca=args.device_ca)
+    return {k: v for k, v in options.items() if k not in ("ssl_certfile", "ssl_keyfile")}
 
 
 def _transport_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -681,6 +714,15 @@ def _rollout_human(r: dict[str, Any]) -> None:
     if r.get("reasons"):
         rows = [[x["state"], x["reason"], x["devices"]] for x in r["reasons"]]
         _table("reasons", ["state", "reason", "devices"], rows)
+    trust = r.get("trust") or {}
+    notes = [f"deferred {k}: {v}" for k, v in (trust.get("deferred") or {}).items()]
+    notes += [f"outside maintenance window ({g}): {n}" for g, n in (trust.get("outside_window") or {}).items()]
+    if trust.get("require_approval"):
+        notes.append("installs need the user's approval on each unit")
+    if trust.get("campaign"):
+        notes.append(f"key-rotation campaign {trust['campaign']}")
+    for note in notes:
+        out_console.print(note, markup=False)
 
 
 def _rollout_create(args: argparse.Namespace) -> int:
@@ -694,6 +736,7 @@ def _rollout_create(args: argparse.Namespace) -> int:
         "phases": [p for p in args.phases.split(",") if p],
         "success_threshold": args.success_threshold,
         "error_threshold": args.error_threshold,
+        "require_approval": args.require_approval,
     }
     r = _client(args).request("POST", "/api/v1/rollouts", json=body)
     emit(args, r, lambda: _rollout_human(r))
@@ -863,6 +906,18 @@ def register(sub: Any) -> None:
         "--log-format", choices=["text", "json"], default="text", help="server log lines on stderr (default text)"
     )
     p.add_argument(
+        "--device-ca", metavar="CA.crt", help="authenticate units by mutual TLS against this manufacturer device CA"
+    )
+    p.add_argument(
+        "--device-audit-master", metavar="FILE", help="device-audit master secret: collect and verify unit trails"
+    )
+    p.add_argument(
+        "--allow-shared-secret-devices",
+        action="store_true",
+        help="let confirmations of shared-secret (simulator) units count toward rollout thresholds",
+    )
+    p.add_argument("--approval-policy", metavar="POLICY", help="M-of-N approval policy for key-rotation campaigns")
+    p.add_argument(
         "--vuln-db",
         metavar="URL",
         help="vulnerability index whose released SBOMs and findings the console shows (default: none)",
@@ -913,6 +968,7 @@ def register(sub: Any) -> None:
     p.add_argument("--model", help="only this device model")
     _add_server_flags(p)
     p.set_defaults(func=_device_list)
+    _ota_trust.register(ota, device, _client, _table, _add_server_flags)
     p = device.add_parser("remove", help="decommission a device: its credential stops working, its history stays")
     p.add_argument("id", help="device id")
     _add_server_flags(p)
@@ -952,6 +1008,7 @@ def register(sub: Any) -> None:
         metavar="PCT",
         help="percent of failures in a phase that halts the rollout",
     )
+    p.add_argument("--require-approval", action="store_true", help="each unit installs only after on-device approval")
     _add_server_flags(p)
     p.set_defaults(func=_rollout_create)
     p = rollout.add_parser("status", help="show one rollout (or all)")

@@ -131,6 +131,7 @@ def fleet_server(demo: Demo, repo: Path, db: str, audit_log: Path) -> Iterator[s
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "medfw", "ota", "serve", "--db", db, "--repo", str(repo)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--audit-log", str(audit_log)]
+    argv += ["--allow-shared-secret-devices"]  # the demo's units are simulators without device certificates
     log = demo.path("logs", "ota-server.txt")
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:

@@ -26,11 +26,14 @@ from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.device import ota
 from medfw.device.bootloader import BootConfig, BootResult, read_otadata, run_bootloader
 from medfw.device.chips import ChipSpec, get_chip
+from medfw.device.clinical import ClinicalState
 from medfw.device.efuse import Efuses
 from medfw.device.errors import BootFailedError, DeviceStateError
 from medfw.device.flash import SECTOR_SIZE, Flash, PowerCut, PowerLoss
 from medfw.device.otadata import COPY_OFFSETS
 from medfw.device.partitions import PARTITION_TABLE_OFFSET, PARTITION_TABLE_SIZE, PartitionTable
+from medfw.device.trail import OWN_LOG, open_own_log
+from medfw.device.unit import UnitMixin
 from medfw.device.verify import check_image
 from medfw.errors import DeviceError
 
@@ -91,7 +94,7 @@ class DeviceStatus:
         }
 
 
-class Device:
+class Device(UnitMixin):
     """One simulated unit. Create with :meth:`init` / :meth:`in_memory`, reopen with :meth:`open`."""
 
     def __init__(
@@ -114,6 +117,9 @@ class Device:
         self.running_slot = running_slot
         self.directory = directory
         self.audit: AuditSink = audit if audit is not None else NullSink()
+        if directory is not None and (directory / OWN_LOG).exists():
+            self.audit = open_own_log(directory / OWN_LOG, self.audit)
+        self.clinical = ClinicalState.load(directory)
         table_bytes = flash.read(PARTITION_TABLE_OFFSET, PARTITION_TABLE_SIZE)
         path = str(directory / "flash.bin") if directory else None
         self.table = PartitionTable.from_bytes(table_bytes, path=path)
@@ -478,15 +484,34 @@ class Device:
             self._save()
         return result
 
-    def revoke_key(self, slot: int) -> None:
-        """Revoke key digest ``slot`` the conservative way (see :func:`medfw.device.ota.revoke_key`)."""
+    def revoke_key(self, slot: int, *, power_cut: str | None = None) -> None:
+        """Revoke key digest ``slot`` the conservative way (see :func:`medfw.device.ota.revoke_key`).
+
+        Args:
+            power_cut: ``before_burn`` / ``after_burn`` — the power fails right before or right after the eFuse burn
+                (eFuse programming itself is atomic in the model); the unit is off afterwards.
+
+        Raises:
+            PowerLossError: the armed power cut fired.
+        """
         running = self._require_running("revoke a key")
+        if power_cut not in (None, "before_burn", "after_burn"):
+            raise DeviceError("power_cut must be before_burn or after_burn", field="power_cut")
+        if power_cut == "before_burn":
+            self._cut_power()
         events: list[AuditEvent] = []
         try:
             ota.revoke_key(self.flash_memory, self.efuse, self.boot_config, running, slot, events=events)
         finally:
             self._record(events)
             self._save()
+        if power_cut == "after_burn":
+            self._cut_power()
+
+    def _cut_power(self) -> None:
+        self._power_off()
+        self._save()
+        raise PowerLossError(PowerLoss(self.flash_memory.sector_writes, 0, torn=False))
 
     # -- inspection ---------------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ from medfw.evidence.collect import (
     dump_json,
     public_pem,
 )
+from medfw.evidence.device_trails import collect_device_trails
 from medfw.evidence.manifest import file_entry, make_manifest, public_key_fingerprint, sign_manifest, signer_label
 from medfw.evidence.pdf import print_pdf
 from medfw.evidence.report import CheckLine, ReportData, render_report
@@ -207,9 +208,12 @@ def _build_into(
     if sbom.doc.serial_number:
         identifiers.add(sbom.doc.serial_number)
     audit = collect_audit(w, spec, identifiers)
+    trails_check = collect_device_trails(w, spec)
     progress(next(steps))
     trace_check = collect_trace(w)
     checks = (images.check, build_check, *device_checks, sbom.check, *vuln.checks, audit.check, trace_check)
+    if trails_check is not None:
+        checks = (*checks, trails_check)
 
     w.json(
         "release.json",

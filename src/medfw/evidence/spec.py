@@ -22,6 +22,8 @@ Example::
     audit_key: audit.key                     # optional: its verification key (checks HMACs at build time;
                                              #   never copied into the bundle)
     evidence_key: keys/evidence.pem          # key (or pkcs11: URI) that signs the bundle manifest
+    device_trails: trails/                   # optional: canary units' trails (`medfw ota device trails`)
+    device_ca: keys/device-ca.crt            # optional: the device CA their certificates must chain to
 
 Relative paths are relative to the release directory.
 """
@@ -57,6 +59,8 @@ _KNOWN = {
     "audit_log",
     "audit_key",
     "evidence_key",
+    "device_trails",
+    "device_ca",
 }
 
 
@@ -91,6 +95,8 @@ class ReleaseSpec:
     audit_log: str = ""
     audit_key: Path | None = None
     evidence_key: str | None = None
+    device_trails: Path | None = None
+    device_ca: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         """The release identity recorded in the bundle manifest."""
@@ -180,4 +186,6 @@ def load_release_spec(release_dir: str | Path) -> ReleaseSpec:
         audit_log=url_or_path(audit_log),
         audit_key=rel(_str(doc, "audit_key", where, required=False)),
         evidence_key=evidence_key,
+        device_trails=rel(_str(doc, "device_trails", where, required=False)),
+        device_ca=rel(_str(doc, "device_ca", where, required=False)),
     )

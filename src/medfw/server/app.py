@@ -25,7 +25,7 @@ from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
-from medfw.server.routers import device, health, management, tuf
+from medfw.server.routers import device, health, management, trust, tuf
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
@@ -87,6 +87,7 @@ def create_app(
     app.include_router(device.router)
     app.include_router(tuf.router)
     app.include_router(management.router)
+    app.include_router(trust.router)
     app.include_router(witness.make_router(need(Role.READ_ONLY), need(Role.OPERATOR)))  # audit-log witness
     return app
 

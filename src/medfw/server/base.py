@@ -15,6 +15,7 @@ from medfw.server.auditing import Denials, RefusalLimiter, event_from_json, even
 from medfw.server.cache import PollCache
 from medfw.server.errors import Conflict
 from medfw.server.store import Store
+from medfw.server.trust_config import TrustConfig
 from medfw.server.work import Work, now
 
 __all__ = ["ServiceBase"]
@@ -58,6 +59,7 @@ class ServiceBase:
         *,
         poll_interval: int = 60,
         generation_check: float = 0.5,
+        trust: TrustConfig | None = None,
         drainer: bool = True,
         refusal_limit: int = 20,
         refusal_window: float = 60.0,
@@ -72,6 +74,7 @@ class ServiceBase:
         self.use_outbox = not drainer or not (sink is None or isinstance(sink, NullSink))
         self.poll_interval = max(1, poll_interval)
         self.cache = PollCache(self.store.generation, check_every=generation_check)
+        self.trust = trust or TrustConfig()
         self.denials = Denials()
         self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
         self._drain_lock = threading.Lock()

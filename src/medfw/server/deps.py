@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
+from medfw.identity.tls import client_certificate
 from medfw.server.credentials import Role
 from medfw.server.errors import Forbidden, NotFound, Throttled, Unauthorized
 from medfw.server.middleware import set_actor
@@ -75,13 +76,27 @@ def _throttle(service: FleetService, *keys: str) -> None:
 
 
 async def _device_auth(request: Request, device_id: str, authorization: Annotated[str | None, Header()] = None) -> str:
-    """Authenticate ``Authorization: Device <id>:<secret>`` and check the device acts for itself.
+    """Authenticate the device — by its TLS client certificate (mutual TLS) or ``Authorization: Device
+    <id>:<secret>`` (shared-secret simulator units) — and check it acts for itself.
 
     Cached digests are checked on the event loop; a first sight of a device reads the database in a thread.
     """
     service = _service(request)
     source = _source(request)
     _throttle(service, f"ip:{source}", f"device:{device_id}")
+    cert = client_certificate(request.scope)
+    if cert is not None:  # mutual TLS: the certificate the TLS layer verified names the device
+        try:
+            who_cert = await run_in_threadpool(service.authenticate_certificate, cert)
+        except Unauthorized:
+            service.record_denied("device", actor="unknown", reason="bad_certificate", source=source)
+            raise
+        if who_cert != device_id:
+            data = {"claimed": device_id}
+            service.record_denied("device", actor=f"device:{who_cert}", reason="other_device", data=data, source=source)
+            raise Forbidden(f"device {who_cert} cannot act for device {device_id}")
+        set_actor(request.scope, f"device:{who_cert}")
+        return who_cert
     scheme, _, credential = (authorization or "").partition(" ")
     if scheme != "Device" or not credential:
         service.record_denied("device", actor="unknown", reason="missing_credential", source=source)

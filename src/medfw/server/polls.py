@@ -21,8 +21,9 @@ from medfw.server.views import PollResult, ReportAck, ReportView
 from medfw.server.work import now
 from medfw.vuln.version import compare_versions
 
-__all__ = ["DeviceOps", "same_version"]
+__all__ = ["VOLATILE", "DeviceOps", "same_version"]
 
+VOLATILE = "_volatile"
 log = logging.getLogger("medfw.server")
 
 
@@ -49,9 +50,11 @@ class DeviceOps(ServiceBase):
         body, changed = self._poll_db(device_id, version=version, secure_version=secure_version)
         if changed:
             generation = self.cache.generation
+        volatile = bool(body.pop(VOLATILE, False))  # depends on the clock (a maintenance window): never cached
         etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
         result = PollResult(body=body, etag=etag)
-        self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
+        if not volatile:
+            self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
         return result
 
     def _poll_db(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
@@ -100,6 +103,10 @@ class DeviceOps(ServiceBase):
         body = {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
         if self.artifact_base_url:
             body["metadata"] = f"{self.artifact_base_url}/metadata/"
+        return self.poll_extras(device_id, body)
+
+    def poll_extras(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Add what device trust changes in a poll answer (implemented by :mod:`medfw.server.deferral`)."""
         return body
 
     def _assignment(self, device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:
@@ -129,8 +136,13 @@ class DeviceOps(ServiceBase):
         version: str | None,
         secure_version: int | None,
         slot: str | None,
+        trusted: bool = True,
     ) -> ReportAck:
-        """Store a device status report, move its assignment along and re-evaluate the rollout."""
+        """Store a device status report, move its assignment along and re-evaluate the rollout.
+
+        A confirmation that is not ``trusted`` (see :meth:`check_claims`) is stored but moves the assignment to
+        ``unverified``, which never counts toward the success threshold.
+        """
         if status not in rules.REPORT_STATUSES:
             raise Invalid(f"unknown status {status!r}", field="status")
         if status in rules.ERROR_STATES and not reason:
@@ -164,11 +176,8 @@ class DeviceOps(ServiceBase):
             for name, value in fields.items():
                 if value is not None:
                     setattr(dev, name, value)
-            if a is not None and a.state not in rules.FINAL_STATES:
-                a.state, a.reason, a.updated = status, reason, when
-                ro = rollout_sql.rollout(s, a.rollout_id, lock=True)
-                assert ro is not None
-                rollouts.evaluate(w, ro)
+            if a is not None and a.state not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
+                status, reason = _move(w, a, status, reason, trusted=trusted)
             w.changed = True
             w.audit(
                 "ota.report",
@@ -176,9 +185,14 @@ class DeviceOps(ServiceBase):
                 f"device:{device_id}",
                 reason=reason,
                 objects={"device": device_id, **({"rollout": str(rollout_id)} if rollout_id is not None else {})},
-                data={"status": status, **fields, "detail": detail},
+                data={"status": status, **fields, "detail": detail, "trusted": trusted},
             )
+        if status in rules.KEY_STATUSES:
+            self.campaign_report(device_id, status, reason)
         return ReportAck(device=device_id, status=status)
+
+    def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
+        """Follow a unit's key-rotation report (implemented by the campaign service)."""
 
     def reports(
         self, *, device_id: str | None = None, rollout_id: int | None = None, limit: int = 100
@@ -246,6 +260,18 @@ def same_version(reported: str | None, release: str) -> bool:
         return compare_versions(reported, release) == 0
     except ValueError:
         return reported == release
+
+
+def _move(w: Any, a: Any, status: str, reason: str | None, *, trusted: bool) -> tuple[str, str | None]:
+    """Move an assignment to what its device reported (an untrusted confirmation to ``unverified``) and re-evaluate
+    the rollout; return the state and reason recorded."""
+    if status == "confirmed" and not trusted:
+        status, reason = rules.UNVERIFIED, "unverified_report"
+    a.state, a.reason, a.updated = status, reason, now()
+    ro = rollout_sql.rollout(w.session, a.rollout_id, lock=True)
+    assert ro is not None
+    rollouts.evaluate(w, ro)
+    return status, reason
 
 
 def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:

@@ -34,13 +34,27 @@ __all__ = [
 _PHASE_RE = re.compile(r"^(?:(\d{1,3})%|(\d{1,7}))$")
 
 #: assignment states in which the device is offered the release
-ACTIVE_STATES = frozenset({"pending", "downloading", "installed", "booted"})
+ACTIVE_STATES = frozenset({"pending", "deferred", "downloading", "installed", "booted"})
 #: assignment states that count against the error threshold
 ERROR_STATES = frozenset({"reverted", "rejected"})
 #: assignment states after which nothing more happens
 FINAL_STATES = frozenset({"confirmed", "reverted", "rejected", "skipped", "cancelled"})
 #: device report statuses, in the order an update goes through them
-REPORT_STATUSES = ("downloading", "installed", "booted", "confirmed", "reverted", "rejected")
+REPORT_STATUSES = (
+    "deferred",
+    "downloading",
+    "installed",
+    "booted",
+    "confirmed",
+    "reverted",
+    "rejected",
+    "key_rotated",
+    "key_rotation_failed",
+)
+#: a confirmation that cannot count: unsigned (shared-secret unit on a server that does not allow them)
+UNVERIFIED = "unverified"
+#: report statuses about the unit's keys, not the update: they never move an assignment
+KEY_STATUSES = frozenset({"key_rotated", "key_rotation_failed"})
 
 
 class RolloutState(enum.StrEnum):

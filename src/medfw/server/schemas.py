@@ -140,6 +140,7 @@ class RolloutCreate(_In):
     )
     success_threshold: int = Field(default=90, ge=1, le=100)
     error_threshold: int = Field(default=10, ge=1, le=100)
+    require_approval: bool = False
 
 
 class PhaseOut(BaseModel):
@@ -176,6 +177,11 @@ class RolloutOut(BaseModel):
     reasons: list[ReasonCount] = Field(description="why devices failed or were skipped, grouped, most frequent first")
     created: str
     updated: str
+    trust: dict[str, Any] = Field(
+        default_factory=dict,
+        description="device trust: require_approval, deferred (reason -> units), outside_window (group -> units), "
+        "windows, campaign",
+    )
 
 
 class ControlResult(RolloutOut):
@@ -206,13 +212,45 @@ class PollOut(BaseModel):
 class ReportIn(_In):
     """A device status report."""
 
-    status: str = Field(pattern=r"^(downloading|installed|booted|confirmed|reverted|rejected)$")
+    status: str = Field(
+        pattern=r"^(deferred|downloading|installed|booted|confirmed|reverted|rejected|key_rotated|key_rotation_failed)$"
+    )
     reason: str | None = Field(default=None, pattern=_REASON)
     detail: PrintableText | None = Field(default=None, max_length=2048)
     rollout: Id32 | None = None
     version: ReportedVersion | None = None
     secure_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
     slot: SlotName | None = None
+    claims: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="JWS of the report's fields and the unit's state, signed with the unit's certified key "
+        "(required from certificate units)",
+    )
+
+
+class TrailEntryIn(_In):
+    """One sealed entry of a unit's own audit log."""
+
+    seq: int = Field(ge=0, le=2**53)
+    record: str = Field(max_length=16384)
+    tag: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class TrailUpload(_In):
+    """A batch of a unit's audit trail and its signed checkpoint claims (first, count, head, log_size)."""
+
+    entries: list[TrailEntryIn] = Field(max_length=256)
+    checkpoint: str = Field(max_length=16384)
+
+
+class TrailStored(BaseModel):
+    """How much of the unit's trail the server holds after the upload."""
+
+    device: str
+    size: int
+    added: int
+    head: str
 
 
 class ReportStored(BaseModel):

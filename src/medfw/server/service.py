@@ -13,6 +13,7 @@ no table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,7 @@ from medfw.server.credentials import (
     DeviceSecret,
     new_device_secret,
 )
+from medfw.server.deferral import DeferralOps
 from medfw.server.errors import Conflict, Invalid, NotFound
 from medfw.server.models import Device
 from medfw.server.polls import DeviceOps
@@ -44,8 +46,10 @@ from medfw.update.repository import ReleaseInfo
 __all__ = ["FleetService", "PollResult", "RolloutSpec"]
 
 
-class FleetService(DeviceOps, AccessOps):
-    """All fleet state changes and queries (the device API is in :class:`~medfw.server.polls.DeviceOps`)."""
+class FleetService(DeferralOps, DeviceOps, AccessOps):
+    """All fleet state changes and queries (the device API is in :class:`~medfw.server.polls.DeviceOps`; device trust —
+    certificates, enrollment, signed claims, audit trails, campaigns, deferral — in :mod:`medfw.server.deferral` and
+    the modules it builds on)."""
 
     # ---- devices -------------------------------------------------------------------------------------------
 
@@ -106,6 +110,7 @@ class FleetService(DeviceOps, AccessOps):
             w.changed = True
             w.audit("device.register", "success", actor, objects={"device": device_id}, data={"action": "decommission"})
         self.cache.drop_auth(device_id)
+        self.revoke_device_certificates(device_id, reason="decommissioned", actor=actor)
 
     def set_group(self, device_id: str, group: str, *, actor: str) -> DeviceView:
         """Move a device to another group (rollouts created later see the new group)."""
@@ -173,19 +178,25 @@ class FleetService(DeviceOps, AccessOps):
         phases: Sequence[str] = ("10%", "100%"),
         success_threshold: int = 90,
         error_threshold: int = 10,
+        require_approval: bool = False,
         actor: str,
     ) -> RolloutView:
-        """Create and start a rollout of ``release`` (see :func:`medfw.server.rollouts.create`)."""
+        """Create and start a rollout of ``release`` (see :func:`medfw.server.rollouts.create`).
+
+        ``require_approval``: each unit installs only after its user approved the release on the unit.
+        """
         spec = RolloutSpec(release, name, group, devices, version, tuple(phases), success_threshold, error_threshold)
         self.flush_seen()
         with self.work() as w:
             rollout_id = rollouts.create(w, spec, actor=actor)
+            self.set_rollout_approval(w, rollout_id, require_approval)
         return self.rollout(rollout_id)
 
     def rollouts(self) -> list[RolloutView]:
         """All rollouts with their per-phase counts."""
         with self.sessions() as s:
-            return [v for i in rollout_sql.rollout_ids(s) if (v := rollout_sql.rollout_view(s, i)) is not None]
+            views = [v for i in rollout_sql.rollout_ids(s) if (v := rollout_sql.rollout_view(s, i)) is not None]
+        return [replace(v, trust=self.rollout_trust(v.id)) for v in views]
 
     def rollout(self, rollout_id: int) -> RolloutView:
         """One rollout with its per-phase counts."""
@@ -193,7 +204,7 @@ class FleetService(DeviceOps, AccessOps):
             view = rollout_sql.rollout_view(s, rollout_id)
         if view is None:
             raise NotFound(f"no rollout {rollout_id}")
-        return view
+        return replace(view, trust=self.rollout_trust(rollout_id))
 
     def control_rollout(self, rollout_id: int, action: str, *, actor: str) -> RolloutView:
         """``pause``, ``resume`` or ``cancel`` a rollout."""

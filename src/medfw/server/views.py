@@ -123,6 +123,7 @@ class RolloutView:
     reasons: tuple[ReasonView, ...]
     created: str
     updated: str
+    trust: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

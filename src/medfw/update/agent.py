@@ -58,6 +58,7 @@ from medfw.update.agent_model import (
 )
 from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
 from medfw.update.repository import ReleaseInfo, release_from_target
+from medfw.update.unit_trust import UnitTrust
 
 __all__ = [
     "MAX_IMAGE",
@@ -124,6 +125,9 @@ class UpdateAgent:
         self.clock = clock
         self._refreshed = float("-inf")  # when TUF metadata was last refreshed
         self._etag: str | None = None
+        self._rotation: dict[str, Any] | None = None
+        self._rotation_reported = False
+        self.trust = UnitTrust(self.dir, device, self.sink)
         self._base = str(client.base_url).rstrip("/")
         self._metadata_url = self._url("/tuf/metadata/")
 
@@ -131,7 +135,8 @@ class UpdateAgent:
 
     @property
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Device {self.config.credential}"}
+        # a certificate unit authenticates by mutual TLS and has no shared secret
+        return {"Authorization": f"Device {self.config.credential}"} if self.config.credential else {}
 
     def _url(self, path: str) -> str:
         return self._base + path
@@ -171,11 +176,12 @@ class UpdateAgent:
             "slot": st.slot,
             "rollout": rollout,
         }
+        body = self.trust.sign_report(body, st)
         self._audit(
             "ota.report",
             "failure" if status in ("reverted", "rejected") else "success",
             reason,
-            **{k: v for k, v in body.items() if k != "reason"},
+            **{k: v for k, v in body.items() if k not in ("reason", "claims")},
         )
         queue = [*self._outbox(), body]
         self._send_queue(queue)
@@ -207,12 +213,34 @@ class UpdateAgent:
     # ---- one cycle -----------------------------------------------------------------------------------------
 
     def run_once(self) -> AgentResult:
-        """Run one poll-and-update cycle (never raises for server or update trouble; see the result)."""
+        """Run one poll-and-update cycle (never raises for server or update trouble; see the result).
+
+        After the poll (and any update), a key-rotation step handed out by the server runs, and the unit's own
+        audit trail is uploaded.
+        """
+        result = self._cycle()
+        if result.outcome != "unreachable":
+            self._rotate_keys()
+            self.trust.upload_trail(
+                self.client, self._url(f"/api/v1/devices/{self.config.device_id}/audit"), dict(self._auth)
+            )
+        return result
+
+    def _rotate_keys(self) -> None:
+        instruction = self._rotation
+        if not instruction or not self.trust.signs or self._rotation_reported:
+            return
+        status, reason = self.trust.rotate(instruction)  # a power cut here propagates: the unit is off
+        rollout = instruction.get("rollout")
+        self._report(status, reason, rollout=rollout if isinstance(rollout, int) else None)
+        self._rotation_reported = status == "key_rotated"
+
+    def _cycle(self) -> AgentResult:
         queued = self._outbox()
         if queued:
             self._send_queue(queued)
         st = self.device.state()
-        headers = dict(self._auth)
+        headers = dict(self._auth) | self.trust.poll_headers(st)
         if self._etag:
             headers["If-None-Match"] = self._etag
         try:
@@ -237,13 +265,17 @@ class UpdateAgent:
             body = r.json()
             assignment = body.get("assignment")
             self.poll_interval = clamp_poll_interval(body.get("poll_interval"), self.poll_interval)
+            rotation = body.get("key_rotation")
+            if rotation != self._rotation:
+                self._rotation = rotation if isinstance(rotation, dict) else None
+                self._rotation_reported = False
         except (ValueError, AttributeError, TypeError):
             return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
         self._etag = r.headers.get("ETag")
         metadata = body.get("metadata")
         if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
             self._metadata_url = metadata  # a static host: untrusted, TUF checks every file
-        if not assignment:
+        if not assignment or (assignment.get("version") == st.version and self._rotation):
             return self._idle(st)
         self._etag = None  # an update attempt always re-polls afterwards
         return self._update(assignment, st)
@@ -279,6 +311,11 @@ class UpdateAgent:
             download = str(assignment.get("download") or "")
         except (KeyError, TypeError, ValueError):
             return AgentResult("rejected", "assignment_malformed", "assignment lacks rollout/target", **asdict(before))
+        why = self.trust.permission(target_path, approval_required=bool(assignment.get("approval_required")))
+        if why is not None:  # therapy running, or the user has not approved: try again later, not a failure
+            self._audit("ota.install", "info", why, target=target_path)
+            self._report("deferred", why, rollout=rollout)
+            return AgentResult("deferred", why, None, rollout=rollout, target=target_path, **asdict(before))
         self._report("downloading", rollout=rollout)
         try:
             target = self._tuf_target(target_path)

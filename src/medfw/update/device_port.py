@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from medfw.device import Device, UpdateRejectedError
+from medfw.device.clinical import Permission
 from medfw.device.device import POWER_RUNNING
 from medfw.update.agent import DeviceState
 
-__all__ = ["ModelDevice"]
+__all__ = ["ModelDevice", "TrustedModelDevice"]
 
 
 class ModelDevice:
@@ -58,3 +61,42 @@ class ModelDevice:
         """The new app never confirmed: the watchdog resets and the bootloader reverts the trial image."""
         self.device.boot()
         return self.state()
+
+
+class TrustedModelDevice(ModelDevice):
+    """The device model's port with the hooks of a trusted unit: install permission (busy / on-device approval),
+    eFuse key slots and counter (for signed claims), key rotation steps, and its own audit log."""
+
+    def install_permission(self, target: str, *, approval_required: bool) -> str | None:
+        """``None`` when the install may go ahead, else the deferral reason (``device_busy``, ``awaiting_approval``)."""
+        perm = self.device.install_permission(target, approval_required=approval_required)
+        return None if perm is Permission.GRANTED else perm.value
+
+    def key_slots(self) -> list[dict[str, object]]:
+        """The Secure Boot digest slots: index, digest (hex) and whether revoked."""
+        return [
+            {"slot": s.index, "digest": s.digest.hex() if s.digest else None, "revoked": s.revoked}
+            for s in self.device.efuse.key_slots()
+        ]
+
+    def efuse_counter(self) -> int:
+        """The anti-rollback counter."""
+        return self.device.efuse.secure_version(self.device.counter_bits)
+
+    def add_key_digest(self, digest: bytes) -> int:
+        """Burn a new key digest into a free slot (the running app must be up)."""
+        self._running()
+        return self.device.add_key_digest(digest)
+
+    #: fault injection for tests and demos: ``before_burn`` / ``after_burn`` cuts the power at the next revocation
+    power_cut_on_revoke: str | None = None
+
+    def revoke_key(self, slot: int) -> None:
+        """Revoke a digest slot the conservative way (the unit refuses when it would not boot without it)."""
+        self._running()
+        cut, self.power_cut_on_revoke = self.power_cut_on_revoke, None
+        self.device.revoke_key(slot, power_cut=cut)
+
+    def own_log_path(self) -> Path | None:
+        """The unit's own audit log."""
+        return self.device.own_log_path

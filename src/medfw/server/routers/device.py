@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from medfw.server import schemas
 from medfw.server.deps import DeviceAuth, Repo, Service
+from medfw.server.trust import report_expectation
 from medfw.server.validation import INT32_MAX, SLOT_PATTERN, VERSION_PATTERN, DeviceId
 from medfw.server.views import ReportAck
 
@@ -32,8 +33,20 @@ async def poll(
     secure_version: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     slot: Annotated[str | None, Query(max_length=16, pattern=SLOT_PATTERN)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
+    x_medfw_claims: Annotated[str | None, Header(max_length=16384)] = None,
 ) -> Any:
-    """Report the running version and get the current assignment; ``304`` when it has not changed."""
+    """Report the running version and get the current assignment; ``304`` when it has not changed.
+
+    A certificate unit signs what it reports (``X-Medfw-Claims``: JWS of version, secure_version, slot, eFuse
+    counter and key slots).
+    """
+    await run_in_threadpool(
+        service.check_claims,
+        who,
+        x_medfw_claims,
+        kind="poll",
+        expect={"version": version, "secure_version": secure_version, "slot": slot},
+    )
     result = service.poll_cached(who, version=version, secure_version=secure_version, slot=slot)
     if result is None:
         result = await run_in_threadpool(service.poll, who, version=version, secure_version=secure_version, slot=slot)
@@ -55,7 +68,10 @@ def artifact(device_id: DeviceId, who: DeviceAuth, service: Service, repo: Repo)
 
 @router.post("/{device_id}/reports", response_model=schemas.ReportStored)
 def report(device_id: DeviceId, who: DeviceAuth, service: Service, body: schemas.ReportIn) -> ReportAck:
-    """Report update progress: downloading, installed, booted, confirmed, reverted or rejected (with reason)."""
+    """Report update progress: deferred, downloading, installed, booted, confirmed, reverted or rejected (with
+    reason), or a key-rotation result. A confirmation counts toward a rollout threshold only when trusted: signed
+    claims of a certificate unit, or a shared-secret unit on a server that allows them."""
+    trusted = service.check_claims(who, body.claims, kind="report", expect=report_expectation(body.model_dump()))
     return service.report(
         who,
         status=body.status,
@@ -65,4 +81,11 @@ def report(device_id: DeviceId, who: DeviceAuth, service: Service, body: schemas
         version=body.version,
         secure_version=body.secure_version,
         slot=body.slot,
+        trusted=trusted,
     )
+
+
+@router.post("/{device_id}/audit", response_model=schemas.TrailStored)
+def upload_trail(device_id: str, who: DeviceAuth, service: Service, body: schemas.TrailUpload) -> Any:
+    """Upload new entries of the unit's own audit trail; they must continue the chain the server holds."""
+    return service.upload_trail(who, [e.model_dump() for e in body.entries], body.checkpoint)

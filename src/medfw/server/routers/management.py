@@ -94,6 +94,7 @@ def create_rollout(body: schemas.RolloutCreate, actor: Operator, service: Servic
         phases=body.phases,
         success_threshold=body.success_threshold,
         error_threshold=body.error_threshold,
+        require_approval=body.require_approval,
         actor=actor,
     )
 
