@@ -92,7 +92,7 @@ def test_staged_rollout_canary_revert_exposure_downgrade(demo: tuple[Path, dict[
         "1.0.0",
     )
     assert (rollout["results"][canary]["outcome"], rollout["results"][canary]["version"]) == ("confirmed", "1.1.0")
-    assert rollout["after_canary"]["current_phase"] == 1
+    assert rollout["after_canary"]["current_phase"] == 2  # phases are numbered from 1: the canary phase is done
     assert rollout["after_canary"]["phases"][0]["counts"] == {"confirmed": 1}
     assert (rollout["results"][last]["outcome"], rollout["results"][last]["version"]) == ("reverted", "1.0.0")
     assert rollout["final"]["phases"][1]["counts"] == {"confirmed": facts["fleet_size"] - 2, "reverted": 1}

@@ -118,7 +118,8 @@ def server(repo: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, out, _ = _run(capsys, "ota", "token", "create", "--db", db, "--name", "ops", "--role", "admin", "--json")
     assert code == 0
     port = _free_port()
-    app = build_app(ServerSettings(db=db, repo=repo["repo"]))
+    # simulated units use shared-secret credentials: their reports count only when the server allows them
+    app = build_app(ServerSettings(db=db, repo=repo["repo"], allow_shared_secret_devices=True))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -88,7 +88,7 @@ def staged_rollout(demo: Demo) -> dict[str, Any]:
     results: dict[str, Any] = {canary: _poll(demo, canary)}
     demo.say(f"canary {canary}: {results[canary].get('outcome')} on {results[canary].get('version')}")
     after_canary = demo.run_json(["ota", "rollout", "status", str(rollout["id"])])
-    phase = int(after_canary.get("current_phase", 0)) + 1
+    phase = int(after_canary.get("current_phase", 1))  # 1-based, as the API reports it
     demo.say(f"rollout after the canary: {after_canary.get('state')}, phase {phase} of {len(after_canary['phases'])}")
     for unit in FLEET[1:]:
         results[unit] = _poll(demo, unit, fails=unit == FLEET[-1], quiet=unit not in (second, FLEET[-1]))
