@@ -7,9 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from medfw.errors import InputError, StorageError
+from medfw.errors import InputError, KeyMaterialError, StorageError
 
-__all__ = ["DEFAULT_MAX_READ", "atomic_write", "atomic_write_text", "read_bytes"]
+__all__ = ["DEFAULT_MAX_READ", "atomic_write", "atomic_write_text", "check_private", "read_bytes", "read_secret"]
 
 DEFAULT_MAX_READ = 256 * 1024 * 1024
 
@@ -86,3 +86,36 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, mode: int = 0o644, overwrite: bool = True) -> None:
     """Write UTF-8 text atomically (see :func:`atomic_write`)."""
     atomic_write(path, text.encode("utf-8"), mode=mode, overwrite=overwrite)
+
+
+def check_private(path: str | os.PathLike[str], *, what: str, field: str | None = None) -> None:
+    """Refuse a secret file that its group or other users can read (the one rule for every key, token,
+    password and PIN file).
+
+    Raises:
+        InputError: the file is missing or cannot be examined.
+        KeyMaterialError: the file's mode grants group or others any access.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror}", path=str(p), field=field) from None
+    if mode & 0o077:
+        raise KeyMaterialError(
+            f"{what} file is readable by other users (mode {mode & 0o777:04o}): chmod 600 {p}", path=str(p), field=field
+        )
+
+
+def read_secret(path: str | os.PathLike[str], *, what: str, field: str | None = None) -> str:
+    """The secret a file holds: its first line, stripped; the file must be private to its owner.
+
+    Raises:
+        InputError: missing, unreadable, larger than 4 KiB or empty.
+        KeyMaterialError: readable by group or others (:func:`check_private`).
+    """
+    check_private(path, what=what, field=field)
+    text = read_bytes(path, max_length=4096, what=what).decode("utf-8", "replace").strip()
+    if not text:
+        raise InputError(f"{what} file is empty", path=str(path), field=field)
+    return text.splitlines()[0].strip()

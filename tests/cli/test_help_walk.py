@@ -28,8 +28,8 @@ def test_every_argument_has_help_with_its_default() -> None:
     no_help, no_default = [], []
     for cmd, leaf in _leaves():
         for a in leaf._actions:
-            if isinstance(a, argparse._HelpAction):
-                continue
+            if isinstance(a, argparse._HelpAction) or getattr(a, "refused", False):
+                continue  # a refused option (a secret in argv) is deliberately undocumented
             label = a.option_strings[0] if a.option_strings else a.dest
             if not a.help or a.help == argparse.SUPPRESS:
                 no_help.append(f"{cmd} {label}")

@@ -17,6 +17,7 @@ from medfw.cli import main
 from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
 from medfw.crypto.signer import FileSigner
 from medfw.device import Device
+from medfw.errors import MedfwError
 from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 from medfw.server.asgi import ServerSettings, build_app
@@ -125,6 +126,12 @@ def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: 
     assert code == 2
 
 
+def _token_file(path: Path, token: str) -> str:
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,7 +162,13 @@ def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[s
         time.sleep(0.02)
     assert srv.started
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "token": out["token"], "repo": repo, "db": db}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "token": out["token"],
+            "token_file": _token_file(tmp_path / "fixture-admin.token", out["token"]),
+            "repo": repo,
+            "db": db,
+        }
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
@@ -168,7 +181,7 @@ def _agent(*argv: str) -> int:
 def test_operator_flow_with_agent(
     tmp_path: Path, keys: dict[str, str], server: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    srv = ["--server", server["url"], "--token", server["token"], "--json"]
+    srv = ["--server", server["url"], "--token-file", server["token_file"], "--json"]
     boot = FileSigner.from_file(keys["boot"])
     dev_dir = tmp_path / "unit1"
     dev = Device.init(
@@ -243,14 +256,32 @@ def test_operator_flow_with_agent(
     code, out = _run(capsys, "ota", "device", "list", "--group", "icu", *srv)
     assert [d["version"] for d in out] == ["1.1.0"]
     # human output renders tables
-    assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
+    assert main(["ota", "fleet", "--server", server["url"], "--token-file", server["token_file"]]) == 0
     assert "1.1.0" in capsys.readouterr().out
     # pause / resume / cancel and refusals
     code, out = _run(capsys, "ota", "rollout", "pause", rid, *srv)
     assert code == 2  # a finished rollout cannot be paused (409)
-    code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--token", "mft_wrong", "--json")
+    code, _ = _run(
+        capsys,
+        "ota",
+        "fleet",
+        "--server",
+        server["url"],
+        "--token-file",
+        _token_file(tmp_path / "wrong.token", "mft_wrong"),
+        "--json",
+    )
     assert code == 1
-    code, _ = _run(capsys, "ota", "fleet", "--server", "http://127.0.0.1:9", "--token", "x", "--json")
+    code, _ = _run(
+        capsys,
+        "ota",
+        "fleet",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token-file",
+        _token_file(tmp_path / "x.token", "x"),
+        "--json",
+    )
     assert code == 2
     code, _ = _run(capsys, "ota", "fleet", "--json")
     assert code == 2
@@ -337,7 +368,7 @@ def test_tables_print_device_reported_strings_as_text(
     """A device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``."""
     import httpx
 
-    srv = ["--server", server["url"], "--token", server["token"]]
+    srv = ["--server", server["url"], "--token-file", server["token_file"]]
     code, out = _run(capsys, "ota", "device", "add", "--id", "evil1", "--model", "pump", *srv, "--json")
     assert code == 0
     auth = {"Authorization": f"Device {out['credential']}"}
@@ -426,11 +457,16 @@ def test_tokens_and_credentials_from_the_cli_without_secrets_in_argv(
     assert r.status_code == 200  # the device directory holds the new, working credential
     assert main(["ota", "device", "add", "--id", "unit9", "--model", "pump", *srv]) == 2  # 409: exists
     capsys.readouterr()
-    # --token in argv still works, with a warning
-    code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--token", server["token"], "--json")
-    assert code == 0
-    assert main(["ota", "fleet", "--server", server["url"], "--token", server["token"]]) == 0
-    assert "process list" in capsys.readouterr().err
+    # a token is never an argument: --token is unknown; the environment works
+    with pytest.raises(SystemExit) as exc:
+        main(["ota", "fleet", "--server", server["url"], "--token", server["token"]])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--token-file" in err and server["token"] not in err
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDFW_OTA_TOKEN", server["token"])
+        code, _ = _run(capsys, "ota", "fleet", "--server", server["url"], "--json")
+        assert code == 0
 
 
 def test_publish_is_a_release_point_of_the_audit_log(
@@ -455,7 +491,8 @@ def test_publish_is_a_release_point_of_the_audit_log(
 def test_transport_and_secret_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from medfw.cli.ota import _db_url, _transport_options
+    from medfw.cli._ota_client import db_url
+    from medfw.cli._ota_serve import _transport_options
 
     base = {"trusted_proxy": None, "tls_cert": None, "tls_key": None}
     assert _transport_options(argparse.Namespace(**base)) == {"proxy_headers": False}
@@ -465,9 +502,12 @@ def test_transport_and_secret_options(tmp_path: Path, capsys: pytest.CaptureFixt
     secret.write_text("s3cret\n")
     secret.chmod(0o640)
     ns = argparse.Namespace(db_password_file=str(secret))
-    with pytest.raises(Exception, match="readable by other users"):
-        _db_url(ns, "postgresql://fleet@db.example/fleet")
+    with pytest.raises(MedfwError, match="readable by other users"):
+        db_url(ns, "postgresql://fleet@db.example/fleet")
     secret.chmod(0o600)
-    assert _db_url(ns, "postgresql://fleet@db.example/fleet") == "postgresql+psycopg://fleet:s3cret@db.example/fleet"
-    _db_url(argparse.Namespace(db_password_file=None), "postgresql://fleet:pw@db.example/fleet")
-    assert "process list" in capsys.readouterr().err
+    assert db_url(ns, "postgresql://fleet@db.example/fleet") == "postgresql+psycopg://fleet:s3cret@db.example/fleet"
+    with pytest.raises(MedfwError, match="process list"):  # a password in argv is refused
+        db_url(argparse.Namespace(db_password_file=None), "postgresql://fleet:pw@db.example/fleet")
+    code, _ = _run(capsys, "ota", "token", "create", "--db", "postgresql://u:pw@127.0.0.1:9/x", "--name", "n",
+                   "--role", "admin", "--json")  # fmt: skip
+    assert code == 2

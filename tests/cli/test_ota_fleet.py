@@ -128,7 +128,10 @@ def server(repo: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[s
         time.sleep(0.02)
     assert srv.started
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "token": out["token"]}
+        token_file = tmp_path / "ops.token"
+        token_file.write_text(out["token"])
+        token_file.chmod(0o600)
+        yield {"url": f"http://127.0.0.1:{port}", "token": out["token"], "token_file": str(token_file)}
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
@@ -146,7 +149,7 @@ def _device_reports(server: dict[str, str], device: str, credential: str, body: 
 def test_reports_reasons_device_commands_and_phases(
     repo: dict[str, str], server: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    srv = ["--server", server["url"], "--token", server["token"], "--json"]
+    srv = ["--server", server["url"], "--token-file", server["token_file"], "--json"]
     creds = {}
     for i in range(4):
         code, out, _ = _run(capsys, "ota", "device", "add", "--id", f"p{i}", "--model", "pump", *srv)
@@ -166,7 +169,15 @@ def test_reports_reasons_device_commands_and_phases(
     assert st["current_phase"] == 2 and st["state"] == "paused"
     assert st["reasons"] == [{"state": "rejected", "reason": "untrusted_key", "devices": 2}]
     code, human, _ = _run(
-        capsys, "ota", "rollout", "status", str(ro["id"]), "--server", server["url"], "--token", server["token"]
+        capsys,
+        "ota",
+        "rollout",
+        "status",
+        str(ro["id"]),
+        "--server",
+        server["url"],
+        "--token-file",
+        server["token_file"],
     )
     assert "untrusted_key" in human and "phase 2/2" in human
 
@@ -196,7 +207,7 @@ def test_nothing_to_do_and_secure_version_warning(
 ) -> None:
     import httpx
 
-    srv = ["--server", server["url"], "--token", server["token"], "--json"]
+    srv = ["--server", server["url"], "--token-file", server["token_file"], "--json"]
     code, out, _ = _run(capsys, "ota", "device", "add", "--id", "u1", "--model", "pump", *srv)
     cred = out["credential"]
     r = httpx.get(

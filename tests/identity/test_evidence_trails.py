@@ -30,7 +30,7 @@ def test_canary_trails_exported_and_rechecked(
 ) -> None:
     with trusted_fleet(tmp_path / "fleet") as fleet:
         monkeypatch.setenv("SSL_CERT_FILE", str(fleet.tls.ca))
-        token = fleet.admin.headers["Authorization"].split(" ", 1)[1]
+        monkeypatch.setenv("MEDFW_OTA_TOKEN", fleet.admin.headers["Authorization"].split(" ", 1)[1])
         units = [fleet.unit(f"pump-{i}") for i in range(4)]
         for u in units:
             assert u.cycle() == "idle"
@@ -40,7 +40,7 @@ def test_canary_trails_exported_and_rechecked(
             u.cycle()
         out = tmp_path / "trails"
         code = main(["ota", "device", "trails", "--rollout", str(ro["id"]), "--out", str(out),
-                     "--server", fleet.url, "--token", token])  # fmt: skip
+                     "--server", fleet.url])  # fmt: skip
         capsys.readouterr()
         assert code == 0
         assert sorted(p.name for p in out.iterdir()) == ["pump-0.json", "pump-1.json"]  # the canary phase

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_group, add_json_flag, emit, out_console
+from medfw.cli._common import add_group, emit, out_console
+from medfw.cli._ota_client import add_server_flags, fleet_client
 from medfw.errors import EXIT_OK, UsageError
 
 __all__ = ["register"]
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from medfw.server.client import FleetClient  # noqa: PLC0415 - keep CLI start-up light
-
-    server = args.server or os.environ.get("MEDFW_OTA_SERVER")
-    token = args.token or os.environ.get("MEDFW_OTA_TOKEN")
-    if not server or not token:
-        raise UsageError("give --server and --token (or MEDFW_OTA_SERVER / MEDFW_OTA_TOKEN)", field="--server")
-    return FleetClient(server, token)
 
 
 def _human(c: dict[str, Any]) -> None:
@@ -73,13 +63,13 @@ def _start(args: argparse.Namespace) -> int:
         "success_threshold": args.success_threshold,
         "error_threshold": args.error_threshold,
     }
-    r = _client(args).request("POST", "/api/v1/campaigns", json=body)
+    r = fleet_client(args).request("POST", "/api/v1/campaigns", json=body)
     emit(args, r, lambda: _human(r))
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = fleet_client(args)
     if args.id is None:
         rows = client.request("GET", "/api/v1/campaigns")
 
@@ -95,15 +85,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace) -> int:
-    r = _client(args).request("POST", f"/api/v1/campaigns/{args.id}/{args.action}")
+    r = fleet_client(args).request("POST", f"/api/v1/campaigns/{args.id}/{args.action}")
     emit(args, r, lambda: _human(r))
     return EXIT_OK
-
-
-def _server(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", metavar="URL", help="fleet server (default: $MEDFW_OTA_SERVER)")
-    p.add_argument("--token", metavar="TOKEN", help="management API token (default: $MEDFW_OTA_TOKEN)")
-    add_json_flag(p)
 
 
 def register(group: Any) -> None:
@@ -130,14 +114,14 @@ def register(group: Any) -> None:
     p.add_argument(
         "--error-threshold", type=int, default=10, metavar="PCT", help="failed share that pauses (default 10)"
     )
-    _server(p)
+    add_server_flags(p)
     p.set_defaults(func=_start)
     p = rotation.add_parser("status", help="one campaign (or all) with per-unit progress")
     p.add_argument("id", nargs="?", type=int, help="campaign id (default: all campaigns)")
-    _server(p)
+    add_server_flags(p)
     p.set_defaults(func=_status)
     for action in ("pause", "resume"):
         p = rotation.add_parser(action, help=f"{action} a campaign")
         p.add_argument("id", type=int, help="campaign id")
-        _server(p)
+        add_server_flags(p)
         p.set_defaults(func=_control, action=action)

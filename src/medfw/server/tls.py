@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medfw._io import check_private
 from medfw.errors import KeyMaterialError, UsageError
 
 __all__ = ["check_server_files", "server_context_factory"]
@@ -22,8 +23,7 @@ def check_server_files(cert: str, key: str) -> None:
     for path, flag in ((cert, "--tls-cert"), (key, "--tls-key")):
         if not Path(path).is_file():
             raise UsageError(f"no such file: {path}", path=path, field=flag)
-    if Path(key).stat().st_mode & 0o077:
-        raise KeyMaterialError(f"TLS key is readable by other users: chmod 600 {key}", path=key, field="--tls-key")
+    check_private(key, what="TLS key", field="--tls-key")
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as e:
