@@ -6,6 +6,7 @@ own database (``medfw_ota_<random>``), each test its own schema, so parallel wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import Engine
 
 from medfw.audit.sink import MemorySink
 from medfw.crypto.keys import KeyType, generate_private_key
@@ -110,3 +112,33 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     with TestClient(create_app(service, repo, online_keys=online, maintenance_interval=3600)) as client:
         yield Api(client, service, sink, repo, tokens, release)
     engine.dispose()
+
+
+@contextlib.contextmanager
+def database_down(engine: Engine, db_url: str) -> Iterator[None]:
+    """Make the fleet database unreachable for new connections (and drop the open ones) on either backend."""
+    if db_url.startswith("sqlite"):
+        path = Path(db_url.removeprefix("sqlite:///"))
+        engine.dispose()
+        moved = path.with_name("away")
+        moved.mkdir()
+        for f in path.parent.glob(path.name + "*"):
+            f.rename(moved / f.name)
+        path.mkdir()  # a directory where the database file was: every new connection fails
+        try:
+            yield
+        finally:
+            path.rmdir()
+            for f in moved.iterdir():
+                f.rename(path.parent / f.name)
+        return
+    database = db_url.split("?", maxsplit=1)[0].rpartition("/")[2]
+    admin = PG.rpartition("/")[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+    try:
+        yield
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')

@@ -16,12 +16,12 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
-def test_management_actions_and_reports_are_sealed(tmp_path: Path) -> None:
+def test_management_actions_and_reports_are_sealed(db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "audit.db"
     key = tmp_path / "audit.key"
     init_log(log, key_out=key)
     sink = open_log(log)
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+    engine = make_engine(db_url)
     migrate(engine)
     service = FleetService(make_sessionmaker(engine), sink)
     admin = service.create_token("admin", Role.ADMIN)

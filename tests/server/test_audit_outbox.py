@@ -25,8 +25,8 @@ class _FlakySink(MemorySink):
         super().record(event)
 
 
-def test_events_commit_with_their_change_and_reach_the_log_later(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+def test_events_commit_with_their_change_and_reach_the_log_later(db_url: str) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     sink = _FlakySink()
     svc = FleetService(make_sessionmaker(engine), sink)
@@ -119,8 +119,8 @@ def test_one_process_holds_the_audit_lease_and_another_takes_over(tmp_path: Path
     assert oct((tmp_path / "audit.db.drainer.lock").stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_worker_that_is_not_the_drainer_leaves_events_for_the_one_that_is(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+def test_a_worker_that_is_not_the_drainer_leaves_events_for_the_one_that_is(db_url: str) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     sink = MemorySink()
     other = FleetService(make_sessionmaker(engine), None, drainer=False)  # a second worker

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.service import FleetService
 from medfw.update.repository import ReleaseInfo
@@ -13,8 +11,8 @@ def _release() -> ReleaseInfo:
     return ReleaseInfo("pump/pump-1.1.0.bin", "pump", "esp32c3", "esp-app", "1.1.0", 2, 4096, "ab" * 32)
 
 
-def test_two_workers_see_each_others_changes(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+def test_two_workers_see_each_others_changes(db_url: str) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     a = FleetService(make_sessionmaker(engine), generation_check=0.0)  # worker A
     b = FleetService(make_sessionmaker(engine), generation_check=0.0)  # worker B, same database
@@ -34,8 +32,8 @@ def test_two_workers_see_each_others_changes(tmp_path: Path) -> None:
     assert b.authenticate_device(cred) is None
 
 
-def test_reported_state_is_written_in_batches(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+def test_reported_state_is_written_in_batches(db_url: str) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     svc.add_device("d1", model="pump", actor="t")

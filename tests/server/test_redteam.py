@@ -6,22 +6,29 @@ Every case asserts the documented status and that other devices are unaffected.
 from __future__ import annotations
 
 import contextlib
+import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 from sqlalchemy import func, select
 
+from medfw.server.app import create_app
 from medfw.server.credentials import Role
+from medfw.server.db import make_engine, make_sessionmaker, migrate
 from medfw.server.errors import Conflict
 from medfw.server.models import ApiToken, Assignment, Report, Rollout
 from medfw.server.rollout import ACTIVE_STATES
+from medfw.server.service import FleetService
+from medfw.update.repository import ReleaseInfo
 
-from .conftest import PG, Api
+from .conftest import PG, Api, database_down
 
 BIG = [2**31, 2**63, 2**64 + 5]
 
@@ -195,41 +202,11 @@ def test_rollout_over_the_bind_parameter_limit(api: Api) -> None:
         api.service.create_rollout(release=1, devices=[f"d{i:06d}" for i in range(0, n, 2)], actor="t")
 
 
-@contextlib.contextmanager
-def _database_down(api: Api, db_url: str) -> Iterator[None]:
-    """Make the fleet database unreachable for new connections (and drop the open ones)."""
-    if db_url.startswith("sqlite"):
-        path = Path(db_url.removeprefix("sqlite:///"))
-        api.service.store.engine.dispose()
-        moved = path.with_name("away")
-        moved.mkdir()
-        for f in path.parent.glob(path.name + "*"):
-            f.rename(moved / f.name)
-        path.mkdir()  # a directory where the database file was: every new connection fails
-        try:
-            yield
-        finally:
-            path.rmdir()
-            for f in moved.iterdir():
-                f.rename(path.parent / f.name)
-        return
-    database = db_url.split("?", maxsplit=1)[0].rpartition("/")[2]
-    admin = PG.rpartition("/")[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
-    try:
-        yield
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
-
-
 def test_database_outage_is_503_with_retry_after_and_readyz_says_so(api: Api, db_url: str) -> None:
     """Finding 10: a database outage answered 500 while /healthz stayed 200; there was no readiness probe."""
     dev = api.device("pump-1")
     assert api.client.get("/readyz").json() == {"status": "ready", "checks": {"database": "ok", "repository": "ok"}}
-    with _database_down(api, db_url):
+    with database_down(api.service.store.engine, db_url):
         time.sleep(api.service.cache.check_every)  # let the poll cache look at the database again
         for method, path, kwargs in (
             ("GET", "/api/v1/devices", {"headers": api.h("read-only")}),
@@ -246,21 +223,35 @@ def test_database_outage_is_503_with_retry_after_and_readyz_says_so(api: Api, db
     assert api.client.get("/readyz").status_code == 200
 
 
-def test_a_poll_waiting_for_sqlites_write_lock_does_not_stall_the_event_loop(tmp_path: Path) -> None:
-    """Finding 7: on SQLite one poll waiting for the write lock stalled the event loop (/healthz took 9.76 s)."""
-    import socket
-    import sqlite3
+@contextlib.contextmanager
+def _write_lock(db_url: str) -> Iterator[Callable[[], bool]]:
+    """Another writer holds the lock a poll's write needs; yields "is a request waiting for it?"."""
+    if db_url.startswith("sqlite"):
+        holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+        try:
+            yield lambda: True  # the watched transaction below tells when the poll waits
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        return
+    database = db_url.split("?", maxsplit=1)[0].rpartition("/")[2]
+    with psycopg.connect(db_url) as holder, psycopg.connect(PG, autocommit=True) as watcher:
+        holder.execute("LOCK TABLE assignments IN EXCLUSIVE MODE")  # reads go on, writes wait
 
-    import httpx
-    import uvicorn
+        def waiting() -> bool:
+            q = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+            row = watcher.execute(q, (database,)).fetchone()
+            return bool(row and row[0])
 
-    from medfw.server.app import create_app
-    from medfw.server.db import make_engine, make_sessionmaker, migrate
-    from medfw.server.service import FleetService
-    from medfw.update.repository import ReleaseInfo
+        yield waiting
+        holder.commit()
 
-    path = tmp_path / "fleet.sqlite"
-    engine = make_engine(f"sqlite:///{path}")
+
+def test_a_poll_waiting_for_a_write_lock_does_not_stall_the_event_loop(db_url: str) -> None:
+    """Finding 7: on SQLite one poll waiting for the write lock stalled the event loop (/healthz took 9.76 s); on
+    PostgreSQL the same holds for a poll waiting for a lock another transaction holds."""
+    engine = make_engine(db_url)
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     cred = svc.add_device("pump-1", model="pump", actor="t")
@@ -288,8 +279,6 @@ def test_a_poll_waiting_for_sqlites_write_lock_does_not_stall_the_event_loop(tmp
     base = f"http://127.0.0.1:{port}"
     while not server.started:
         time.sleep(0.01)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
     answers: list[int] = []
     # reporting the assigned version makes the poll write (pending -> confirmed, already installed)
     poller = threading.Thread(
@@ -303,13 +292,16 @@ def test_a_poll_waiting_for_sqlites_write_lock_does_not_stall_the_event_loop(tmp
         )
     )
     try:
-        poller.start()
-        assert entered.wait(30)
-        assert httpx.get(f"{base}/healthz", timeout=60).status_code == 200
-        assert exited == []  # /healthz answered while the poll's transaction still waits for the lock
+        with _write_lock(db_url) as waiting:
+            poller.start()
+            assert entered.wait(30)
+            while not waiting():  # bounded by the poll's own timeout: it waits for the lock or has answered
+                assert poller.is_alive()
+                time.sleep(0.01)
+            assert httpx.get(f"{base}/healthz", timeout=60).status_code == 200
+            assert exited == []  # /healthz answered while the poll's transaction still waits for the lock
     finally:
-        holder.execute("COMMIT")
-        holder.close()
         poller.join(timeout=60)
         server.should_exit = True
     assert answers == [200]
+    engine.dispose()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from medfw.server.logs import JsonFormatter
 from medfw.server.maintenance import Maintenance
 from medfw.server.service import FleetService
 
-from .conftest import Api
+from .conftest import Api, database_down
 
 
 @pytest.mark.parametrize(
@@ -40,8 +38,8 @@ def test_each_domain_error_has_one_status(error: MedfwError, status: int) -> Non
     assert status_of(error) == status
 
 
-def test_service_returns_frozen_views(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleet.sqlite'}")
+def test_service_returns_frozen_views(db_url: str) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     svc.add_device("d1", model="pump", actor="t")
@@ -54,19 +52,17 @@ def test_service_returns_frozen_views(tmp_path: Path) -> None:
         svc.add_device("d1", model="pump", actor="t")
 
 
-def test_maintenance_logs_a_failed_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "d").mkdir()
-    engine = make_engine(f"sqlite:///{tmp_path / 'd' / 'fleet.sqlite'}")
+def test_maintenance_logs_a_failed_pass(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = make_engine(db_url)
     migrate(engine)
     svc = FleetService(make_sessionmaker(engine))
     svc.add_device("d1", model="pump", actor="t")
     svc.poll("d1", version="1.0.0", secure_version=1, slot="ota_0")
-    engine.dispose()
-    shutil.rmtree(tmp_path / "d")  # the database is gone: every new connection fails
-    with caplog.at_level(logging.WARNING, logger="medfw.server.maintenance"):
-        Maintenance(svc, None, None).run_once()
+    with database_down(engine, db_url), caplog.at_level(logging.WARNING, logger="medfw.server.maintenance"):
+        Maintenance(svc, None, None).run_once()  # the database is gone: every new connection fails
     assert any("writing poll data failed" in r.getMessage() for r in caplog.records)
     assert "d1" in svc.cache.take_seen()  # kept for the next pass
+    engine.dispose()
 
 
 def test_request_log_names_the_actor_never_the_secret(api: Api, caplog: pytest.LogCaptureFixture) -> None:

@@ -13,15 +13,20 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
 from medfw.audit import AuditEvent, init_log
 from medfw.audit.checkpoint import sign_checkpoint
 from medfw.audit.keys import generate_checkpoint_key
 from medfw.audit.log import append_session, checkpoint
+from medfw.audit.sink import MemorySink
 from medfw.audit.witness import WITNESS_API, fetch_witness, post_checkpoint
 from medfw.cli import main
 from medfw.errors import PolicyViolationError, VerificationError
 from medfw.server.app import create_app
+from medfw.server.credentials import Role
+from medfw.server.db import make_engine, make_sessionmaker, migrate
+from medfw.server.service import FleetService
 
 from .conftest import Api
 
@@ -141,3 +146,35 @@ def test_cli_post_and_verify_against_the_server_witness(
     assert main(["audit", "checkpoint", str(device_log), "--post", live, "--json"]) == 1
     err = json.loads(capsys.readouterr().out)["error"]
     assert "truncated or rolled back" in err["message"] or "refused" in err["message"]
+
+
+def test_witness_events_go_through_the_outbox_of_a_worker_that_is_not_the_drainer(
+    db_url: str, device_log: Path
+) -> None:
+    """With several workers only one appends the audit log: a witness post on another worker commits its event
+    (accepted or refused) in the outbox with the change, and the drainer appends it."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    sink = MemorySink()
+    worker = FleetService(make_sessionmaker(engine), None, drainer=False)  # like a second worker of --workers 2
+    drainer = FleetService(make_sessionmaker(engine), sink)
+    token = worker.create_token("op", Role.OPERATOR)
+    drainer.drain_outbox()
+    sink.events.clear()
+    first = checkpoint(device_log)
+    with TestClient(create_app(worker, maintenance_interval=3600)) as client:
+        post_checkpoint(device_log, "http://testserver", first, token=token, client=client)
+        assert worker.store.outbox_size() == 1 and sink.events == []  # committed, not yet appended
+        r = client.post(
+            WITNESS_API + "pump-0042",
+            json={"checkpoint": sign_checkpoint(first.checkpoint, generate_checkpoint_key()).to_dict()},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 409
+    assert drainer.drain_outbox() == 2 and worker.store.outbox_size() == 0
+    assert [(e.type, e.outcome) for e in sink.events] == [
+        ("audit.checkpoint", "success"),
+        ("audit.checkpoint", "denied"),
+    ]
+    assert all(e.data["outbox_id"] for e in sink.events)
+    engine.dispose()

@@ -14,6 +14,7 @@ from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.server.auditing import Denials, RefusalLimiter, event_from_json, event_to_json
 from medfw.server.cache import PollCache
 from medfw.server.errors import Conflict
+from medfw.server.ratelimit import SharedLimiter
 from medfw.server.store import Store
 from medfw.server.trust_config import TrustConfig
 from medfw.server.work import Work, now
@@ -48,6 +49,8 @@ class ServiceBase:
             the others leave their events in the outbox).
         refusal_limit: refused authentications per source address or device within ``refusal_window`` seconds
             after which it gets 429 (0: no limit).
+        shared_limit: count refusals in the database, summed over every server process (default: on
+            PostgreSQL; SQLite keeps the in-process count), see :mod:`medfw.server.ratelimit`.
         artifact_base_url: a static host or CDN serving the repository's ``metadata/`` and ``targets/``
             directories; polls then send devices there (TUF makes that host untrusted).
     """
@@ -63,6 +66,7 @@ class ServiceBase:
         drainer: bool = True,
         refusal_limit: int = 20,
         refusal_window: float = 60.0,
+        shared_limit: bool | None = None,
         artifact_base_url: str | None = None,
     ) -> None:
         self.sessions = sessions
@@ -76,7 +80,13 @@ class ServiceBase:
         self.cache = PollCache(self.store.generation, check_every=generation_check)
         self.trust = trust or TrustConfig()
         self.denials = Denials()
-        self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
+        self.limiter: RefusalLimiter
+        if shared_limit is None:
+            shared_limit = self.store.engine.dialect.name == "postgresql"
+        if shared_limit:  # several processes may serve this database: the limit holds in their sum
+            self.limiter = SharedLimiter(self.store.engine, limit=refusal_limit, window=refusal_window)
+        else:  # SQLite: one process; the in-process count is the whole count
+            self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
         self._drain_lock = threading.Lock()
 
     # ---- units of work -------------------------------------------------------------------------------------

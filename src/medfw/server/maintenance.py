@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from medfw.errors import MedfwError
 from medfw.server.deps import OnlineKeys
 from medfw.server.lease import AuditLease
+from medfw.server.ratelimit import SharedLimiter
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 
@@ -50,6 +51,7 @@ class Maintenance:
         self._synced: int | None = None  # the targets version whose releases are in the database
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._limiter: SharedLimiter | None = None  # the shared rate limit whose sync thread runs
 
     def run_once(self) -> None:
         """One pass; each step is attempted even when an earlier one failed."""
@@ -98,8 +100,11 @@ class Maintenance:
                 log.exception("maintenance pass failed")
 
     def start(self) -> None:
-        """Run a first pass now, then start the background thread."""
+        """Run a first pass now, then start the background thread (and the shared rate limit's)."""
         self.run_once()
+        if isinstance(self.service.limiter, SharedLimiter):
+            self._limiter = self.service.limiter
+            self._limiter.start()
         self._thread = threading.Thread(target=self._loop, name="medfw-ota-maintenance", daemon=True)
         self._thread.start()
 
@@ -108,6 +113,9 @@ class Maintenance:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._limiter is not None:
+            self._limiter.stop()
+            self._limiter = None
         try:
             self.service.flush_seen()
         except _EXPECTED as e:

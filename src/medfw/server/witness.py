@@ -6,8 +6,10 @@ proof from the size it holds: ``{"checkpoint": {...}, "from_size": N, "consisten
 first checkpoint of a log pins its checkpoint public key; a later one is accepted only when that key signed it
 and the proof shows it extends the held one (:func:`medfw.audit.witness.check_extension`). A smaller size
 (rollback, truncation) or the same size with another root (fork) is refused with 409 and recorded in the audit
-log, and the held checkpoint stays. The check and the update run in one transaction under a row lock, so two
-concurrent posts cannot both replace the same checkpoint.
+log, and the held checkpoint stays. The check, the update and the audit event run in one unit of work of the fleet
+service (one transaction under a row lock, the event through the audit outbox), so two concurrent posts cannot both
+replace the same checkpoint and no event is lost or written for a change that did not commit, with any number of
+server processes.
 """
 
 # no "from __future__ import annotations": FastAPI reads the routes' annotations, which use local dependencies
@@ -20,14 +22,15 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import BigInteger, DateTime, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from medfw.audit.checkpoint import SignedCheckpoint
 from medfw.audit.keys import key_id, load_checkpoint_public_key
-from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.audit.witness import WITNESS_API, check_extension
 from medfw.errors import AuditError, VerificationError
+from medfw.server.base import ServiceBase
 from medfw.server.models import Base
+from medfw.server.work import Work
 
 __all__ = ["WitnessRecord", "WitnessService", "make_router"]
 
@@ -50,15 +53,15 @@ class WitnessRecord(Base):
 
 
 class WitnessService:
-    """Stores and checks witnessed checkpoints (one transaction per post)."""
+    """Stores and checks witnessed checkpoints: one unit of work of the fleet service per post, so the audit event
+    (accepted or refused) commits with it through the same outbox as every other state change."""
 
-    def __init__(self, sessions: sessionmaker[Session], sink: AuditSink) -> None:
-        self._sessions = sessions
-        self._sink = sink
+    def __init__(self, fleet: ServiceBase) -> None:
+        self._fleet = fleet
 
     def get(self, log_id: str) -> dict[str, Any] | None:
         """The held checkpoint document of ``log_id`` (None when none is held)."""
-        with self._sessions() as s:
+        with self._fleet.sessions() as s:
             rec = s.get(WitnessRecord, log_id)
             if rec is None:
                 return None
@@ -77,8 +80,11 @@ class WitnessService:
         """
         new, proof = _parse(log_id, body)
         cp = new.checkpoint
-        with self._sessions.begin() as s:
-            rec = s.execute(select(WitnessRecord).where(WitnessRecord.log_id == log_id).with_for_update()).scalar()
+        refused: VerificationError | None = None
+        with self._fleet.work() as w:
+            rec = w.session.execute(
+                select(WitnessRecord).where(WitnessRecord.log_id == log_id).with_for_update()
+            ).scalar()
             held = SignedCheckpoint.from_bytes(rec.document.encode("utf-8")) if rec is not None else None
             pem = rec.public_key.encode("ascii") if rec is not None else new.public_key_pem
             pinned = load_checkpoint_public_key(pem)
@@ -86,39 +92,47 @@ class WitnessService:
             try:
                 check_extension(held, new, proof, pinned)
             except VerificationError as e:
-                self._record("denied", actor, log_id, cp.size, previous, e.message)
-                raise VerificationError(e.message, field=e.field) from None
-            doc = new.to_bytes().decode("utf-8")
-            if rec is None:
-                s.add(
-                    WitnessRecord(
-                        log_id=log_id,
-                        size=cp.size,
-                        root=cp.root.hex(),
-                        key_id=key_id(pinned),
-                        public_key=pem.decode("ascii"),
-                        document=doc,
-                        updated=datetime.now(UTC),
-                    )
-                )
-            elif cp.size > rec.size:
-                rec.size, rec.root, rec.document, rec.updated = cp.size, cp.root.hex(), doc, datetime.now(UTC)
-        self._record("success", actor, log_id, cp.size, previous, None)
+                refused = e  # nothing changes; the refusal's audit event still commits
+                _record(w, "denied", actor, log_id, cp.size, previous, e.message)
+            else:
+                _store(w.session, rec, new, pem, key_id(pinned))
+                _record(w, "success", actor, log_id, cp.size, previous, None)
+        if refused is not None:
+            raise VerificationError(refused.message, field=refused.field)
         return {"log_id": log_id, "size": cp.size, "root": cp.root.hex(), "previous_size": previous}
 
-    def _record(  # noqa: PLR0917 - one audit event's fields
-        self, outcome: str, actor: str, log_id: str, size: int, previous: int | None, why: str | None
-    ) -> None:
-        self._sink.record(
-            AuditEvent(
-                type="audit.checkpoint",
-                outcome=outcome,
-                reason="witness" if why is None else "witness_refused",
-                actor=actor,
-                objects={"log_id": log_id},
-                data={"size": size, "previous_size": previous, **({"why": why} if why else {})},
+
+def _store(s: Session, rec: WitnessRecord | None, new: SignedCheckpoint, pem: bytes, pinned_id: str) -> None:
+    """Hold ``new`` (the first checkpoint of its log pins ``pem``)."""
+    cp = new.checkpoint
+    doc = new.to_bytes().decode("utf-8")
+    if rec is None:
+        s.add(
+            WitnessRecord(
+                log_id=cp.log_id,
+                size=cp.size,
+                root=cp.root.hex(),
+                key_id=pinned_id,
+                public_key=pem.decode("ascii"),
+                document=doc,
+                updated=datetime.now(UTC),
             )
         )
+    elif cp.size > rec.size:
+        rec.size, rec.root, rec.document, rec.updated = cp.size, cp.root.hex(), doc, datetime.now(UTC)
+
+
+def _record(  # noqa: PLR0917 - one audit event's fields
+    w: Work, outcome: str, actor: str, log_id: str, size: int, previous: int | None, why: str | None
+) -> None:
+    w.audit(
+        "audit.checkpoint",
+        outcome,
+        actor,
+        reason="witness" if why is None else "witness_refused",
+        objects={"log_id": log_id},
+        data={"size": size, "previous_size": previous, **({"why": why} if why else {})},
+    )
 
 
 def _parse(log_id: str, body: Any) -> tuple[SignedCheckpoint, list[bytes]]:
@@ -140,8 +154,7 @@ def _parse(log_id: str, body: Any) -> tuple[SignedCheckpoint, list[bytes]]:
 
 
 def _service(request: Request) -> WitnessService:
-    svc = request.app.state.service
-    return WitnessService(svc.sessions, svc.sink)
+    return WitnessService(request.app.state.service)
 
 
 def make_router(reader: Callable[..., str], operator: Callable[..., str]) -> APIRouter:
