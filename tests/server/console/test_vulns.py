@@ -101,6 +101,16 @@ def test_findings_components_and_exposure(site: Site, tmp_path: Path) -> None:
         rows = re.findall(r"<tr><td><code>(CVE-[0-9-]+)</code></td>.*?<td class=\"n\">(\d+)</td>", page, re.S)
         assert rows == [("CVE-2014-0160", "2")]  # two devices run the affected release
         assert f"rollout {fix_rollout.id}</a> running at phase 1/2" in page  # the fix and how far it got
+        # VEX from the decisions recorded now, in each format, bound to the release's SBOM
+        assert f'href="/releases/{release_id}/vex/cyclonedx"' in page
+        for fmt, check in (("cyclonedx", "bomFormat"), ("openvex", "@context"), ("csaf", "document")):
+            r = client.get(f"/releases/{release_id}/vex/{fmt}")
+            assert r.status_code == 200 and check in r.json(), fmt
+            assert r.headers["content-disposition"].startswith('attachment; filename="2.0.0-vex-now.')
+        serial = json.loads(sbom)["serialNumber"]
+        assert serial in client.get(f"/releases/{release_id}/vex/cyclonedx").text
+        assert client.get(f"/releases/{release_id}/vex/spdx").status_code == 404
         # the release of the fixture has no SBOM in the index
         page = client.get(f"/releases/{site.release_id}").text
-        assert "holds no SBOM with this release" in page
+        assert "holds no SBOM with this release" in page and "/vex/cyclonedx" not in page
+        assert client.get(f"/releases/{site.release_id}/vex/openvex").status_code == 404

@@ -99,6 +99,26 @@ class VulnSource:
             self.error = e.message
         return None
 
+    def vex(self, sbom_sha256: str, fmt: str) -> bytes | None:
+        """The VEX (``cyclonedx``, ``openvex`` or ``csaf``) of the SBOM with this digest, from the decisions recorded
+        now; ``None`` when the index does not hold that SBOM."""
+        import json  # noqa: PLC0415
+
+        from medfw.vuln import export_vex  # noqa: PLC0415
+
+        index = self._open()
+        if index is None or not sbom_sha256:
+            return None
+        with self._lock:
+            try:
+                for row in index.releases():
+                    if row["sha256"] == sbom_sha256:
+                        doc = export_vex(index, bytes(row["sbom"]), fmt, author="medfw fleet console")
+                        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+            except MedfwError as e:
+                self.error = e.message
+        return None
+
     def exposure(self, service: FleetService) -> list[Exposure]:
         """Every open finding across released firmware with the devices exposed and the fix's rollout
         (:func:`medfw.vuln.exposure.exposure` over this server's fleet), kept for ``ttl`` seconds."""
