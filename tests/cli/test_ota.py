@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +129,9 @@ def test_repo_init_publish_rotate(tmp_path: Path, keys: dict[str, str], capsys: 
     assert code == 2
 
 
+PG = os.environ.get("MEDFW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
 def _token_file(path: Path, token: str) -> str:
     path.write_text(token + "\n")
     path.chmod(0o600)
@@ -138,12 +144,38 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def _database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh fleet database: an SQLite file, or a PostgreSQL database of its own on the local server."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fleet.sqlite'}"
+        return
+    import psycopg
+
+    name = f"medfw_cli_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def server(tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> Iterator[dict[str, str]]:
+    with _database(getattr(request, "param", "sqlite"), tmp_path) as db:
+        yield from _server(db, tmp_path, keys, capsys)
+
+
+def _server(
+    db: str, tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> Iterator[dict[str, str]]:
     repo = str(tmp_path / "repo")
     assert main(_init_argv(repo, keys)) == 0
     capsys.readouterr()
-    db = f"sqlite:///{tmp_path / 'fleet.sqlite'}"
     code, out = _run(capsys, "ota", "token", "create", "--db", db, "--name", "admin", "--role", "admin", "--json")
     assert code == 0
     port = _free_port()
@@ -362,10 +394,12 @@ def test_explicit_online_keys_sign_later_snapshots(
     assert timestamp["meta"]["snapshot.json"]["version"] == snapshot["version"] == 2
 
 
+@pytest.mark.parametrize("server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_tables_print_device_reported_strings_as_text(
     server: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``."""
+    """Finding 8: a device reporting version ``[/x]`` (rich markup) crashed ``ota device list`` and ``ota fleet``
+    (on either backend)."""
     import httpx
 
     srv = ["--server", server["url"], "--token-file", server["token_file"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medfw._io import read_bytes
+from medfw.cli import _ota_documents
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, err_console, out_console
 from medfw.cli._ota_client import ENV_SERVER, ENV_TOKEN, add_server_flags, fleet_client, table
 from medfw.cli._ota_repo import signers
@@ -221,3 +222,4 @@ def register(ota: Any) -> None:
     p.add_argument("--sync", action="store_true", help="first read new releases from the repository (admin)")
     add_server_flags(p)
     p.set_defaults(func=_release_list)
+    _ota_documents.register(group, add_server_flags)  # attach / documents
