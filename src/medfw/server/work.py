@@ -24,11 +24,16 @@ def now() -> datetime:
 
 @dataclass
 class Work:
-    """The session of the running transaction, the audit events it produces and whether polls may change."""
+    """The session of the running transaction, the audit events it produces and whether polls may change.
+
+    ``changed``: any poll answer or credential may have changed (every process drops its poll cache).
+    ``moved``: only assignments moved (processes re-read which devices are busy; see :mod:`medfw.server.cache`).
+    """
 
     session: Session
     events: list[AuditEvent] = field(default_factory=list)
     changed: bool = False
+    moved: bool = False
 
     def audit(
         self,
