@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -199,11 +200,43 @@ def _uvicorn(port: int, workers: int, app: str, *, factory: bool) -> list[str]:
     return [*argv, "--no-access-log", *(["--factory"] if factory else []), "--workers", str(workers), app]
 
 
+class _CpuSampler:
+    """Samples the server's CPU seconds every 0.2 s, so the CPU of a window (the measured phase without its
+    warm-up) can be read afterwards (``time.perf_counter`` is the system-wide monotonic clock)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), _cpu_seconds(self.pid)))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> _CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.perf_counter(), _cpu_seconds(self.pid)))
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds between two ``perf_counter`` times (from the nearest samples)."""
+
+        def at(t: float) -> float:
+            return min(self.samples, key=lambda s: abs(s[0] - t))[1]
+
+        return at(end) - at(start)
+
+
 def _idle(server_pid: int, port: int, creds: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    cpu0, t0 = _cpu_seconds(server_pid), time.perf_counter()
-    idle: dict[str, Any] = _in_process(_load, port, creds, args.seconds, args.warmup, args.connections)
-    idle["server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
-    idle["wall_s"] = time.perf_counter() - t0
+    with _CpuSampler(server_pid) as cpu:
+        idle: dict[str, Any] = _in_process(_load, port, creds, args.seconds, args.warmup, args.connections)
+    idle["server_cpu_s"] = cpu.between(idle["t_measure"], idle["t_end"])
     return idle
 
 
@@ -307,7 +340,7 @@ def report(r: dict[str, Any], bare: dict[str, Any] | None) -> None:
     print(f"--- medfw, {w} worker(s) (setup {r['setup_s']:.0f} s, load average {os.getloadavg()[0]:.1f})")
     print(
         f"idle polls: {i['rps']:.0f}/s p50 {i['p50_ms']:.1f} ms p99 {i['p99_ms']:.1f} ms {json.dumps(i['status'])}; "
-        f"server CPU {1e6 * i['server_cpu_s'] / max(1, i['polls']):.0f} µs/poll (incl. warm-up)"
+        f"server CPU {1e6 * i['server_cpu_s'] / max(1, i['polls']):.0f} µs/poll"
     )
     if bare is not None:
         print(f"  = {i['rps'] / bare['rps']:.2f}x the bare-Starlette ceiling ({bare['rps']:.0f} polls/s)")
@@ -318,7 +351,8 @@ def report(r: dict[str, Any], bare: dict[str, Any] | None) -> None:
     print(
         f"mixed: polls {m['poll']['per_s']:.0f}/s p50 {m['poll']['p50_ms']:.1f} p99 {m['poll']['p99_ms']:.1f} ms; "
         f"reports {m['report']['per_s']:.0f}/s p50 {m['report']['p50_ms']:.1f} p99 {m['report']['p99_ms']:.1f} ms "
-        f"({m['report']['n']} in the phase, {m['refused']} refused)"
+        f"({m['report']['n']} in the phase, {m['refused']} refused); server CPU {m['server_cpu_s'] / m['seconds']:.2f} "
+        f"cores, generator {m['generator_cpu_s'] / m['seconds']:.2f} cores"
     )
     lost = not (m["acked"] == r["reports_stored"] == r["reports_audited"] and r["outbox_left"] == 0)
     print(
