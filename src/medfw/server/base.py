@@ -110,6 +110,8 @@ class ServiceBase:
                 bumped = row, self.store.bump_generation(row, s)
         if bumped is not None:
             (self.cache.bumped if bumped[0] == FLEET else self.cache.moved)(bumped[1])
+        for hook in w.committed:
+            hook()
         if self.use_outbox:
             try:
                 self.drain_outbox()

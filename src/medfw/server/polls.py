@@ -5,20 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from medfw.server import rollout as rules
 from medfw.server import rollouts
-from medfw.server import store_reports as report_sql
-from medfw.server import store_rollouts as rollout_sql
-from medfw.server.base import ServiceBase
 from medfw.server.cache import Reported
-from medfw.server.errors import Invalid, NotFound
+from medfw.server.errors import NotFound
+from medfw.server.reports import ReportOps
 from medfw.server.store import is_outage
-from medfw.server.views import PollResult, ReportAck, ReportView
+from medfw.server.views import PollResult
 from medfw.server.work import now
 from medfw.vuln.version import compare_versions
 
@@ -28,8 +25,8 @@ VOLATILE = "_volatile"
 log = logging.getLogger("medfw.server")
 
 
-class DeviceOps(ServiceBase):
-    """Polls, downloads and reports of devices."""
+class DeviceOps(ReportOps):
+    """Polls, downloads and reports of devices (reports: :class:`~medfw.server.reports.ReportOps`)."""
 
     # ---- device API ----------------------------------------------------------------------------------------
 
@@ -148,107 +145,6 @@ class DeviceOps(ServiceBase):
             raise NotFound("no release is assigned to this device")
         return path
 
-    def report(
-        self,
-        device_id: str,
-        *,
-        status: str,
-        reason: str | None,
-        detail: str | None,
-        rollout_id: int | None,
-        version: str | None,
-        secure_version: int | None,
-        slot: str | None,
-        trusted: bool = True,
-    ) -> ReportAck:
-        """Store a device status report, move its assignment along and re-evaluate the rollout.
-
-        A confirmation that is not ``trusted`` (see :meth:`check_claims`) is stored but moves the assignment to
-        ``unverified``, which never counts toward the success threshold.
-        """
-        if status not in rules.REPORT_STATUSES:
-            raise Invalid(f"unknown status {status!r}", field="status")
-        if status in rules.ERROR_STATES and not reason:
-            raise Invalid(f"a {status} report needs a reason", field="reason")
-        when = now()
-        polled = self.cache.take_seen_of(device_id)  # written first, so the report's fields win
-        try:
-            ack = self._report(
-                device_id,
-                status,
-                reason,
-                detail=detail,
-                rollout_id=rollout_id,
-                fields={"version": version, "secure_version": secure_version, "slot": slot},
-                trusted=trusted,
-                when=when,
-                polled=polled,
-            )
-        except BaseException:
-            if polled is not None:
-                self.cache.requeue_seen({device_id: polled})
-            raise
-        if status in rules.KEY_STATUSES:
-            self.campaign_report(device_id, status, reason)
-        return ack
-
-    def _report(
-        self,
-        device_id: str,
-        status: str,
-        reason: str | None,
-        *,
-        detail: str | None,
-        rollout_id: int | None,
-        fields: dict[str, Any],
-        trusted: bool,
-        when: datetime,
-        polled: tuple[datetime, Reported] | None,
-    ) -> ReportAck:
-        with self.work() as w:
-            s = w.session
-            known, target = report_sql.report_target(s, device_id, rollout_id)
-            if not known:
-                raise NotFound(f"no device {device_id}")
-            if rollout_id is not None and target is None:
-                raise NotFound(f"device {device_id} is not part of rollout {rollout_id}", field="rollout")
-            report_sql.add_report(
-                s,
-                device_id=device_id,
-                rollout_id=rollout_id,
-                status=status,
-                reason=reason,
-                detail=detail,
-                created=when,
-                **fields,
-            )
-            values: dict[str, Any] = {}
-            if polled is not None:
-                values["last_seen"], (values["version"], values["secure_version"], values["slot"]) = polled
-            values.update({k: v for k, v in fields.items() if v is not None}, last_status=status)
-            report_sql.update_device(s, device_id, **values)
-            if target is not None and target[1] not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
-                assert rollout_id is not None
-                status, reason = _move(w, target, rollout_id, status, reason, trusted=trusted)
-            w.audit(
-                "ota.report",
-                "failure" if status in rules.ERROR_STATES else "success",
-                f"device:{device_id}",
-                reason=reason,
-                objects={"device": device_id, **({"rollout": str(rollout_id)} if rollout_id is not None else {})},
-                data={"status": status, **fields, "detail": detail, "trusted": trusted},
-            )
-        return ReportAck(device=device_id, status=status)
-
-    def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
-        """Follow a unit's key-rotation report (implemented by the campaign service)."""
-
-    def reports(
-        self, *, device_id: str | None = None, rollout_id: int | None = None, limit: int = 100
-    ) -> list[ReportView]:
-        """Most recent reports first (optionally of one device and/or one rollout)."""
-        return self.store.reports(device_id=device_id, rollout_id=rollout_id, limit=max(1, min(limit, 1000)))
-
     def flush_seen(self) -> None:
         """Write what polling devices reported (version, secure_version, slot, last seen).
 
@@ -309,26 +205,6 @@ def same_version(reported: str | None, release: str) -> bool:
         return compare_versions(reported, release) == 0
     except ValueError:
         return reported == release
-
-
-def _move(
-    w: Any, target: tuple[int, str], rollout_id: int, status: str, reason: str | None, *, trusted: bool
-) -> tuple[str, str | None]:
-    """Move an assignment to what its device reported (an untrusted confirmation to ``unverified``) and re-evaluate
-    the rollout when that can change its counts; return the state and reason recorded."""
-    if status == "confirmed" and not trusted:
-        status, reason = rules.UNVERIFIED, "unverified_report"
-    assignment_id, before = target
-    report_sql.move_assignment(w.session, assignment_id, state=status, reason=reason, when=now())
-    if before in rules.ACTIVE_STATES and status in rules.ACTIVE_STATES:
-        # still offered the same release (downloading → installed → booted): no poll answer and no count the
-        # rollout decides on changes, so no other report has to wait for the rollout's row lock
-        return status, reason
-    w.moved = True  # the device's answer changes (its assignment starts or ends)
-    ro = rollout_sql.rollout(w.session, rollout_id, lock=True)
-    assert ro is not None
-    rollouts.evaluate(w, ro)
-    return status, reason
 
 
 def _etag(body: dict[str, Any]) -> str:

@@ -1,29 +1,51 @@
-"""SQL of device reports: built once with bound parameters, one statement each, no ORM objects (reports are the
-write-heavy path of a rollout)."""
+"""SQL of device reports, for a batch of them at once: statements built once with bound parameters, executed
+once per batch (``executemany``), no ORM objects (reports are the write-heavy path of a rollout)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from medfw.server.models import Assignment, Device, Report
 
-__all__ = ["ReportTarget", "add_report", "move_assignment", "report_target", "update_device"]
+if TYPE_CHECKING:
+    from medfw.server.report_batch import PendingReport
 
-#: (assignment id, its state) of the device in the reported rollout; ``None`` without a rollout or assignment
-ReportTarget = tuple[int, str] | None
+__all__ = ["report_targets", "write_reports"]
 
-_DEVICE = select(Device.id).where(Device.id == bindparam("device_id"))
-_TARGET = (
-    select(Device.id, Assignment.id, Assignment.state)
+_TARGETS = (
+    select(Device.id, Assignment.id, Assignment.state, Assignment.rollout_id)
     .select_from(Device)
-    .outerjoin(Assignment, (Assignment.device_id == Device.id) & (Assignment.rollout_id == bindparam("rollout_id")))
-    .where(Device.id == bindparam("device_id"))
+    .outerjoin(
+        Assignment,
+        (Assignment.device_id == Device.id) & Assignment.rollout_id.in_(bindparam("rollouts", expanding=True)),
+    )
+    .where(Device.id.in_(bindparam("devices", expanding=True)))
 )
 _REPORT = insert(Report)
+_POLLED = (
+    update(Device)
+    .where(Device.id == bindparam("b_id"))
+    .values(
+        last_seen=bindparam("b_seen"),
+        version=bindparam("b_version"),
+        secure_version=bindparam("b_svn"),
+        slot=bindparam("b_slot"),
+    )
+)
+_REPORTED = (
+    update(Device)
+    .where(Device.id == bindparam("b_id"))
+    .values(
+        last_status=bindparam("b_status"),
+        version=func.coalesce(bindparam("b_version", type_=Device.version.type), Device.version),
+        secure_version=func.coalesce(bindparam("b_svn", type_=Device.secure_version.type), Device.secure_version),
+        slot=func.coalesce(bindparam("b_slot", type_=Device.slot.type), Device.slot),
+    )
+)
 _MOVE = (
     update(Assignment)
     .where(Assignment.id == bindparam("b_id"))
@@ -31,27 +53,64 @@ _MOVE = (
 )
 
 
-def report_target(s: Session, device_id: str, rollout_id: int | None) -> tuple[bool, ReportTarget]:
-    """Whether the device is registered, and its assignment in ``rollout_id`` (one query)."""
+def report_targets(
+    s: Session, reports: Sequence[tuple[str, int | None]]
+) -> tuple[set[str], dict[tuple[str, int | None], tuple[int, str]]]:
+    """The registered devices among ``(device, rollout)`` pairs, and each pair's assignment ``(id, state)``
+    (one query)."""
+    devices = sorted({d for d, _ in reports})
+    rollouts = sorted({r for _, r in reports if r is not None})
+    rows = s.connection().execute(_TARGETS, {"devices": devices, "rollouts": rollouts or [-1]})
+    known: set[str] = set()
+    targets: dict[tuple[str, int | None], tuple[int, str]] = {}
+    for device_id, assignment_id, state, rollout_id in rows:
+        known.add(device_id)
+        if assignment_id is not None:
+            targets[(device_id, int(rollout_id))] = (int(assignment_id), str(state))
+    return known, targets
+
+
+def write_reports(s: Session, reports: Sequence[PendingReport], moves: Sequence[dict[str, Any]]) -> None:
+    """Insert the reports, set what their devices reported (the data of the device's last poll first, then the
+    report's fields) and move the assignments (``b_id``, ``b_state``, ``b_reason``, ``b_updated``); rows in
+    device order, so two batches lock devices in the same order."""
     conn = s.connection()
-    if rollout_id is None:
-        return conn.execute(_DEVICE, {"device_id": device_id}).first() is not None, None
-    row = conn.execute(_TARGET, {"device_id": device_id, "rollout_id": rollout_id}).first()
-    if row is None:
-        return False, None
-    return True, (None if row[1] is None else (int(row[1]), str(row[2])))
-
-
-def add_report(s: Session, **columns: Any) -> None:
-    """Insert a device report (the columns of :class:`~medfw.server.models.Report`)."""
-    s.connection().execute(_REPORT, columns)
-
-
-def update_device(s: Session, device_id: str, **values: Any) -> None:
-    """Set what a device reported (only the columns given)."""
-    s.connection().execute(update(Device).where(Device.id == device_id).values(**values))
-
-
-def move_assignment(s: Session, assignment_id: int, *, state: str, reason: str | None, when: datetime) -> None:
-    """Move an assignment to ``state``."""
-    s.connection().execute(_MOVE, {"b_id": assignment_id, "b_state": state, "b_reason": reason, "b_updated": when})
+    conn.execute(
+        _REPORT,
+        [
+            {
+                "device_id": r.device_id,
+                "rollout_id": r.rollout_id,
+                "status": r.status,
+                "reason": r.reason,
+                "detail": r.detail,
+                "created": r.when,
+                **r.fields,
+            }
+            for r in reports
+        ],
+    )
+    ordered = sorted(reports, key=lambda r: r.device_id)
+    polled = [
+        {"b_id": r.device_id, "b_seen": r.polled[0], "b_version": v, "b_svn": svn, "b_slot": slot}
+        for r in ordered
+        if r.polled is not None
+        for v, svn, slot in [r.polled[1]]
+    ]
+    if polled:
+        conn.execute(_POLLED, polled)
+    conn.execute(
+        _REPORTED,
+        [
+            {
+                "b_id": r.device_id,
+                "b_status": r.status,
+                "b_version": r.fields["version"],
+                "b_svn": r.fields["secure_version"],
+                "b_slot": r.fields["slot"],
+            }
+            for r in ordered
+        ],
+    )
+    if moves:
+        conn.execute(_MOVE, sorted(moves, key=lambda m: int(m["b_id"])))
