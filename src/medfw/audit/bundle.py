@@ -22,13 +22,8 @@ from typing import Any
 
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import (
-    CheckpointPublicKey,
-    EpochKeys,
-    VerificationKey,
-    load_checkpoint_public_key,
-    tag_matches,
-)
+from medfw.audit.ckeys import CheckpointPublicKey, load_checkpoint_public_key
+from medfw.audit.keys import EpochKeys, VerificationKey, tag_matches
 from medfw.audit.log import open_log
 from medfw.audit.merkle import MerkleTree, verify_inclusion
 from medfw.audit.record import entry_hash, parse_record

@@ -42,16 +42,14 @@ from typing import Any
 
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint, sign_checkpoint
+from medfw.audit.ckeys import generate_checkpoint_key, key_id, load_checkpoint_public_key
 from medfw.audit.keys import (
     KDF_HKDF,
     KDF_RATCHET,
     KEY_SIZE,
     VerificationKey,
     check_kdf,
-    generate_checkpoint_key,
     key_check_value,
-    key_id,
-    load_checkpoint_public_key,
     mac_key,
     next_epoch_key,
     seal_tag,
@@ -359,7 +357,7 @@ class AuditLog:
     def _get_signer(self) -> Any:
         if self._signer is None:
             if self._key_ref is None:
-                from medfw.audit.keys import load_checkpoint_private_key  # noqa: PLC0415
+                from medfw.audit.ckeys import load_checkpoint_private_key  # noqa: PLC0415
 
                 # A log of format 1 that was not migrated yet still carries its key (verify warns about it).
                 embedded = self._store.get_meta("checkpoint_private_key")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import VerificationKey, key_id, load_checkpoint_private_key
+from medfw.audit.ckeys import key_id, load_checkpoint_private_key
+from medfw.audit.keys import VerificationKey
 from medfw.audit.log import open_log
 from medfw.audit.sink import AuditEvent
 from medfw.audit.store import SqliteStore, is_url, open_store, storage_errors

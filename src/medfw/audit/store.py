@@ -110,6 +110,19 @@ class LogStore(ABC):
         for chunk in self.iter_chunks():
             yield from chunk
 
+    def iter_rows(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(record, tag)`` with ``lo <= pos < hi`` in append order (the verifier's fast path)."""
+        for chunk in self.iter_chunks(lo, hi):
+            yield from chunk
+
+    def all_meta(self) -> dict[str, bytes]:
+        """Every meta value, in one read."""
+        return {name: value for name in self.meta_names() if (value := self.get_meta(name)) is not None}
+
+    @abstractmethod
+    def meta_names(self) -> list[str]:
+        """The names of the stored meta values."""
+
     @abstractmethod
     def checkpoints(self) -> list[tuple[int, bytes]]:
         """Return every stored ``(size, document)``, oldest first."""
@@ -237,6 +250,22 @@ class SqliteStore(LogStore):
             if not rows:
                 return
             yield rows
+
+    def iter_rows(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        cur: Iterator[tuple[bytes, bytes]] = self._db.execute(
+            "SELECT record, tag FROM entries WHERE pos >= ? AND pos < ? ORDER BY pos",
+            (lo, hi if hi is not None else 2**62),
+        )
+        return cur
+
+    def meta_names(self) -> list[str]:
+        return [str(n) for (n,) in self._db.execute("SELECT name FROM meta")]
+
+    def all_meta(self) -> dict[str, bytes]:
+        try:
+            return {str(n): bytes(v) for n, v in self._db.execute("SELECT name, value FROM meta")}
+        except sqlite3.DatabaseError as e:
+            raise AuditError(f"not a medfw audit log (SQLite: {e})", path=self.label) from None
 
     def checkpoints(self) -> list[tuple[int, bytes]]:
         return [(int(s), bytes(d)) for s, d in self._db.execute("SELECT size, document FROM checkpoints ORDER BY id")]
@@ -373,6 +402,9 @@ class PostgresStore(LogStore):
                 if not rows:
                     return
                 yield [(bytes(rec), bytes(tag)) for rec, tag in rows]
+
+    def meta_names(self) -> list[str]:
+        return [str(n) for (n,) in self._db.execute("SELECT name FROM meta").fetchall()]
 
     def checkpoints(self) -> list[tuple[int, bytes]]:
         rows = self._db.execute("SELECT size, document FROM checkpoints ORDER BY id").fetchall()

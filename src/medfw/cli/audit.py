@@ -14,7 +14,8 @@ from medfw._io import atomic_write, read_bytes
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES, VerificationKey
 from medfw.audit.sink import AuditEvent
 from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES, check_event_type, check_outcome
-from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console, print_table
+from medfw.cli import _common
+from medfw.cli._common import add_group, add_json_flag, emit, print_table
 from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
 
 if TYPE_CHECKING:
@@ -67,10 +68,12 @@ def _init(args: argparse.Namespace) -> int:
     }
 
     def human() -> None:
-        out_console.print(f"created audit log {result.location} (id {result.log_id})", markup=False)
-        out_console.print(f"verification key written to {result.key_path} (mode 0600)", markup=False)
-        out_console.print(f"checkpoint signing key: {result.checkpoint_key} (not stored in the log)", markup=False)
-        err_console.print(
+        _common.out_console.print(f"created audit log {result.location} (id {result.log_id})", markup=False)
+        _common.out_console.print(f"verification key written to {result.key_path} (mode 0600)", markup=False)
+        _common.out_console.print(
+            f"checkpoint signing key: {result.checkpoint_key} (not stored in the log)", markup=False
+        )
+        _common.err_console.print(
             "keep the verification key offline: whoever holds it can forge entries of every epoch",
             markup=False,
             style="yellow",
@@ -143,11 +146,11 @@ def _append(args: argparse.Namespace) -> int:
 
     def human() -> None:
         what = f"seq {entry.seq}" if len(events) == 1 else f"{len(events)} events, seq {first.seq}..{entry.seq}"
-        out_console.print(f"appended {what} (epoch {entry.epoch})", markup=False)
+        _common.out_console.print(f"appended {what} (epoch {entry.epoch})", markup=False)
         if session.checkpoint is not None:
-            out_console.print(f"checkpoint of size {session.checkpoint.checkpoint.size} signed", markup=False)
+            _common.out_console.print(f"checkpoint of size {session.checkpoint.checkpoint.size} signed", markup=False)
         if session.deferred_checkpoint:
-            err_console.print(f"warning: {session.deferred_checkpoint}", markup=False, style="yellow")
+            _common.err_console.print(f"warning: {session.deferred_checkpoint}", markup=False, style="yellow")
 
     emit(args, result, human)
     return EXIT_OK
@@ -173,7 +176,7 @@ def _verify(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers must be at least 1", field="workers")
-    if args.json or not err_console.is_terminal or workers > 1:  # no progress thread across fork()
+    if args.json or not _common.err_console.is_terminal or workers > 1:  # no progress thread across fork()
         report = verify_log(args.log, key, checkpoint=held, public_key_pem=pub, workers=workers)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
@@ -183,7 +186,7 @@ def _verify(args: argparse.Namespace) -> int:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err_console,
+            console=_common.err_console,
             transient=True,
         ) as bar:
             task = bar.add_task("verify", total=None)
@@ -195,15 +198,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     def human() -> None:
         for w in report.warnings:
-            err_console.print(f"warning: {w}", markup=False, style="yellow")
+            _common.err_console.print(f"warning: {w}", markup=False, style="yellow")
         if report.ok:
-            out_console.print(f"OK: {report.message} (root {report.root})", markup=False, style="green")
+            _common.out_console.print(f"OK: {report.message} (root {report.root})", markup=False, style="green")
         else:
             cls = (report.classification or "").replace("_", " ")
             where = f"first bad seq {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
             if report.first_bad_seq is None and report.bad_checkpoint is not None:
                 where = f"bad checkpoint of size {report.bad_checkpoint}: "
-            out_console.print(f"FAILED ({cls}): {where}{report.message}", markup=False, style="red")
+            _common.out_console.print(f"FAILED ({cls}): {where}{report.message}", markup=False, style="red")
 
     emit(args, report.to_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -228,11 +231,11 @@ def _checkpoint(args: argparse.Namespace) -> int:
     def human() -> None:
         cp = signed.checkpoint
         if out:
-            out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {out}", markup=False)
+            _common.out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {out}", markup=False)
         elif posted is None:
-            out_console.print(signed.to_bytes().decode(), markup=False, end="")
+            _common.out_console.print(signed.to_bytes().decode(), markup=False, end="")
         if posted is not None:
-            out_console.print(f"witnessed by {args.post} (size {cp.size})", markup=False)
+            _common.out_console.print(f"witnessed by {args.post} (size {cp.size})", markup=False)
 
     emit(args, doc, human)
     return EXIT_OK
@@ -254,13 +257,15 @@ def _migrate(args: argparse.Namespace) -> int:
 
     def human() -> None:
         if res.migrated:
-            out_console.print(
+            _common.out_console.print(
                 f"checkpoint signing key moved to {res.checkpoint_key} (mode 0600); recorded as seq {res.entry_seq}",
                 markup=False,
             )
         elif res.report is not None:
             where = f" at seq {res.report.first_bad_seq}" if res.report.first_bad_seq is not None else ""
-            out_console.print(f"NOT migrated: the log does not verify{where}: {res.report.message}", markup=False)
+            _common.out_console.print(
+                f"NOT migrated: the log does not verify{where}: {res.report.message}", markup=False
+            )
 
     emit(args, data, human)
     return EXIT_OK if res.migrated else EXIT_FAILED
@@ -273,14 +278,16 @@ def _prove(args: argparse.Namespace) -> int:
     data = result.to_dict()
 
     def human() -> None:
-        out_console.print(f"seq {result.seq} in tree of size {result.size}, root {result.root.hex()}", markup=False)
-        out_console.print(f"leaf hash {result.leaf_hash.hex()}", markup=False)
+        _common.out_console.print(
+            f"seq {result.seq} in tree of size {result.size}, root {result.root.hex()}", markup=False
+        )
+        _common.out_console.print(f"leaf hash {result.leaf_hash.hex()}", markup=False)
         for i, p in enumerate(result.inclusion):
-            out_console.print(f"  inclusion[{i}] {p.hex()}", markup=False)
+            _common.out_console.print(f"  inclusion[{i}] {p.hex()}", markup=False)
         if result.consistency is not None and result.from_root is not None:
-            out_console.print(f"consistency {result.from_size} -> {result.size}: root {result.from_root.hex()}")
+            _common.out_console.print(f"consistency {result.from_size} -> {result.size}: root {result.from_root.hex()}")
             for i, p in enumerate(result.consistency):
-                out_console.print(f"  consistency[{i}] {p.hex()}", markup=False)
+                _common.out_console.print(f"  consistency[{i}] {p.hex()}", markup=False)
 
     emit(args, data, human)
     return EXIT_OK
@@ -295,7 +302,7 @@ def _export(args: argparse.Namespace) -> int:
     emit(
         args,
         data,
-        lambda: out_console.print(
+        lambda: _common.out_console.print(
             f"exported {len(doc['entries'])} entries with proofs against checkpoint size {cp['size']} to {args.out}",
             markup=False,
         ),
@@ -313,22 +320,22 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 
     def human() -> None:
         if not report.key_pinned:
-            err_console.print(
+            _common.err_console.print(
                 "warning: checkpoint key not pinned (give --key or --pubkey); only internal consistency was checked",
                 markup=False,
                 style="yellow",
             )
         if not report.hmac_checked:
-            err_console.print("note: HMAC tags not checked (no --key)", markup=False, style="yellow")
+            _common.err_console.print("note: HMAC tags not checked (no --key)", markup=False, style="yellow")
         if report.ok:
-            out_console.print(
+            _common.out_console.print(
                 f"OK: {report.entries} entries included in checkpoint of size {report.checkpoint_size}",
                 markup=False,
                 style="green",
             )
         else:
             for e in report.errors:
-                out_console.print(f"FAILED: {e}", markup=False, style="red")
+                _common.out_console.print(f"FAILED: {e}", markup=False, style="red")
 
     emit(args, report.to_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
