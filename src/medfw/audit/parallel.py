@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from medfw.audit.keys import EpochKeys
 from medfw.audit.merkle import FlatLevel, MerkleTree
 from medfw.audit.scan import Scan, scan, tail_fields
-from medfw.audit.store import SqliteStore
+from medfw.audit.store_sqlite import SqliteStore
 
 __all__ = ["ALIGN_BITS", "PARALLEL_MIN", "ParallelScan"]
 

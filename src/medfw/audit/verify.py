@@ -40,7 +40,8 @@ from medfw.audit.keys import KDF_HKDF, KDFS, EpochKeys, VerificationKey, key_che
 from medfw.audit.parallel import PARALLEL_MIN, ParallelScan
 from medfw.audit.report import Run, VerifyReport
 from medfw.audit.scan import Scan, scan, with_progress
-from medfw.audit.store import LogStore, SqliteStore, open_store, storage_errors
+from medfw.audit.store import LogStore, open_store, storage_errors
+from medfw.audit.store_sqlite import SqliteStore
 from medfw.errors import AuditError
 
 if TYPE_CHECKING:
