@@ -200,8 +200,8 @@ def session_shape(d: Path) -> dict[str, float]:
         f"events/s; {cmd.cpu:.3f} CPU-s (start-up and both workers) = {rate['cmd_cpu']:,.0f} events per CPU-s"
     )
     print(
-        f"    on two free cores the command needs at most {cmd.cpu:.3f} s of each, i.e. >= "
-        f"{2 * rate['cmd_cpu']:,.0f} events/s if its work split evenly"
+        f"    its {cmd.cpu:.3f} CPU-s split evenly over two free cores would take {cmd.cpu / 2:.3f} s = "
+        f"{2 * rate['cmd_cpu']:,.0f} events/s (the best two cores can do; the serial start-up makes it less)"
     )
     print(
         f"    verify_log, one process: {n / one.wall:,.0f} entries/s wall, {n / one.cpu:,.0f} per CPU-s; "

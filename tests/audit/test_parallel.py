@@ -179,3 +179,20 @@ def test_key_file_public_key_check() -> None:
         with pytest.raises(AuditError) as e:
             check_public_pem(bad, path="k")
         assert e.value.field == "checkpoint_public_key"
+
+
+@pytest.mark.parametrize("kdf", ["sha256-ratchet", "hkdf-sha256"])
+def test_epoch_keys_jump_ahead_like_the_writer(kdf: str) -> None:
+    """A part starting at a late epoch derives its key in one walk; it must be the writer's key of that epoch."""
+    from medfw.audit.keys import EpochKeys, mac_key, next_epoch_key
+
+    initial = bytes(range(32))
+    k = initial
+    for e in range(300):
+        k = next_epoch_key(k, "L", e, kdf)
+    keys = EpochKeys(initial, "L", kdf)
+    assert keys.mac(300) == mac_key(k, "L", 300, kdf)
+    assert keys.key(300) == k
+    assert EpochKeys(initial, "L", kdf).key(300) == k
+    with pytest.raises(ValueError, match="no epoch"):
+        keys.key(-1)

@@ -73,3 +73,20 @@ def test_postgres_psycopg_scheme(tmp_path: Path) -> None:
     finally:
         with psycopg.connect(base, autocommit=True) as db:
             db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_an_appending_process_loads_no_signature_or_console_code(tmp_path: Path) -> None:
+    """``medfw audit append`` (a session that signs nothing) imports neither pyca/cryptography nor rich."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "a.db"
+    init_log(log)
+    code = (
+        "import sys; from medfw.cli import main; "
+        "rc = main(['audit', 'append', sys.argv[1], '--type', 'release.sign', '--outcome', 'success']); "
+        "print(rc, sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'rich'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(log)], check=True, capture_output=True, text=True).stdout
+    assert out.splitlines()[-1] == "0 []", out
+    assert "appended seq 1" in out

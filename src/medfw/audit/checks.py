@@ -61,11 +61,13 @@ class Stored:
 
 
 def read_stored(run: Run, trusted: CheckpointPublicKey) -> list[Stored]:
-    """Parse the log's own checkpoints and check their signatures (sizes and roots are checked later)."""
+    """Parse the log's own checkpoints and check their signatures (sizes and roots are checked later).
+
+    Raises:
+        sqlite3.DatabaseError: damaged storage (the verifier reads them again after the scan, which reports it).
+    """
     out: list[Stored] = []
-    stored = run.store.checkpoints()
-    run.extra["stored_checkpoints"] = len(stored)
-    for i, (size, doc) in enumerate(stored):
+    for i, (size, doc) in enumerate(run.store.checkpoints()):
         label = f"stored checkpoint #{i + 1} (size {size})"
         try:
             scp = SignedCheckpoint.from_bytes(doc, path=run.store.label)
@@ -110,6 +112,7 @@ def check_checkpoints(
 ) -> VerifyReport | None:
     """The chain is intact: check the Merkle root against every checkpoint held or stored; None when all agree."""
     n = tree.size
+    run.extra["stored_checkpoints"] = len(stored)
     for signed in sorted(held, key=lambda c: -c.checkpoint.size):
         cp = signed.checkpoint
         if cp.size > n:

@@ -34,8 +34,10 @@ PARALLEL_MIN = 20_000
 #: parts start at multiples of 2**ALIGN_BITS, so each part hashes its own Merkle levels up to that height
 ALIGN_BITS = 12
 #: entries' worth of other work the parent does while the children scan (loading the signature code, checking
-#: checkpoints), so its own part is that much smaller
-PARENT_HANDICAP = 8192
+#: checkpoints), so its own part is that much smaller ...
+PARENT_HANDICAP = 10_000
+#: ... less the head start a child needs to walk the key ratchet to its part's first epoch (epochs per entry's worth)
+RATCHET_STEPS_PER_ENTRY = 6
 #: part header in shared memory: clean, first seq, first epoch, last epoch, count, first prev (hex), last hash
 _HEADER = struct.Struct("<?qqqq64s32s")
 
@@ -50,11 +52,9 @@ class _Part:
 class ParallelScan:
     """A scan split across processes (see the module docstring). Use :meth:`start`, then :meth:`join` once."""
 
-    def __init__(self, store: SqliteStore, keys: EpochKeys, top: int, workers: int) -> None:
+    def __init__(self, store: SqliteStore, keys: EpochKeys, top: int, workers: int, handicap: int = 0) -> None:
         self._store, self._keys, self._top = store, keys, top
-        self._parts = [
-            _Part(lo, hi, i * _HEADER.size) for i, (lo, hi) in enumerate(_split(top, workers, PARENT_HANDICAP))
-        ]
+        self._parts = [_Part(lo, hi, i * _HEADER.size) for i, (lo, hi) in enumerate(_split(top, workers, handicap))]
         self._levels: list[int] = []  # offset of each level's nodes in the mapping
         offset = len(self._parts) * _HEADER.size
         for level in range(ALIGN_BITS + 1):
@@ -71,7 +71,10 @@ class ParallelScan:
         top = store.max_pos() + 1
         if workers < 2 or top < max(min_size, 1):
             return None
-        run = cls(store, keys, top, workers)
+        middle = next(store.iter_rows(top // 2, top), None)
+        fields = tail_fields(middle[0]) if middle is not None else None
+        walk = fields[0] if fields is not None else 0
+        run = cls(store, keys, top, workers, max(PARENT_HANDICAP - walk // RATCHET_STEPS_PER_ENTRY, 0))
         for part in run._parts[1:]:
             try:
                 pid = os.fork()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,7 +179,7 @@ def _verify_started(  # noqa: PLR0917 - one step of _verify
     progress: Callable[[int, int], None] | None,
 ) -> VerifyReport:
     """Everything after the key check, while a parallel scan (if any) runs."""
-    from medfw.audit.checks import check_checkpoints, check_held, read_stored  # noqa: PLC0415 - after the fork
+    from medfw.audit.checks import Stored, check_checkpoints, check_held, read_stored  # noqa: PLC0415 - after fork
     from medfw.audit.ckeys import load_checkpoint_public_key  # noqa: PLC0415
 
     store = run.store
@@ -195,10 +196,14 @@ def _verify_started(  # noqa: PLR0917 - one step of _verify
         return failed
     cp_size = max((c.checkpoint.size for c in held), default=None)
     run.extra["checkpoint_size"] = cp_size
+    try:  # while the other parts are scanned
+        stored: list[Stored] | None = read_stored(run, trusted)
+    except sqlite3.DatabaseError:
+        stored = None  # damaged storage: the scan reports it
     result = _scan(run, keys, par, progress)
     failed = _scan_failure(run, meta, keys, result, cp_size)
     if failed is None:
-        stored = read_stored(run, trusted)
+        stored = read_stored(run, trusted) if stored is None else stored
         failed = check_checkpoints(run, result.merkle(), held, stored, pinned=pinned_pem is not None)
     return failed if failed is not None else _final(run, result.size, _state_next_seq(meta.get("state")))
 
