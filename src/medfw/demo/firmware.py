@@ -11,13 +11,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from medfw.chips import DEFAULT_CHIP
 from medfw.demo.runner import EXAMPLE, Demo, DemoError
 from medfw.image.esp import build_app_image
 
 __all__ = ["CHIP", "MODEL", "RELEASES", "Release", "build_release", "source_tree"]
 
 MODEL = "infusion-pump"
-CHIP = "esp32c3"
+CHIP = DEFAULT_CHIP
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
+from medfw.chips import DEFAULT_CHIP
 from medfw.device import ota
 from medfw.device.bootloader import BootConfig, BootResult, read_otadata, run_bootloader
 from medfw.device.chips import ChipSpec, get_chip
@@ -131,7 +132,7 @@ class Device(UnitMixin):
     def in_memory(
         cls,
         *,
-        chip: str = "esp32c3",
+        chip: str = DEFAULT_CHIP,
         key_digests: Sequence[bytes],
         secure_version_bits: int | None = None,
         audit: AuditSink | None = None,
@@ -198,7 +199,7 @@ class Device(UnitMixin):
         cls,
         directory: str | Path,
         *,
-        chip: str = "esp32c3",
+        chip: str = DEFAULT_CHIP,
         key_digests: Sequence[bytes],
         secure_version_bits: int | None = None,
         audit: AuditSink | None = None,

@@ -25,6 +25,7 @@ from medfw.errors import ConfigError, InputError
 
 __all__ = [
     "KEY_PURPOSE_CHIPS",
+    "POLICY_CHIPS",
     "RULES",
     "EfuseSummary",
     "Policy",
@@ -33,10 +34,15 @@ __all__ = [
     "check_summary",
 ]
 
-#: chips with the key-purpose eFuse layout, from the chip registry
-KEY_PURPOSE_CHIPS = tuple(
-    name for name, c in CHIPS.items() if c.efuse is not None and c.efuse.family is EfuseFamily.KEY_PURPOSE
-)
+#: the chips the rules understand and their eFuse family, from the chip registry
+POLICY_CHIPS: dict[str, EfuseFamily] = {
+    name: c.efuse.family
+    for name, c in CHIPS.items()
+    if c.efuse is not None and c.efuse.family in (EfuseFamily.CLASSIC, EfuseFamily.KEY_PURPOSE)
+}
+#: chips with the key-purpose eFuse layout
+KEY_PURPOSE_CHIPS = tuple(name for name, family in POLICY_CHIPS.items() if family is EfuseFamily.KEY_PURPOSE)
+_CLASSIC_CHIP = next(name for name, family in POLICY_CHIPS.items() if family is EfuseFamily.CLASSIC)
 _MAX_POLICY = 256 * 1024
 _DIGEST_PURPOSES = {9: 0, 10: 1, 11: 2}  # KEY_PURPOSE value -> secure boot digest index
 _PURPOSE_NAMES = {"SECURE_BOOT_DIGEST0": 9, "SECURE_BOOT_DIGEST1": 10, "SECURE_BOOT_DIGEST2": 11, "USER": 0}
@@ -423,15 +429,13 @@ def check_summary(summary: EfuseSummary, policy: Policy, *, chip: str | None = N
     family = summary.family()
     if chip is not None:
         name = chip.lower().replace("-", "")
-        if name != "esp32" and name not in KEY_PURPOSE_CHIPS:
-            supported = ", ".join(("esp32", *KEY_PURPOSE_CHIPS))
-            raise InputError(f"unsupported chip {chip!r}; supported: {supported}", field="chip")
-        expected = EfuseFamily.CLASSIC if name == "esp32" else EfuseFamily.KEY_PURPOSE
-        if expected is not family:
+        if name not in POLICY_CHIPS:
+            raise InputError(f"unsupported chip {chip!r}; supported: {', '.join(POLICY_CHIPS)}", field="chip")
+        if POLICY_CHIPS[name] is not family:
             raise InputError(f"summary does not look like an {name} eFuse read-out", path=summary.path, field="chip")
         chip = name
     else:
-        chip = "esp32" if family is EfuseFamily.CLASSIC else "key-purpose chip"
+        chip = _CLASSIC_CHIP if family is EfuseFamily.CLASSIC else "key-purpose chip"
     results: list[RuleResult] = []
     for rule, (title, fn, _opts) in RULES.items():
         options = policy.rules.get(rule)

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from medfw._io import read_bytes
+from medfw.chips import DEFAULT_CHIP
 from medfw.errors import EvidenceError
 
 __all__ = ["ImageSpec", "ReleaseSpec", "load_release_spec"]
@@ -172,7 +173,7 @@ def load_release_spec(release_dir: str | Path) -> ReleaseSpec:
         name=str(_str(doc, "name", where)),
         version=str(_str(doc, "version", where)),
         model=str(_str(doc, "model", where)),
-        chip=str(_str(doc, "chip", where, required=False) or "esp32c3"),
+        chip=str(_str(doc, "chip", where, required=False) or DEFAULT_CHIP),
         images=tuple(images),
         trusted_keys=tuple(root / str(k) for k in keys_raw),
         sbom=root / sbom,

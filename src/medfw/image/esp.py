@@ -471,7 +471,7 @@ def _xor_bytes(data: memoryview, seed: int) -> int:
 
 def build_app_image(
     *,
-    chip: str = "esp32c3",
+    chip: str = _chips.DEFAULT_CHIP,
     version: str,
     secure_version: int,
     project_name: str = "medfw-example",
