@@ -208,7 +208,7 @@ def _print_status(data: dict[str, Any]) -> None:
             f"  {s['partition']}: version {s['version']}, secure_version {s['secure_version']}, {verdict}", markup=False
         )
     for o in data["otadata"]:
-        out_console.print(f"  otadata[{o['copy']}]: seq {o['seq']}, {o['state']}, valid {o['valid']}", markup=False)
+        out_console.print(f"  otadata[{o['copy']}]: seq {o['seq']}, {o['state']}, ok {o['ok']}", markup=False)
     out_console.print(
         f"  eFuse: counter {efuse['secure_version_counter']}/{efuse['secure_version_bits']}, "
         f"secure boot {efuse['secure_boot_enabled']}, JTAG disabled {efuse['jtag_disabled']}, "

@@ -114,7 +114,7 @@ def build_release(demo: Demo, version: str) -> Path:
     demo.facts.setdefault("releases", {})[version] = {
         "mbedtls": rel.mbedtls,
         "secure_version": rel.secure_version,
-        "build_check_passed": check["passed"],
+        "build_check_passed": check["ok"],
         "image_sha256": gen["image"]["sha256"],
         "sbom_image_version": gen["image"]["version"],
         "sbom_image_chip": gen["image"]["chip"],

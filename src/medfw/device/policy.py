@@ -11,6 +11,7 @@ policy is ``medfw/device/policies/default.yml``. Pure apart from :meth:`Policy.l
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +32,7 @@ __all__ = [
     "Policy",
     "PolicyReport",
     "RuleResult",
+    "RuleStatus",
     "check_summary",
 ]
 
@@ -47,10 +49,17 @@ _MAX_POLICY = 256 * 1024
 _DIGEST_PURPOSES = {9: 0, 10: 1, 11: 2}  # KEY_PURPOSE value -> secure boot digest index
 _PURPOSE_NAMES = {"SECURE_BOOT_DIGEST0": 9, "SECURE_BOOT_DIGEST1": 10, "SECURE_BOOT_DIGEST2": 11, "USER": 0}
 
-PASS = "pass"  # noqa: S105 - a verdict, not a password
-FAIL = "fail"
-SKIPPED = "skipped"
-NOT_APPLICABLE = "not_applicable"
+
+class RuleStatus(enum.StrEnum):
+    """The verdict of one rule."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "fail"
+    SKIPPED = "skipped"
+    NOT_APPLICABLE = "not_applicable"
+
+
+PASS, FAIL, SKIPPED, NOT_APPLICABLE = RuleStatus.PASS, RuleStatus.FAIL, RuleStatus.SKIPPED, RuleStatus.NOT_APPLICABLE
 
 
 @dataclass(frozen=True)
@@ -148,9 +157,12 @@ class RuleResult:
 
     rule: str
     title: str
-    status: str
+    status: RuleStatus
     efuses: tuple[str, ...]
     detail: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RuleStatus(self.status))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
@@ -186,7 +198,7 @@ class PolicyReport:
         return {
             "chip": self.chip,
             "family": self.family,
-            "passed": self.passed,
+            "ok": self.passed,
             "failed": [r.rule for r in self.failed],
             "rules": [r.to_dict() for r in self.results],
         }
@@ -194,14 +206,14 @@ class PolicyReport:
 
 # -- rules --------------------------------------------------------------------------------------------------
 
-_Rule = Callable[[EfuseSummary, EfuseFamily, Mapping[str, Any]], tuple[str, tuple[str, ...], str]]
+_Rule = Callable[[EfuseSummary, EfuseFamily, Mapping[str, Any]], tuple[RuleStatus, tuple[str, ...], str]]
 
 
-def _flag(ok: bool) -> str:
+def _flag(ok: bool) -> RuleStatus:
     return PASS if ok else FAIL
 
 
-def _secure_boot(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _secure_boot(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     name = "ABS_DONE_1" if fam is EfuseFamily.CLASSIC else "SECURE_BOOT_EN"
     on = bool(s.raw(name))
     detail = f"{name} = {int(on)}"
@@ -214,7 +226,7 @@ def _key_blocks(s: EfuseSummary) -> list[int]:
     return [n for n in range(6) if s.has(f"KEY_PURPOSE_{n}") and s.has(f"BLOCK_KEY{n}")]
 
 
-def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     need = int(o.get("min_keys", 1))
     if fam is EfuseFamily.CLASSIC:
         burned = s.raw("BLOCK2") != 0
@@ -255,7 +267,7 @@ def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tup
     return _flag(good >= need), tuple(names), "; ".join(notes)
 
 
-def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     if fam is EfuseFamily.CLASSIC:
         return NOT_APPLICABLE, ("BLOCK2",), "ESP32 has a single key digest slot (BLOCK2)"
     blocks = _key_blocks(s)
@@ -288,7 +300,7 @@ def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> t
     return PASS, tuple(names), "every unused digest slot is revoked or no key block can be programmed"
 
 
-def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     names = (
         ("JTAG_DISABLE",)
         if fam is EfuseFamily.CLASSIC
@@ -298,7 +310,7 @@ def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str
     return _flag(all(values.values())), names, ", ".join(f"{n} = {v}" for n, v in values.items())
 
 
-def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     if fam is EfuseFamily.CLASSIC:
         v = s.raw("UART_DOWNLOAD_DIS")
         return _flag(bool(v)), ("UART_DOWNLOAD_DIS",), f"UART_DOWNLOAD_DIS = {v}"
@@ -312,14 +324,16 @@ def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[
     return _flag(ok), ("DIS_DOWNLOAD_MODE", "ENABLE_SECURITY_DOWNLOAD"), detail
 
 
-def _flash_encryption(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _flash_encryption(
+    s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]
+) -> tuple[RuleStatus, tuple[str, ...], str]:
     name = "FLASH_CRYPT_CNT" if fam is EfuseFamily.CLASSIC else "SPI_BOOT_CRYPT_CNT"
     v = s.raw(name)
     on = _popcount(v) % 2 == 1
     return _flag(on), (name,), f"{name} = 0b{v:b} ({_popcount(v)} bit(s) set: {'on' if on else 'off'})"
 
 
-def _anti_rollback(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _anti_rollback(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     need = int(o.get("min_secure_version", 1))
     count = _popcount(s.raw("SECURE_VERSION"))
     writable = s.writeable("SECURE_VERSION")

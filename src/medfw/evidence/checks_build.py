@@ -27,7 +27,7 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
     A release without ``build_config`` fails this check: the gate did not run.
     """
     if spec.build_config is None:
-        w.json(BUILD_CONFIG_RESULT, {"passed": False, "config": None, "rules": []})
+        w.json(BUILD_CONFIG_RESULT, {"ok": False, "config": None, "rules": []})
         return CheckLine(
             "Build configuration",
             False,
@@ -86,7 +86,7 @@ def reverify_build_config(root: Path, listed: set[str]) -> list[tuple[str, str]]
     doc = json.loads((root / BUILD_CONFIG_RESULT).read_bytes())
     name = doc.get("config")
     if name is None:
-        return [] if doc.get("passed") is False else [(BUILD_CONFIG_RESULT, "records a pass without a configuration")]
+        return [] if doc.get("ok") is False else [(BUILD_CONFIG_RESULT, "records a pass without a configuration")]
     if name not in listed:
         return [(BUILD_CONFIG_RESULT, f"names {name}, which the manifest does not list")]
     data = (root / name).read_bytes()
