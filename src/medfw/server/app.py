@@ -25,8 +25,9 @@ from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
-from medfw.server.routers import device, health, management, trust, tuf
+from medfw.server.routers import device, health, management, trust, tuf, views
 from medfw.server.service import FleetService
+from medfw.server.store_state import CounterReader
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 
@@ -59,11 +60,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        counters = CounterReader(service.store.engine)
+        service.cache.watch(counters)  # the generation counters read in the background; credentials loaded in bulk
         maintenance.start()  # a first pass records the repository's releases
         try:
             yield
         finally:
             maintenance.stop()
+            service.cache.unwatch()
+            counters.close()
 
     app = FastAPI(
         title="medfw OTA fleet server",
@@ -80,7 +85,7 @@ def create_app(
     app.state.maintenance = maintenance
     install_error_handlers(app)
     app.add_middleware(FastPoll, service=service)
-    app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(BodyLimit, limit=max_body, exempt=views.DOCUMENT_PATH)  # uploads stream under their limit
     app.add_middleware(RequestLog)
 
     app.include_router(health.router)
@@ -88,6 +93,7 @@ def create_app(
     app.include_router(tuf.router)
     app.include_router(management.router)
     app.include_router(trust.router)
+    app.include_router(views.router)  # fleet-wide views and release documents
     app.include_router(witness.make_router(need(Role.READ_ONLY), need(Role.OPERATOR)))  # audit-log witness
     return app
 
