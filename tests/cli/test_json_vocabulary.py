@@ -13,8 +13,9 @@ from typing import Any
 
 DOCS_JSON = Path(__file__).resolve().parents[2] / "docs" / "json"
 
-#: verdicts are ``ok``; file references are ``path`` (``*_path`` / ``paths`` for several)
-RENAMED = {"valid": "ok", "passed": "ok", "file": "path", "filename": "path", "filepath": "path", "file_path": "path"}
+#: verdicts are ``ok``; file references are ``path`` (``*_path`` / ``paths`` for several). A document's stored
+#: name (``filename`` of a release document) is a name, not a reference to a file, and is not renamed.
+RENAMED = {"valid": "ok", "passed": "ok", "file": "path", "filepath": "path", "file_path": "path"}
 #: names that are fine as counts or data but not as a boolean verdict
 NOT_A_VERDICT = {"success", "verified", "succeeded", "pass"}
 
