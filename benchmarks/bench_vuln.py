@@ -33,6 +33,7 @@ from typing import Any
 
 from medfw.vuln import import_feeds, open_index
 from medfw.vuln import scanner as scanner_mod
+from medfw.vuln.match_store import candidates
 from medfw.vuln.sbom_input import read_sbom
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +177,7 @@ def reference_findings(index: Any, sbom_bytes: bytes) -> tuple[float, set[tuple[
 
     sbom = read_sbom(sbom_bytes)
     by_key, _, _ = scanner_mod.build_targets(sbom.components, scanner_mod.default_aliases())
-    cands = index.candidates({f"cpe:{k}" for k in by_key})
+    cands = candidates(index, {f"cpe:{k}" for k in by_key})
     recs = index.records_by_rid(cands)
     work = [
         (c.ref, c.cpes[0], r)

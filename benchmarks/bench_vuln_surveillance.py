@@ -42,6 +42,7 @@ from fake_upstream import serve  # noqa: E402
 from medfw.vuln import add_release, import_feeds, open_index, rescan  # noqa: E402
 from medfw.vuln.feeds.fetch import Fetcher  # noqa: E402
 from medfw.vuln.feeds.sync import SyncConfig, sync_feeds  # noqa: E402
+from medfw.vuln.match_store import candidates  # noqa: E402
 
 RECORDS = int(os.environ.get("MEDFW_BENCH_RECORDS", "250000"))
 PG = os.environ.get("MEDFW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -117,7 +118,7 @@ def bench_import_and_scan(t: Path, feed_dir: Path, families: int, products: list
 
     s = read_sbom(sbom.read_bytes())
     by_key, _, _ = scanner.build_targets(s.components, scanner.default_aliases())
-    cands = index.candidates({f"cpe:{k}" for k in by_key})
+    cands = candidates(index, {f"cpe:{k}" for k in by_key})
     pairs = sum(len(by_key[k.removeprefix("cpe:")]) for keys in cands.values() for k in keys if k.startswith("cpe:"))
     index.close()
     runs = [_time_process([MEDFW, "vuln", "scan", str(sbom), "--db", str(db), "--format", "json", "--out",

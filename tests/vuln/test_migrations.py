@@ -150,3 +150,38 @@ def test_server_and_audit_follow_the_same_convention() -> None:
     assert normalise_url("postgres://h/db?schema=fleet") == "postgresql+psycopg://h/db"
     for url in ("postgresql://h/db?schema=medfw_audit", "postgres://h/db", "audit.db"):
         assert is_url(url) == is_postgres(url)
+
+
+def test_match_rows_are_built_for_records_stored_before_revision_0005(
+    tmp_path: Path, full_index_path: Path, sbom_factory: object
+) -> None:
+    from alembic import command
+
+    from medfw.vuln import scan
+
+    db = tmp_path / "v.db"
+    db.write_bytes(full_index_path.read_bytes())
+    comps = [
+        {
+            "bom-ref": "o",
+            "name": "openssl",
+            "version": "1.0.1f",
+            "cpe": "cpe:2.3:a:openssl:openssl:1.0.1f:*:*:*:*:*:*:*",
+        },
+        {"bom-ref": "c", "name": "curl", "version": "8.4.0", "cpe": "cpe:2.3:a:haxx:curl:8.4.0:*:*:*:*:*:*:*"},
+    ]
+    sbom = sbom_factory(comps)  # type: ignore[operator]
+    index = open_index(str(db))
+    before = [(f.vuln_id, f.component_ref, f.why) for f in scan(index, sbom).findings]
+    with index.engine.begin() as conn:  # back to 0004: vuln_key as it was, no vuln_match
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    index.close()
+    assert "vuln_match" not in _columns(f"sqlite:///{db}")
+    index = open_index(str(db))  # 0005 rebuilds the rows from the stored records
+    assert [(f.vuln_id, f.component_ref, f.why) for f in scan(index, sbom).findings] == before
+    assert before
+    index.close()
+    assert "vuln_key" not in _columns(f"sqlite:///{db}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from medfw.vuln.version import compare_versions, is_version, parse_version
+from medfw.vuln.version import compare_versions, is_version, parse_version, version_key
 
 
 @pytest.mark.parametrize(
@@ -91,3 +91,31 @@ def test_total_order(a: str, b: str, c: str) -> None:
 def test_parse_never_crashes(text: str) -> None:
     with contextlib.suppress(ValueError):
         parse_version(text)
+
+
+_mixed = st.lists(
+    st.one_of(st.integers(min_value=0, max_value=70000).map(str), st.sampled_from(["0", "0", "rc", "a", "p", "beta"])),
+    min_size=1,
+    max_size=6,
+).flatmap(
+    lambda parts: st.lists(st.sampled_from([".", "-", ""]), min_size=len(parts), max_size=len(parts)).map(
+        lambda seps: "".join(p + s for p, s in zip(parts, seps, strict=True)).rstrip(".-")
+    )
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_version, _mixed), st.one_of(_version, _mixed))
+def test_version_key_sorts_as_compare_versions(a: str, b: str) -> None:
+    assume(is_version(a) and is_version(b))
+    ka, kb = version_key(a), version_key(b)
+    assert (ka > kb) - (ka < kb) == compare_versions(a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("1", "1.0.1"), ("1", "1.0.rc1"), ("1.0.rc1", "1.0.0.rc1"), ("1.1.1", "1.1.1a"), ("255", "256"), ("9", "9e")],
+)
+def test_version_key_zero_runs_and_letters(a: str, b: str) -> None:
+    assert (version_key(a) > version_key(b)) - (version_key(a) < version_key(b)) == compare_versions(a, b)
+    assert version_key("7.7") == version_key("7.7.0")

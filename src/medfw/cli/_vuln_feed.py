@@ -9,11 +9,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from medfw._io import read_bytes
 from medfw.cli._common import (
@@ -28,9 +24,11 @@ from medfw.cli._common import (
 )
 from medfw.dburl import parse_db_url
 from medfw.errors import EXIT_OK, ConfigError, UsageError
-from medfw.vuln import import_feeds, open_index
 from medfw.vuln.freshness import feed_states, format_age
-from medfw.vuln.index import DEFAULT_DB
+from medfw.vuln.index import DEFAULT_DB, open_index
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["add_db", "register_feed"]
 
@@ -62,6 +60,8 @@ class _Bar:
 
 def progress_bar(args: argparse.Namespace) -> Progress:
     """A transient progress bar on stderr, disabled with ``--json`` or when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -106,6 +106,10 @@ def _feed_import(args: argparse.Namespace) -> int:
 
 
 def _feed_import_into(args: argparse.Namespace) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
+    from medfw.vuln.importer import import_feeds  # noqa: PLC0415
+
     index = open_index(args.db)
     try:
         with progress_bar(args) as progress:
@@ -139,6 +143,8 @@ def _feed_import_into(args: argparse.Namespace) -> int:
 
 
 def _feed_status(args: argparse.Namespace) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
     index = open_index(args.db)
     try:
         states = [s for s in feed_states(index) if s.updated_at > "1970-01-01T00:00:00+00:00"]
@@ -170,6 +176,8 @@ def _feed_status(args: argparse.Namespace) -> int:
 
 
 def _sync_config(args: argparse.Namespace) -> Any:
+    import yaml  # noqa: PLC0415
+
     from medfw.vuln.feeds.sync import SOURCES, SyncConfig  # noqa: PLC0415 - loaded only for sync
 
     doc: dict[str, Any] = {}

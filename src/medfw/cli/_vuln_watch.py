@@ -6,21 +6,19 @@ import argparse
 import datetime as dt
 import getpass
 from collections.abc import Callable
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view
 from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import alerts as _alerts
-from medfw.vuln.formats.csaf import sbom_version
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import parse_fail_on
 from medfw.vuln.index import open_index
-from medfw.vuln.postmarket import RescanReport, release_history, rescan, retire_release
-from medfw.vuln.sbom_input import read_sbom
+
+if TYPE_CHECKING:
+    from medfw.vuln.postmarket import RescanReport
 
 __all__ = ["register_watch"]
 
@@ -39,6 +37,12 @@ def _close(sink: Any) -> None:
 
 
 def _releases(args: argparse.Namespace) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
+    from medfw.vuln.formats.csaf import sbom_version  # noqa: PLC0415
+    from medfw.vuln.postmarket import retire_release  # noqa: PLC0415
+    from medfw.vuln.sbom_input import read_sbom  # noqa: PLC0415
+
     index = open_index(args.db)
     sink = audit_sink(args)
     try:
@@ -105,6 +109,8 @@ def _print_rescan(report: RescanReport) -> None:
 
 
 def _rescan(args: argparse.Namespace) -> int:
+    from medfw.vuln.postmarket import rescan  # noqa: PLC0415
+
     rules = parse_fail_on(args.fail_on)
     view = fleet_view(args)
     index = open_index(args.db)
@@ -151,6 +157,10 @@ def _rescan(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
+    from medfw.vuln.postmarket import release_history  # noqa: PLC0415
+
     index = open_index(args.db)
     try:
         doc = release_history(index, args.release)
@@ -183,6 +193,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _alerts_cmd(args: argparse.Namespace) -> int:
+
     index = open_index(args.db)
     sink = audit_sink(args)
     try:

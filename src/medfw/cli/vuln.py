@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
@@ -30,19 +29,12 @@ from medfw.cli._vuln_fleet import register_exposure
 from medfw.cli._vuln_vex import register_vex_import
 from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
-from medfw.vuln import (
-    decision_history,
-    formats,
-    open_index,
-    read_sbom,
-    read_vex,
-)
+from medfw.vuln import formats, open_index, read_sbom
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
 from medfw.vuln.model import Finding, ScanResult
-from medfw.vuln.vex import export_vex
 
 __all__ = ["register"]
 
@@ -50,6 +42,8 @@ _TABLE = "table"
 
 
 def _table(result: ScanResult, console: Console = out_console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
     s = result.sbom
     table = Table(title=f"{s.name or 'SBOM'} — {len(result.findings)} findings")
     for col in ("#", "vulnerability", "component", "severity", "score", "KEV", "EPSS", "why", "decision"):
@@ -84,6 +78,8 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
 def _scan(args: argparse.Namespace) -> int:
     sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
     overlays = []
+    if args.vex:
+        from medfw.vuln.vex import read_vex  # noqa: PLC0415
     for v in args.vex or []:
         overlays.extend(read_vex(read_bytes(v, what="VEX document"), v))
     rules = parse_fail_on(args.fail_on)
@@ -188,6 +184,9 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
 
 
 def _vex_export(args: argparse.Namespace) -> int:
+    from medfw.vuln.decisions import decision_history  # noqa: PLC0415
+    from medfw.vuln.vex import export_vex  # noqa: PLC0415
+
     sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
     index = open_index(args.db)
     try:

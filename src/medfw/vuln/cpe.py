@@ -21,7 +21,17 @@ from urllib.parse import unquote
 
 from medfw.vuln.version import compare_versions
 
-__all__ = ["ANY", "ATTRIBUTES", "NA", "Cpe", "Relation", "compare_attribute", "name_matches", "parse_cpe"]
+__all__ = [
+    "ANY",
+    "ATTRIBUTES",
+    "NA",
+    "Cpe",
+    "Relation",
+    "compare_attribute",
+    "has_wildcard",
+    "name_matches",
+    "parse_cpe",
+]
 
 ANY = "*"
 NA = "-"
@@ -189,7 +199,8 @@ def _parse_cached(text: str) -> Cpe:
     return Cpe(*[_check_value(v, a) for a, v in zip(ATTRIBUTES, parts, strict=True)])
 
 
-def _has_wildcard(value: str) -> bool:
+def has_wildcard(value: str) -> bool:
+    """Whether ``value`` holds an unescaped ``*`` or ``?`` (a wildcard; ``*`` alone is ANY)."""
     if "*" not in value and "?" not in value:
         return False
     body = re.sub(r"\\.", "", value)
@@ -231,9 +242,9 @@ def compare_attribute(source: str, target: str, attr: str = "") -> Relation:
         return Relation.SUBSET
     if NA in (source, target):
         return Relation.EQUAL if source == target else Relation.DISJOINT
-    if _has_wildcard(target):
+    if has_wildcard(target):
         return Relation.UNDEFINED
-    if _has_wildcard(source):
+    if has_wildcard(source):
         return Relation.SUPERSET if _wildcard_regex(source).match(target) else Relation.DISJOINT
     return Relation.EQUAL if _equal_values(source, target, attr) else Relation.DISJOINT
 

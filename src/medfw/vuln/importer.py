@@ -19,7 +19,6 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from medfw._io import read_bytes
 from medfw.errors import FeedError, InputError
-from medfw.vuln.configuration import criterion_keys
 from medfw.vuln.feeds import FeedRecord, ParseResult, Skip
 from medfw.vuln.feeds.cve5 import parse_cve5
 from medfw.vuln.feeds.epss import EpssScores, parse_epss
@@ -95,14 +94,6 @@ def _expand(kind: str, paths: Iterable[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def _keys(rec: FeedRecord) -> set[str]:
-    if rec.data.get("rejected"):
-        return set()
-    keys = {f"cpe:{k}" for k in criterion_keys(rec.data.get("configurations") or [])}
-    keys.update(f"purl:{a['purl']}" for a in rec.data.get("osv") or [] if a.get("purl"))
-    return keys
-
-
 def apply_records(
     index: VulnIndex, conn: Connection, kind: str, result: ParseResult, report: ImportReport
 ) -> dict[str, int]:
@@ -116,7 +107,6 @@ def apply_records(
     existing = index.existing(conn, rids)
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
-    keys: dict[str, set[str]] = {}
     for rid, rec in latest.items():
         canon = canonical_json(rec.data)
         h = content_hash(canon)
@@ -144,9 +134,8 @@ def apply_records(
         else:
             changed_rows.append(row)
             counts["updated"] += 1
-        keys[rid] = _keys(rec)
-    index.write_records(conn, new_rows, keys, replace=False)
-    index.write_records(conn, changed_rows, keys, replace=True)
+    index.write_records(conn, new_rows, replace=False)
+    index.write_records(conn, changed_rows, replace=True)
     for k, v in counts.items():
         report.bump(kind, k, v)
     return counts

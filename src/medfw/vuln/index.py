@@ -1,8 +1,8 @@
 """The local vulnerability index: SQLite by default, PostgreSQL by URL (SQLAlchemy 2 Core, Alembic migrations).
 
-The tables are described in :mod:`medfw.vuln.schema`. Scans look records up through the indexed ``vuln_key``
-table, never by a full table scan. ``open_index`` brings the schema to the newest revision (a database created
-before versioned migrations is adopted as revision 0001).
+The tables are described in :mod:`medfw.vuln.schema`. Scans look records up through the indexed
+``vuln_match`` table (:mod:`medfw.vuln.match_store`), never by a full table scan. ``open_index`` brings the
+schema to the newest revision (a database created before versioned migrations is adopted as revision 0001).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
+from medfw.vuln.match_rows import match_rows
 from medfw.vuln.prepared import dumps, loads, match_data, triage_data
 from medfw.vuln.schema import (
     HEAD,
@@ -51,7 +52,7 @@ from medfw.vuln.schema import (
     kev,
     release,
     release_scan,
-    vuln_key,
+    vuln_match,
     vuln_record,
 )
 
@@ -144,56 +145,34 @@ class VulnIndex:
             out.update({r.rid: (r.content_hash, r.modified) for r in rows})
         return out
 
-    def write_records(
-        self, conn: Connection, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, Iterable[str]], *, replace: bool
-    ) -> None:
-        """Insert (or, with ``replace``, update) records and reset their lookup keys.
+    def write_records(self, conn: Connection, rows: Sequence[Mapping[str, Any]], *, replace: bool) -> None:
+        """Insert (or, with ``replace``, replace) records and their ``vuln_match`` rows.
 
         ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config, parsed (the normalized
-        record, from which the pre-parsed match and triage data are derived) and data (a mapping,
-        or its canonical JSON bytes).
+        record, from which the match rows and the triage data are derived) and data (a mapping, or its canonical
+        JSON bytes). Every statement is an executemany over the whole batch.
         """
         if not rows:
             return
-        packed = [
-            {
-                **r,
-                "data": _pack(r["data"]),
-                "match": dumps(match_data(r["parsed"])),
-                "triage": dumps(triage_data(r["parsed"])),
-            }
-            for r in rows
-        ]
-        for r in packed:
-            del r["parsed"]
-        rids = [r["rid"] for r in rows]
+        packed: list[dict[str, Any]] = []
+        matches: list[dict[str, Any]] = []
+        for r in rows:
+            parsed = r["parsed"]
+            found, tree = match_rows(parsed)
+            rid, source, vuln_id = r["rid"], r["source"], r["vuln_id"]
+            matches.extend({**m, "rid": rid, "source": source, "vuln_id": vuln_id} for m in found)
+            rec = {k: v for k, v in r.items() if k != "parsed"}
+            rec["data"] = _pack(r["data"])
+            rec["match"] = dumps(match_data(parsed)) if tree else None
+            rec["triage"] = dumps(triage_data(parsed))
+            packed.append(rec)
         if replace:
-            for r in packed:
-                conn.execute(update(vuln_record).where(vuln_record.c.rid == r["rid"]).values(**r))
-            for chunk in _chunks(rids):
-                conn.execute(vuln_key.delete().where(vuln_key.c.rid.in_(chunk)))
-        else:
-            conn.execute(insert(vuln_record), packed)
-        key_rows = [{"rid": rid, "key": k} for rid in rids for k in sorted(set(keys.get(rid, ())))]
-        if key_rows:
-            conn.execute(insert(vuln_key), key_rows)
-
-    def candidates(self, keys: Iterable[str]) -> dict[str, set[str]]:
-        """Return rid → the lookup keys it was found by, for records carrying any of ``keys``."""
-        out: dict[str, set[str]] = {}
-        for r in self._select_in(select(vuln_key.c.rid, vuln_key.c.key), vuln_key.c.key, keys):
-            out.setdefault(r.rid, set()).add(r.key)
-        return out
-
-    def config_sources(self, vuln_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
-        """Return vuln id → [(source, rid)] of its records that carry configurations."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        q = select(vuln_record.c.vuln_id, vuln_record.c.source, vuln_record.c.rid).where(
-            vuln_record.c.has_config.is_(True)
-        )
-        for r in self._select_in(q, vuln_record.c.vuln_id, vuln_ids):
-            out.setdefault(r.vuln_id, []).append((r.source, r.rid))
-        return out
+            for chunk in _chunks([r["rid"] for r in rows]):
+                conn.execute(vuln_record.delete().where(vuln_record.c.rid.in_(chunk)))
+                conn.execute(vuln_match.delete().where(vuln_match.c.rid.in_(chunk)))
+        conn.execute(insert(vuln_record), packed)
+        if matches:
+            conn.execute(insert(vuln_match), matches)
 
     def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load records by rid."""
@@ -205,8 +184,8 @@ class VulnIndex:
             out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
         return out
 
-    def match_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
-        """Load what matching needs of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
+    def tree_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
+        """Load the whole-record match data of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
         out: dict[str, StoredRecord] = {}
         c = vuln_record.c
         q = select(c.rid, c.source, c.record_id, c.vuln_id, c.match, case((c.match.is_(None), c.data)).label("full"))

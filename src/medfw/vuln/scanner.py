@@ -3,7 +3,10 @@
 Matching, per component:
 
 * each CPE (the component's version filled in where the CPE says ``*``) is expanded over the curated alias
-  map; each resulting ``vendor:product`` key looks up candidate records through the indexed ``vuln_key`` table;
+  map; all resulting ``vendor:product`` keys fetch their ``vuln_match`` rows in a few set-based queries
+  (:mod:`medfw.vuln.match_store`); a criterion row is decided on its pre-normalised bounds
+  (:func:`medfw.vuln.match_rows.row_matches`), a record that needs its whole configuration tree (platform
+  ``AND``, negation, wildcards) is evaluated by :mod:`medfw.vuln.configuration`;
 * a component with a purl and no CPE gets the CPEs of its purl's alias group, if the map has one (no guessing);
 * OSV records are looked up by purl base and evaluated with :mod:`medfw.vuln.osv_ranges`;
 * per CVE one configuration source is authoritative: an NVD-shaped override replaces NVD's configurations,
@@ -36,6 +39,8 @@ from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
 from medfw.vuln.freshness import feed_snapshot
 from medfw.vuln.index import StoredRecord, VulnIndex
+from medfw.vuln.match_rows import RowKind, TargetKey, row_matches, target_key
+from medfw.vuln.match_store import CONFIG_TIERS, MatchRow, config_tiers, fetch_rows
 from medfw.vuln.model import (
     Decision,
     Finding,
@@ -53,9 +58,6 @@ __all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
 
 #: configuration sources, most authoritative first
 CONFIG_PRECEDENCE = ("nvd-override", "nvd", "cve5-cna", "cve5-adp", "vendor")
-#: configuration tiers: the first tier with configurations for a CVE is used (its records together)
-_BATCH = 2000
-_CONFIG_TIERS = {"nvd-override": 0, "nvd": 1, "cve5-cna": 2, "cve5-adp": 2, "vendor": 3}
 _META_PRECEDENCE = ("nvd", "cve5-cna", "cve5-adp", "nvd-override", "vendor", "osv")
 
 
@@ -221,32 +223,29 @@ def _coverage(
     return tuple(out)
 
 
-def _config_hits(
-    index: VulnIndex, records: Mapping[str, StoredRecord], by_key: Mapping[str, list[Target]]
-) -> dict[tuple[str, str], list[MatchReason]]:
-    hits: dict[tuple[str, str], list[MatchReason]] = {}
-    config_recs = {rid: r for rid, r in records.items() if r.source in _CONFIG_TIERS}
-    sources = index.config_sources({r.vuln_id for r in config_recs.values()})
-    for vuln_id, srcs in sources.items():
-        tier = min(_CONFIG_TIERS.get(s, 9) for s, _ in srcs)
-        for source, rid in sorted(srcs):
-            rec = config_recs.get(rid)
-            if _CONFIG_TIERS.get(source, 9) != tier or rec is None or rec.data.get("rejected"):
-                continue
-            for h in evaluate(rec.data.get("configurations") or [], by_key):
-                hits.setdefault((h.ref, vuln_id), []).append(
-                    MatchReason(rec.source, rec.record_id, h.criterion, h.bound, h.identity)
-                )
-    return hits
+Hits = dict[tuple[str, str], list[MatchReason]]
+
+
+def _row_hits(row: MatchRow, targets: Sequence[tuple[Target, TargetKey]], hits: Hits) -> None:
+    record_id = row.rid.split("|", 1)[1]
+    for t, tk in targets:
+        if row_matches(row.test, tk):
+            reason = MatchReason(row.source, record_id, row.criterion or "", row.bound or "", t.identity)
+            hits.setdefault((t.ref, row.vuln_id), []).append(reason)
+
+
+def _tree_hits(rec: StoredRecord, by_key: Mapping[str, list[Target]], hits: Hits) -> None:
+    for h in evaluate(rec.data.get("configurations") or [], by_key):
+        hits.setdefault((h.ref, rec.vuln_id), []).append(
+            MatchReason(rec.source, rec.record_id, h.criterion, h.bound, h.identity)
+        )
 
 
 def _osv_hits(
-    records: Mapping[str, StoredRecord],
-    by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]],
-    hits: dict[tuple[str, str], list[MatchReason]],
+    records: Iterable[StoredRecord], by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]], hits: Hits
 ) -> None:
-    for rec in records.values():
-        if rec.source != "osv" or rec.data.get("rejected"):
+    for rec in records:
+        if rec.data.get("rejected"):
             continue
         for entry in rec.data.get("osv", []):
             for comp, version, identity in by_purl.get(entry.get("purl", ""), ()):
@@ -257,21 +256,46 @@ def _osv_hits(
                     )
 
 
+def _match(
+    index: VulnIndex,
+    by_key: Mapping[str, list[Target]],
+    by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]],
+) -> tuple[Hits, set[str]]:
+    """Fetch and decide the rows of the targets' keys: CRITERION rows here, TREE records by evaluating their stored
+    data; return the hits and every key any record names (for the coverage check)."""
+    keyed = {k: [(t, target_key(t.cpe)) for t in ts] for k, ts in by_key.items()}
+    lookup: dict[str, set[bytes]] = {f"cpe:{k}": {tk.key or b"" for _, tk in ts} for k, ts in keyed.items()}
+    lookup.update({f"purl:{b}": {b""} for b in by_purl})
+    rows, found = fetch_rows(index, lookup)
+    best: dict[str, int] = {}
+    for r in rows:
+        tier = CONFIG_TIERS.get(r.source)
+        if tier is not None and r.kind != RowKind.DEAD:
+            best[r.vuln_id] = min(best.get(r.vuln_id, tier), tier)
+    tiers = config_tiers(index, best)
+    tree_rids = {r.rid for r in rows if r.kind == RowKind.TREE}
+    trees = index.tree_records(tree_rids) if tree_rids else {}
+    for rec in trees.values():
+        seed_parsed(rec.data.get("cpes"))
+    hits: Hits = {}
+    done: set[str] = set()
+    for r in rows:  # ordered by record and position: reasons keep the feed's order
+        if CONFIG_TIERS.get(r.source, -1) != tiers.get(r.vuln_id):
+            continue
+        if r.kind == RowKind.CRITERION:
+            _row_hits(r, keyed.get(r.key.removeprefix("cpe:"), ()), hits)
+        elif r.kind == RowKind.TREE and r.rid not in done and r.rid in trees:
+            done.add(r.rid)
+            _tree_hits(trees[r.rid], by_key, hits)
+    _osv_hits((trees[rid] for rid in sorted(trees) if trees[rid].source == "osv"), by_purl, hits)
+    clear_seeded()
+    return hits, found
+
+
 def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
     by_key, by_purl, warnings = build_targets(sbom.components, amap)
-    lookup = {f"cpe:{k}" for k in by_key} | {f"purl:{b}" for b in by_purl}
-    cands = index.candidates(lookup)
-    hits: dict[tuple[str, str], list[MatchReason]] = {}
-    ordered = sorted(cands)
-    for i in range(0, len(ordered), _BATCH):  # in batches: memory stays bounded however many candidates
-        records = index.match_records(ordered[i : i + _BATCH])
-        for rec in records.values():
-            seed_parsed(rec.data.get("cpes"))
-        for key, reasons in _config_hits(index, records, by_key).items():
-            hits.setdefault(key, []).extend(reasons)
-        _osv_hits(records, by_purl, hits)
-        clear_seeded()
-    no_data = _coverage(sbom, by_key, by_purl, {k for ks in cands.values() for k in ks})
+    hits, found = _match(index, by_key, by_purl)
+    no_data = _coverage(sbom, by_key, by_purl, found)
 
     vuln_ids = {v for _, v in hits}
     meta = {v: _merge_meta(recs) for v, recs in index.triage_records(vuln_ids).items()}

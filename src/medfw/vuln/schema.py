@@ -3,7 +3,9 @@
 * ``vuln_record`` — one normalized record per (source, record id), with what matching and triage need stored
   pre-parsed beside it; sources are kept apart (``nvd``,
   ``nvd-override``, ``cve5-cna``, ``cve5-adp``, ``vendor``, ``osv``), so importing one never replaces another;
-* ``vuln_key`` — lookup keys (``cpe:<vendor>:<product>``, ``purl:<base>``) of each record, indexed;
+* ``vuln_match`` — what matching needs, flat and indexed by lookup key (``cpe:<vendor>:<product>``,
+  ``purl:<base>``): per record one row per vulnerable criterion with pre-normalised version bounds, or one row per
+  key for records evaluated as a whole (see :mod:`medfw.vuln.match_rows`);
 * ``kev``, ``epss`` — triage data by CVE id;
 * ``decision`` — append-only decision history;
 * ``release``, ``release_scan`` — registered SBOMs (retired ones stay, flagged) and every scan of them (counts,
@@ -16,7 +18,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text
 
 __all__ = [
     "HEAD",
@@ -30,12 +32,12 @@ __all__ = [
     "metadata",
     "release",
     "release_scan",
-    "vuln_key",
+    "vuln_match",
     "vuln_record",
 ]
 
 #: the newest Alembic revision shipped (a test checks it against the migration scripts)
-HEAD = "0004"
+HEAD = "0005"
 #: the Alembic version table of the index (its own name: the index may share a database with the server)
 VERSION_TABLE = "medfw_vuln_alembic_version"
 
@@ -51,17 +53,32 @@ vuln_record = Table(
     Column("content_hash", String(64), nullable=False),
     Column("has_config", Boolean, nullable=False),
     Column("data", LargeBinary, nullable=False),
-    # what matching needs, pre-parsed at import (configurations or OSV entries), and what triage needs
-    # (pre-scored CVSS entries, ratings, SSVC, aliases, description); NULL in rows imported before revision 0003
+    # what a whole-record evaluation needs (configurations or OSV entries; NULL for records decided by their
+    # vuln_match rows alone, and in rows imported before revision 0003), and what triage needs (pre-scored CVSS
+    # entries, ratings, SSVC, aliases, description; NULL before revision 0003)
     Column("match", LargeBinary),
     Column("triage", LargeBinary),
 )
-vuln_key = Table(
-    "vuln_key",
+vuln_match = Table(
+    "vuln_match",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
     Column("rid", String(300), nullable=False, index=True),
-    Column("key", String(400), nullable=False, index=True),
+    Column("vuln_id", String(200), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("ord", Integer, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("part", String(1)),
+    Column("criterion", Text),
+    Column("bound", Text),
+    Column("exact", String(200)),
+    Column("exact_key", LargeBinary),
+    Column("lo", LargeBinary),
+    Column("lo_incl", Boolean, nullable=False),
+    Column("hi", LargeBinary),
+    Column("hi_incl", Boolean, nullable=False),
+    Column("attrs", Text),
+    Index("ix_vuln_match_key", "key"),
 )
 kev = Table(
     "kev",

@@ -15,6 +15,9 @@ Generic version libraries order C releases wrongly (OpenSSL ``1.1.1w`` below ``1
 
 Each part gets a rank: pre-release < zero < post-release < non-zero number. ``*`` (ANY) and ``-`` (NA) are not
 versions: :func:`parse_version` rejects them.
+
+:func:`version_key` turns a version into bytes that sort (bytewise, as SQLite and PostgreSQL compare BLOB/bytea
+values) exactly as :func:`compare_versions` orders the versions, so bounds can be stored pre-normalised at import.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["Version", "compare_versions", "is_version", "parse_version"]
+__all__ = ["Version", "compare_versions", "is_version", "parse_version", "version_key"]
 
 _PRE, _ZERO, _POST, _NONZERO = 0, 1, 2, 3
 _PRE_WORDS = frozenset({"alpha", "a", "beta", "b", "pre", "rc", "dev", "snapshot", "cvs", "preview", "test"})
@@ -133,3 +136,36 @@ def compare_versions(a: str, b: str) -> int:
         ValueError: either string is not a version.
     """
     return _cmp_parts(parse_version(a).parts, parse_version(b).parts)
+
+
+# version_key: one code per part, chosen so bytewise order = _cmp_parts order. A zero part compares with the
+# implicit zero padding of a shorter version only through the first non-zero part after it, so it is coded by
+# that part's side of zero (below or above); the end of the version codes the padding itself.
+_K_PRE, _K_ZERO_BELOW, _K_END, _K_ZERO_ABOVE, _K_POST, _K_NUM = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"
+
+
+def _key_bytes(parts: tuple[Part, ...]) -> bytes:
+    out: list[bytes] = []
+    above = True  # the side of zero of the next non-zero part (none after the last part: trailing zeros are cut)
+    for rank, number, letters in reversed(parts):
+        if rank == _ZERO:
+            out.append(_K_ZERO_ABOVE if above else _K_ZERO_BELOW)
+            continue
+        above = rank != _PRE
+        if rank == _NONZERO:
+            digits = number.to_bytes((number.bit_length() + 7) // 8, "big")
+            out.append(_K_NUM + bytes([len(digits)]) + digits)
+        else:
+            out.append((_K_PRE if rank == _PRE else _K_POST) + letters.encode("ascii") + b"\x00")
+    out.reverse()
+    out.append(_K_END)
+    return b"".join(out)
+
+
+def version_key(text: str) -> bytes:
+    """Return bytes whose bytewise order is the order of :func:`compare_versions` (equal bytes = equal versions).
+
+    Raises:
+        ValueError: ``text`` is not a version.
+    """
+    return _key_bytes(parse_version(text).parts)

@@ -67,7 +67,9 @@ class Format:
 
 
 def _json_report(result: ScanResult) -> str:
-    return json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n"
+    import orjson  # noqa: PLC0415
+
+    return orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
 def _cdx_report(result: ScanResult) -> str:
