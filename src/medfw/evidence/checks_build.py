@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medfw.buildcfg import BuildPolicy, SdkConfig, check_config, parse_sdkconfig, parse_sdkconfig_json
+from medfw.buildcfg.rules import Status
 from medfw.errors import ConfigError
 from medfw.evidence.report import CheckLine
-from medfw.evidence.spec import ReleaseSpec
+from medfw.evidence.spec import ImageRole, ReleaseSpec
 from medfw.sbom.binding import recorded_image_sha256, verify_binding
 from medfw.sbom.document import SbomDocument
 
@@ -42,8 +43,8 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
     doc = result.to_dict()
     doc["config"] = name
     w.json(BUILD_CONFIG_RESULT, doc)
-    bad = [r for r in result.results if r.status.value in ("fail", "blocked")]
-    passed = sum(r.status.value == "pass" for r in result.results)
+    bad = [r for r in result.results if r.status in (Status.FAIL, Status.BLOCKED)]
+    passed = sum(r.status is Status.PASS for r in result.results)
     detail = f"{passed}/{len(result.results)} rules pass for {result.config.target}" + (
         "; failing: " + "; ".join(f"{r.rule.value}: {r.message}" for r in bad) if bad else ""
     )
@@ -64,7 +65,7 @@ def check_image_binding(doc: SbomDocument, spec: ReleaseSpec, images: list[tuple
         ManifestError: the SBOM records no image hash.
         VerificationError: the app image is not the one the SBOM describes (both hashes named).
     """
-    apps = [(rel, data) for rel, role, _fmt, data in images if role == "app"]
+    apps = [(rel, data) for rel, role, _fmt, data in images if role == ImageRole.APP]
     if not apps:
         return "no app image in the release"
     props = doc.component.properties if doc.component else ()
