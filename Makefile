@@ -23,14 +23,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# the whole suite with line and branch coverage; prints coverage per package and fails below the floors in
+# pyproject.toml ([tool.medfw.coverage])
 unit: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
-
-# line and branch coverage per package, failing below the floors in pyproject.toml ([tool.medfw.coverage])
-coverage: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest $(PYTEST_ARGS) --cov=medfw --cov-branch --cov-report=
 	$(BIN)/python tools/coverage_floor.py
+
+coverage: unit
 
 test: lint typecheck unit
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from medfw.errors import InputError, StorageError
@@ -57,6 +56,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     directory = p.parent if str(p.parent) else Path()
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        import tempfile  # noqa: PLC0415 - only writers need it (and it pulls in shutil, random, bz2, lzma)
+
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
         raise StorageError(f"cannot create output: {e.strerror}", path=str(p)) from e

@@ -32,12 +32,16 @@ class DbUrl:
         dialect: ``sqlite`` or ``postgresql``.
         schema: the PostgreSQL schema (None: the default search path).
         display: the location with any password replaced by ``***``.
+        path: the SQLite file (None for PostgreSQL).
+        libpq: the ``postgresql://`` connection URI for psycopg / libpq, without ``schema`` (None for SQLite).
     """
 
     sqlalchemy: str
     dialect: str
     schema: str | None
     display: str
+    path: Path | None = None
+    libpq: str | None = None
 
 
 def is_postgres(value: str | Path) -> bool:
@@ -69,9 +73,10 @@ def parse_db_url(value: str | Path, *, field: str = "--db") -> DbUrl:
             raise UsageError(f"schema name {schema!r} is not a plain lowercase SQL identifier", field=field)
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
         url = urlunsplit(parts._replace(scheme="postgresql+psycopg", query=rest))
-        return DbUrl(url, "postgresql", schema, redact(text))
+        libpq = urlunsplit(parts._replace(scheme="postgresql", query=rest))
+        return DbUrl(url, "postgresql", schema, redact(text), libpq=libpq)
     if text.startswith("sqlite:///"):
-        return DbUrl(text, "sqlite", None, text)
+        return DbUrl(text, "sqlite", None, text, path=Path(text.removeprefix("sqlite:///")))
     if "://" in text:
         raise UsageError("database URL must be a path, sqlite:///PATH or postgresql://…[?schema=NAME]", field=field)
-    return DbUrl(f"sqlite:///{Path(text)}", "sqlite", None, text)
+    return DbUrl(f"sqlite:///{Path(text)}", "sqlite", None, text, path=Path(text))

@@ -135,7 +135,7 @@ def test_efuse_summary_export_and_check(work: Path, capsys: pytest.CaptureFixtur
     summary = json.loads(out.read_text())
     assert summary["BLOCK_KEY0"]["raw_value"] == "0x" + digest
     code, data = run_json(capsys, "efuse", "check", out, "--chip", CHIP)
-    assert code == 0 and data["passed"] is True
+    assert code == 0 and data["ok"] is True
 
 
 def test_events_reach_the_audit_log(work: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,7 +27,7 @@ def test_exit_codes(capsys: pytest.CaptureFixture[str], vector: str, code: int) 
     got, out, _ = run(capsys, "efuse", "check", VEC / vector, "--json")
     assert got == code
     data = cli_result(out)
-    assert data["passed"] is (code == 0)
+    assert data["ok"] is (code == 0)
     assert len(data["rules"]) == 7
 
 

@@ -68,12 +68,12 @@ def test_info_detects_mcuboot(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     info = cli_result(out)
     assert info["format"] == "mcuboot" and info["version"] == "1.4.0+0" and info["security_counter"] == 3
-    assert info["hash"]["valid"] is True and info["encrypted_flag"] is True
+    assert info["hash"]["ok"] is True and info["encrypted_flag"] is True
     assert info["header"]["flags"] == ["ENCRYPTED_AES128"]
     assert [t["type"] for t in info["tlvs"]] == ["SEC_CNT", "SHA256", "KEYHASH", "ECDSA_SIG", "ENC_EC256"]
     assert info["key_hash"] == (mcu / "key-ecdsa-p256.getpubhash.bin").read_bytes().hex()
     code, out, _ = run(capsys, "image", "info", mcu / "ecdsa-p256-encrypted.bin", "--json")
-    assert code == 0 and cli_result(out)["hash"]["valid"] is False
+    assert code == 0 and cli_result(out)["hash"]["ok"] is False
     code, out, _ = run(capsys, "image", "info", mcu / "ed25519-sc7.bin")
     assert code == 0 and "MCUboot image 1.2.3+4" in out and "ED25519" in out
 

@@ -30,7 +30,7 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm
 def sink(monkeypatch: pytest.MonkeyPatch) -> MemorySink:
     """Capture the events the commands record (the audit log itself is tested by the audit package)."""
     memory = MemorySink()
-    monkeypatch.setattr("medfw.cli._keys_lifecycle.audit_sink", lambda args: memory)
+    monkeypatch.setattr("medfw.cli._keys_common.audit_sink", lambda args: memory)
     return memory
 
 

@@ -82,7 +82,7 @@ def test_sign_then_verify_and_imgtool_agrees(
 
     assert main(["verify", "mcuboot", "--key", str(keys[f"{kt}.pub"]), str(out), "--json"]) == 0
     verified = cli_result(capsys.readouterr().out)
-    assert verified["valid"] is True
+    assert verified["ok"] is True
     assert verified["hash"]["digest"] == signed["hash"]["digest"]
     assert verified["key"]["type"] == kt.replace("rsa-", "rsa")
 

@@ -30,8 +30,8 @@ def test_generate_then_check_passes(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert result["warnings"] == []
     assert main(["sbom", "check", str(out), "--json"]) == 0
     report = _json(capsys)
-    assert report["passed"] is True
-    assert report["schema"]["valid"] is True
+    assert report["ok"] is True
+    assert report["schema"]["ok"] is True
 
 
 def test_generate_is_byte_identical_with_fixed_identity(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from medfw.audit.sink import MemorySink
 from medfw.crypto.keys import private_key_pem, public_key_pem
 from medfw.crypto.signer import FileSigner
 from medfw.device import Device
-from medfw.device._efuse_fields import FIELDS
 from medfw.device.chips import CHIPS, get_chip
 from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
@@ -44,7 +43,9 @@ def _espefuse_summary(tmp_path: Path, chip: str, *burns: list[str]) -> dict[str,
 @pytest.mark.parametrize("chip", ["esp32c2", "esp32c5"])
 def test_registry_and_field_table_match_espefuse(tmp_path: Path, chip: str) -> None:
     summary = _espefuse_summary(tmp_path, chip)
-    for f in FIELDS[chip]:
+    layout = chips.get(chip).efuse
+    assert layout is not None
+    for f in layout.fields:
         real = summary[f.name]
         assert (real["block"], real["word"], real["pos"], real["bit_len"], real["efuse_type"]) == (
             f.block,
@@ -53,8 +54,6 @@ def test_registry_and_field_table_match_espefuse(tmp_path: Path, chip: str) -> N
             f.bit_len,
             f.efuse_type,
         ), f.name
-    layout = chips.get(chip).efuse
-    assert layout is not None
     assert summary["SECURE_VERSION"]["bit_len"] == layout.secure_version_bits
     if chip == "esp32c2":
         assert summary["BLOCK_KEY0_HI_128"]["bit_len"] == layout.digest_bytes * 8 == 128

@@ -91,7 +91,7 @@ def test_parse_copies_reads_both_sectors() -> None:
 def test_parse_any_32_bytes_round_trips(raw: bytes) -> None:
     entry = OtaEntry.from_bytes(raw)
     assert entry.to_bytes() == raw
-    assert entry.describe()["valid"] == entry.valid
+    assert entry.describe()["ok"] == entry.valid
 
 
 @pytest.mark.parametrize("state", list(OtaState))

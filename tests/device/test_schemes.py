@@ -56,6 +56,8 @@ def test_chip_table() -> None:
         "esp32c3": [rsa],
         "esp32s3": [rsa],
         "esp32c6": sorted([rsa, p256]),
+        "esp32h2": sorted([rsa, p256]),
+        "esp32p4": sorted([rsa, p256]),
         "esp32c2": sorted([Sbv2Scheme.ECDSA_P192, p256]),
         "esp32c5": sorted([rsa, p256, Sbv2Scheme.ECDSA_P384]),
     }

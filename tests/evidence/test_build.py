@@ -222,7 +222,7 @@ def test_sbom_of_another_image_is_refused_naming_both_hashes(built: Built, tmp_p
 
 def test_build_config_is_checked_into_the_bundle(built: Built, tmp_path: Path) -> None:
     doc = json.loads((built.path / "results/build-config.json").read_text())
-    assert doc["passed"] and doc["config"] == "build/sdkconfig" and doc["target"] == "esp32c3"
+    assert doc["ok"] and doc["config"] == "build/sdkconfig" and doc["target"] == "esp32c3"
     assert len(doc["rules"]) == 8
     check = next(c for c in built.result.checks if c.name == "Build configuration")
     assert check.ok and "8/8 rules pass" in check.detail

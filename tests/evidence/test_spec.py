@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medfw.errors import EvidenceError, InputError
-from medfw.evidence.spec import load_release_spec
+from medfw.evidence.spec import ImageRole, ImageSpec, SignedFormat, load_release_spec
 
 GOOD = """\
 name: fw
@@ -27,7 +27,8 @@ evidence_key: "pkcs11:token=t;object=evidence"
 def test_good_spec_resolves_paths(tmp_path: Path) -> None:
     (tmp_path / "release.yml").write_text(GOOD)
     spec = load_release_spec(tmp_path)
-    assert spec.images[0].path == tmp_path / "a.bin" and spec.images[0].format == "sbv2"
+    assert spec.images[0].path == tmp_path / "a.bin" and spec.images[0].format is SignedFormat.SBV2
+    assert spec.images[0].role is ImageRole.APP
     assert spec.chip == "esp32c3"
     assert spec.vuln_db == "postgresql://db/vuln"
     assert spec.audit_log == str(tmp_path / "audit.db")
@@ -42,6 +43,7 @@ def test_good_spec_resolves_paths(tmp_path: Path) -> None:
         (GOOD.replace("vuln_db: postgresql://db/vuln\n", ""), "vuln_db"),
         (GOOD.replace("images: [{path: a.bin}]", "images: []"), "images"),
         (GOOD.replace("images: [{path: a.bin}]", "images: [{path: a.bin, format: uf2}]"), "images[0].format"),
+        (GOOD.replace("images: [{path: a.bin}]", "images: [{path: a.bin, role: firmware}]"), "images[0].role"),
         (GOOD.replace("trusted_keys: [k.pem]", "trusted_keys: k.pem"), "trusted_keys"),
         (GOOD + "revoked_slots: [one]\n", "revoked_slots"),
         (GOOD + "colour: blue\n", "colour"),
@@ -95,3 +97,11 @@ def test_random_release_descriptions_fail_only_with_named_errors(doc: dict) -> N
             assert error.path is not None and error.path.endswith("release.yml")
         else:
             assert spec.images and spec.trusted_keys and spec.sbom
+
+
+def test_an_image_spec_refuses_an_unknown_role_or_format(tmp_path: Path) -> None:
+    assert ImageSpec(tmp_path, "bootloader", "mcuboot").role is ImageRole.BOOTLOADER  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ImageRole"):
+        ImageSpec(tmp_path, "firmware")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="SignedFormat"):
+        ImageSpec(tmp_path, ImageRole.APP, "uf2")  # type: ignore[arg-type]

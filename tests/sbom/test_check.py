@@ -86,7 +86,7 @@ def test_document_level_elements() -> None:
     report = check_sbom(json.dumps(doc).encode())
     assert report.document_missing_required == ("timestamp",)
     assert report.document_missing_recommended == ("sbom-type",)
-    assert report.to_dict()["passed"] is False
+    assert report.to_dict()["ok"] is False
 
 
 @settings(max_examples=60, deadline=None)

@@ -222,3 +222,63 @@ def test_image_signed_by_unknown_boot_key_passes_tuf_but_not_the_device(fleet: F
     rel = fleet.publish("1.1.0", 2, image=rogue)
     fleet.rollout(rel.target_path, phases=["100%"])
     _assert_rejected(fleet, dev, "untrusted_key")
+
+
+def _confirmed_then_assigned(fleet: Fleet) -> SimDevice:
+    """A device that trusts the metadata of release 1.0.1 (installed) and is assigned 1.0.2."""
+    dev = fleet.add_device("pump-1")
+    first = fleet.publish("1.0.1", 1)
+    fleet.rollout(first.target_path, phases=["100%"])
+    assert dev.agent.run_once().outcome == "confirmed"
+    second = fleet.publish("1.0.2", 1)
+    fleet.rollout(second.target_path, phases=["100%"])
+    dev.sink.events.clear()
+    return dev
+
+
+def _rejected(dev: SimDevice, reason: str) -> None:
+    result = dev.agent.run_once()
+    assert (result.outcome, result.reason) == ("rejected", reason), result
+    assert dev.state().version == "1.0.1"
+    assert any(e.type == "ota.manifest.rejected" and e.reason == reason for e in dev.sink.events)
+
+
+def test_snapshot_rolling_back_targets_is_a_rollback(fleet: Fleet) -> None:
+    """Online keys sign a fresh snapshot (and timestamp) that lists an older targets version than the device
+    trusts: python-tuf says BadVersionNumberError, and the agent calls it a rollback, not mix-and-match."""
+    dev = _confirmed_then_assigned(fleet)
+    trusted: Metadata[Any] = Metadata.from_file(str(dev.agent.dir / "ota" / "tuf" / "snapshot.json"))
+    held = trusted.signed.meta["targets.json"].version
+    _resign(fleet, "snapshot", lambda s: setattr(s.meta["targets.json"], "version", held - 1))
+    snap: Metadata[Any] = fleet.repo.load("snapshot")
+    _resign(fleet, "timestamp", lambda s: setattr(s.snapshot_meta, "version", snap.signed.version))
+    _rejected(dev, "metadata_rollback")
+
+
+def test_snapshot_other_than_the_timestamp_names_is_mix_and_match(fleet: Fleet) -> None:
+    """The server answers ``N.snapshot.json`` with the (validly signed) snapshot N-1 the device already trusts."""
+    dev = _confirmed_then_assigned(fleet)
+    current = fleet.repo.load("snapshot").signed.version
+    older = (fleet.repo.metadata_dir / f"{current - 1}.snapshot.json").read_bytes()
+    (fleet.repo.metadata_dir / f"{current}.snapshot.json").write_bytes(older)
+    _rejected(dev, "metadata_mix_and_match")
+
+
+def test_targets_other_than_the_snapshot_names_is_mix_and_match_after_an_update(fleet: Fleet) -> None:
+    dev = _confirmed_then_assigned(fleet)
+    current = fleet.repo.targets().signed.version
+    older = (fleet.repo.metadata_dir / f"{current - 1}.targets.json").read_bytes()
+    (fleet.repo.metadata_dir / f"{current}.targets.json").write_bytes(older)
+    _rejected(dev, "metadata_mix_and_match")
+
+
+def test_old_root_served_as_the_next_one_is_a_rollback(fleet: Fleet) -> None:
+    """``2.root.json`` answered with root version 1 (validly signed by the trusted keys): a replayed root."""
+    dev = fleet.add_device("pump-1")
+    rel = fleet.publish("1.1.0", 2)
+    fleet.rollout(rel.target_path, phases=["100%"])
+    trusted: Metadata[Any] = fleet.repo.load("root")
+    following = fleet.repo.metadata_dir / f"{trusted.signed.version + 1}.root.json"
+    assert not following.exists()
+    following.write_bytes((fleet.repo.metadata_dir / f"{trusted.signed.version}.root.json").read_bytes())
+    _assert_rejected(fleet, dev, "metadata_rollback")

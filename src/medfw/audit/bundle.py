@@ -21,14 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from medfw._io import atomic_write
-from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import (
-    CheckpointPublicKey,
-    EpochKeys,
-    VerificationKey,
-    load_checkpoint_public_key,
-    tag_matches,
-)
+from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint
+from medfw.audit.ckeys import CheckpointPublicKey, load_checkpoint_public_key
+from medfw.audit.keys import EpochKeys, VerificationKey, tag_matches
 from medfw.audit.log import open_log
 from medfw.audit.merkle import MerkleTree, verify_inclusion
 from medfw.audit.record import entry_hash, parse_record
@@ -164,30 +159,7 @@ def verify_bundle(
         errors.append(f"checkpoint: {e.message}")
     keys = EpochKeys(key.initial_key, key.log_id, key.kdf) if key is not None else None
     for i, item in enumerate(entries):
-        if not isinstance(item, dict):
-            raise AuditError(f"entry {i} is not an object", path=path, field=f"entries[{i}]")
-        try:
-            seq = int(item["seq"])
-            rec = str(item["record"]).encode("utf-8")
-            tag = bytes.fromhex(str(item["tag"]))
-            proof = [bytes.fromhex(str(p)) for p in item["proof"]]
-        except (KeyError, ValueError, TypeError) as e:
-            raise AuditError(f"entry {i} is malformed: {e}", path=path, field=f"entries[{i}]") from None
-        try:
-            parsed = parse_record(rec)
-        except AuditError as e:
-            errors.append(f"seq {seq}: {e.message}")
-            continue
-        if parsed.seq != seq:
-            errors.append(f"entry filed as seq {seq} is seq {parsed.seq}")
-            continue
-        eh = entry_hash(rec)
-        try:
-            verify_inclusion(seq, cp.size, eh, proof, cp.root)
-        except VerificationError as e:
-            errors.append(f"seq {seq}: inclusion proof: {e.message}")
-        if keys is not None and not tag_matches(keys.mac(parsed.epoch), eh, tag):
-            errors.append(f"seq {seq}: HMAC tag does not match under the key of epoch {parsed.epoch}")
+        errors += _check_entry(i, item, cp, keys, path)
     return BundleReport(
         ok=not errors,
         log_id=cp.log_id,
@@ -197,3 +169,35 @@ def verify_bundle(
         hmac_checked=keys is not None,
         errors=tuple(errors),
     )
+
+
+def _check_entry(i: int, item: Any, cp: Checkpoint, keys: EpochKeys | None, path: str | None) -> list[str]:
+    """Check one bundle entry against the checkpoint (and its HMAC tag, with the keys); return what failed.
+
+    Raises:
+        AuditError: the entry is malformed.
+    """
+    if not isinstance(item, dict):
+        raise AuditError(f"entry {i} is not an object", path=path, field=f"entries[{i}]")
+    try:
+        seq = int(item["seq"])
+        rec = str(item["record"]).encode("utf-8")
+        tag = bytes.fromhex(str(item["tag"]))
+        proof = [bytes.fromhex(str(p)) for p in item["proof"]]
+    except (KeyError, ValueError, TypeError) as e:
+        raise AuditError(f"entry {i} is malformed: {e}", path=path, field=f"entries[{i}]") from None
+    try:
+        parsed = parse_record(rec)
+    except AuditError as e:
+        return [f"seq {seq}: {e.message}"]
+    if parsed.seq != seq:
+        return [f"entry filed as seq {seq} is seq {parsed.seq}"]
+    errors: list[str] = []
+    eh = entry_hash(rec)
+    try:
+        verify_inclusion(seq, cp.size, eh, proof, cp.root)
+    except VerificationError as e:
+        errors.append(f"seq {seq}: inclusion proof: {e.message}")
+    if keys is not None and not tag_matches(keys.mac(parsed.epoch), eh, tag):
+        errors.append(f"seq {seq}: HMAC tag does not match under the key of epoch {parsed.epoch}")
+    return errors

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from medfw.audit.keys import (
+from medfw.audit.ckeys import (
     CheckpointPrivateKey,
     CheckpointPublicKey,
     algorithm_of,

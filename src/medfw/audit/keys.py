@@ -22,18 +22,30 @@ verification key.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.hmac import HMAC
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from medfw.errors import AuditError
 
-from medfw.errors import AuditError, SignatureError
+if TYPE_CHECKING:
+    from medfw.audit.ckeys import (
+        CheckpointPrivateKey,
+        CheckpointPublicKey,
+        algorithm_of,
+        generate_checkpoint_key,
+        key_id,
+        load_checkpoint_private_key,
+        load_checkpoint_public_key,
+        private_pem,
+        public_pem,
+        sign_bytes,
+        verify_signature,
+    )
 
 __all__ = [
     "CHECKPOINT_KEY_TYPES",
@@ -48,6 +60,7 @@ __all__ = [
     "VerificationKey",
     "algorithm_of",
     "check_kdf",
+    "check_public_pem",
     "generate_checkpoint_key",
     "key_check_value",
     "key_id",
@@ -72,13 +85,39 @@ KDFS = (KDF_HKDF, KDF_RATCHET)
 RATCHET_EPOCH = b"medfw/E"
 RATCHET_MAC = b"medfw/M"
 
-_SHA256 = hashes.SHA256()
+#: names of :mod:`medfw.audit.ckeys` (the checkpoint signing keys) this module re-exports, loaded on first use:
+#: sealing and verifying entries needs only SHA-256 and HMAC, not the signature code
+_CKEYS = frozenset(
+    {
+        "CheckpointPrivateKey",
+        "CheckpointPublicKey",
+        "algorithm_of",
+        "generate_checkpoint_key",
+        "key_id",
+        "load_checkpoint_private_key",
+        "load_checkpoint_public_key",
+        "private_pem",
+        "public_pem",
+        "sign_bytes",
+        "verify_signature",
+    }
+)
 
-CheckpointPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-CheckpointPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+
+def __getattr__(name: str) -> Any:
+    if name not in _CKEYS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from medfw.audit import ckeys  # noqa: PLC0415 - see _CKEYS
+
+    value = getattr(ckeys, name)
+    globals()[name] = value
+    return value
 
 
 def _hkdf(key: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - format 1 logs only
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
     return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(key)
 
 
@@ -113,20 +152,12 @@ def check_kdf(kdf: str, *, path: str | None = None) -> str:
 
 def seal_tag(mac: bytes, entry_hash: bytes) -> bytes:
     """Return ``HMAC-SHA256(mac, entry_hash)``, the tag stored with an entry."""
-    h = HMAC(mac, _SHA256)
-    h.update(entry_hash)
-    return h.finalize()
+    return hmac.digest(mac, entry_hash, "sha256")
 
 
 def tag_matches(mac: bytes, entry_hash: bytes, tag: bytes) -> bool:
     """True when ``tag`` is ``HMAC-SHA256(mac, entry_hash)`` (constant-time comparison)."""
-    h = HMAC(mac, _SHA256)
-    h.update(entry_hash)
-    try:
-        h.verify(tag)
-    except InvalidSignature:
-        return False
-    return True
+    return hmac.compare_digest(hmac.digest(mac, entry_hash, "sha256"), tag)
 
 
 def key_check_value(initial_key: bytes, log_id: str) -> bytes:
@@ -159,9 +190,15 @@ class EpochKeys:
         """
         if epoch < 0:
             raise ValueError(f"there is no epoch {epoch}")
-        while len(self._keys) <= epoch:
-            self._keys.append(next_epoch_key(self._keys[-1], self.log_id, len(self._keys) - 1, self.kdf))
-        return self._keys[epoch]
+        keys = self._keys
+        if self.kdf == KDF_RATCHET:
+            # A part of a log of short sessions that starts at epoch 50,000 walks 50,000 steps first: inline them.
+            pe, sha = RATCHET_EPOCH + self._label, hashlib.sha256
+            while len(keys) <= epoch:
+                keys.append(sha(pe + len(keys).to_bytes(8, "big") + keys[-1]).digest())
+        while len(keys) <= epoch:
+            keys.append(next_epoch_key(keys[-1], self.log_id, len(keys) - 1, self.kdf))
+        return keys[epoch]
 
     def mac(self, epoch: int) -> bytes:
         """Return ``M[epoch]``.
@@ -173,108 +210,43 @@ class EpochKeys:
         if cached is not None:
             return cached
         if self.kdf == KDF_RATCHET and epoch >= 0:
-            # The verifier's hot path for logs of many short sessions (one epoch each): inline the ratchet.
-            keys, sha = self._keys, hashlib.sha256
-            pe, pm = RATCHET_EPOCH + self._label, RATCHET_MAC + self._label
-            while len(keys) <= epoch:
-                keys.append(sha(pe + len(keys).to_bytes(8, "big") + keys[-1]).digest())
-            m = sha(pm + epoch.to_bytes(8, "big") + keys[epoch]).digest()
+            m = hashlib.sha256(RATCHET_MAC + self._label + epoch.to_bytes(8, "big") + self.key(epoch)).digest()
         else:
             m = mac_key(self.key(epoch), self.log_id, epoch, self.kdf)
         self._macs[epoch] = m
         return m
 
 
-def key_id(public_key: CheckpointPublicKey) -> str:
-    """Return the hex SHA-256 of the public key's DER SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+_PEM = re.compile(rb"\A-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\r?\n?\Z")
+#: the fixed DER SubjectPublicKeyInfo prefixes of the two checkpoint key types, and the key length after each
+_SPKI = (
+    (bytes.fromhex("302a300506032b6570032100"), 32),  # Ed25519
+    (bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"), 65),  # ECDSA P-256, uncompressed point
+    (bytes.fromhex("3039301306072a8648ce3d020106082a8648ce3d030107032200"), 33),  # ECDSA P-256, compressed point
+)
 
 
-def algorithm_of(public_key: CheckpointPublicKey) -> str:
-    """Return ``ed25519`` or ``ecdsa-p256``."""
-    return "ed25519" if isinstance(public_key, ed25519.Ed25519PublicKey) else "ecdsa-p256"
+def check_public_pem(pem: bytes, *, path: str | None = None) -> bytes:
+    """Return ``pem`` if it is the PEM form of an Ed25519 or ECDSA P-256 public key (by its exact DER layout).
 
-
-def generate_checkpoint_key(kind: str = "ed25519") -> CheckpointPrivateKey:
-    """Generate a checkpoint signing key (``ed25519`` or ``ecdsa-p256``).
-
-    Raises:
-        AuditError: unknown key type.
-    """
-    if kind == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    if kind == "ecdsa-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    raise AuditError(f"unknown checkpoint key type {kind!r} (use {' or '.join(CHECKPOINT_KEY_TYPES)})")
-
-
-def private_pem(key: CheckpointPrivateKey) -> bytes:
-    """Serialise a checkpoint private key as unencrypted PKCS#8 PEM (for its 0600 key file, never the log)."""
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def public_pem(key: CheckpointPublicKey) -> bytes:
-    """Serialise a checkpoint public key as SubjectPublicKeyInfo PEM."""
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def load_checkpoint_private_key(pem: bytes) -> CheckpointPrivateKey:
-    """Load a checkpoint private key.
+    A structural check that needs no signature code; the point itself is validated when the key is loaded
+    (:func:`medfw.audit.ckeys.load_checkpoint_public_key`) to check a signature.
 
     Raises:
-        AuditError: not an Ed25519 or ECDSA P-256 private key.
+        AuditError: anything else.
     """
+    m = _PEM.match(pem)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise AuditError("checkpoint signing key is unreadable", field="checkpoint_key") from e
-    if isinstance(key, ed25519.Ed25519PrivateKey) or (
-        isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
-    ):
-        return key
-    raise AuditError("checkpoint signing key is not Ed25519 or ECDSA P-256", field="checkpoint_key")
-
-
-def load_checkpoint_public_key(pem: bytes, *, path: str | None = None) -> CheckpointPublicKey:
-    """Load a checkpoint public key from PEM.
-
-    Raises:
-        AuditError: not an Ed25519 or ECDSA P-256 public key.
-    """
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as e:
-        raise AuditError("not a PEM public key", path=path, field="checkpoint_public_key") from e
-    if isinstance(key, ed25519.Ed25519PublicKey) or (
-        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
-    ):
-        return key
-    raise AuditError("checkpoint public key is not Ed25519 or ECDSA P-256", path=path, field="checkpoint_public_key")
-
-
-def sign_bytes(key: CheckpointPrivateKey, message: bytes) -> bytes:
-    """Sign ``message`` (Ed25519, or ECDSA P-256 with SHA-256, DER signature)."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(message)
-    return key.sign(message, ec.ECDSA(hashes.SHA256()))
-
-
-def verify_signature(key: CheckpointPublicKey, signature: bytes, message: bytes) -> None:
-    """Verify a checkpoint signature.
-
-    Raises:
-        SignatureError: the signature does not verify.
-    """
-    try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, message)
-        else:
-            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise SignatureError("checkpoint signature does not verify", field="signature") from None
+        der = binascii.a2b_base64(m.group(1)) if m else b""
+    except binascii.Error:
+        der = b""
+    if not any(der.startswith(prefix) and len(der) == len(prefix) + n for prefix, n in _SPKI):
+        raise AuditError(
+            "checkpoint public key is not an Ed25519 or ECDSA P-256 public key in PEM form",
+            path=path,
+            field="checkpoint_public_key",
+        )
+    return pem
 
 
 @dataclass(frozen=True)
@@ -328,9 +300,11 @@ class VerificationKey:
             raise AuditError(f"epoch_key must be {KEY_SIZE} bytes", path=path, field="epoch_key")
         if not isinstance(pub, str):
             raise AuditError("key file has no checkpoint_public_key", path=path, field="checkpoint_public_key")
-        load_checkpoint_public_key(pub.encode("ascii", "replace"), path=path)
+        check_public_pem(pub.encode("ascii", "replace"), path=path)
         return cls(log_id=log_id, initial_key=initial, checkpoint_public_key_pem=pub.encode("ascii"), kdf=kdf)
 
     def public_key(self) -> CheckpointPublicKey:
         """Return the pinned checkpoint public key."""
+        from medfw.audit.ckeys import load_checkpoint_public_key  # noqa: PLC0415 - see _CKEYS
+
         return load_checkpoint_public_key(self.checkpoint_public_key_pem)

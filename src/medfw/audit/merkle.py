@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import overload
 
 from medfw.errors import VerificationError
 
@@ -23,6 +24,7 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "CompactRange",
+    "FlatLevel",
     "MerkleTree",
     "consistency_roots",
     "leaf_hash",
@@ -126,6 +128,29 @@ class CompactRange:
         return CompactRange(self.size, self.nodes)
 
 
+class FlatLevel(Sequence[bytes]):
+    """One tree level kept as consecutive 32-byte nodes in a buffer (an ``mmap`` filled by several processes)."""
+
+    def __init__(self, buf: memoryview, base: int, count: int) -> None:
+        self._view = buf[base : base + count * HASH_SIZE]
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._count))]
+        if not -self._count <= i < self._count:
+            raise IndexError("tree level index out of range")
+        i %= self._count
+        return self._view[i * HASH_SIZE : (i + 1) * HASH_SIZE].tobytes()
+
+
 class MerkleTree:
     """A Merkle tree over a fixed list of leaf hashes, for producing proofs.
 
@@ -136,7 +161,7 @@ class MerkleTree:
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
         if set(map(len, leaf_hashes)) - {HASH_SIZE}:
             raise ValueError("leaf hashes must be 32 bytes")
-        self.levels: list[list[bytes]] = [list(leaf_hashes)]
+        self.levels: list[Sequence[bytes]] = [list(leaf_hashes)]
         while len(self.levels[-1]) > 1:
             lv = _parents(self.levels[-1])
             if len(self.levels[-1]) & 1:
@@ -144,7 +169,7 @@ class MerkleTree:
             self.levels.append(lv)
 
     @classmethod
-    def from_levels(cls, levels: list[list[bytes]]) -> MerkleTree:
+    def from_levels(cls, levels: Sequence[Sequence[bytes]]) -> MerkleTree:
         """Complete a tree from its lowest levels (each a list of perfect-subtree roots, as in :attr:`levels`).
 
         Used when the lower levels were hashed in parts (ranges aligned to a power of two at least as large as

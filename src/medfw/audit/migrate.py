@@ -20,10 +20,12 @@ from pathlib import Path
 
 from medfw._io import atomic_write
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import VerificationKey, key_id, load_checkpoint_private_key
+from medfw.audit.ckeys import key_id, load_checkpoint_private_key
+from medfw.audit.keys import VerificationKey
 from medfw.audit.log import open_log
 from medfw.audit.sink import AuditEvent
-from medfw.audit.store import SqliteStore, is_url, open_store, storage_errors
+from medfw.audit.store import open_store, sibling, storage_errors
+from medfw.audit.store_sqlite import SqliteStore
 from medfw.audit.verify import VerifyReport, verify_log
 from medfw.errors import AuditError
 
@@ -70,9 +72,9 @@ def migrate_log(
         raise AuditError("the log holds no checkpoint signing key (already migrated?)", path=str(path))
     private = load_checkpoint_private_key(pem)
     if checkpoint_key_out is None:
-        if is_url(path):
+        checkpoint_key_out = sibling(path, ".ckey")
+        if checkpoint_key_out is None:
             raise AuditError("a PostgreSQL log needs --checkpoint-key-out", field="checkpoint_key_out")
-        checkpoint_key_out = str(path) + ".ckey"
     out = Path(checkpoint_key_out)
     atomic_write(out, pem, mode=0o600, overwrite=False)
     kid = key_id(private.public_key())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medfw._io import atomic_write, read_bytes
-from medfw.audit.keys import (
+from medfw.audit.ckeys import (
     CheckpointPrivateKey,
     CheckpointPublicKey,
     generate_checkpoint_key,

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from medfw._io import read_bytes
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.keys import CheckpointPublicKey
+from medfw.audit.ckeys import CheckpointPublicKey
 from medfw.audit.merkle import MerkleTree, verify_consistency
 from medfw.audit.record import entry_hash
 from medfw.audit.store import open_store, storage_errors

@@ -39,7 +39,7 @@ class BuildCheck:
             "target": self.config.target,
             "idf_version": self.config.idf_version,
             "policy": self.policy.source,
-            "passed": self.passed,
+            "ok": self.passed,
             "counts": counts,
             "rules": [r.to_dict() for r in self.results],
         }

@@ -8,13 +8,16 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from medfw.audit.sink import AuditSink, NullSink
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    out_console: Console
+    err_console: Console
 
 __all__ = [
     "add_audit_flag",
@@ -33,13 +36,29 @@ __all__ = [
     "write_json",
 ]
 
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_CONSOLES = {"out_console": False, "err_console": True}  # name: on stderr
+
+
+def __getattr__(name: str) -> Any:
+    """``out_console`` and ``err_console`` are made on first use: a ``--json`` command never loads rich."""
+    if name not in _CONSOLES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def _console(name: str) -> Console:
+    made: Console | None = globals().get(name)
+    if made is None:
+        from rich.console import Console  # noqa: PLC0415 - see __getattr__
+
+        made = Console(stderr=_CONSOLES[name], highlight=False, soft_wrap=True)
+        globals()[name] = made
+    return made
 
 
 def print_error(message: str) -> None:
     """Print an error line to stderr (markup disabled: messages may hold brackets)."""
-    err_console.print(f"medfw: error: {message}", markup=False, style="red")
+    _console("err_console").print(f"medfw: error: {message}", markup=False, style="red")
 
 
 def add_group(sub: Any, name: str, help_text: str) -> Any:
@@ -159,6 +178,8 @@ def audit_sink(args: argparse.Namespace) -> AuditSink:
 
 
 def _plain(cell: object) -> str:
+    from rich.text import Text  # noqa: PLC0415 - see __getattr__
+
     text = cell.plain if isinstance(cell, Text) else str(cell)
     return " ".join(text.split())  # one line: no newlines or tabs inside a record
 
@@ -176,7 +197,7 @@ def print_table(table: Table, console: Console | None = None) -> None:
     two spaces, after a ``# title`` line. Cell text is printed as it is (no markup), so values from devices or
     feeds cannot inject styling.
     """
-    console = console or out_console
+    console = console or _console("out_console")
     headers = [_plain(c.header) for c in table.columns]
     columns = [[_plain(cell) for cell in c.cells] for c in table.columns]
     rows = list(zip(*columns, strict=True)) if columns else []

@@ -23,7 +23,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from rich.progress import Progress, TaskID  # noqa: PLC0415
 
     from medfw.device import Device  # noqa: PLC0415
-    from medfw.update.agent import UpdateAgent, load_config  # noqa: PLC0415
+    from medfw.update.agent import AgentOutcome, UpdateAgent, load_config  # noqa: PLC0415
 
     if not 1 <= args.deadline <= 86_400:
         raise UsageError("--deadline must be 1 to 86400 seconds", field="--deadline")
@@ -80,9 +80,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
             markup=False,
         ),
     )
-    if result.outcome in ("rejected", "reverted"):
+    if result.outcome in (AgentOutcome.REJECTED, AgentOutcome.REVERTED):
         return EXIT_FAILED
-    if result.outcome == "unreachable":
+    if result.outcome is AgentOutcome.UNREACHABLE:
         return EXIT_BAD_INPUT
     return EXIT_OK
 

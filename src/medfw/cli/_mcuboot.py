@@ -267,5 +267,5 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         out_console.print(f"OK: {args.file} is a valid MCUboot image {result.image.version}", markup=False)
         _print_details(result)
 
-    emit(args, {**result.to_dict(), "file": str(args.file)}, human)
+    emit(args, {**result.to_dict(), "path": str(args.file)}, human)
     return 0

@@ -115,7 +115,7 @@ def _verify(args: argparse.Namespace) -> int:
     sig_path = args.signature or f"{args.file}.sig"
     verify_advisory(data, read_bytes(sig_path, max_length=4096, what="signature"), load_public_key(args.key), args.file)
     check_csaf(json.loads(data), args.file)
-    emit(args, {"file": args.file, "signature": sig_path, "valid": True}, lambda: out_console.print("OK"))
+    emit(args, {"path": args.file, "signature": sig_path, "ok": True}, lambda: out_console.print("OK"))
     return EXIT_OK
 
 

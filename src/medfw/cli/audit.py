@@ -6,16 +6,18 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medfw._io import atomic_write, read_bytes
-from medfw.audit.keys import CHECKPOINT_KEY_TYPES, VerificationKey
+from medfw.audit.keys import CHECKPOINT_KEY_TYPES
 from medfw.audit.sink import AuditEvent
-from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES, check_event_type, check_outcome
-from medfw.cli._common import add_group, add_json_flag, emit, err_console, out_console, print_table
-from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
+from medfw.audit.vocabulary import OUTCOMES, check_event_type, check_outcome
+from medfw.cli import _common
+from medfw.cli._audit_records import load_key as _load_key
+from medfw.cli._audit_records import register_records
+from medfw.cli._common import add_group, add_json_flag, emit
+from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from medfw.audit.checkpoint import SignedCheckpoint
@@ -25,23 +27,28 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_MAX_DOC = 1024 * 1024 * 1024
 _MAX_EVENTS = 64 * 1024 * 1024
 
 
-def _load_key(path: str) -> VerificationKey:
-    return VerificationKey.from_bytes(read_bytes(path, max_length=64 * 1024, what="verification key"), path=path)
+def _say(text: str, *, err: bool = False, style: str | None = None) -> None:
+    """One line of human output: styled by rich on a terminal, else written as it is (a piped or logged
+    ``audit append`` or ``audit verify`` never loads rich)."""
+    stream = sys.stderr if err else sys.stdout
+    if not stream.isatty():
+        stream.write(text + "\n")
+        return
+    (_common.err_console if err else _common.out_console).print(text, markup=False, style=style)
 
 
 def _init(args: argparse.Namespace) -> int:
     from medfw.audit.log import init_log  # noqa: PLC0415
-    from medfw.audit.store import is_url  # noqa: PLC0415
+    from medfw.audit.store import sibling  # noqa: PLC0415
 
     key_out = args.key_out
     if key_out is None:
-        if is_url(args.log):
+        key_out = sibling(args.log, ".vkey")
+        if key_out is None:
             raise UsageError("a PostgreSQL log needs --key-out for its verification key")
-        key_out = str(args.log) + ".vkey"
     kind, ref = args.checkpoint_key_type, args.checkpoint_key
     if ref in CHECKPOINT_KEY_TYPES and not Path(ref).exists():  # the older spelling: --checkpoint-key TYPE
         kind, ref = ref, None
@@ -67,10 +74,12 @@ def _init(args: argparse.Namespace) -> int:
     }
 
     def human() -> None:
-        out_console.print(f"created audit log {result.location} (id {result.log_id})", markup=False)
-        out_console.print(f"verification key written to {result.key_path} (mode 0600)", markup=False)
-        out_console.print(f"checkpoint signing key: {result.checkpoint_key} (not stored in the log)", markup=False)
-        err_console.print(
+        _common.out_console.print(f"created audit log {result.location} (id {result.log_id})", markup=False)
+        _common.out_console.print(f"verification key written to {result.key_path} (mode 0600)", markup=False)
+        _common.out_console.print(
+            f"checkpoint signing key: {result.checkpoint_key} (not stored in the log)", markup=False
+        )
+        _common.err_console.print(
             "keep the verification key offline: whoever holds it can forge entries of every epoch",
             markup=False,
             style="yellow",
@@ -143,11 +152,11 @@ def _append(args: argparse.Namespace) -> int:
 
     def human() -> None:
         what = f"seq {entry.seq}" if len(events) == 1 else f"{len(events)} events, seq {first.seq}..{entry.seq}"
-        out_console.print(f"appended {what} (epoch {entry.epoch})", markup=False)
+        _say(f"appended {what} (epoch {entry.epoch})")
         if session.checkpoint is not None:
-            out_console.print(f"checkpoint of size {session.checkpoint.checkpoint.size} signed", markup=False)
+            _say(f"checkpoint of size {session.checkpoint.checkpoint.size} signed")
         if session.deferred_checkpoint:
-            err_console.print(f"warning: {session.deferred_checkpoint}", markup=False, style="yellow")
+            _say(f"warning: {session.deferred_checkpoint}", err=True, style="yellow")
 
     emit(args, result, human)
     return EXIT_OK
@@ -173,7 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers must be at least 1", field="workers")
-    if args.json or not err_console.is_terminal or workers > 1:  # no progress thread across fork()
+    if args.json or workers > 1 or not _common.err_console.is_terminal:  # no progress thread across fork()
         report = verify_log(args.log, key, checkpoint=held, public_key_pem=pub, workers=workers)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
@@ -183,7 +192,7 @@ def _verify(args: argparse.Namespace) -> int:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err_console,
+            console=_common.err_console,
             transient=True,
         ) as bar:
             task = bar.add_task("verify", total=None)
@@ -195,15 +204,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     def human() -> None:
         for w in report.warnings:
-            err_console.print(f"warning: {w}", markup=False, style="yellow")
+            _say(f"warning: {w}", err=True, style="yellow")
         if report.ok:
-            out_console.print(f"OK: {report.message} (root {report.root})", markup=False, style="green")
+            _say(f"OK: {report.message} (root {report.root})", style="green")
         else:
             cls = (report.classification or "").replace("_", " ")
             where = f"first bad seq {report.first_bad_seq}: " if report.first_bad_seq is not None else ""
             if report.first_bad_seq is None and report.bad_checkpoint is not None:
                 where = f"bad checkpoint of size {report.bad_checkpoint}: "
-            out_console.print(f"FAILED ({cls}): {where}{report.message}", markup=False, style="red")
+            _say(f"FAILED ({cls}): {where}{report.message}", style="red")
 
     emit(args, report.to_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -228,156 +237,26 @@ def _checkpoint(args: argparse.Namespace) -> int:
     def human() -> None:
         cp = signed.checkpoint
         if out:
-            out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {out}", markup=False)
+            _common.out_console.print(f"checkpoint size {cp.size} root {cp.root.hex()} written to {out}", markup=False)
         elif posted is None:
-            out_console.print(signed.to_bytes().decode(), markup=False, end="")
+            _common.out_console.print(signed.to_bytes().decode(), markup=False, end="")
         if posted is not None:
-            out_console.print(f"witnessed by {args.post} (size {cp.size})", markup=False)
+            _common.out_console.print(f"witnessed by {args.post} (size {cp.size})", markup=False)
 
     emit(args, doc, human)
-    return EXIT_OK
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    from medfw.audit.migrate import migrate_log  # noqa: PLC0415
-
-    key = _load_key(args.key) if args.key else None
-    res = migrate_log(args.log, checkpoint_key_out=args.checkpoint_key_out, key=key)
-    data = {
-        "migrated": res.migrated,
-        "checkpoint_key": res.checkpoint_key,
-        "checkpoint_key_id": res.checkpoint_key_id,
-        "entry_seq": res.entry_seq,
-        "checkpoint": res.checkpoint.to_dict() if res.checkpoint is not None else None,
-        "verify": res.report.to_dict() if res.report is not None else None,
-    }
-
-    def human() -> None:
-        if res.migrated:
-            out_console.print(
-                f"checkpoint signing key moved to {res.checkpoint_key} (mode 0600); recorded as seq {res.entry_seq}",
-                markup=False,
-            )
-        elif res.report is not None:
-            where = f" at seq {res.report.first_bad_seq}" if res.report.first_bad_seq is not None else ""
-            out_console.print(f"NOT migrated: the log does not verify{where}: {res.report.message}", markup=False)
-
-    emit(args, data, human)
-    return EXIT_OK if res.migrated else EXIT_FAILED
-
-
-def _prove(args: argparse.Namespace) -> int:
-    from medfw.audit.query import prove  # noqa: PLC0415
-
-    result = prove(args.log, args.seq, size=args.against, from_size=args.from_size)
-    data = result.to_dict()
-
-    def human() -> None:
-        out_console.print(f"seq {result.seq} in tree of size {result.size}, root {result.root.hex()}", markup=False)
-        out_console.print(f"leaf hash {result.leaf_hash.hex()}", markup=False)
-        for i, p in enumerate(result.inclusion):
-            out_console.print(f"  inclusion[{i}] {p.hex()}", markup=False)
-        if result.consistency is not None and result.from_root is not None:
-            out_console.print(f"consistency {result.from_size} -> {result.size}: root {result.from_root.hex()}")
-            for i, p in enumerate(result.consistency):
-                out_console.print(f"  consistency[{i}] {p.hex()}", markup=False)
-
-    emit(args, data, human)
-    return EXIT_OK
-
-
-def _export(args: argparse.Namespace) -> int:
-    from medfw.audit.bundle import export_bundle  # noqa: PLC0415
-
-    doc = export_bundle(args.log, args.out, seqs=args.seq)
-    cp = doc["checkpoint"]["checkpoint"]
-    data = {"bundle": args.out, "log_id": doc["log_id"], "size": cp["size"], "entries": len(doc["entries"])}
-    emit(
-        args,
-        data,
-        lambda: out_console.print(
-            f"exported {len(doc['entries'])} entries with proofs against checkpoint size {cp['size']} to {args.out}",
-            markup=False,
-        ),
-    )
-    return EXIT_OK
-
-
-def _verify_bundle(args: argparse.Namespace) -> int:
-    from medfw.audit.bundle import verify_bundle  # noqa: PLC0415
-
-    data = read_bytes(args.bundle, max_length=_MAX_DOC, what="bundle")
-    key = _load_key(args.key) if args.key else None
-    pub = read_bytes(args.pubkey, max_length=64 * 1024, what="public key") if args.pubkey else None
-    report = verify_bundle(data, key=key, public_key_pem=pub, path=args.bundle)
-
-    def human() -> None:
-        if not report.key_pinned:
-            err_console.print(
-                "warning: checkpoint key not pinned (give --key or --pubkey); only internal consistency was checked",
-                markup=False,
-                style="yellow",
-            )
-        if not report.hmac_checked:
-            err_console.print("note: HMAC tags not checked (no --key)", markup=False, style="yellow")
-        if report.ok:
-            out_console.print(
-                f"OK: {report.entries} entries included in checkpoint of size {report.checkpoint_size}",
-                markup=False,
-                style="green",
-            )
-        else:
-            for e in report.errors:
-                out_console.print(f"FAILED: {e}", markup=False, style="red")
-
-    emit(args, report.to_dict(), human)
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def _parse_since(value: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--since expects an ISO 8601 date or time, got {value!r}", field="since") from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-
-
-def _show(args: argparse.Namespace) -> int:
-    from rich.table import Table  # noqa: PLC0415
-
-    from medfw.audit.query import list_entries  # noqa: PLC0415
-
-    if args.type is not None and args.type not in EVENT_TYPES:
-        raise AuditError(f"unknown audit event type {args.type!r}", field="type")
-    since = _parse_since(args.since) if args.since else None
-    records = list_entries(args.log, type_=args.type, since=since)
-    data = [{"seq": r.seq, "epoch": r.epoch, **r.body} for r in records]
-
-    def human() -> None:
-        table = Table(title=f"audit log {args.log}", caption="stored entries (not verified; use 'medfw audit verify')")
-        for col in ("seq", "time (UTC)", "type", "outcome", "reason", "actor", "epoch", "boot"):
-            table.add_column(col)
-        for r in records:
-            b = r.body
-            table.add_row(
-                str(r.seq),
-                str(b.get("ts", "")),
-                str(b.get("type", "")),
-                str(b.get("outcome", "")),
-                str(b.get("reason") or ""),
-                str(b.get("actor") or ""),
-                str(r.epoch),
-                str(b.get("boot_n", "")),
-            )
-        print_table(table)
-
-    emit(args, data, human)
     return EXIT_OK
 
 
 def register(sub: Any) -> None:
     """Register ``medfw audit init|append|verify|checkpoint|migrate|prove|export|verify-bundle|show``."""
     group = add_group(sub, "audit", "tamper-evident audit log: hash chain, forward-secure HMAC, Merkle proofs")
+    _register_writing(group)
+    _register_verifying(group)
+    register_records(group)
+
+
+def _register_writing(group: Any) -> None:
+    """``init`` and ``append``."""
 
     p = group.add_parser("init", help="create an audit log and its verification key")
     p.add_argument("log", metavar="LOG", help="log file (SQLite) or postgresql:// URL")
@@ -417,6 +296,9 @@ def register(sub: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_append)
 
+
+def _register_verifying(group: Any) -> None:
+    """``verify`` and ``checkpoint``."""
     p = group.add_parser("verify", help="verify the whole log from the verification key")
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--key", required=True, metavar="K", help="verification key file")
@@ -445,39 +327,3 @@ def register(sub: Any) -> None:
     p.add_argument("--checkpoint-key", metavar="KEY", help="the signing key, if not where the log says")
     add_json_flag(p)
     p.set_defaults(func=_checkpoint)
-
-    p = group.add_parser("migrate", help="move an embedded checkpoint signing key out of the log")
-    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
-    p.add_argument("--checkpoint-key-out", metavar="F", help="where to write the key (default LOG.ckey, mode 0600)")
-    p.add_argument("--key", metavar="K", help="verification key: verify the log first and refuse if it fails")
-    add_json_flag(p)
-    p.set_defaults(func=_migrate)
-
-    p = group.add_parser("prove", help="print the Merkle inclusion proof of one entry")
-    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
-    p.add_argument("--seq", type=int, required=True, metavar="N", help="sequence number of the entry to prove")
-    p.add_argument("--against", type=int, metavar="SIZE", help="tree size to prove against (default: all)")
-    p.add_argument("--from-size", type=int, metavar="M", help="also a consistency proof from size M")
-    add_json_flag(p)
-    p.set_defaults(func=_prove)
-
-    p = group.add_parser("export", help="export entries, a fresh checkpoint and inclusion proofs")
-    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
-    p.add_argument("--out", required=True, metavar="BUNDLE", help="where to write the bundle (JSON)")
-    p.add_argument("--seq", type=int, action="append", metavar="N", help="entry to export (repeatable; default all)")
-    add_json_flag(p)
-    p.set_defaults(func=_export)
-
-    p = group.add_parser("verify-bundle", help="verify an exported bundle offline")
-    p.add_argument("bundle", metavar="BUNDLE", help="bundle written by `medfw audit export`")
-    p.add_argument("--key", metavar="K", help="verification key (pins the checkpoint key, checks HMAC tags)")
-    p.add_argument("--pubkey", metavar="P", help="pinned checkpoint public key (PEM) when no --key is given")
-    add_json_flag(p)
-    p.set_defaults(func=_verify_bundle)
-
-    p = group.add_parser("show", help="list entries")
-    p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
-    p.add_argument("--type", metavar="T", help="only entries of this event type")
-    p.add_argument("--since", metavar="DATE", help="only entries at or after this ISO 8601 date/time (UTC)")
-    add_json_flag(p)
-    p.set_defaults(func=_show)

@@ -13,6 +13,7 @@ from typing import Any
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditSink
+from medfw.chips import DEFAULT_CHIP
 from medfw.cli import _device_agent, _device_identity
 from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, out_console
 from medfw.crypto.keys import load_public_key
@@ -207,7 +208,7 @@ def _print_status(data: dict[str, Any]) -> None:
             f"  {s['partition']}: version {s['version']}, secure_version {s['secure_version']}, {verdict}", markup=False
         )
     for o in data["otadata"]:
-        out_console.print(f"  otadata[{o['copy']}]: seq {o['seq']}, {o['state']}, valid {o['valid']}", markup=False)
+        out_console.print(f"  otadata[{o['copy']}]: seq {o['seq']}, {o['state']}, ok {o['ok']}", markup=False)
     out_console.print(
         f"  eFuse: counter {efuse['secure_version_counter']}/{efuse['secure_version_bits']}, "
         f"secure boot {efuse['secure_boot_enabled']}, JTAG disabled {efuse['jtag_disabled']}, "
@@ -258,7 +259,7 @@ def register(sub: Any) -> None:
     p = _leaf(group, "init", "provision a new unit: key digests, secure boot on, JTAG and ROM download off", _cmd_init)
     p.add_argument("--key-digest", action="append", metavar="HEX", help="SBv2 public key digest (repeat for more)")
     p.add_argument("--key", action="append", metavar="PUBKEY", help="public key file whose SBv2 digest to burn")
-    p.add_argument("--chip", default="esp32c3", choices=sorted(CHIPS), help="chip (default esp32c3)")
+    p.add_argument("--chip", default=DEFAULT_CHIP, choices=sorted(CHIPS), help=f"chip (default {DEFAULT_CHIP})")
     p.add_argument(
         "--secure-version-bits",
         type=int,

@@ -92,7 +92,7 @@ def _mcuboot_info(args: argparse.Namespace, data: bytes) -> int:
         if h is None:
             out_console.print("  no single hash TLV", markup=False)
         else:
-            state = "valid" if h["valid"] else "INVALID"
+            state = "valid" if h["ok"] else "INVALID"
             out_console.print(f"  {h['algorithm']} {h['digest']} ({state})", markup=False)
         sigs = ", ".join(desc["signatures"]) or "none"
         out_console.print(f"  KEYHASH {desc['key_hash'] or 'none'}; signature TLVs: {sigs}", markup=False)

@@ -11,13 +11,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from medfw.chips import DEFAULT_CHIP
 from medfw.demo.runner import EXAMPLE, Demo, DemoError
 from medfw.image.esp import build_app_image
 
 __all__ = ["CHIP", "MODEL", "RELEASES", "Release", "build_release", "source_tree"]
 
 MODEL = "infusion-pump"
-CHIP = "esp32c3"
+CHIP = DEFAULT_CHIP
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def build_release(demo: Demo, version: str) -> Path:
     demo.facts.setdefault("releases", {})[version] = {
         "mbedtls": rel.mbedtls,
         "secure_version": rel.secure_version,
-        "build_check_passed": check["passed"],
+        "build_check_passed": check["ok"],
         "image_sha256": gen["image"]["sha256"],
         "sbom_image_version": gen["image"]["version"],
         "sbom_image_chip": gen["image"]["chip"],

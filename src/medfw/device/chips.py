@@ -1,5 +1,5 @@
 """The chips the device model simulates: the entries of the chip registry (:mod:`medfw.chips`) whose eFuse
-field table the model has (:mod:`medfw.device._efuse_fields`).
+rows define every field the model drives for their family (see ``_MODEL_FIELDS``).
 
 Three eFuse families exist. The classic ESP32 (rev ≥ 3.0 for Secure Boot v2) keeps one RSA key digest in
 ``BLOCK2``, enables SBv2 with ``ABS_DONE_1`` and has no revoke bits. The key-purpose chips (ESP32-C3, -S3, -C5,
@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medfw import chips as registry
-from medfw.chips import ECDSA_P256, RSA3072, EfuseFamily
-from medfw.device._efuse_fields import FIELDS
+from medfw.chips import ECDSA_P256, RSA3072, EfuseFamily, FieldDef
 from medfw.errors import InputError
 
 __all__ = ["CHIPS", "ECDSA_P256", "RSA3072", "ChipSpec", "EfuseFamily", "chip_by_id", "get_chip"]
@@ -41,6 +40,7 @@ class ChipSpec:
         digest_bytes: how many bytes of the SHA-256 key digest the eFuse keeps (16 on ESP32-C2).
         purpose_digest0: ``KEY_PURPOSE`` value of ``SECURE_BOOT_DIGEST0`` (key-purpose family).
         sha384_enable: the eFuse that must be burned before P-384 signatures verify, if any.
+        fields: the chip's eFuse rows (from the registry).
     """
 
     name: str
@@ -55,6 +55,7 @@ class ChipSpec:
     digest_bytes: int = 32
     purpose_digest0: int | None = 9
     sha384_enable: str | None = None
+    fields: tuple[FieldDef, ...] = ()
 
     def supports_scheme(self, scheme: str) -> bool:
         """True when the chip can verify Secure Boot v2 blocks of ``scheme`` (an ``Sbv2Scheme`` value)."""
@@ -87,13 +88,27 @@ def _spec(chip: registry.Chip) -> ChipSpec:
         digest_bytes=e.digest_bytes,
         purpose_digest0=e.purpose_digest0,
         sha384_enable=e.sha384_enable,
+        fields=e.fields,
     )
 
 
-#: the simulated chips: registry entries with an eFuse layout and a field table
-CHIPS: dict[str, ChipSpec] = {
-    name: _spec(chip) for name, chip in registry.CHIPS.items() if chip.efuse is not None and name in FIELDS
+#: the eFuses the model burns and reads, per family (a chip whose rows lack one is not simulated)
+_MODEL_FIELDS = {
+    EfuseFamily.CLASSIC: {"WR_DIS", "ABS_DONE_1", "BLOCK2", "JTAG_DISABLE", "UART_DOWNLOAD_DIS", "FLASH_CRYPT_CNT"},
+    EfuseFamily.KEY_PURPOSE: {"WR_DIS", "SECURE_BOOT_EN", "DIS_PAD_JTAG", "DIS_USB_JTAG", "DIS_DOWNLOAD_MODE"}
+    | {"SPI_BOOT_CRYPT_CNT", "KEY_PURPOSE_0", "BLOCK_KEY0", "SECURE_BOOT_KEY_REVOKE0"},
+    EfuseFamily.SINGLE_KEY: {"WR_DIS", "SECURE_BOOT_EN", "DIS_PAD_JTAG", "DIS_DOWNLOAD_MODE", "SPI_BOOT_CRYPT_CNT"}
+    | {"BLOCK_KEY0_HI_128"},
 }
+
+
+def _simulated(chip: registry.Chip) -> bool:
+    e = chip.efuse
+    return e is not None and (_MODEL_FIELDS[e.family] | {"SECURE_VERSION"}) <= {f.name for f in e.fields}
+
+
+#: the simulated chips: registry entries whose eFuse rows have every field the model drives
+CHIPS: dict[str, ChipSpec] = {name: _spec(chip) for name, chip in registry.CHIPS.items() if _simulated(chip)}
 
 
 def get_chip(name: str) -> ChipSpec:

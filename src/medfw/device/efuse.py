@@ -1,8 +1,8 @@
 """The eFuse model: write-once bits with ESP-IDF's secure-boot, revocation and anti-rollback fields.
 
 Every field is stored by its real eFuse name (``SECURE_BOOT_EN``, ``BLOCK_KEY0``, ``KEY_PURPOSE_0``,
-``SECURE_VERSION``, …, see :mod:`medfw.device._efuse_fields`). Burning ORs bits in: a burned bit never clears,
-asking for a value that would clear one is refused, and a field whose ``WR_DIS`` bit is burned cannot be
+``SECURE_VERSION``, …, the rows of each chip's module in :mod:`medfw.chips`). Burning ORs bits in: a burned bit
+never clears, asking for a value that would clear one is refused, and a field whose ``WR_DIS`` bit is burned cannot be
 written at all. The anti-rollback counter is ESP-IDF's thermometer code: its value is the number of set bits in
 the lowest ``width`` bits, and advancing it burns only the new bits.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medfw.device._efuse_fields import FIELDS, FieldDef
+from medfw.chips import FieldDef
 from medfw.device.chips import ChipSpec, EfuseFamily, get_chip
 from medfw.device.errors import EfuseWriteError
 from medfw.errors import DeviceError
@@ -61,7 +61,7 @@ class Efuses:
 
     def __init__(self, chip: ChipSpec, values: dict[str, int] | None = None) -> None:
         self.chip = chip
-        self._fields: dict[str, FieldDef] = {f.name: f for f in FIELDS[chip.name]}
+        self._fields: dict[str, FieldDef] = {f.name: f for f in chip.fields}
         self._values: dict[str, int] = dict.fromkeys(self._fields, 0)
         for name, value in (values or {}).items():
             if name not in self._fields:
@@ -336,7 +336,7 @@ class Efuses:
         raw = data.get("values")
         if not isinstance(raw, dict):
             raise DeviceError("eFuse values missing", path=path, field="values")
-        fields = {f.name: f for f in FIELDS[chip.name]}
+        fields = {f.name: f for f in chip.fields}
         values: dict[str, int] = {}
         for name, value in raw.items():
             f = fields.get(name)

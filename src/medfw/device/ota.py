@@ -26,7 +26,7 @@ from medfw.device.errors import DeviceStateError, RevocationRefusedError, Update
 from medfw.device.flash import Flash
 from medfw.device.otadata import OtaEntry, OtaState, active_copy, next_seq
 from medfw.device.partitions import PARTITION_TABLE_OFFSET
-from medfw.device.verify import ImageCheck, check_image
+from medfw.device.verify import CheckReason, ImageCheck, check_image
 
 __all__ = ["InstallResult", "confirm", "install", "mark_invalid", "revoke_key", "running_entry"]
 
@@ -128,7 +128,9 @@ def install(
         )
 
     if len(image) > part.size:
-        too_large = ImageCheck(False, "too_large", f"image of {len(image)} bytes exceeds the {part.size}-byte slot")
+        too_large = ImageCheck(
+            False, CheckReason.TOO_LARGE, f"image of {len(image)} bytes exceeds the {part.size}-byte slot"
+        )
         raise reject(too_large, "before_write")
     pre = check_image(image, chip=cfg.chip, efuses=efuses, counter=counter, counter_bits=cfg.counter_bits)
     if not pre.ok:
@@ -138,7 +140,8 @@ def install(
     post = _check_slot(flash, efuses, cfg, target, counter=counter)
     if not post.ok or post.sha256 != pre.sha256:
         raise reject(
-            post if not post.ok else ImageCheck(False, "readback_mismatch", "flash read-back differs"), "after_write"
+            post if not post.ok else ImageCheck(False, CheckReason.READBACK_MISMATCH, "flash read-back differs"),
+            "after_write",
         )
     entries = read_otadata(flash, cfg.table)
     new_copy = copy ^ 1

@@ -111,7 +111,7 @@ class OtaEntry:
             "seq": self.seq,
             "state": state_name(self.state),
             "crc_ok": self.crc_ok,
-            "valid": self.valid,
+            "ok": self.valid,
             "slot": self.slot if self.valid else None,
         }
 

@@ -11,6 +11,7 @@ policy is ``medfw/device/policies/default.yml``. Pure apart from :meth:`Policy.l
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -21,115 +22,44 @@ import yaml
 
 from medfw._io import read_bytes
 from medfw.chips import CHIPS, EfuseFamily
+from medfw.device.efuse_summary import EfuseSummary
 from medfw.errors import ConfigError, InputError
 
 __all__ = [
     "KEY_PURPOSE_CHIPS",
+    "POLICY_CHIPS",
     "RULES",
     "EfuseSummary",
     "Policy",
     "PolicyReport",
     "RuleResult",
+    "RuleStatus",
     "check_summary",
 ]
 
-#: chips with the key-purpose eFuse layout, from the chip registry
-KEY_PURPOSE_CHIPS = tuple(
-    name for name, c in CHIPS.items() if c.efuse is not None and c.efuse.family is EfuseFamily.KEY_PURPOSE
-)
+#: the chips the rules understand and their eFuse family, from the chip registry
+POLICY_CHIPS: dict[str, EfuseFamily] = {
+    name: c.efuse.family
+    for name, c in CHIPS.items()
+    if c.efuse is not None and c.efuse.family in (EfuseFamily.CLASSIC, EfuseFamily.KEY_PURPOSE)
+}
+#: chips with the key-purpose eFuse layout
+KEY_PURPOSE_CHIPS = tuple(name for name, family in POLICY_CHIPS.items() if family is EfuseFamily.KEY_PURPOSE)
+_CLASSIC_CHIP = next(name for name, family in POLICY_CHIPS.items() if family is EfuseFamily.CLASSIC)
 _MAX_POLICY = 256 * 1024
 _DIGEST_PURPOSES = {9: 0, 10: 1, 11: 2}  # KEY_PURPOSE value -> secure boot digest index
-_PURPOSE_NAMES = {"SECURE_BOOT_DIGEST0": 9, "SECURE_BOOT_DIGEST1": 10, "SECURE_BOOT_DIGEST2": 11, "USER": 0}
-
-PASS = "pass"  # noqa: S105 - a verdict, not a password
-FAIL = "fail"
-SKIPPED = "skipped"
-NOT_APPLICABLE = "not_applicable"
 
 
-@dataclass(frozen=True)
-class _Field:
-    raw: int
-    writeable: bool
+class RuleStatus(enum.StrEnum):
+    """The verdict of one rule."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "fail"
+    SKIPPED = "skipped"
+    NOT_APPLICABLE = "not_applicable"
 
 
-class EfuseSummary:
-    """A parsed ``espefuse summary --format json`` document (only what the rules need)."""
-
-    def __init__(self, fields: Mapping[str, _Field], path: str | None) -> None:
-        self._fields = dict(fields)
-        self.path = path
-
-    @classmethod
-    def from_json(cls, data: object, *, path: str | None = None) -> EfuseSummary:
-        """Parse espefuse's JSON.
-
-        Raises:
-            InputError: not an object of eFuse objects, or a field's ``raw_value`` is malformed.
-        """
-        if not isinstance(data, dict) or not data:
-            raise InputError("not an espefuse summary: expected a JSON object of eFuse fields", path=path)
-        fields: dict[str, _Field] = {}
-        for name, entry in data.items():
-            if not isinstance(entry, dict):
-                raise InputError(f"eFuse {name!r} is not an object", path=path, field=str(name))
-            fields[str(name)] = _Field(_raw_of(str(name), entry, path), entry.get("writeable", True) is not False)
-        return cls(fields, path)
-
-    def has(self, name: str) -> bool:
-        """True when the summary holds eFuse ``name``."""
-        return name in self._fields
-
-    def raw(self, name: str) -> int:
-        """The raw value of ``name``.
-
-        Raises:
-            InputError: the summary lacks ``name``.
-        """
-        try:
-            return self._fields[name].raw
-        except KeyError:
-            raise InputError(f"summary lacks eFuse {name}", path=self.path, field=name) from None
-
-    def writeable(self, name: str) -> bool:
-        """Whether espefuse reports ``name`` as still writable."""
-        self.raw(name)
-        return self._fields[name].writeable
-
-    def family(self) -> EfuseFamily:
-        """Detect the eFuse family from the field names.
-
-        Raises:
-            InputError: neither family's secure boot fields are present.
-        """
-        if self.has("ABS_DONE_1") and self.has("BLOCK2"):
-            return EfuseFamily.CLASSIC
-        if self.has("SECURE_BOOT_EN") and self.has("KEY_PURPOSE_0"):
-            return EfuseFamily.KEY_PURPOSE
-        raise InputError(
-            "cannot tell the chip from this summary (no ABS_DONE_1/BLOCK2 nor SECURE_BOOT_EN/KEY_PURPOSE_0)",
-            path=self.path,
-            field="SECURE_BOOT_EN",
-        )
-
-
-def _raw_of(name: str, entry: Mapping[str, Any], path: str | None) -> int:
-    raw = entry.get("raw_value")
-    if isinstance(raw, str):
-        try:
-            return int(raw, 16)
-        except ValueError:
-            raise InputError(
-                f"eFuse {name}: raw_value {raw!r} is not hex", path=path, field=f"{name}.raw_value"
-            ) from None
-    value = entry.get("value")
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if name.startswith("KEY_PURPOSE_") and isinstance(value, str) and value in _PURPOSE_NAMES:
-        return _PURPOSE_NAMES[value]
-    raise InputError(f"eFuse {name} has no usable raw_value", path=path, field=f"{name}.raw_value")
+PASS, FAIL, SKIPPED, NOT_APPLICABLE = RuleStatus.PASS, RuleStatus.FAIL, RuleStatus.SKIPPED, RuleStatus.NOT_APPLICABLE
 
 
 def _popcount(value: int) -> int:
@@ -142,9 +72,12 @@ class RuleResult:
 
     rule: str
     title: str
-    status: str
+    status: RuleStatus
     efuses: tuple[str, ...]
     detail: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RuleStatus(self.status))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
@@ -180,7 +113,7 @@ class PolicyReport:
         return {
             "chip": self.chip,
             "family": self.family,
-            "passed": self.passed,
+            "ok": self.passed,
             "failed": [r.rule for r in self.failed],
             "rules": [r.to_dict() for r in self.results],
         }
@@ -188,14 +121,14 @@ class PolicyReport:
 
 # -- rules --------------------------------------------------------------------------------------------------
 
-_Rule = Callable[[EfuseSummary, EfuseFamily, Mapping[str, Any]], tuple[str, tuple[str, ...], str]]
+_Rule = Callable[[EfuseSummary, EfuseFamily, Mapping[str, Any]], tuple[RuleStatus, tuple[str, ...], str]]
 
 
-def _flag(ok: bool) -> str:
+def _flag(ok: bool) -> RuleStatus:
     return PASS if ok else FAIL
 
 
-def _secure_boot(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _secure_boot(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     name = "ABS_DONE_1" if fam is EfuseFamily.CLASSIC else "SECURE_BOOT_EN"
     on = bool(s.raw(name))
     detail = f"{name} = {int(on)}"
@@ -208,7 +141,7 @@ def _key_blocks(s: EfuseSummary) -> list[int]:
     return [n for n in range(6) if s.has(f"KEY_PURPOSE_{n}") and s.has(f"BLOCK_KEY{n}")]
 
 
-def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     need = int(o.get("min_keys", 1))
     if fam is EfuseFamily.CLASSIC:
         burned = s.raw("BLOCK2") != 0
@@ -249,7 +182,7 @@ def _key_digests(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tup
     return _flag(good >= need), tuple(names), "; ".join(notes)
 
 
-def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     if fam is EfuseFamily.CLASSIC:
         return NOT_APPLICABLE, ("BLOCK2",), "ESP32 has a single key digest slot (BLOCK2)"
     blocks = _key_blocks(s)
@@ -282,7 +215,7 @@ def _unused_slots(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> t
     return PASS, tuple(names), "every unused digest slot is revoked or no key block can be programmed"
 
 
-def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     names = (
         ("JTAG_DISABLE",)
         if fam is EfuseFamily.CLASSIC
@@ -292,7 +225,7 @@ def _jtag(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str
     return _flag(all(values.values())), names, ", ".join(f"{n} = {v}" for n, v in values.items())
 
 
-def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     if fam is EfuseFamily.CLASSIC:
         v = s.raw("UART_DOWNLOAD_DIS")
         return _flag(bool(v)), ("UART_DOWNLOAD_DIS",), f"UART_DOWNLOAD_DIS = {v}"
@@ -306,14 +239,16 @@ def _download(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[
     return _flag(ok), ("DIS_DOWNLOAD_MODE", "ENABLE_SECURITY_DOWNLOAD"), detail
 
 
-def _flash_encryption(s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _flash_encryption(
+    s: EfuseSummary, fam: EfuseFamily, _o: Mapping[str, Any]
+) -> tuple[RuleStatus, tuple[str, ...], str]:
     name = "FLASH_CRYPT_CNT" if fam is EfuseFamily.CLASSIC else "SPI_BOOT_CRYPT_CNT"
     v = s.raw(name)
     on = _popcount(v) % 2 == 1
     return _flag(on), (name,), f"{name} = 0b{v:b} ({_popcount(v)} bit(s) set: {'on' if on else 'off'})"
 
 
-def _anti_rollback(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[str, tuple[str, ...], str]:
+def _anti_rollback(s: EfuseSummary, fam: EfuseFamily, o: Mapping[str, Any]) -> tuple[RuleStatus, tuple[str, ...], str]:
     need = int(o.get("min_secure_version", 1))
     count = _popcount(s.raw("SECURE_VERSION"))
     writable = s.writeable("SECURE_VERSION")
@@ -423,15 +358,13 @@ def check_summary(summary: EfuseSummary, policy: Policy, *, chip: str | None = N
     family = summary.family()
     if chip is not None:
         name = chip.lower().replace("-", "")
-        if name != "esp32" and name not in KEY_PURPOSE_CHIPS:
-            supported = ", ".join(("esp32", *KEY_PURPOSE_CHIPS))
-            raise InputError(f"unsupported chip {chip!r}; supported: {supported}", field="chip")
-        expected = EfuseFamily.CLASSIC if name == "esp32" else EfuseFamily.KEY_PURPOSE
-        if expected is not family:
+        if name not in POLICY_CHIPS:
+            raise InputError(f"unsupported chip {chip!r}; supported: {', '.join(POLICY_CHIPS)}", field="chip")
+        if POLICY_CHIPS[name] is not family:
             raise InputError(f"summary does not look like an {name} eFuse read-out", path=summary.path, field="chip")
         chip = name
     else:
-        chip = "esp32" if family is EfuseFamily.CLASSIC else "key-purpose chip"
+        chip = _CLASSIC_CHIP if family is EfuseFamily.CLASSIC else "key-purpose chip"
     results: list[RuleResult] = []
     for rule, (title, fn, _opts) in RULES.items():
         options = policy.rules.get(rule)

@@ -3,6 +3,7 @@ fleet needs (mixed into :class:`medfw.device.Device`)."""
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,19 +21,24 @@ if TYPE_CHECKING:
 __all__ = ["UnitMixin"]
 
 
-class UnitMixin:
-    """Busy/approve state, adding a key digest, and the unit's own audit log."""
+class UnitMixin(abc.ABC):
+    """Busy/approve state, adding a key digest, and the unit's own audit log.
+
+    The class that mixes it in provides the attributes below and the two persistence hooks.
+    """
 
     audit: AuditSink
     clinical: ClinicalState
     directory: Path | None
     efuse: Efuses
 
+    @abc.abstractmethod
     def _record(self, events: Iterable[AuditEvent]) -> None:
-        raise NotImplementedError
+        """Send ``events`` to the unit's audit sink."""
 
+    @abc.abstractmethod
     def _save(self) -> None:
-        raise NotImplementedError
+        """Persist the unit's state (a no-op for an in-memory unit)."""
 
     def attach_own_log(self, path: str | Path) -> None:
         """Record every later event also in the unit's own audit log at ``path`` (in-memory units)."""

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medfw.buildcfg import BuildPolicy, SdkConfig, check_config, parse_sdkconfig, parse_sdkconfig_json
+from medfw.buildcfg.rules import Status
 from medfw.errors import ConfigError
 from medfw.evidence.report import CheckLine
-from medfw.evidence.spec import ReleaseSpec
+from medfw.evidence.spec import ImageRole, ReleaseSpec
 from medfw.sbom.binding import recorded_image_sha256, verify_binding
 from medfw.sbom.document import SbomDocument
 
@@ -27,7 +28,7 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
     A release without ``build_config`` fails this check: the gate did not run.
     """
     if spec.build_config is None:
-        w.json(BUILD_CONFIG_RESULT, {"passed": False, "config": None, "rules": []})
+        w.json(BUILD_CONFIG_RESULT, {"ok": False, "config": None, "rules": []})
         return CheckLine(
             "Build configuration",
             False,
@@ -42,8 +43,8 @@ def collect_build_config(w: BundleWriter, spec: ReleaseSpec) -> CheckLine:
     doc = result.to_dict()
     doc["config"] = name
     w.json(BUILD_CONFIG_RESULT, doc)
-    bad = [r for r in result.results if r.status.value in ("fail", "blocked")]
-    passed = sum(r.status.value == "pass" for r in result.results)
+    bad = [r for r in result.results if r.status in (Status.FAIL, Status.BLOCKED)]
+    passed = sum(r.status is Status.PASS for r in result.results)
     detail = f"{passed}/{len(result.results)} rules pass for {result.config.target}" + (
         "; failing: " + "; ".join(f"{r.rule.value}: {r.message}" for r in bad) if bad else ""
     )
@@ -64,7 +65,7 @@ def check_image_binding(doc: SbomDocument, spec: ReleaseSpec, images: list[tuple
         ManifestError: the SBOM records no image hash.
         VerificationError: the app image is not the one the SBOM describes (both hashes named).
     """
-    apps = [(rel, data) for rel, role, _fmt, data in images if role == "app"]
+    apps = [(rel, data) for rel, role, _fmt, data in images if role == ImageRole.APP]
     if not apps:
         return "no app image in the release"
     props = doc.component.properties if doc.component else ()
@@ -86,7 +87,7 @@ def reverify_build_config(root: Path, listed: set[str]) -> list[tuple[str, str]]
     doc = json.loads((root / BUILD_CONFIG_RESULT).read_bytes())
     name = doc.get("config")
     if name is None:
-        return [] if doc.get("passed") is False else [(BUILD_CONFIG_RESULT, "records a pass without a configuration")]
+        return [] if doc.get("ok") is False else [(BUILD_CONFIG_RESULT, "records a pass without a configuration")]
     if name not in listed:
         return [(BUILD_CONFIG_RESULT, f"names {name}, which the manifest does not list")]
     data = (root / name).read_bytes()

@@ -9,6 +9,7 @@ from typing import Any
 
 from medfw.crypto.keys import PublicKey, key_type_of, load_public_key
 from medfw.errors import MedfwError
+from medfw.evidence.spec import SignedFormat
 from medfw.image import mcuboot as mcuboot_mod
 from medfw.image import sbv2
 from medfw.image.esp import EspImage
@@ -58,7 +59,7 @@ def verify_images(
             "sha256": hashlib.sha256(data).hexdigest(),
         }
         try:
-            if fmt == "sbv2":
+            if fmt == SignedFormat.SBV2:
                 v = sbv2.verify_image(data, public_keys=public_keys, revoked=revoked, path=name)
                 res.update(
                     ok=True,

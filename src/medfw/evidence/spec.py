@@ -30,6 +30,7 @@ Relative paths are relative to the release directory.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ from typing import Any
 import yaml
 
 from medfw._io import read_bytes
+from medfw.chips import DEFAULT_CHIP
 from medfw.errors import EvidenceError
 
-__all__ = ["ImageSpec", "ReleaseSpec", "load_release_spec"]
+__all__ = ["ImageRole", "ImageSpec", "ReleaseSpec", "SignedFormat", "load_release_spec"]
 
 _KNOWN = {
     "name",
@@ -64,13 +66,35 @@ _KNOWN = {
 }
 
 
+class ImageRole(enum.StrEnum):
+    """What an image of the release is."""
+
+    APP = "app"
+    BOOTLOADER = "bootloader"
+
+
+class SignedFormat(enum.StrEnum):
+    """How an image of the release is signed."""
+
+    SBV2 = "sbv2"  # ESP image with a Secure Boot v2 signature sector
+    MCUBOOT = "mcuboot"
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """A signed image of the release."""
+    """A signed image of the release.
+
+    Raises:
+        ValueError: ``role`` or ``format`` is not one of :class:`ImageRole` / :class:`SignedFormat`.
+    """
 
     path: Path
-    role: str = "app"
-    format: str = "sbv2"
+    role: ImageRole = ImageRole.APP
+    format: SignedFormat = SignedFormat.SBV2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", ImageRole(self.role))
+        object.__setattr__(self, "format", SignedFormat(self.format))
 
 
 @dataclass(frozen=True)
@@ -143,10 +167,12 @@ def load_release_spec(release_dir: str | Path) -> ReleaseSpec:
     for i, item in enumerate(images_raw):
         if not isinstance(item, dict) or "path" not in item:
             raise EvidenceError("each image needs a path", path=where, field=f"images[{i}]")
-        fmt = str(item.get("format", "sbv2"))
-        if fmt not in {"sbv2", "mcuboot"}:
+        fmt, role = str(item.get("format", SignedFormat.SBV2)), str(item.get("role", ImageRole.APP))
+        if fmt not in set(SignedFormat):
             raise EvidenceError(f"unknown image format {fmt!r}", path=where, field=f"images[{i}].format")
-        images.append(ImageSpec(root / str(item["path"]), str(item.get("role", "app")), fmt))
+        if role not in set(ImageRole):
+            raise EvidenceError(f"unknown image role {role!r}", path=where, field=f"images[{i}].role")
+        images.append(ImageSpec(root / str(item["path"]), ImageRole(role), SignedFormat(fmt)))
     keys_raw = doc.get("trusted_keys")
     if not isinstance(keys_raw, list) or not keys_raw:
         raise EvidenceError("at least one trusted public key is required", path=where, field="trusted_keys")
@@ -172,7 +198,7 @@ def load_release_spec(release_dir: str | Path) -> ReleaseSpec:
         name=str(_str(doc, "name", where)),
         version=str(_str(doc, "version", where)),
         model=str(_str(doc, "model", where)),
-        chip=str(_str(doc, "chip", where, required=False) or "esp32c3"),
+        chip=str(_str(doc, "chip", where, required=False) or DEFAULT_CHIP),
         images=tuple(images),
         trusted_keys=tuple(root / str(k) for k in keys_raw),
         sbom=root / sbom,

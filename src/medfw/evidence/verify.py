@@ -88,7 +88,7 @@ class VerifyResult:
             "release": self.release,
             "files_checked": self.files_checked,
             "checks": self.checks,
-            "problems": [{"file": p.file, "problem": p.problem} for p in self.problems],
+            "problems": [{"path": p.file, "problem": p.problem} for p in self.problems],
             "notes": self.notes,
             "recorded_failures": self.recorded_failures,
         }

@@ -53,7 +53,7 @@ class McubootVerification:
         img = self.image
         hdr = img.header
         return {
-            "valid": True,
+            "ok": True,
             "version": str(hdr.version),
             "security_counter": img.security_counter,
             "header": {
@@ -248,7 +248,7 @@ def describe_image(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     if len(found) == 1:
         name = _HASH_BY_TLV[found[0].type]
         digest = hashlib.new(name, view[: img.hashed_size]).digest()
-        hash_info = {"algorithm": name, "digest": digest.hex(), "valid": hmac.compare_digest(digest, found[0].value)}
+        hash_info = {"algorithm": name, "digest": digest.hex(), "ok": hmac.compare_digest(digest, found[0].value)}
     keyhash = next((t.value.hex() for t in img.tlvs if t.type == TLV_TYPES["KEYHASH"]), None)
     return {
         "format": "mcuboot",

@@ -116,9 +116,9 @@ class CheckReport:
             "path": self.path,
             "format": self.format,
             "spec_version": self.spec_version,
-            "passed": self.passed,
+            "ok": self.passed,
             "score": round(self.score, 4),
-            "schema": {"valid": self.schema_valid, "error": self.schema_error},
+            "schema": {"ok": self.schema_valid, "error": self.schema_error},
             "document": {
                 "missing_required": list(self.document_missing_required),
                 "missing_recommended": list(self.document_missing_recommended),

@@ -19,8 +19,6 @@ One cycle (:meth:`UpdateAgent.run_once`):
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import time
 from collections.abc import Callable
@@ -33,40 +31,43 @@ from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import TargetFile
 from tuf.ngclient.updater import Updater
 
-from medfw._io import atomic_write, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
-from medfw.errors import DeviceError, InputError, MedfwError, TransportError, VerificationError
+from medfw.errors import DeviceError, MedfwError, TransportError, VerificationError
+from medfw.update.agent_download import ImageDownload
 from medfw.update.agent_model import (
     DEFAULT_DEADLINE,
     MAX_IMAGE,
-    MAX_OUTBOX,
     MAX_POLL_ANSWER,
     METADATA_REFRESH,
     POLL_INTERVAL_RANGE,
     AgentConfig,
+    AgentOutcome,
     AgentResult,
     DevicePort,
     DeviceState,
+    ReportStatus,
     _Deferred,
     _detail,
-    _older,
     _Rejected,
-    _tuf_reason,
+    check_release,
     clamp_poll_interval,
     load_config,
     provision,
 )
-from medfw.update.fetcher import HttpxFetcher, RetryPolicy, request_with_retry
-from medfw.update.repository import ReleaseInfo, release_from_target
+from medfw.update.agent_outbox import Outbox
+from medfw.update.agent_tuf import RecordingFetcher, metadata_reason
+from medfw.update.fetcher import RetryPolicy, request_with_retry
 from medfw.update.unit_trust import UnitTrust
 
 __all__ = [
     "MAX_IMAGE",
     "POLL_INTERVAL_RANGE",
     "AgentConfig",
+    "AgentOutcome",
     "AgentResult",
     "DevicePort",
     "DeviceState",
+    "ReportStatus",
     "UpdateAgent",
     "clamp_poll_interval",
     "load_config",
@@ -124,6 +125,7 @@ class UpdateAgent:
         self.metadata_refresh = metadata_refresh
         self.clock = clock
         self._refreshed = float("-inf")  # when TUF metadata was last refreshed
+        self._fetcher: RecordingFetcher | None = None
         self._etag: str | None = None
         self._rotation: dict[str, Any] | None = None
         self._rotation_reported = False
@@ -149,21 +151,15 @@ class UpdateAgent:
             AuditEvent(type=type_, outcome=outcome, reason=reason, actor="agent", objects=objects, data=data)
         )
 
-    def _outbox_path(self) -> Path:
-        return self.dir / "ota" / "outbox.json"
+    def _outbox(self) -> Outbox:
+        def refused(status_code: int) -> None:
+            self._audit("ota.report", "failure", "report_refused", status_code=status_code)
 
-    def _outbox(self) -> list[dict[str, Any]]:
-        path = self._outbox_path()
-        if not path.exists():
-            return []
-        try:
-            items = json.loads(read_bytes(path, max_length=4 * 1024 * 1024, what="report outbox"))
-        except (InputError, ValueError):
-            return []
-        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+        url = self._url(f"/api/v1/devices/{self.config.device_id}/reports")
+        return Outbox(self.dir / "ota" / "outbox.json", self.client, url, self.retry, self.sleep, refused)
 
     def _report(
-        self, status: str, reason: str | None = None, detail: str | None = None, *, rollout: int | None = None
+        self, status: ReportStatus, reason: str | None = None, detail: str | None = None, *, rollout: int | None = None
     ) -> None:
         """Send a report now, or queue it when the server cannot be reached."""
         st = self.device.state()
@@ -179,36 +175,12 @@ class UpdateAgent:
         body = self.trust.sign_report(body, st)
         self._audit(
             "ota.report",
-            "failure" if status in ("reverted", "rejected") else "success",
+            "failure" if status.failed else "success",
             reason,
             **{k: v for k, v in body.items() if k not in ("reason", "claims")},
         )
-        queue = [*self._outbox(), body]
-        self._send_queue(queue)
-
-    def _send_queue(self, queue: list[dict[str, Any]]) -> None:
-        sent = 0
-        for body in queue:
-            try:
-                r = request_with_retry(
-                    self.client,
-                    "POST",
-                    self._url(f"/api/v1/devices/{self.config.device_id}/reports"),
-                    policy=self.retry,
-                    sleep=self.sleep,
-                    json=body,
-                    headers=self._auth,
-                )
-            except TransportError:
-                break
-            sent += 1
-            if r.status_code >= 400:
-                self._audit("ota.report", "failure", "report_refused", status_code=r.status_code)
-        rest = queue[sent:][-MAX_OUTBOX:]  # bounded: the oldest progress reports go first
-        if rest:
-            atomic_write(self._outbox_path(), json.dumps(rest).encode())
-        elif self._outbox_path().exists():
-            self._outbox_path().unlink()
+        outbox = self._outbox()
+        outbox.send([*outbox.queued(), body], self._auth)
 
     # ---- one cycle -----------------------------------------------------------------------------------------
 
@@ -219,7 +191,7 @@ class UpdateAgent:
         audit trail is uploaded.
         """
         result = self._cycle()
-        if result.outcome != "unreachable":
+        if result.outcome is not AgentOutcome.UNREACHABLE:
             self._rotate_keys()
             self.trust.upload_trail(
                 self.client, self._url(f"/api/v1/devices/{self.config.device_id}/audit"), dict(self._auth)
@@ -230,15 +202,17 @@ class UpdateAgent:
         instruction = self._rotation
         if not instruction or not self.trust.signs or self._rotation_reported:
             return
-        status, reason = self.trust.rotate(instruction)  # a power cut here propagates: the unit is off
+        raw, reason = self.trust.rotate(instruction)  # a power cut here propagates: the unit is off
+        status = ReportStatus(raw)
         rollout = instruction.get("rollout")
         self._report(status, reason, rollout=rollout if isinstance(rollout, int) else None)
-        self._rotation_reported = status == "key_rotated"
+        self._rotation_reported = status is ReportStatus.KEY_ROTATED
 
     def _cycle(self) -> AgentResult:
-        queued = self._outbox()
+        outbox = self._outbox()
+        queued = outbox.queued()
         if queued:
-            self._send_queue(queued)
+            outbox.send(queued, self._auth)
         st = self.device.state()
         headers = dict(self._auth) | self.trust.poll_headers(st)
         if self._etag:
@@ -254,13 +228,13 @@ class UpdateAgent:
                 headers=headers,
             )
         except TransportError as e:
-            return AgentResult("unreachable", "server_unreachable", e.message, **asdict(st))
+            return AgentResult(AgentOutcome.UNREACHABLE, "server_unreachable", e.message, **asdict(st))
         if r.status_code == 304:
             return self._idle(st)
         if len(r.content) > MAX_POLL_ANSWER:
-            return AgentResult("unreachable", "poll_malformed", "poll answer is too large", **asdict(st))
+            return AgentResult(AgentOutcome.UNREACHABLE, "poll_malformed", "poll answer is too large", **asdict(st))
         if r.status_code != 200:
-            return AgentResult("unreachable", f"poll_http_{r.status_code}", _detail(r), **asdict(st))
+            return AgentResult(AgentOutcome.UNREACHABLE, f"poll_http_{r.status_code}", _detail(r), **asdict(st))
         try:
             body = r.json()
             assignment = body.get("assignment")
@@ -270,7 +244,9 @@ class UpdateAgent:
                 self._rotation = rotation if isinstance(rotation, dict) else None
                 self._rotation_reported = False
         except (ValueError, AttributeError, TypeError):
-            return AgentResult("unreachable", "poll_malformed", "poll answer is not the expected JSON", **asdict(st))
+            return AgentResult(
+                AgentOutcome.UNREACHABLE, "poll_malformed", "poll answer is not the expected JSON", **asdict(st)
+            )
         self._etag = r.headers.get("ETag")
         metadata = body.get("metadata")
         if isinstance(metadata, str) and metadata.startswith(("https://", "http://")) and len(metadata) <= 2048:
@@ -284,25 +260,30 @@ class UpdateAgent:
         """Nothing assigned: refresh the TUF metadata when due, so withheld updates (a server that keeps serving
         expired metadata) are detected, reported and audited even without an assignment."""
         if self.clock() - self._refreshed < self.metadata_refresh:
-            return AgentResult("idle", **asdict(st))
+            return AgentResult(AgentOutcome.IDLE, **asdict(st))
         try:
             self._updater().refresh()
         except tuf_exc.RepositoryError as e:
-            reason, detail = _tuf_reason(e), f"{e.__class__.__name__}: {e}"
+            reason, detail = self._metadata_reason(e), f"{e.__class__.__name__}: {e}"
             self._audit("ota.manifest.rejected", "denied", reason, detail=detail)
-            self._report("rejected", reason, detail)
-            return AgentResult("rejected", reason, detail, **asdict(self.device.state()))
+            self._report(ReportStatus.REJECTED, reason, detail)
+            return AgentResult(AgentOutcome.REJECTED, reason, detail, **asdict(self.device.state()))
         except (tuf_exc.DownloadError, OSError, ValueError) as e:
-            return AgentResult("deferred", "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st))
+            return AgentResult(
+                AgentOutcome.DEFERRED, "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st)
+            )
         self._refreshed = self.clock()
-        return AgentResult("idle", **asdict(st))
+        return AgentResult(AgentOutcome.IDLE, **asdict(st))
 
     def _updater(self) -> Updater:
         metadata_dir = self.dir / "ota" / "tuf"
         if not (metadata_dir / "root.json").is_file():
             raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
-        fetcher = HttpxFetcher(self.client, deadline=self.deadline, clock=self.clock)
-        return Updater(str(metadata_dir), self._metadata_url, fetcher=fetcher, bootstrap=None)
+        self._fetcher = RecordingFetcher(self.client, deadline=self.deadline, clock=self.clock)
+        return Updater(str(metadata_dir), self._metadata_url, fetcher=self._fetcher, bootstrap=None)
+
+    def _metadata_reason(self, e: Exception) -> str:
+        return metadata_reason(e, self._fetcher.last if self._fetcher else None, self.dir / "ota" / "tuf")
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
         try:
@@ -310,16 +291,18 @@ class UpdateAgent:
             target_path = str(assignment["target_path"])
             download = str(assignment.get("download") or "")
         except (KeyError, TypeError, ValueError):
-            return AgentResult("rejected", "assignment_malformed", "assignment lacks rollout/target", **asdict(before))
+            return AgentResult(
+                AgentOutcome.REJECTED, "assignment_malformed", "assignment lacks rollout/target", **asdict(before)
+            )
         why = self.trust.permission(target_path, approval_required=bool(assignment.get("approval_required")))
         if why is not None:  # therapy running, or the user has not approved: try again later, not a failure
             self._audit("ota.install", "info", why, target=target_path)
-            self._report("deferred", why, rollout=rollout)
-            return AgentResult("deferred", why, None, rollout=rollout, target=target_path, **asdict(before))
-        self._report("downloading", rollout=rollout)
+            self._report(ReportStatus.DEFERRED, why, rollout=rollout)
+            return AgentResult(AgentOutcome.DEFERRED, why, None, rollout=rollout, target=target_path, **asdict(before))
+        self._report(ReportStatus.DOWNLOADING, rollout=rollout)
         try:
             target = self._tuf_target(target_path)
-            release = self._check_release(target, before)
+            release = check_release(target, before, self.config, self.max_image)
             image = self._download(download, target)
             try:
                 self.device.install(image)
@@ -329,34 +312,40 @@ class UpdateAgent:
         except _Deferred as d:
             self._audit("ota.download", "failure", d.reason, target=target_path, detail=d.detail)
             st = self.device.state()
-            return AgentResult("deferred", d.reason, d.detail, rollout=rollout, target=target_path, **asdict(st))
+            return AgentResult(
+                AgentOutcome.DEFERRED, d.reason, d.detail, rollout=rollout, target=target_path, **asdict(st)
+            )
         except _Rejected as rej:
             type_ = "ota.manifest.rejected" if rej.stage == "manifest" else "ota.install.rejected"
             self._audit(type_, "denied", rej.reason, target=target_path, detail=rej.detail)
-            self._report("rejected", rej.reason, rej.detail, rollout=rollout)
+            self._report(ReportStatus.REJECTED, rej.reason, rej.detail, rollout=rollout)
             st = self.device.state()
-            return AgentResult("rejected", rej.reason, rej.detail, rollout=rollout, target=target_path, **asdict(st))
+            return AgentResult(
+                AgentOutcome.REJECTED, rej.reason, rej.detail, rollout=rollout, target=target_path, **asdict(st)
+            )
         self._audit("ota.install", "success", None, target=target_path, sha256=release.sha256)
-        self._report("installed", rollout=rollout)
+        self._report(ReportStatus.INSTALLED, rollout=rollout)
         booted = self.device.reboot()
         if booted.version != release.version:
             detail = f"bootloader did not start {release.version} (running {booted.version})"
             self._audit("ota.revert", "failure", "boot_refused", target=target_path)
-            self._report("reverted", "boot_refused", detail, rollout=rollout)
+            self._report(ReportStatus.REVERTED, "boot_refused", detail, rollout=rollout)
             return AgentResult(
-                "reverted", "boot_refused", detail, rollout=rollout, target=target_path, **asdict(booted)
+                AgentOutcome.REVERTED, "boot_refused", detail, rollout=rollout, target=target_path, **asdict(booted)
             )
-        self._report("booted", rollout=rollout)
+        self._report(ReportStatus.BOOTED, rollout=rollout)
         if self.app_check(booted):
             st = self.device.confirm()
             self._audit("ota.confirm", "success", None, target=target_path, version=st.version)
-            self._report("confirmed", rollout=rollout)
-            return AgentResult("confirmed", rollout=rollout, target=target_path, **asdict(st))
+            self._report(ReportStatus.CONFIRMED, rollout=rollout)
+            return AgentResult(AgentOutcome.CONFIRMED, rollout=rollout, target=target_path, **asdict(st))
         st = self.device.watchdog_reset()
         detail = f"new app did not confirm; watchdog reverted to {st.version} in {st.slot}"
         self._audit("ota.revert", "failure", "app_not_confirmed", target=target_path, version=st.version)
-        self._report("reverted", "app_not_confirmed", detail, rollout=rollout)
-        return AgentResult("reverted", "app_not_confirmed", detail, rollout=rollout, target=target_path, **asdict(st))
+        self._report(ReportStatus.REVERTED, "app_not_confirmed", detail, rollout=rollout)
+        return AgentResult(
+            AgentOutcome.REVERTED, "app_not_confirmed", detail, rollout=rollout, target=target_path, **asdict(st)
+        )
 
     # ---- TUF and checks ------------------------------------------------------------------------------------
 
@@ -367,7 +356,7 @@ class UpdateAgent:
             self._refreshed = self.clock()
             target = updater.get_targetinfo(target_path)
         except tuf_exc.RepositoryError as e:
-            raise _Rejected(_tuf_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
+            raise _Rejected(self._metadata_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
         except tuf_exc.DownloadError as e:
             raise _Deferred("metadata_unavailable", f"{e.__class__.__name__}: {e}") from None
         except (OSError, ValueError) as e:
@@ -376,86 +365,18 @@ class UpdateAgent:
             raise _Rejected("target_unknown", f"{target_path} is not in the signed targets metadata", stage="manifest")
         return target
 
-    def _check_release(self, target: TargetFile, running: DeviceState) -> ReleaseInfo:
-        try:
-            release = release_from_target(target)
-        except InputError as e:
-            raise _Rejected("target_invalid", e.message, stage="manifest") from None
-        if release.model != self.config.model:
-            msg = f"release is for model {release.model}, this device is {self.config.model}"
-            raise _Rejected("model_mismatch", msg, stage="manifest")
-        if release.chip and self.config.chip and release.chip != self.config.chip:
-            msg = f"release is for chip {release.chip}, this device is {self.config.chip}"
-            raise _Rejected("chip_mismatch", msg, stage="manifest")
-        if release.secure_version < running.secure_version:
-            msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
-            raise _Rejected("rollback", msg, stage="manifest")
-        if running.version is not None and _older(release.version, running.version):
-            msg = f"release version {release.version} is older than running {running.version}"
-            raise _Rejected("downgrade", msg, stage="manifest")
-        if target.length > self.max_image:
-            raise _Rejected("image_too_large", f"{target.length} bytes > limit {self.max_image}", stage="manifest")
-        return release
-
     def _download(self, download: str, target: TargetFile) -> bytes:
-        """Fetch the image, resuming a partial download with ``Range``; check TUF length and hashes."""
+        """Fetch the image (resumable, bounded, hash-checked: :class:`ImageDownload`)."""
         digest = target.hashes.get("sha256", "")
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
-        part = self.dir / "ota" / "download" / f"{digest}.part"
-        part.parent.mkdir(parents=True, exist_ok=True)
         if download.startswith(("https://", "http://")):
             url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
         else:
             url = self._url(download if download.startswith("/") else f"/tuf/targets/{target.path}")
             auth = self._auth
-        started = self.clock()
-        for attempt in range(self.retry.attempts):
-            have = part.stat().st_size if part.exists() else 0
-            if have > target.length:
-                part.unlink()
-                have = 0
-            if have == target.length:
-                break
-            headers = dict(auth)
-            if have:
-                headers["Range"] = f"bytes={have}-"
-            try:
-                with self.client.stream("GET", url, headers=headers) as r:
-                    if r.status_code not in (200, 206):
-                        raise _Deferred("download_failed", f"HTTP {r.status_code} for the image")
-                    mode = "ab" if r.status_code == 206 and have else "wb"
-                    with part.open(mode) as fh:
-                        written = have if mode == "ab" else 0
-                        for chunk in r.iter_bytes():  # unbuffered: every received byte is kept
-                            if self.clock() - started > self.deadline:
-                                fh.flush()
-                                msg = f"download took longer than the {self.deadline:g} s deadline; will resume"
-                                raise _Deferred("download_deadline", msg)
-                            written += len(chunk)
-                            if written > target.length:
-                                raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
-                            fh.write(chunk)
-                            if self.progress is not None:
-                                self.progress(written, target.length)
-                        fh.flush()
-            except httpx.HTTPError:
-                if attempt + 1 < self.retry.attempts:
-                    self.sleep(self.retry.delay(attempt))
-                continue
-        data = part.read_bytes() if part.exists() else b""
-        if len(data) != target.length:
-            raise _Deferred("download_interrupted", f"got {len(data)} of {target.length} bytes; will resume")
-        try:
-            target.verify_length_and_hashes(data)
-        except tuf_exc.LengthOrHashMismatchError as e:
-            with contextlib.suppress(OSError):
-                part.unlink()
-            raise _Rejected(
-                "hash_mismatch", f"image does not match its signed TUF hash: {e}", stage="download"
-            ) from None
-        with contextlib.suppress(OSError):
-            part.unlink()
+        how = ImageDownload(self.client, self.retry, self.sleep, self.clock, self.deadline, self.progress)
+        data = how.fetch(url, auth, self.dir / "ota" / "download" / f"{digest}.part", target)
         self._audit("ota.download", "success", None, target=target.path, sha256=digest, length=len(data))
         return data
 
@@ -463,7 +384,7 @@ class UpdateAgent:
 
     def run(self, *, cycles: int | None = None) -> AgentResult:
         """Run cycles until ``cycles`` have run (forever when ``None``), waiting the poll interval in between."""
-        result = AgentResult("idle")
+        result = AgentResult(AgentOutcome.IDLE)
         n = 0
         while cycles is None or n < cycles:
             try:
@@ -471,7 +392,7 @@ class UpdateAgent:
             except (MedfwError, OSError) as e:
                 if isinstance(e, DeviceError):
                     raise
-                result = AgentResult("unreachable", "agent_error", str(e))
+                result = AgentResult(AgentOutcome.UNREACHABLE, "agent_error", str(e))
             n += 1
             if cycles is None or n < cycles:
                 self.sleep(self.poll_interval)

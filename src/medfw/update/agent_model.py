@@ -3,6 +3,7 @@ enforces on a server, provisioning, and the helpers that classify what it refuse
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-from tuf.api import exceptions as tuf_exc
+from tuf.api.metadata import TargetFile
 
 from medfw._io import atomic_write, read_bytes
 from medfw.errors import DeviceError, InputError
+from medfw.update.release_info import ReleaseInfo, release_from_target
 from medfw.vuln.version import parse_version
 
 __all__ = [
@@ -24,9 +26,12 @@ __all__ = [
     "METADATA_REFRESH",
     "POLL_INTERVAL_RANGE",
     "AgentConfig",
+    "AgentOutcome",
     "AgentResult",
     "DevicePort",
     "DeviceState",
+    "ReportStatus",
+    "check_release",
     "clamp_poll_interval",
     "load_config",
     "provision",
@@ -43,6 +48,36 @@ METADATA_REFRESH = 3600.0
 MAX_OUTBOX = 200
 _CONFIG = "ota/agent.json"
 _ROOT = "ota/tuf/root.json"
+
+
+class AgentOutcome(enum.StrEnum):
+    """How one agent cycle ended."""
+
+    IDLE = "idle"  # nothing to do
+    CONFIRMED = "confirmed"  # the new release runs and is confirmed
+    REVERTED = "reverted"  # it was installed but did not boot or confirm: the old slot runs
+    REJECTED = "rejected"  # refused (the reason says why): metadata, release checks, download hash, the device
+    DEFERRED = "deferred"  # a transient download or metadata failure, or the unit is busy: retried next cycle
+    UNREACHABLE = "unreachable"  # the server could not be reached or answered nonsense
+
+
+class ReportStatus(enum.StrEnum):
+    """The ``status`` of a report the agent sends the fleet server."""
+
+    DEFERRED = "deferred"
+    DOWNLOADING = "downloading"
+    INSTALLED = "installed"
+    BOOTED = "booted"
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    REJECTED = "rejected"
+    KEY_ROTATED = "key_rotated"
+    KEY_ROTATION_FAILED = "key_rotation_failed"
+
+    @property
+    def failed(self) -> bool:
+        """True for the statuses the audit trail records as failures."""
+        return self in (ReportStatus.REVERTED, ReportStatus.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -67,13 +102,13 @@ class DeviceState:
 
 @dataclass(frozen=True)
 class AgentResult:
-    """The outcome of one agent cycle.
+    """The outcome of one agent cycle (see :class:`AgentOutcome`; ``rejected`` carries the reason).
 
-    ``idle`` (nothing to do), ``confirmed``, ``reverted``, ``rejected`` (with the reason), ``deferred`` (a transient
-    download or metadata failure; retried next cycle, resuming the download) or ``unreachable`` (server down).
+    Raises:
+        ValueError: ``outcome`` is not an :class:`AgentOutcome` value.
     """
 
-    outcome: str
+    outcome: AgentOutcome
     reason: str | None = None
     detail: str | None = None
     version: str | None = None
@@ -81,6 +116,9 @@ class AgentResult:
     slot: str | None = None
     rollout: int | None = None
     target: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", AgentOutcome(self.outcome))
 
 
 class DevicePort(Protocol):
@@ -162,18 +200,6 @@ def load_config(device_dir: str | Path) -> AgentConfig:
         raise DeviceError(f"malformed agent config: {e}", path=str(path)) from None
 
 
-def _tuf_reason(e: Exception) -> str:
-    if isinstance(e, tuf_exc.ExpiredMetadataError):
-        return "metadata_expired"
-    if isinstance(e, tuf_exc.BadVersionNumberError):
-        return "metadata_mix_and_match" if str(e).startswith("Expected") else "metadata_rollback"
-    if isinstance(e, tuf_exc.UnsignedMetadataError):
-        return "metadata_bad_signature"
-    if isinstance(e, tuf_exc.LengthOrHashMismatchError):
-        return "metadata_hash_mismatch"
-    return "metadata_invalid"
-
-
 def _older(release: str, running: str) -> bool:
     """Whether ``release`` sorts before ``running`` (:mod:`medfw.vuln.version` order: ``1.0.0-rc1 < 1.0.0``,
     ``v1.2 < 1.3``).
@@ -189,6 +215,34 @@ def _older(release: str, running: str) -> bool:
         return new < parse_version(running)
     except ValueError:
         return False
+
+
+def check_release(target: TargetFile, running: DeviceState, config: AgentConfig, max_image: int) -> ReleaseInfo:
+    """The release a signed target describes, if this device may install it.
+
+    Raises:
+        _Rejected: another model or chip, a lower secure_version (``rollback``), an older version (``downgrade``),
+            an image over ``max_image`` bytes, or a target without valid release fields.
+    """
+    try:
+        release = release_from_target(target)
+    except InputError as e:
+        raise _Rejected("target_invalid", e.message, stage="manifest") from None
+    if release.model != config.model:
+        msg = f"release is for model {release.model}, this device is {config.model}"
+        raise _Rejected("model_mismatch", msg, stage="manifest")
+    if release.chip and config.chip and release.chip != config.chip:
+        msg = f"release is for chip {release.chip}, this device is {config.chip}"
+        raise _Rejected("chip_mismatch", msg, stage="manifest")
+    if release.secure_version < running.secure_version:
+        msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
+        raise _Rejected("rollback", msg, stage="manifest")
+    if running.version is not None and _older(release.version, running.version):
+        msg = f"release version {release.version} is older than running {running.version}"
+        raise _Rejected("downgrade", msg, stage="manifest")
+    if target.length > max_image:
+        raise _Rejected("image_too_large", f"{target.length} bytes > limit {max_image}", stage="manifest")
+    return release
 
 
 def clamp_poll_interval(value: object, current: int) -> int:

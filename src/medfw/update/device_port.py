@@ -6,7 +6,7 @@ from pathlib import Path
 
 from medfw.device import Device, UpdateRejectedError
 from medfw.device.clinical import Permission
-from medfw.device.device import POWER_RUNNING
+from medfw.device.state import PowerState
 from medfw.update.agent import DeviceState
 
 __all__ = ["ModelDevice", "TrustedModelDevice"]
@@ -23,7 +23,7 @@ class ModelDevice:
         self.device = device
 
     def _running(self) -> None:
-        if self.device.power != POWER_RUNNING or self.device.running_slot is None:
+        if self.device.power is not PowerState.RUNNING or self.device.running_slot is None:
             self.device.boot()
 
     def state(self) -> DeviceState:

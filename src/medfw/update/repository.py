@@ -21,27 +21,35 @@ the device before installing.
 from __future__ import annotations
 
 import contextlib
-import copy
+import dataclasses
 import fcntl
 import hashlib
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from securesystemslib.signer import Key
 from securesystemslib.signer import Signer as SslibSigner
-from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
-from tuf.api.serialization import DeserializationError
+from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.api.serialization.json import JSONSerializer
 
-from medfw._io import read_bytes
-from medfw.errors import InputError, KeyMaterialError, UsageError, VerificationError
+from medfw.errors import InputError, UsageError
 from medfw.update.release_info import ExpiryPolicy, ReleaseInfo, release_from_target
 from medfw.update.repo_check import check_client_accepts, client_support_warnings
+from medfw.update.repo_files import RepositoryFiles
+from medfw.update.repo_meta import (
+    ONLINE_ROLES,
+    ROLES,
+    initial_metadata,
+    next_version,
+    now_utc,
+    online_role,
+    online_versions,
+    rotated_root,
+)
 from medfw.update.repo_txn import Transaction, recover
 
 __all__ = [
@@ -54,23 +62,10 @@ __all__ = [
     "release_from_target",
 ]
 
-ROLES: tuple[str, ...] = ("root", "targets", "snapshot", "timestamp")
-ONLINE_ROLES: tuple[str, ...] = ("snapshot", "timestamp")
-MAX_METADATA = 8 * 1024 * 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _sign(md: Metadata[Any], signers: Sequence[SslibSigner]) -> None:
-    md.signatures.clear()
-    for s in signers:
-        md.sign(s, append=True)
-
-
-class TufRepository:
+class TufRepository(RepositoryFiles):
     """A TUF repository in a directory (see the module docstring for the layout).
 
     Every operation is all-or-nothing: it computes the new metadata in memory, asks python-tuf's client whether
@@ -98,60 +93,6 @@ class TufRepository:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-    def _set_paths(self, path: Path) -> None:
-        self.path = path
-        self.metadata_dir = path / "metadata"
-        self.targets_dir = path / "targets"
-        self.online_keys_dir = path / "online-keys"
-
-    # ---- reading -------------------------------------------------------------------------------------------
-
-    def load(self, role: str, version: int | None = None) -> Metadata[Any]:
-        """Load the current (or a given version of) metadata of a top-level role."""
-        name = f"{version}.{role}.json" if version is not None else f"{role}.json"
-        path = self.metadata_dir / name
-        data = read_bytes(path, max_length=MAX_METADATA, what=f"{role} metadata")
-        try:
-            md: Metadata[Any] = Metadata.from_bytes(data)
-        except DeserializationError as e:
-            raise InputError(f"malformed {role} metadata: {e}", path=str(path)) from None
-        if md.signed.type != role:
-            raise InputError(f"expected {role} metadata, found {md.signed.type}", path=str(path), field="_type")
-        return md
-
-    def root(self) -> Metadata[Root]:
-        """The current root metadata."""
-        return self.load("root")
-
-    def targets(self) -> Metadata[Targets]:
-        """The current targets metadata."""
-        return self.load("targets")
-
-    def root_bytes(self) -> bytes:
-        """The bytes of the current root metadata: what a device is provisioned with as its root of trust."""
-        return read_bytes(self.metadata_dir / "root.json", max_length=MAX_METADATA, what="root metadata")
-
-    def releases(self) -> list[ReleaseInfo]:
-        """All releases listed in the current targets metadata, skipping non-medfw targets."""
-        out: list[ReleaseInfo] = []
-        for target in self.targets().signed.targets.values():
-            try:
-                out.append(release_from_target(target))
-            except InputError:
-                continue
-        return sorted(out, key=lambda r: r.target_path)
-
-    def target_file(self, target_path: str) -> Path:
-        """Where the bytes of ``target_path`` are stored (hash-prefixed name, as clients request them)."""
-        target = self.targets().signed.targets.get(target_path)
-        if target is None:
-            raise InputError("no such target", field=target_path)
-        return self._target_storage(target_path, target.hashes["sha256"])
-
-    def _target_storage(self, target_path: str, sha256: str) -> Path:
-        directory, _, base = target_path.rpartition("/")
-        return self.targets_dir / directory / f"{sha256}.{base}"
 
     # ---- writing -------------------------------------------------------------------------------------------
 
@@ -182,28 +123,21 @@ class TufRepository:
         force: bool,
     ) -> bool:
         """Stage new snapshot and timestamp versions when needed; return whether anything was staged."""
-        snapshot: Metadata[Snapshot] = self.load("snapshot")
-        timestamp: Metadata[Timestamp] = self.load("timestamp")
-        changed = False
-        stale_snapshot = snapshot.signed.expires - now < expiry.snapshot / 2
-        if force or snapshot.signed.meta["targets.json"].version != targets_version or stale_snapshot:
-            snapshot.signed.meta["targets.json"] = MetaFile(version=targets_version)
-            snapshot.signed.version += 1
-            snapshot.signed.expires = now + expiry.snapshot
-            _sign(snapshot, [snapshot_signer])
-            _verify_role(root, "snapshot", snapshot)
+        snapshot, timestamp = online_versions(
+            self.load("snapshot"),
+            self.load("timestamp"),
+            root,
+            targets_version,
+            (snapshot_signer, timestamp_signer),
+            expiry=expiry,
+            now=now,
+            force=force,
+        )
+        if snapshot is not None:
             self._stage(txn, snapshot)
-            changed = True
-        stale_ts = timestamp.signed.expires - now < expiry.timestamp / 2
-        if force or changed or stale_ts or timestamp.signed.snapshot_meta.version != snapshot.signed.version:
-            timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
-            timestamp.signed.version += 1
-            timestamp.signed.expires = now + expiry.timestamp
-            _sign(timestamp, [timestamp_signer])
-            _verify_role(root, "timestamp", timestamp)
+        if timestamp is not None:
             self._stage(txn, timestamp, versioned=False)
-            changed = True
-        return changed
+        return timestamp is not None
 
     @classmethod
     def init(
@@ -229,30 +163,20 @@ class TufRepository:
             UsageError: a repository exists there, or a threshold exceeds its number of keys.
         """
         expiry = expiry or ExpiryPolicy()
-        now = now or _now()
+        now = now or now_utc()
         p = Path(path)
         if (p / "metadata" / "root.json").exists():
             raise UsageError("a TUF repository already exists here", path=str(p))
-        _check_threshold("root", root_signers, root_threshold)
-        _check_threshold("targets", targets_signers, targets_threshold)
-        root = Metadata(Root(expires=now + expiry.root, consistent_snapshot=True))
-        for s in root_signers:
-            root.signed.add_key(s.public_key, "root")
-        for s in targets_signers:
-            root.signed.add_key(s.public_key, "targets")
-        root.signed.add_key(snapshot_signer.public_key, "snapshot")
-        root.signed.add_key(timestamp_signer.public_key, "timestamp")
-        root.signed.roles["root"].threshold = root_threshold
-        root.signed.roles["targets"].threshold = targets_threshold
-        _sign(root, root_signers)
-        targets = Metadata(Targets(expires=now + expiry.targets))
-        _sign(targets, targets_signers)
-        snapshot = Metadata(Snapshot(expires=now + expiry.snapshot))
-        snapshot.signed.meta["targets.json"] = MetaFile(version=targets.signed.version)
-        _sign(snapshot, [snapshot_signer])
-        timestamp = Metadata(Timestamp(expires=now + expiry.timestamp))
-        timestamp.signed.snapshot_meta = MetaFile(version=snapshot.signed.version)
-        _sign(timestamp, [timestamp_signer])
+        root, targets, snapshot, timestamp = initial_metadata(
+            root_signers=root_signers,
+            targets_signers=targets_signers,
+            snapshot_signer=snapshot_signer,
+            timestamp_signer=timestamp_signer,
+            root_threshold=root_threshold,
+            targets_threshold=targets_threshold,
+            expiry=expiry,
+            now=now,
+        )
         p.mkdir(parents=True, exist_ok=True)
         repo = cls.__new__(cls)
         repo._set_paths(p)
@@ -261,7 +185,7 @@ class TufRepository:
             repo._stage(txn, md)
         repo._stage(txn, timestamp, versioned=False)
         for role, pem in (online_key_files or {}).items():
-            txn.put(f"online-keys/{_online_role(role)}.pem", pem, mode=0o600)
+            txn.put(f"online-keys/{online_role(role)}.pem", pem, mode=0o600)
         with repo._locked():
             root_bytes = txn.staged("metadata/root.json")
             assert root_bytes is not None
@@ -292,22 +216,12 @@ class TufRepository:
                 would refuse the result.
         """
         expiry = expiry or ExpiryPolicy()
-        now = now or _now()
+        now = now or now_utc()
         model, _, name = release.target_path.partition("/")
         if not _NAME_RE.match(model) or not _NAME_RE.match(name):
             raise UsageError("target path must be <model>/<name> with [A-Za-z0-9._+-]", field=release.target_path)
         digest = hashlib.sha256(image).hexdigest()
-        release = ReleaseInfo(
-            target_path=release.target_path,
-            model=release.model,
-            chip=release.chip,
-            image_format=release.image_format,
-            version=release.version,
-            secure_version=release.secure_version,
-            length=len(image),
-            sha256=digest,
-            sbom=release.sbom,
-        )
+        release = dataclasses.replace(release, length=len(image), sha256=digest)
         with self._locked():
             root = self.root()
             targets = self.targets()
@@ -321,10 +235,7 @@ class TufRepository:
                 unrecognized_fields={"custom": release.custom()},
             )
             targets.signed.targets[release.target_path] = target
-            targets.signed.version += 1
-            targets.signed.expires = now + expiry.targets
-            _sign(targets, targets_signers)
-            _verify_role(root.signed, "targets", targets)
+            next_version(targets, targets_signers, root.signed, expiry.targets, now)
             txn = Transaction(self.path)
             storage = self._target_storage(release.target_path, digest).relative_to(self.path)
             txn.put(storage.as_posix(), image)
@@ -352,7 +263,7 @@ class TufRepository:
         Returns whether anything was written.
         """
         expiry = expiry or ExpiryPolicy()
-        now = now or _now()
+        now = now or now_utc()
         with self._locked():
             root = self.root()
             txn = Transaction(self.path)
@@ -401,47 +312,33 @@ class TufRepository:
             VerificationError: the signatures do not meet the old or new root thresholds, or a client would
                 refuse the result (for example targets rotated without re-signing targets).
         """
-        if role not in ROLES:
-            raise UsageError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
-        if not new_keys or threshold < 1 or threshold > len(new_keys):
-            raise UsageError(f"{role}: threshold {threshold} needs at least that many keys (got {len(new_keys)})")
         expiry = expiry or ExpiryPolicy()
-        now = now or _now()
+        now = now or now_utc()
         with self._locked():
-            old = self.root()
-            new = Metadata(Root.from_dict(copy.deepcopy(old.signed.to_dict())))  # to_dict shares lists
-            for keyid in list(new.signed.roles[role].keyids):
-                new.signed.revoke_key(keyid, role)
-            for key in new_keys:
-                new.signed.add_key(key, role)
-            new.signed.roles[role].threshold = threshold
-            new.signed.version = old.signed.version + 1
-            new.signed.expires = now + expiry.root
-            signers = list(old_root_signers)
-            if role == "root":
-                seen = {s.public_key.keyid for s in signers}
-                signers += [s for s in new_root_signers if s.public_key.keyid not in seen]
-            _sign(new, signers)
-            _verify_role(old.signed, "root", new)
-            _verify_role(new.signed, "root", new)
+            new = rotated_root(
+                self.root(),
+                role,
+                new_keys,
+                threshold=threshold,
+                old_root_signers=old_root_signers,
+                new_root_signers=new_root_signers,
+                expiry=expiry,
+                now=now,
+            )
             txn = Transaction(self.path)
             self._stage(txn, new)
             targets_version = self.targets().signed.version
             if targets_signers:
-                targets = self.targets()
-                targets.signed.version += 1
-                targets.signed.expires = now + expiry.targets
-                _sign(targets, targets_signers)
-                _verify_role(new.signed, "targets", targets)
+                targets = next_version(self.targets(), targets_signers, new.signed, expiry.targets, now)
                 self._stage(txn, targets)
                 targets_version = targets.signed.version
             if online_signers is not None:
                 snap, ts = online_signers
                 self._stage_online(txn, new.signed, targets_version, snap, ts, expiry=expiry, now=now, force=True)
             for key_role, pem in (online_key_files or {}).items():
-                txn.put(f"online-keys/{_online_role(key_role)}.pem", pem, mode=0o600)
+                txn.put(f"online-keys/{online_role(key_role)}.pem", pem, mode=0o600)
             if remove_online_key:
-                txn.remove(f"online-keys/{_online_role(role)}.pem")
+                txn.remove(f"online-keys/{online_role(role)}.pem")
             self._commit(txn, self.root_bytes())
             return new
 
@@ -450,34 +347,9 @@ class TufRepository:
     ) -> None:
         """Bump and re-sign the targets metadata unchanged (after rotating the targets keys)."""
         expiry = expiry or ExpiryPolicy()
-        now = now or _now()
+        now = now or now_utc()
         with self._locked():
-            root = self.root()
-            targets = self.targets()
-            targets.signed.version += 1
-            targets.signed.expires = now + expiry.targets
-            _sign(targets, targets_signers)
-            _verify_role(root.signed, "targets", targets)
+            targets = next_version(self.targets(), targets_signers, self.root().signed, expiry.targets, now)
             txn = Transaction(self.path)
             self._stage(txn, targets)
             txn.commit()  # snapshot still lists the previous targets version: the online step follows
-
-
-def _online_role(role: str) -> str:
-    if role not in ONLINE_ROLES:
-        raise UsageError(f"only the online roles ({', '.join(ONLINE_ROLES)}) keep a key file", field=role)
-    return role
-
-
-def _check_threshold(role: str, signers: Sequence[SslibSigner], threshold: int) -> None:
-    if threshold < 1 or threshold > len(signers):
-        raise UsageError(f"{role}: threshold {threshold} needs at least that many keys (got {len(signers)})")
-    if len({s.public_key.keyid for s in signers}) != len(signers):
-        raise KeyMaterialError(f"{role}: the same key is given twice")
-
-
-def _verify_role(root: Root, role: str, md: Metadata[Any]) -> None:
-    try:
-        root.verify_delegate(role, md.signed_bytes, md.signatures)
-    except UnsignedMetadataError as e:
-        raise VerificationError(f"{role} metadata does not meet its signature threshold: {e}", field=role) from None

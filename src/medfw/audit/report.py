@@ -1,0 +1,75 @@
+"""The result of verifying a log (:class:`VerifyReport`) and the context the verifier builds it in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from medfw.audit.store import LogStore
+
+__all__ = ["Run", "VerifyReport"]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of :func:`verify_log`.
+
+    Attributes:
+        ok: the log is intact (and consistent with the checkpoint, if one was given).
+        log_id: the log's id.
+        location: the log's path or (redacted) URL.
+        entries: entries stored.
+        verified: leading entries that verified (seqs ``0 .. verified-1``).
+        first_bad_seq: the first seq that is wrong or missing (None when ok, or when no single seq is at fault).
+        classification: one of :data:`CLASSIFICATIONS` (None when ok).
+        message: one sentence for people.
+        root: hex Merkle root over the verified entries.
+        last_epoch: key epoch of the last verified entry.
+        checkpoint_size: size of the largest checkpoint held by the verifier (given or witnessed), if any.
+        stored_checkpoints: how many of the log's own checkpoints were checked.
+        bad_checkpoint: the size of the first checkpoint (held or stored) that failed, when one did.
+        torn_tail: the last write was incomplete and never committed (reported, not counted, not tampering).
+        warnings: other observations.
+    """
+
+    ok: bool
+    log_id: str
+    location: str
+    entries: int
+    verified: int
+    first_bad_seq: int | None = None
+    classification: str | None = None
+    message: str = ""
+    root: str | None = None
+    last_epoch: int | None = None
+    checkpoint_size: int | None = None
+    stored_checkpoints: int = 0
+    torn_tail: bool = False
+    bad_checkpoint: int | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        return d
+
+
+@dataclass
+class Run:
+    """What the verifier carries between its steps: the store, counts, warnings and report fields so far."""
+
+    store: LogStore
+    log_id: str
+    total: int | None
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, **kw: Any) -> VerifyReport:
+        """The report with the fields gathered so far, updated by ``kw``."""
+        if self.total is None:
+            self.total = self.store.count()
+        args = {**self.extra, **kw}
+        return VerifyReport(
+            log_id=self.log_id, location=self.store.label, entries=self.total, warnings=tuple(self.warnings), **args
+        )

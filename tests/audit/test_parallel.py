@@ -1,0 +1,198 @@
+"""The fast verifier at its edges: parts scanned in other processes, epochs changing at part boundaries, tampering at
+either side of a boundary, and the pieces it is built from (tail parsing, shared tree levels, the key-file check)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log, open_log, verify_log
+from medfw.audit import verify as V  # noqa: N812
+from medfw.audit.keys import check_public_pem, public_pem
+from medfw.audit.merkle import FlatLevel, MerkleTree
+from medfw.audit.parallel import ALIGN_BITS, ParallelScan, _split
+from medfw.audit.record import encode_record, entry_hash, parse_record
+from medfw.audit.scan import Scan, tail_fields
+from medfw.errors import AuditError
+
+from .helpers import RawLog, reseal
+
+EDGE = 1 << ALIGN_BITS  # where the first part ends for these sizes (see _split)
+N = EDGE + 900
+
+
+@dataclass(frozen=True)
+class Log:
+    path: Path
+    key: VerificationKey
+    checkpoint: SignedCheckpoint
+
+
+def _build(d: Path, epoch_length: int) -> Log:
+    path = d / "log.db"
+    res = init_log(path, log_id=f"edge-{epoch_length}", epoch_length=epoch_length, checkpoint_interval=1500)
+    with open_log(path) as log, log.batch():
+        for i in range(N):
+            log.append(AuditEvent(type="boot.verify", outcome="success", data={"i": i}))
+    with open_log(path) as log:
+        cp = log.checkpoint()
+    return Log(path, res.verification_key, cp)
+
+
+@pytest.fixture(scope="module")
+def per_entry(tmp_path_factory: pytest.TempPathFactory) -> Log:
+    """A new epoch at every entry, as a log of one-event sessions has: an epoch starts exactly at the boundary."""
+    return _build(tmp_path_factory.mktemp("per-entry"), 1)
+
+
+@pytest.fixture(scope="module")
+def long_epochs(tmp_path_factory: pytest.TempPathFactory) -> Log:
+    """One epoch spans the boundary."""
+    return _build(tmp_path_factory.mktemp("long"), 10_000)
+
+
+@pytest.fixture(autouse=True)
+def _small_parallel_min(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+
+
+def _epochs_at_edge(log: Log) -> tuple[int, int]:
+    raw = RawLog(log.path)
+    rows = raw.rows()
+    raw.close()
+    return parse_record(rows[EDGE - 1][1]).epoch, parse_record(rows[EDGE][1]).epoch
+
+
+def test_epoch_boundary_on_the_part_boundary(per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    joined: list[bool] = []
+    real = ParallelScan.join
+
+    def join(self: ParallelScan) -> Scan | None:
+        result = real(self)
+        joined.append(result is not None)
+        return result
+
+    monkeypatch.setattr(ParallelScan, "join", join)
+    before, after = _epochs_at_edge(per_entry)
+    assert after == before + 1
+    before, after = _epochs_at_edge(long_epochs)
+    assert after == before
+    for log in (per_entry, long_epochs):
+        seq = verify_log(log.path, log.key, checkpoint=log.checkpoint)
+        assert seq.ok, seq
+        for workers in (2, 3):
+            assert verify_log(log.path, log.key, checkpoint=log.checkpoint, workers=workers) == seq
+    assert joined == [True] * 4  # the parts really were scanned apart and joined, not rescanned
+
+
+@pytest.mark.parametrize("pos", [EDGE - 1, EDGE, EDGE + 1])
+@pytest.mark.parametrize("change", ["edit", "delete", "reseal-next-epoch"])
+def test_tampering_at_the_boundary_is_found_as_sequentially(
+    per_entry: Log, long_epochs: Log, tmp_path: Path, pos: int, change: str
+) -> None:
+    for log in (per_entry, long_epochs):
+        path = tmp_path / f"{log.key.log_id}.db"
+        shutil.copyfile(log.path, path)
+        raw = RawLog(path)
+        _, rec, tag = raw.rows()[pos]
+        if change == "edit":
+            raw.set_row(pos, rec.replace(b'"i":', b'"j":'), tag)
+        elif change == "delete":
+            raw.delete(pos)
+        else:  # a well-formed record claiming a later epoch, sealed with that epoch's key
+            r = parse_record(rec)
+            forged = encode_record(r.body, seq=r.seq, epoch=r.epoch + 2, prev=r.prev)
+            k = log.key.initial_key
+            raw.set_row(
+                pos, forged, reseal(forged, _key_of(k, log.key.log_id, r.epoch + 2), log.key.log_id, r.epoch + 2)
+            )
+        raw.close()
+        seq = verify_log(path, log.key)
+        assert not seq.ok and seq.first_bad_seq == pos, seq
+        assert verify_log(path, log.key, workers=2) == seq
+
+
+def _key_of(initial: bytes, log_id: str, epoch: int) -> bytes:
+    from medfw.audit.keys import EpochKeys
+
+    return EpochKeys(initial, log_id).key(epoch)
+
+
+def test_a_part_that_does_not_join_its_predecessor_falls_back(per_entry: Log, tmp_path: Path) -> None:
+    """One entry removed and the rest moved down: the second part is consistent on its own, but does not join."""
+    path = tmp_path / "swap.db"
+    shutil.copyfile(per_entry.path, path)
+    raw = RawLog(path)
+    rows = raw.rows()
+    raw.delete_from(EDGE)
+    for pos, rec, tag in rows[EDGE + 1 :]:  # the second part now starts with seq EDGE + 1, at position EDGE
+        raw.insert(pos - 1, rec, tag)
+    raw.close()
+    seq = verify_log(path, per_entry.key)
+    assert not seq.ok and seq.first_bad_seq == EDGE and seq.classification == V.DELETED, seq
+    assert verify_log(path, per_entry.key, workers=2) == seq
+
+
+def test_split_is_aligned_and_covers_everything() -> None:
+    for top in (1, EDGE - 1, EDGE, EDGE + 1, 3 * EDGE + 5, 100_225):
+        for workers in (2, 3, 4):
+            parts = _split(top, workers, 8192)
+            assert parts[0][0] == 0 and parts[-1][1] == top
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+            assert all(lo % EDGE == 0 for lo, _ in parts)
+            assert len(parts) <= workers
+
+
+def test_tail_fields() -> None:
+    rec = encode_record({"type": "x", "nested": {"epoch": 9, "seq": 3}}, seq=12, epoch=7, prev="ab" * 32)
+    assert tail_fields(rec) == (7, b"ab" * 32, 12)
+    assert tail_fields(rec[:-1]) is None
+    assert tail_fields(rec.replace(b'"seq":12}', b'"seq":012}')) is None
+    assert tail_fields(b'{"body":{},"epoch":-1,"prev":"' + b"0" * 64 + b'","seq":0}') is None
+
+
+def test_flat_levels_give_the_same_tree() -> None:
+    leaves = [entry_hash(i.to_bytes(4, "big")) for i in range(1000)]
+    tree = MerkleTree(leaves)
+    view = memoryview(b"".join(leaves))
+    level = FlatLevel(view, 0, len(leaves))
+    assert len(level) == 1000 and level[-1] == leaves[-1] and level[3:6] == leaves[3:6]
+    with pytest.raises(IndexError):
+        level[1000]
+    flat = MerkleTree.from_levels([level])
+    assert [flat.root(n) for n in (1, 7, 512, 999, 1000)] == [tree.root(n) for n in (1, 7, 512, 999, 1000)]
+
+
+def test_key_file_public_key_check() -> None:
+    from medfw.audit.ckeys import generate_checkpoint_key
+
+    for kind in ("ed25519", "ecdsa-p256"):
+        pem = public_pem(generate_checkpoint_key(kind).public_key())
+        assert check_public_pem(pem, path="k") == pem
+        assert check_public_pem(pem.replace(b"\n", b"\r\n")) is not None
+    rsa_like = b"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----\n"
+    for bad in (b"nope", rsa_like, pem[:-30], b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----\n"):
+        with pytest.raises(AuditError) as e:
+            check_public_pem(bad, path="k")
+        assert e.value.field == "checkpoint_public_key"
+
+
+@pytest.mark.parametrize("kdf", ["sha256-ratchet", "hkdf-sha256"])
+def test_epoch_keys_jump_ahead_like_the_writer(kdf: str) -> None:
+    """A part starting at a late epoch derives its key in one walk; it must be the writer's key of that epoch."""
+    from medfw.audit.keys import EpochKeys, mac_key, next_epoch_key
+
+    initial = bytes(range(32))
+    k = initial
+    for e in range(300):
+        k = next_epoch_key(k, "L", e, kdf)
+    keys = EpochKeys(initial, "L", kdf)
+    assert keys.mac(300) == mac_key(k, "L", 300, kdf)
+    assert keys.key(300) == k
+    assert EpochKeys(initial, "L", kdf).key(300) == k
+    with pytest.raises(ValueError, match="no epoch"):
+        keys.key(-1)
