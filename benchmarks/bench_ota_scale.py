@@ -384,7 +384,8 @@ def main() -> None:
     bare = run_bare(args, args.workers[0], results[0]["creds"])
     print(
         f"--- bare Starlette ceiling, {args.workers[0]} worker(s), same generator: {bare['rps']:.0f} polls/s "
-        f"p50 {bare['p50_ms']:.1f} ms p99 {bare['p99_ms']:.1f} ms"
+        f"p50 {bare['p50_ms']:.1f} ms p99 {bare['p99_ms']:.1f} ms; server CPU "
+        f"{1e6 * bare['server_cpu_s'] / max(1, bare['polls']):.0f} µs/poll"
     )
     for r in results:
         report(r, bare if r["workers"] == args.workers[0] else None)

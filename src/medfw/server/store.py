@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -155,7 +155,12 @@ class Store(StateStore):
     def write_seen(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write what polling devices reported (``b_id``, ``b_seen``, ``b_version``, ``b_svn``, ``b_slot``)."""
         with self.engine.begin() as conn:
-            conn.execute(_SEEN_UPDATE, list(rows))  # one executemany
+            if conn.dialect.name == "postgresql":  # one statement over arrays: far less work than an executemany
+                conn.execute(
+                    _SEEN_UNNEST, {k: [r[f"b_{k}"] for r in rows] for k in ("id", "seen", "version", "svn", "slot")}
+                )
+            else:
+                conn.execute(_SEEN_UPDATE, list(rows))  # one executemany
 
     # ---- releases --------------------------------------------------------------------------------------------
 
@@ -244,6 +249,13 @@ _SEEN_UPDATE = (
         secure_version=bindparam("b_svn"),
         slot=bindparam("b_slot"),
     )
+)
+
+_SEEN_UNNEST = text(
+    "UPDATE devices SET last_seen = v.seen, version = v.version, secure_version = v.svn, slot = v.slot"
+    " FROM unnest(CAST(:id AS varchar[]), CAST(:seen AS timestamptz[]), CAST(:version AS varchar[]),"
+    " CAST(:svn AS integer[]), CAST(:slot AS varchar[])) AS v(id, seen, version, svn, slot)"
+    " WHERE devices.id = v.id"
 )
 
 _CREDENTIAL = select(
