@@ -56,7 +56,7 @@ from medfw.vuln.schema import (
     vuln_record,
 )
 
-__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "migrate", "open_index", "resolve_db_url"]
+__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "insert_many", "migrate", "open_index", "resolve_db_url"]
 
 DEFAULT_DB = "medfw-vuln.db"
 _CHUNK = 500
@@ -94,6 +94,20 @@ def content_hash(data: Mapping[str, Any] | bytes) -> str:
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys; plain str/int/bool/bytes/None values) in one executemany handed
+    straight to the driver: the per-value type processing of a Core executemany costs more than the insert."""
+    if not rows:
+        return
+    names = list(rows[0])
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
+    if compiled.positional:
+        order = compiled.positiontup or []
+        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
 
 
 def resolve_db_url(db: str | None) -> str:
@@ -170,9 +184,8 @@ class VulnIndex:
             for chunk in _chunks([r["rid"] for r in rows]):
                 conn.execute(vuln_record.delete().where(vuln_record.c.rid.in_(chunk)))
                 conn.execute(vuln_match.delete().where(vuln_match.c.rid.in_(chunk)))
-        conn.execute(insert(vuln_record), packed)
-        if matches:
-            conn.execute(insert(vuln_match), matches)
+        insert_many(conn, vuln_record, packed)
+        insert_many(conn, vuln_match, matches)
 
     def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load records by rid."""

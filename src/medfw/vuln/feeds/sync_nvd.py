@@ -20,7 +20,7 @@ from typing import Any
 from medfw.errors import FeedError
 from medfw.vuln.feeds import load_json, maybe_gunzip
 from medfw.vuln.feeds.fetch import Fetcher, RateLimit, is_local, local_path
-from medfw.vuln.feeds.nvd import parse_nvd
+from medfw.vuln.feeds.nvd import parse_nvd_doc
 from medfw.vuln.freshness import get_state, record_state, save_cursor
 from medfw.vuln.importer import ImportReport, apply_records
 from medfw.vuln.index import VulnIndex
@@ -83,8 +83,9 @@ class _Run:
 
     def apply(self, raw: bytes, url: str, cursor_after: Callable[[int], Cursor]) -> tuple[int, int]:
         """Apply one page in one transaction with the cursor past it; return (totalResults, records in page)."""
-        total, n = _check_page(load_json(maybe_gunzip(raw, url), url), url)
-        result = parse_nvd(raw, url)
+        doc = load_json(maybe_gunzip(raw, url), url)
+        total, n = _check_page(doc, url)
+        result = parse_nvd_doc(doc, url)
         with self.index.transaction() as conn:
             counts = apply_records(self.index, conn, "nvd", result, self.report)
             self.index.log_import(conn, "nvd", url, counts)
