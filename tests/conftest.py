@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 VECTORS = Path(__file__).parent / "vectors"
+
+# Property tests judge results, never speed: on a shared 2-core CI machine input generation and single examples
+# can be slow, so neither the deadline nor the generation-speed health check may fail a run.
+settings.register_profile("medfw", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("medfw")
 
 
 @pytest.fixture

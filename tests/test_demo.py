@@ -127,6 +127,12 @@ def test_evidence_shows_the_fix_and_verifies(demo: tuple[Path, dict[str, Any]]) 
     sbom.write_bytes(sbom.read_bytes().replace(b"mbedtls", b"mbedtlz", 1))
     assert main(["evidence", "verify", str(bundle), "--key", key]) == 1
     assert main(["audit", "verify", str(out / "audit.db"), "--key", str(out / "keys" / "audit.vkey")]) == 0
+    # the release on the fleet server carries its evidence bundle, VEX and the signed CSAF advisory
+    documents = facts["documents"]
+    kinds = ["evidence", "vex-cyclonedx", "vex-openvex", "csaf", "csaf-signature"]
+    assert documents["attached"] == kinds and [d["kind"] for d in documents["listed"]] == kinds
+    evidence = documents["listed"][0]
+    assert evidence["summary"]["version"] == "1.1.0" and evidence["summary"]["files"] > 10
     # no secret in a world-readable file: the logs hold the bootstrap admin token's output
     logs = out / "logs"
     assert logs.stat().st_mode & 0o077 == 0

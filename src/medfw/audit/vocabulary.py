@@ -49,6 +49,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         # release pipeline and fleet
         "release.sign",
         "release.publish",
+        "release.document",
         "rollout.change",
         "device.register",
         "sbom.generate",

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medfw._io import read_bytes
-from medfw.cli import _ota_trust
+from medfw.cli import _ota_documents, _ota_trust
 from medfw.cli._common import (
     add_audit_flag,
     add_group,
@@ -881,6 +881,7 @@ def register(sub: Any) -> None:
     p.add_argument("--sync", action="store_true", help="first read new releases from the repository (admin)")
     _add_server_flags(p)
     p.set_defaults(func=_release_list)
+    _ota_documents.register(release, _add_server_flags)  # attach / documents
 
     p = ota.add_parser("serve", help="run the fleet server")
     p.add_argument("--db", metavar="URL", help="sqlite:///PATH or postgresql://… (default: REPO/fleet.sqlite)")

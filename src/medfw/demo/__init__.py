@@ -64,6 +64,11 @@ def _loop(demo: Demo) -> None:
     demo.facts["downgrade_refused"] = fleet.downgrade_refused(demo)
     bundle = evidence.evidence_bundle(demo)
     demo.facts["evidence"] = _evidence_facts(bundle)
+    with (
+        fleet_server(demo, demo.path("tuf-repo"), db, demo.path("audit.db")) as url,
+        environ(MEDFW_OTA_SERVER=url, MEDFW_OTA_TOKEN=token["token"]),
+    ):
+        demo.facts["documents"] = evidence.attach_documents(demo, bundle)
 
 
 def _evidence_facts(bundle: Path) -> dict[str, Any]:

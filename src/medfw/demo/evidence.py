@@ -11,7 +11,7 @@ from medfw.demo.firmware import CHIP, MODEL, build_release, source_tree
 from medfw.demo.runner import Demo
 from medfw.demo.story import decide_all, publish
 
-__all__ = ["evidence_bundle", "release_110"]
+__all__ = ["attach_documents", "evidence_bundle", "release_110"]
 
 
 def release_110(demo: Demo) -> None:
@@ -76,3 +76,31 @@ def evidence_bundle(demo: Demo) -> Path:
     verify = ["evidence", "verify", str(bundle), "--key", str(keys / "evidence.pub.pem")]
     demo.run([*verify, "--audit-key", str(keys / "audit.vkey")], label="bundle verified: hashes, signatures, proofs")
     return bundle
+
+
+def attach_documents(demo: Demo, bundle: Path) -> dict[str, Any]:
+    """The signed CSAF advisory of 1.1.0, then the bundle, its VEX and the advisory attached to the release on the
+    fleet server (where the console's release page links them)."""
+    demo.stage("13. Release documents on the fleet server: evidence bundle, VEX and the signed CSAF advisory")
+    keys = demo.path("keys")
+    advisory = demo.path("advisory-1.1.0.csaf.json")
+    demo.run(
+        [
+            "vuln", "advisory", "export", str(demo.path("sbom-1.1.0.cdx.json")), "--db", str(demo.path("vuln.db")),
+            "--out", str(advisory), "--key", str(keys / "evidence.pem"), "--publisher", "Example Medical",
+            "--namespace", "https://example-medical.invalid", "--model", MODEL,
+        ],
+        label="CSAF 2.0 advisory of 1.1.0, signed",
+    )  # fmt: skip
+    releases = demo.run_json(["ota", "release", "list"], quiet=True)
+    release_id = next(int(r["id"]) for r in releases if r["version"] == "1.1.0")
+    attached = demo.run_json(
+        [
+            "ota", "release", "attach", str(release_id), "--evidence", str(bundle),
+            "--evidence-key", str(keys / "evidence.pub.pem"), "--vex", str(bundle / "vuln" / "vex.cdx.json"),
+            "--vex", str(bundle / "vuln" / "vex.openvex.json"), "--csaf", str(advisory),
+        ]
+    )  # fmt: skip
+    listed = demo.run_json(["ota", "release", "documents", str(release_id)])
+    demo.say("attached to release 1.1.0: " + ", ".join(f"{d['kind']} ({d['size']} bytes)" for d in listed))
+    return {"release": release_id, "attached": [d["kind"] for d in attached["attached"]], "listed": listed}

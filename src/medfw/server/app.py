@@ -25,7 +25,7 @@ from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
 from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
-from medfw.server.routers import device, health, management, trust, tuf
+from medfw.server.routers import device, health, management, trust, tuf, views
 from medfw.server.service import FleetService
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
@@ -80,7 +80,7 @@ def create_app(
     app.state.maintenance = maintenance
     install_error_handlers(app)
     app.add_middleware(FastPoll, service=service)
-    app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(BodyLimit, limit=max_body, exempt=views.DOCUMENT_PATH)  # uploads stream under their limit
     app.add_middleware(RequestLog)
 
     app.include_router(health.router)
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(tuf.router)
     app.include_router(management.router)
     app.include_router(trust.router)
+    app.include_router(views.router)  # fleet-wide views and release documents
     app.include_router(witness.make_router(need(Role.READ_ONLY), need(Role.OPERATOR)))  # audit-log witness
     return app
 

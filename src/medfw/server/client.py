@@ -42,8 +42,16 @@ class FleetClient:
         """Close the underlying connection pool."""
         self._client.close()
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """Send one request and return the decoded JSON answer.
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+    ) -> Any:
+        """Send one request (a JSON body, or raw ``content``) and return the decoded JSON answer.
 
         Raises:
             TransportError: the server cannot be reached.
@@ -51,8 +59,9 @@ class FleetClient:
             InputError: any other 4xx/5xx, with the server's reason.
         """
         url = self.server + path
+        headers = self._headers if content is None else {**self._headers, "Content-Type": "application/octet-stream"}
         try:
-            r = self._client.request(method, url, json=json, params=params, headers=self._headers)
+            r = self._client.request(method, url, json=json, params=params, content=content, headers=headers)
         except httpx.HTTPError as e:
             raise TransportError(f"cannot reach the fleet server: {e.__class__.__name__}", path=url) from None
         if r.status_code == 204:

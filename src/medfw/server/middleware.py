@@ -36,15 +36,18 @@ class BodyLimit:
     """Refuse request bodies above ``limit`` bytes with 413, by Content-Length or while reading a chunked body.
 
     Bodies of requests other than GET/HEAD are read here first (at most ``limit`` bytes are ever buffered) and
-    handed to the application only when complete and small enough.
+    handed to the application only when complete and small enough. Paths matching ``exempt`` are passed through:
+    their routes authenticate first and then read the body themselves under a limit of their own.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, exempt: str | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = re.compile(exempt) if exempt else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+        passes = self.exempt is not None and scope["type"] == "http" and self.exempt.match(scope["path"])
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD") or passes:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

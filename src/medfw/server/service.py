@@ -28,6 +28,7 @@ from medfw.server.credentials import (
 )
 from medfw.server.deferral import DeferralOps
 from medfw.server.errors import Conflict, Invalid, NotFound
+from medfw.server.fleet_views import FleetViewOps
 from medfw.server.models import Device
 from medfw.server.polls import DeviceOps
 from medfw.server.rollouts import RolloutSpec
@@ -46,7 +47,7 @@ from medfw.update.repository import ReleaseInfo
 __all__ = ["FleetService", "PollResult", "RolloutSpec"]
 
 
-class FleetService(DeferralOps, DeviceOps, AccessOps):
+class FleetService(FleetViewOps, DeferralOps, DeviceOps, AccessOps):
     """All fleet state changes and queries (the device API is in :class:`~medfw.server.polls.DeviceOps`; device trust —
     certificates, enrollment, signed claims, audit trails, campaigns, deferral — in :mod:`medfw.server.deferral` and
     the modules it builds on)."""

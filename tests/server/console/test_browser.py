@@ -24,6 +24,7 @@ from medfw.server.app import create_app
 from medfw.server.console import attach_console
 from medfw.server.console.security import CSP
 from medfw.server.credentials import Role
+from medfw.server.views_fleet import DocumentKind
 from update.fleet import Fleet, make_fleet
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -244,6 +245,10 @@ def test_pages_stay_on_origin_carry_csp_and_pass_axe(browser: Any, live: Live) -
     live.fleet.devices["pump-0"].agent.run_once()
     live.fleet.publish("1.1.0", 2)
     live.fleet.rollout("pump/pump-1.1.0.bin", phases=["100%"])
+    csaf = (
+        Path(__file__).resolve().parents[2] / "vectors" / "release-documents" / "advisory-1.1.0.csaf.json"
+    ).read_bytes()
+    live.fleet.service.attach_document(1, DocumentKind.CSAF, csaf, actor="token:admin")
     page = _page(browser, live)
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -253,7 +258,7 @@ def test_pages_stay_on_origin_carry_csp_and_pass_axe(browser: Any, live: Live) -
         assert response is not None and response.status == 200, path
         assert response.headers["content-security-policy"] == CSP, path
         page.wait_for_load_state("networkidle")
-        if path in ("/", "/devices", "/releases", "/audit", "/docs"):
+        if path in ("/", "/devices", "/releases", "/releases/1", "/audit", "/docs"):
             _shot(page, path.strip("/").replace("/", "-") or "fleet-home")
     outside = [u for u in requests if not u.startswith(live.url + "/") and not u.startswith("data:")]
     assert outside == []

@@ -3,13 +3,16 @@ fragments (one query per refresh), tokens, audit trail, 404 pages."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, select
 
 from medfw.audit.query import list_entries
 from medfw.server.models import Rollout
+from medfw.server.views_fleet import DocumentKind
 
 from .conftest import Site
 
@@ -252,6 +255,27 @@ def test_releases_vulnerabilities_docs_and_404(site: Site) -> None:
     docs = site.client.get("/docs").text
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
     assert site.client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+
+
+def test_release_documents_are_linked_and_downloadable(site: Site) -> None:
+    docs = Path(__file__).resolve().parents[2] / "vectors" / "release-documents"
+    csaf = (docs / "advisory-1.1.0.csaf.json").read_bytes()
+    site.service.attach_document(site.release_id, DocumentKind.CSAF, csaf, actor="token:operator")
+    vex = (docs / "vex.openvex.json").read_bytes()
+    site.service.attach_document(site.release_id, DocumentKind.VEX_OPENVEX, vex, actor="token:operator")
+    site.sign_in("read-only")
+    page = site.client.get("/releases").text
+    assert f'href="/releases/{site.release_id}/documents/csaf">CSAF advisory</a>' in page
+    page = site.client.get(f"/releases/{site.release_id}").text
+    assert "VEX (OpenVEX)" in page and "category: csaf_vex" in page and "by token:operator" in page
+    assert hashlib.sha256(csaf).hexdigest()[:16] in page
+    r = site.client.get(f"/releases/{site.release_id}/documents/csaf")
+    assert r.status_code == 200 and r.content == csaf and r.headers["content-disposition"].startswith("attachment")
+    assert site.client.get(f"/releases/{site.release_id}/documents/evidence").status_code == 404
+    assert site.client.get(f"/releases/{site.release_id}/documents/nothing").status_code == 422
+    site.client.cookies.clear()
+    r = site.client.get(f"/releases/{site.release_id}/documents/csaf", follow_redirects=False)
+    assert r.status_code in (302, 303) and "/login" in r.headers["location"]
 
 
 def test_empty_states(site: Site) -> None:

@@ -10,10 +10,13 @@ import uuid
 import warnings
 from pathlib import Path
 
+from medfw.audit.sink import MemorySink
 from medfw.server.app import create_app
 from medfw.server.console import attach_console
 from medfw.update.repository import ReleaseInfo
 from medfw.vuln import add_release, import_feeds, open_index
+from medfw.vuln.decisions import record_decision
+from medfw.vuln.sbom_input import read_sbom
 
 from .conftest import CSRF_RE, Site
 
@@ -101,6 +104,25 @@ def test_findings_components_and_exposure(site: Site, tmp_path: Path) -> None:
         rows = re.findall(r"<tr><td><code>(CVE-[0-9-]+)</code></td>.*?<td class=\"n\">(\d+)</td>", page, re.S)
         assert rows == [("CVE-2014-0160", "2")]  # two devices run the affected release
         assert f"rollout {fix_rollout.id}</a> running at phase 1/2" in page  # the fix and how far it got
+        # VEX from the decisions recorded now, in each format, bound to the release's SBOM
+        assert f'href="/releases/{release_id}/vex/cyclonedx"' in client.get(f"/releases/{release_id}").text
+        r = client.get(f"/releases/{release_id}/vex/csaf")  # a CSAF VEX states at least one decision
+        assert r.status_code == 422 and "vulnerabilities: [] should be non-empty" in r.text
+        index = open_index(str(db))
+        record_decision(
+            index, read_sbom(sbom), "CVE-2014-0160", "o", state="exploitable", responses=("update",),
+            detail="reachable; fixed in 2.1.0", author="psirt", sink=MemorySink(),
+        )  # fmt: skip
+        index.close()
+        for fmt, check in (("cyclonedx", "bomFormat"), ("openvex", "@context"), ("csaf", "document")):
+            r = client.get(f"/releases/{release_id}/vex/{fmt}")
+            assert r.status_code == 200 and check in r.json(), fmt
+            assert r.headers["content-disposition"].startswith('attachment; filename="2.0.0-vex-now.')
+            assert "CVE-2014-0160" in r.text
+        serial = json.loads(sbom)["serialNumber"]
+        assert serial in client.get(f"/releases/{release_id}/vex/cyclonedx").text
+        assert client.get(f"/releases/{release_id}/vex/spdx").status_code == 404
         # the release of the fixture has no SBOM in the index
         page = client.get(f"/releases/{site.release_id}").text
-        assert "holds no SBOM with this release" in page
+        assert "holds no SBOM with this release" in page and "/vex/cyclonedx" not in page
+        assert client.get(f"/releases/{site.release_id}/vex/openvex").status_code == 404

@@ -7,15 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from medfw.server.console import queries
 from medfw.server.console.audit_view import device_audit_entries
 from medfw.server.console.web import Console
-from medfw.server.errors import NotFound
-from medfw.server.models import Device
+from medfw.server.views_fleet import DeviceFilter, DeviceState
 
 __all__ = ["routes"]
 
-_STATES = ("downloading", "installed", "booted", "confirmed", "reverted", "rejected", "never", "decommissioned")
+_STATES = tuple(s.value for s in DeviceState)
 _Text = Annotated[str, Query(max_length=64)]
 
 
@@ -38,7 +36,7 @@ def routes(c: Console) -> APIRouter:
             "fleet.html",
             viewer,
             title="Fleet",
-            paused_by_errors=queries.paused_by_errors(c.service.sessions),
+            paused_by_errors=c.service.paused_by_errors(),
             **ctx,
         )
 
@@ -66,11 +64,15 @@ def routes(c: Console) -> APIRouter:
         if state and state not in _STATES:
             errors["state"] = f"unknown state (one of {', '.join(_STATES)})"
             state = ""
-        c.service.flush_seen()
-        f = queries.DeviceFilter(
-            q=q.strip(), model=model, group=group, version=version, state=state, seen_hours=seen_hours
+        f = DeviceFilter(
+            q=q.strip(),
+            model=model,
+            group=group,
+            version=version,
+            state=DeviceState(state) if state else None,
+            seen_hours=seen_hours,
         )
-        result = queries.device_page(c.service.sessions, f, page=page_no)
+        result = c.service.device_page(f, page=page_no)
         return c.render(
             request,
             "devices.html",
@@ -79,7 +81,7 @@ def routes(c: Console) -> APIRouter:
             f=f,
             params=f.query_string(),
             result=result,
-            facets=c.cached("facets", 30.0, lambda: queries.facets(c.service.sessions)),
+            facets=c.cached("facets", 30.0, c.service.device_facets),
             states=_STATES,
             errors=errors,
             status=422 if errors else 200,
@@ -88,11 +90,8 @@ def routes(c: Console) -> APIRouter:
     @r.get("/devices/{device_id}")
     def device(request: Request, device_id: str) -> Response:
         viewer = c.viewer(request)
-        with c.service.sessions() as s:
-            dev = s.get(Device, device_id)
-        if dev is None:
-            raise NotFound(f"no device {device_id}")
-        reports = queries.device_reports(c.service.sessions, device_id)
+        dev = c.service.device_detail(device_id)
+        reports = c.service.device_reports(device_id)
         return c.render(
             request,
             "device.html",
@@ -101,7 +100,7 @@ def routes(c: Console) -> APIRouter:
             dev=dev,
             reports=reports,
             versions=_versions_over_time(reports),
-            assignments=queries.device_assignments(c.service.sessions, device_id),
+            assignments=c.service.device_assignments(device_id),
             audit=device_audit_entries(c.audit_log, device_id),
             audit_configured=bool(c.audit_log),
         )

@@ -5,18 +5,42 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from medfw.server.console.audit_view import AuditFilter, read_trail
 from medfw.server.console.vulns import VulnSource
 from medfw.server.console.web import Console
 from medfw.server.errors import NotFound
+from medfw.server.routers.views import document_response
 from medfw.server.views import ReleaseView
+from medfw.server.views_fleet import DocumentKind
 
 __all__ = ["routes"]
 
 _Text = Annotated[str, Query(max_length=64)]
+_Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+#: how each kind of release document is named on the pages
+LABELS = {
+    DocumentKind.EVIDENCE: "Evidence bundle",
+    DocumentKind.VEX_CYCLONEDX: "VEX (CycloneDX)",
+    DocumentKind.VEX_OPENVEX: "VEX (OpenVEX)",
+    DocumentKind.CSAF: "CSAF advisory",
+    DocumentKind.CSAF_SIGNATURE: "CSAF signature",
+}
+#: VEX generated from the decisions recorded now: format → (label, file suffix)
+VEX_FORMATS = {
+    "cyclonedx": ("CycloneDX 1.6", "cdx.json"),
+    "openvex": ("OpenVEX 0.2", "openvex.json"),
+    "csaf": ("CSAF 2.0 VEX", "csaf.json"),
+}
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-+" else "_" for ch in name)[:128]
+
+
 _AUDIT_PAGE = 100
 
 
@@ -44,14 +68,15 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
         viewer = c.viewer(request)
         rows = list(reversed(c.service.releases()))
         in_use = c.fleet().in_use()
-        return c.render(request, "releases.html", viewer, title="Releases", rows=rows, in_use=in_use)
+        docs = c.service.document_kinds()
+        return c.render(
+            request, "releases.html", viewer, title="Releases", rows=rows, in_use=in_use, docs=docs, labels=LABELS
+        )
 
     @r.get("/releases/{release_id}")
-    def release(request: Request, release_id: int) -> Response:
+    def release(request: Request, release_id: _Id) -> Response:
         viewer = c.viewer(request)
-        rel = next((x for x in c.service.releases() if x.id == release_id), None)
-        if rel is None:
-            raise NotFound(f"no release {release_id}")
+        rel = c.service.release_by_id(release_id)
         found = vulns.for_sbom(_sbom_sha(rel)) if vulns is not None else None
         devices = c.fleet().in_use().get((rel.model, rel.version), 0)
         return c.render(
@@ -64,7 +89,29 @@ def routes(c: Console, vulns: VulnSource | None) -> APIRouter:
             vulns_configured=vulns is not None,
             vuln_error=vulns.error if vulns is not None else "",
             devices=devices,
+            documents=c.service.release_documents(rel.id),
+            labels=LABELS,
+            vex_formats=VEX_FORMATS,
         )
+
+    @r.get("/releases/{release_id}/documents/{kind}")
+    def document(request: Request, release_id: _Id, kind: DocumentKind) -> Response:
+        c.viewer(request)
+        doc, data = c.service.release_document(release_id, kind)
+        return document_response(doc, data)
+
+    @r.get("/releases/{release_id}/vex/{fmt}")
+    def live_vex(request: Request, release_id: _Id, fmt: str) -> Response:
+        c.viewer(request)
+        if fmt not in VEX_FORMATS:
+            raise NotFound(f"no VEX format {fmt!r}")
+        rel = c.service.release_by_id(release_id)
+        data = vulns.vex(_sbom_sha(rel), fmt) if vulns is not None else None
+        if data is None:
+            raise NotFound(f"the vulnerability index holds no SBOM of release {release_id}")
+        name = f"{rel.version}-vex-now.{VEX_FORMATS[fmt][1]}"
+        headers = {"Content-Disposition": f'attachment; filename="{_safe(name)}"', "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type="application/json", headers={**headers, "Cache-Control": "no-store"})
 
     @r.get("/vulnerabilities")
     def vulnerabilities(request: Request) -> Response:

@@ -12,11 +12,9 @@ from starlette.responses import RedirectResponse, Response
 
 from medfw.errors import MedfwError
 from medfw.server import rollout as rules
-from medfw.server.console import queries
 from medfw.server.console.web import Console
 from medfw.server.credentials import Role
 from medfw.server.errors import NotFound
-from medfw.server.models import Release, Rollout
 from medfw.server.schemas import RolloutCreate
 
 __all__ = ["routes"]
@@ -24,15 +22,6 @@ __all__ = ["routes"]
 _ACTIONS = ("pause", "resume", "cancel")
 _SPLIT = re.compile(r"[\s,]+")
 _FIELDS = ("release", "name", "group", "devices", "version", "phases", "success_threshold", "error_threshold")
-
-
-def _rollout_row(c: Console, rollout_id: int) -> tuple[Rollout, Release]:
-    with c.service.sessions() as s:
-        ro = s.get(Rollout, rollout_id)
-        rel = s.get(Release, ro.release_id) if ro is not None else None
-    if ro is None or rel is None:
-        raise NotFound(f"no rollout {rollout_id}")
-    return ro, rel
 
 
 def _parse_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -100,7 +89,7 @@ def routes(c: Console) -> APIRouter:
         viewer = c.viewer(request)
         if state and state not in set(rules.RolloutState):
             state = ""
-        rows, pages = queries.rollout_summaries(c.service.sessions, state=state, page=page)
+        rows, pages = c.service.rollout_summaries(state=state, page=page)
         return c.render(
             request,
             "rollouts.html",
@@ -137,15 +126,14 @@ def routes(c: Console) -> APIRouter:
     @r.get("/rollouts/{rollout_id}")
     def rollout(request: Request, rollout_id: int) -> Response:
         viewer = c.viewer(request)
-        ro, rel = _rollout_row(c, rollout_id)
-        progress = queries.rollout_progress(c.service.sessions, rollout_id, len(ro.phases))
+        ro = c.service.rollout_header(rollout_id)
+        progress = c.service.rollout_progress(rollout_id, len(ro.phases))
         return c.render(
             request,
             "rollout.html",
             viewer,
             title=f"Rollout {ro.id}",
             ro=ro,
-            rel=rel,
             p=progress,
             reports=c.service.reports(rollout_id=rollout_id, limit=20),
             actions=_allowed(ro.state),
@@ -154,9 +142,7 @@ def routes(c: Console) -> APIRouter:
     @r.get("/live/rollouts/{rollout_id}")
     def rollout_live(request: Request, rollout_id: int, phases: Annotated[int, Query(ge=1, le=20)]) -> Response:
         viewer = c.viewer(request)
-        progress = queries.rollout_progress(c.service.sessions, rollout_id, phases)
-        if progress is None:
-            raise NotFound(f"no rollout {rollout_id}")
+        progress = c.service.rollout_progress(rollout_id, phases)
         return c.render(request, "_rollout_live.html", viewer, p=progress, rollout_id=rollout_id, phase_count=phases)
 
     @r.post("/rollouts/{rollout_id}/{action}")

@@ -99,6 +99,31 @@ class VulnSource:
             self.error = e.message
         return None
 
+    def vex(self, sbom_sha256: str, fmt: str) -> bytes | None:
+        """The VEX (``cyclonedx``, ``openvex`` or ``csaf``) of the SBOM with this digest, from the decisions recorded
+        now; ``None`` when the index does not hold that SBOM.
+
+        Raises:
+            Invalid: the document cannot be made (a CSAF VEX needs at least one decision), with the reason.
+        """
+        import json  # noqa: PLC0415
+
+        from medfw.server.errors import Invalid  # noqa: PLC0415
+        from medfw.vuln import export_vex  # noqa: PLC0415
+
+        index = self._open()
+        if index is None or not sbom_sha256:
+            return None
+        with self._lock:
+            row = next((r for r in index.releases() if r["sha256"] == sbom_sha256), None)
+            if row is None:
+                return None
+            try:
+                doc = export_vex(index, bytes(row["sbom"]), fmt, author="medfw fleet console")
+            except MedfwError as e:
+                raise Invalid(f"no {fmt} VEX for this release: {e.message}", field="format") from None
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
     def exposure(self, service: FleetService) -> list[Exposure]:
         """Every open finding across released firmware with the devices exposed and the fix's rollout
         (:func:`medfw.vuln.exposure.exposure` over this server's fleet), kept for ``ttl`` seconds."""

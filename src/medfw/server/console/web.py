@@ -119,13 +119,9 @@ class Console:
 
     def fleet(self) -> Any:
         """The fleet's counts (one scan), at most one refresh interval old in this process."""
-        from medfw.server.console.queries import fleet_summary  # noqa: PLC0415 - avoids an import cycle
-
-        def compute() -> Any:
-            self.service.flush_seen()  # what polling devices reported (no query when nothing is pending)
-            return fleet_summary(self.service.sessions, stale_hours=self.stale_hours)
-
-        return self.cached("fleet", self.aggregate_ttl, compute)
+        return self.cached(
+            "fleet", self.aggregate_ttl, lambda: self.service.fleet_summary(stale_hours=self.stale_hours)
+        )
 
     def render(
         self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200, **ctx: Any
