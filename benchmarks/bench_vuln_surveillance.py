@@ -103,6 +103,12 @@ def dense_sbom(families: int, products: list[tuple[str, str, str]], n: int = 100
     }
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the import's worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _time_process(argv: list[str]) -> tuple[float, float, int]:
     """(wall s, user+sys CPU s, peak RSS KiB) of a whole process, from /usr/bin/time."""
     out = subprocess.run(
@@ -116,11 +122,14 @@ def _time_process(argv: list[str]) -> tuple[float, float, int]:
 def bench_import_and_scan(t: Path, feed_dir: Path, families: int, products: list[tuple[str, str, str]]) -> Path:
     db = t / "big.db"
     index = open_index(str(db))
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), _cpu()
     rep = import_feeds(index, nvd=[str(feed_dir)])
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu
     n = rep.counts["nvd"]["added"]
-    print(f"import: {n} records in {wall:.1f} s wall ({n / wall:.0f} records/s), {cpu:.1f} s CPU ({n / cpu:.0f}/s CPU)")
+    print(
+        f"import: {n} records in {wall:.1f} s wall ({n / wall:.0f} records/s), "
+        f"{cpu:.1f} s CPU with the worker processes ({n / cpu:.0f}/s CPU)"
+    )
     verdict("import", n / wall >= 10_000, f"{n / wall:,.0f} records/s wall ({n / cpu:,.0f}/s CPU)", ">= 10,000/s")
     sbom = t / "dense.cdx.json"
     sbom.write_text(json.dumps(dense_sbom(families, products)))
@@ -163,11 +172,14 @@ def bench_sync(t: Path, feed_dir: Path, label: str, db_url: str) -> None:
     with serve(t, [], pages=pages) as up:
         cfg = SyncConfig(mirrors={"nvd": up.url("nvd")}, nvd_page_size=bench_vuln.PAGE)
         index = open_index(db_url)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         rep = sync_feeds(index, ["nvd"], config=cfg, fetcher=Fetcher(timeout=120))
-        full = time.perf_counter() - start
+        full, cpu = time.perf_counter() - start, _cpu() - cpu
         n = rep.sources["nvd"]["records"]
-        print(f"sync into {label}: {n} records, {rep.sources['nvd']['pages']} pages in {full:.1f} s ({n / full:.0f}/s)")
+        print(
+            f"sync into {label}: {n} records, {rep.sources['nvd']['pages']} pages in {full:.1f} s ({n / full:.0f}/s), "
+            f"{cpu:.1f} s CPU with the worker processes and the fake upstream"
+        )
         verdict(f"full sync into {label}", full <= 60, f"{n} records in {full:.1f} s", "<= 60 s")
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         for c in changed:
