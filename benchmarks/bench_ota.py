@@ -177,6 +177,8 @@ async def _load(port: int, creds: list[str], seconds: float, warmup: float, conn
         "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
         "mean_ms": 1000 * statistics.fmean(latencies) if n else float("nan"),
         "status": {str(k): v for k, v in sorted(status.items())},
+        "t_measure": t_measure,  # time.perf_counter() (system-wide monotonic): when the measured window began
+        "t_end": t_end,
     }
 
 

@@ -22,7 +22,7 @@ def test_two_workers_see_each_others_changes(tmp_path: Path) -> None:
     assert b.authenticate_device(cred) == "d1"
     first = b.poll("d1", version="1.0.0", secure_version=1, slot="ota_0")
     assert first.body["assignment"] is None
-    assert b.poll_cached("d1", version="1.0.0", secure_version=1, slot="ota_0") is first
+    assert b.poll_cached("d1", version="1.0.0", secure_version=1, slot="ota_0") == first
     a.sync_releases([_release()], actor="t")
     a.create_rollout(release="pump/pump-1.1.0.bin", phases=["100%"], actor="t")
     # B's cached answer is dropped because A bumped the generation

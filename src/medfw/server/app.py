@@ -27,6 +27,7 @@ from medfw.server.maintenance import Maintenance
 from medfw.server.middleware import BodyLimit, FastPoll
 from medfw.server.routers import device, health, management, trust, tuf, views
 from medfw.server.service import FleetService
+from medfw.server.store_state import CounterReader
 from medfw.update.repository import TufRepository
 from medfw.update.tuf_signer import MedfwTufSigner
 
@@ -59,11 +60,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        counters = CounterReader(service.store.engine)
+        service.cache.watch(counters)  # the generation counters read in the background; credentials loaded in bulk
         maintenance.start()  # a first pass records the repository's releases
         try:
             yield
         finally:
             maintenance.stop()
+            service.cache.unwatch()
+            counters.close()
 
     app = FastAPI(
         title="medfw OTA fleet server",

@@ -14,7 +14,7 @@ from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.server.auditing import Denials, RefusalLimiter, event_from_json, event_to_json
 from medfw.server.cache import PollCache
 from medfw.server.errors import Conflict
-from medfw.server.store import Store
+from medfw.server.store import ASSIGNMENTS, FLEET, Store
 from medfw.server.trust_config import TrustConfig
 from medfw.server.work import Work, now
 
@@ -22,18 +22,28 @@ __all__ = ["ServiceBase"]
 
 log = logging.getLogger("medfw.server")
 
+#: outbox events appended per durable group
+_DRAIN_BATCH = 500
+
 
 class _SerializedSink:
-    """Lets request threads and the event loop share one audit log: one event is appended at a time."""
+    """Lets request threads and the event loop share one audit log: one event (or batch) is appended at a time."""
 
     def __init__(self, sink: AuditSink) -> None:
         self._sink = sink
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def record(self, event: AuditEvent) -> None:
         """Append ``event`` to the wrapped sink."""
         with self._lock:
             self._sink.record(event)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Append the events recorded in the block as one durable group where the sink supports it (one sync)."""
+        grouped = getattr(self._sink, "batch", None)
+        with self._lock, grouped() if grouped is not None else contextlib.nullcontext():
+            yield
 
 
 class ServiceBase:
@@ -68,31 +78,40 @@ class ServiceBase:
         self.sessions = sessions
         self.artifact_base_url = artifact_base_url.rstrip("/") if artifact_base_url else None
         self.store = Store(sessions)
-        self.sink: AuditSink = _SerializedSink(sink or NullSink())
+        self.sink = _SerializedSink(sink or NullSink())
         self.drainer = drainer
         # without an audit log there is nothing to keep events for (unless another process drains them)
         self.use_outbox = not drainer or not (sink is None or isinstance(sink, NullSink))
         self.poll_interval = max(1, poll_interval)
-        self.cache = PollCache(self.store.generation, check_every=generation_check)
+        self.cache = PollCache(
+            self.store.generations, check_every=generation_check, load_credentials=self.store.credentials
+        )
         self.trust = trust or TrustConfig()
         self.denials = Denials()
         self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
         self._drain_lock = threading.Lock()
+        self._drain_again = False
 
     # ---- units of work -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def work(self) -> Iterator[Work]:
-        """Run one transaction whose audit events commit with it (outbox); then bump the generation (if polls
-        may change) and append the events to the audit log."""
+        """Run one transaction whose audit events commit with it (outbox) and that bumps a generation counter when
+        polls may change (:mod:`medfw.server.cache`); then append the events to the audit log."""
+        bumped: tuple[int, int] | None = None
         with self.store.transaction() as s:
             w = Work(s)
             yield w
             if w.events and self.use_outbox:
                 created = now()
                 self.store.add_outbox(s, [event_to_json(e, created=created) for e in w.events], created=created)
-        if w.changed:
-            self._changed()
+            if w.changed or w.moved:  # last: the counter's row lock is held only until the commit
+                row = FLEET if w.changed else ASSIGNMENTS
+                bumped = row, self.store.bump_generation(row, s)
+        if bumped is not None:
+            (self.cache.bumped if bumped[0] == FLEET else self.cache.moved)(bumped[1])
+        for hook in w.committed:
+            hook()
         if self.use_outbox:
             try:
                 self.drain_outbox()
@@ -103,20 +122,31 @@ class ServiceBase:
                 self.sink.record(event)
 
     def drain_outbox(self) -> int:
-        """Append committed outbox events to the audit log in order, deleting each once appended; return how
-        many (0 when another process is the drainer)."""
-        if not self.drainer:
-            return 0
+        """Append committed outbox events to the audit log in order (one durable group per batch), deleting them
+        once appended; return how many (0 when another process is the drainer, or when another thread of this
+        one is draining: it drains again before it stops)."""
         done = 0
-        with self._drain_lock:
-            while True:
-                rows = self.store.outbox_batch(500)
-                if not rows:
-                    return done
-                for outbox_id, text in rows:
-                    self.sink.record(event_from_json(text, outbox_id))
-                    self.store.outbox_delete(outbox_id)
-                    done += 1
+        while self.drainer:
+            if not self._drain_lock.acquire(blocking=False):
+                self._drain_again = True  # the thread holding the lock drains again before it stops
+                return done
+            try:
+                while True:
+                    self._drain_again = False
+                    n = self.store.drain_outbox(_DRAIN_BATCH, self._append)
+                    done += n
+                    if n < _DRAIN_BATCH and not self._drain_again:
+                        break
+            finally:
+                self._drain_lock.release()
+            if not self._drain_again:  # (set between the last batch and the release)
+                return done
+        return done
+
+    def _append(self, rows: list[tuple[int, str]]) -> None:
+        with self.sink.batch():
+            for outbox_id, text in rows:
+                self.sink.record(event_from_json(text, outbox_id))
 
     def set_sink(self, sink: AuditSink) -> None:
         """Become the drainer, appending to ``sink`` (another process that held the role has stopped)."""
@@ -130,10 +160,6 @@ class ServiceBase:
             yield
         except IntegrityError:
             raise Conflict(message, field=field) from None
-
-    def _changed(self) -> None:
-        """Bump the fleet generation (after a committed change that can alter poll answers)."""
-        self.cache.bumped(self.store.bump_generation())
 
     def flush_denied(self) -> None:
         """Write the aggregated refusals counted since the last call (one event per kind, source and reason)."""

@@ -267,6 +267,18 @@ class CampaignOps(TrailOps):
                 w.audit("key.rotate", "denied", "server", reason="campaign_paused", objects={"campaign": str(camp.id)})
             w.changed = True
 
+    def extras_devices(self) -> set[str]:
+        """The units of running campaigns: their poll answer can carry a rotation step (:meth:`rotation_instruction`)
+        without an assignment. (A maintenance window or an approval only changes an answer with an assignment.)"""
+        with self.sessions() as s:
+            return set(
+                s.scalars(
+                    select(RotationUnit.device_id)
+                    .join(RotationCampaign, RotationCampaign.id == RotationUnit.campaign_id)
+                    .where(RotationCampaign.state == "running")
+                )
+            )
+
     def rotation_instruction(self, device_id: str) -> dict[str, Any] | None:
         """The rotation step a unit is handed in its poll answer, once its campaign release is confirmed."""
         with self.sessions() as s:

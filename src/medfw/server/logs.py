@@ -19,14 +19,21 @@ __all__ = ["JsonFormatter", "RequestLog", "configure_logging", "set_actor"]
 request_log = logging.getLogger("medfw.server.request")
 
 _FIELDS = ("method", "path", "status", "latency_ms", "actor", "client")
+_LINE = "%s %s %d %.2fms %s"
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the request fields."""
 
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # the date part changes once a second: format it once
+            self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
         out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -87,6 +94,8 @@ class RequestLog:
                 "actor": actor,
                 "client": client[0] if client else None,
             }
-            request_log.info(
-                "%s %s %d %.2fms %s", scope["method"], scope["path"], status[0], latency, actor or "-", extra=extra
+            # makeRecord + handle: what Logger.info does, without looking up the caller's frame (most of its cost)
+            args = (scope["method"], scope["path"], status[0], latency, actor or "-")
+            request_log.handle(
+                request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, _LINE, args, None, extra=extra)
             )

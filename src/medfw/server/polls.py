@@ -11,13 +11,11 @@ from sqlalchemy.exc import DBAPIError
 
 from medfw.server import rollout as rules
 from medfw.server import rollouts
-from medfw.server import store_rollouts as rollout_sql
-from medfw.server.base import ServiceBase
 from medfw.server.cache import Reported
-from medfw.server.errors import Invalid, NotFound
-from medfw.server.models import Report
+from medfw.server.errors import NotFound
+from medfw.server.reports import ReportOps
 from medfw.server.store import is_outage
-from medfw.server.views import PollResult, ReportAck, ReportView
+from medfw.server.views import PollResult
 from medfw.server.work import now
 from medfw.vuln.version import compare_versions
 
@@ -27,18 +25,21 @@ VOLATILE = "_volatile"
 log = logging.getLogger("medfw.server")
 
 
-class DeviceOps(ServiceBase):
-    """Polls, downloads and reports of devices."""
+class DeviceOps(ReportOps):
+    """Polls, downloads and reports of devices (reports: :class:`~medfw.server.reports.ReportOps`)."""
 
     # ---- device API ----------------------------------------------------------------------------------------
 
     def poll_cached(
         self, device_id: str, *, version: str | None, secure_version: int, slot: str | None
     ) -> PollResult | None:
-        """The cached answer to a poll, or ``None`` when it must be computed (:meth:`poll`). Records the poll."""
+        """The answer to a poll without a database read (an idle device, or a busy one's cached answer), or
+        ``None`` when it must be computed (:meth:`poll`). Records the poll."""
         reported: Reported = (version, secure_version, slot)
-        generation = self.cache.current()
+        generation, _ = self.cache.current()
         self.cache.seen(device_id, now(), reported)
+        if self.cache.idle(device_id):
+            return self._idle_answer(device_id)
         return self.cache.poll(device_id, reported, generation)
 
     def poll(self, device_id: str, *, version: str | None, secure_version: int, slot: str | None) -> PollResult:
@@ -46,16 +47,35 @@ class DeviceOps(ServiceBase):
         cached = self.poll_cached(device_id, version=version, secure_version=secure_version, slot=slot)
         if cached is not None:
             return cached
-        generation = self.cache.current()
+        self.cache.refresh_busy(self.busy_devices)
+        generations = self.cache.current()
+        if self.cache.idle(device_id):
+            return self._idle_answer(device_id)
         body, changed = self._poll_db(device_id, version=version, secure_version=secure_version)
         if changed:
-            generation = self.cache.generation
+            generations = (self.cache.generation, self.cache.assignments)
         volatile = bool(body.pop(VOLATILE, False))  # depends on the clock (a maintenance window): never cached
-        etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
-        result = PollResult(body=body, etag=etag)
+        result = PollResult(body=body, etag=_etag(body))
         if not volatile:
-            self.cache.store_poll(device_id, (version, secure_version, slot), generation, result)
+            self.cache.store_poll(device_id, (version, secure_version, slot), generations, result)
         return result
+
+    def busy_devices(self) -> set[str]:
+        """Devices whose poll answer needs the database: an active assignment in a running rollout, or
+        something :meth:`poll_extras` adds (:meth:`extras_devices`). Every other device gets the idle answer."""
+        return self.store.assigned_devices() | self.extras_devices()
+
+    def extras_devices(self) -> set[str]:
+        """Devices :meth:`poll_extras` may add something for without an assignment (implemented by
+        :mod:`medfw.server.deferral`)."""
+        return set()
+
+    def _idle_answer(self, device_id: str) -> PollResult:
+        """The answer of a device with nothing to do (no assignment, nothing else to add)."""
+        body: dict[str, Any] = {"device": device_id, "assignment": None, "poll_interval": self.poll_interval}
+        if self.artifact_base_url:
+            body["metadata"] = f"{self.artifact_base_url}/metadata/"
+        return PollResult(body=body, etag=_etag(body))
 
     def _poll_db(self, device_id: str, *, version: str | None, secure_version: int) -> tuple[dict[str, Any], bool]:
         """Compute a poll answer: one Core query on the common path, a unit of work when an assignment changes."""
@@ -90,14 +110,14 @@ class DeviceOps(ServiceBase):
                 if why is not None:
                     a.state, a.reason, a.updated = "skipped", why, now()
                     rollouts.evaluate(w, ro)
-                    w.changed = True
+                    w.moved = True
                 elif same_version(version, rel.version) and a.state == "pending":
                     a.state, a.reason, a.updated = "confirmed", "already_installed", now()
                     rollouts.evaluate(w, ro)
-                    w.changed = True
+                    w.moved = True
                 else:
                     assignment = self._assignment(device_id, ro.id, rel)
-        return self._poll_body(device_id, assignment), w.changed
+        return self._poll_body(device_id, assignment), w.changed or w.moved
 
     def _poll_body(self, device_id: str, assignment: dict[str, Any] | None) -> dict[str, Any]:
         body = {"device": device_id, "assignment": assignment, "poll_interval": self.poll_interval}
@@ -124,81 +144,6 @@ class DeviceOps(ServiceBase):
         if path is None:
             raise NotFound("no release is assigned to this device")
         return path
-
-    def report(
-        self,
-        device_id: str,
-        *,
-        status: str,
-        reason: str | None,
-        detail: str | None,
-        rollout_id: int | None,
-        version: str | None,
-        secure_version: int | None,
-        slot: str | None,
-        trusted: bool = True,
-    ) -> ReportAck:
-        """Store a device status report, move its assignment along and re-evaluate the rollout.
-
-        A confirmation that is not ``trusted`` (see :meth:`check_claims`) is stored but moves the assignment to
-        ``unverified``, which never counts toward the success threshold.
-        """
-        if status not in rules.REPORT_STATUSES:
-            raise Invalid(f"unknown status {status!r}", field="status")
-        if status in rules.ERROR_STATES and not reason:
-            raise Invalid(f"a {status} report needs a reason", field="reason")
-        when = now()
-        self.flush_seen()
-        with self.work() as w:
-            s = w.session
-            dev = self.store.device(s, device_id)
-            if dev is None:
-                raise NotFound(f"no device {device_id}")
-            a = None
-            if rollout_id is not None:
-                a = self.store.assignment(s, rollout_id, device_id)
-                if a is None:
-                    raise NotFound(f"device {device_id} is not part of rollout {rollout_id}", field="rollout")
-            fields = {"version": version, "secure_version": secure_version, "slot": slot}
-            self.store.add_report(
-                s,
-                Report(
-                    device_id=device_id,
-                    rollout_id=rollout_id,
-                    status=status,
-                    reason=reason,
-                    detail=detail,
-                    created=when,
-                    **fields,
-                ),
-            )
-            dev.last_status = status
-            for name, value in fields.items():
-                if value is not None:
-                    setattr(dev, name, value)
-            if a is not None and a.state not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
-                status, reason = _move(w, a, status, reason, trusted=trusted)
-            w.changed = True
-            w.audit(
-                "ota.report",
-                "failure" if status in rules.ERROR_STATES else "success",
-                f"device:{device_id}",
-                reason=reason,
-                objects={"device": device_id, **({"rollout": str(rollout_id)} if rollout_id is not None else {})},
-                data={"status": status, **fields, "detail": detail, "trusted": trusted},
-            )
-        if status in rules.KEY_STATUSES:
-            self.campaign_report(device_id, status, reason)
-        return ReportAck(device=device_id, status=status)
-
-    def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
-        """Follow a unit's key-rotation report (implemented by the campaign service)."""
-
-    def reports(
-        self, *, device_id: str | None = None, rollout_id: int | None = None, limit: int = 100
-    ) -> list[ReportView]:
-        """Most recent reports first (optionally of one device and/or one rollout)."""
-        return self.store.reports(device_id=device_id, rollout_id=rollout_id, limit=max(1, min(limit, 1000)))
 
     def flush_seen(self) -> None:
         """Write what polling devices reported (version, secure_version, slot, last seen).
@@ -262,16 +207,9 @@ def same_version(reported: str | None, release: str) -> bool:
         return reported == release
 
 
-def _move(w: Any, a: Any, status: str, reason: str | None, *, trusted: bool) -> tuple[str, str | None]:
-    """Move an assignment to what its device reported (an untrusted confirmation to ``unverified``) and re-evaluate
-    the rollout; return the state and reason recorded."""
-    if status == "confirmed" and not trusted:
-        status, reason = rules.UNVERIFIED, "unverified_report"
-    a.state, a.reason, a.updated = status, reason, now()
-    ro = rollout_sql.rollout(w.session, a.rollout_id, lock=True)
-    assert ro is not None
-    rollouts.evaluate(w, ro)
-    return status, reason
+def _etag(body: dict[str, Any]) -> str:
+    """The ETag of a poll answer: a digest of its canonical JSON."""
+    return '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
 
 
 def _assignment(device_id: str, rollout_id: int, release: Any) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def create(w: Work, spec: RolloutSpec, *, actor: str) -> int:
         start += size
     sql.add_assignments(s, rows)
     evaluate(w, ro)
-    w.changed = True
+    w.moved = True
     w.audit(
         "rollout.change",
         "success",
@@ -145,7 +145,7 @@ def control(w: Work, rollout_id: int, action: str, *, actor: str) -> None:
     ro.updated = now()
     if target is rules.RolloutState.CANCELLED:
         sql.cancel_unstarted(s, rollout_id, ro.updated)
-    w.changed = True
+    w.moved = True
     w.audit("rollout.change", "success", actor, objects={"rollout": str(rollout_id)}, data=data)
     if target is rules.RolloutState.RUNNING:
         evaluate(w, ro)
@@ -171,7 +171,7 @@ def evaluate(w: Work, ro: Rollout) -> None:
         if decision is rules.Decision.WAIT:
             return
         ro.updated = now()
-        w.changed = True
+        w.moved = True
         objects = {"rollout": str(ro.id)}
         if decision is rules.Decision.PAUSE:
             ro.state = rules.RolloutState.PAUSED.value

@@ -12,18 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from medfw.server import rollout as rules
 from medfw.server.cache import AuthEntry
-from medfw.server.models import ApiToken, Assignment, AuditOutbox, Device, FleetState, Release, Report, Rollout
+from medfw.server.models import ApiToken, Assignment, Device, Release, Report, Rollout
 from medfw.server.rows import device_view, release_view, report_view, token_view
+from medfw.server.store_state import ASSIGNMENTS, FLEET, StateStore
 from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView, TokenView
 from medfw.update.repository import ReleaseInfo
 
-__all__ = ["Store", "active_assignment_of", "device_view", "is_outage"]
+__all__ = ["ASSIGNMENTS", "FLEET", "Store", "active_assignment_of", "device_view", "is_outage"]
 
 
 def is_outage(exc: DBAPIError) -> bool:
@@ -37,68 +37,18 @@ def is_outage(exc: DBAPIError) -> bool:
     return not any(word in text for word in ("syntax", "no such table", "no such column"))
 
 
-class Store:
-    """SQL over one database.
+class Store(StateStore):
+    """SQL over one database (the generation counters and the audit outbox: :class:`StateStore`).
 
     Args:
         sessions: a session factory bound to a migrated database.
     """
-
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-
-    @property
-    def engine(self) -> Engine:
-        """The engine the sessions are bound to."""
-        engine: Engine = self.sessions.kw["bind"]
-        return engine
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed when the block ends, rolled back on any exception."""
         with self.sessions.begin() as s:
             yield s
-
-    # ---- generation ------------------------------------------------------------------------------------------
-
-    def bump_generation(self) -> int:
-        """Increment the fleet generation (its own short transaction) and return the new value."""
-        with self.sessions.begin() as s:
-            s.execute(update(FleetState).where(FleetState.id == 1).values(generation=FleetState.generation + 1))
-            return int(s.scalar(select(FleetState.generation).where(FleetState.id == 1)) or 0)
-
-    def generation(self) -> int:
-        """The current fleet generation."""
-        with self.engine.connect() as conn:
-            return int(conn.scalar(select(FleetState.generation).where(FleetState.id == 1)) or 0)
-
-    def ping(self) -> None:
-        """One round trip to the database (raises when it cannot be reached)."""
-        with self.engine.connect() as conn:
-            conn.scalar(select(FleetState.id).limit(1))
-
-    # ---- audit outbox ----------------------------------------------------------------------------------------
-
-    @staticmethod
-    def add_outbox(s: Session, events: Sequence[str], *, created: datetime) -> None:
-        """Queue serialised audit events in the caller's transaction."""
-        s.execute(insert(AuditOutbox), [{"event": e, "created": created} for e in events])
-
-    def outbox_batch(self, limit: int) -> list[tuple[int, str]]:
-        """The oldest committed outbox rows."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(AuditOutbox.id, AuditOutbox.event).order_by(AuditOutbox.id).limit(limit))
-            return [(int(r[0]), str(r[1])) for r in rows]
-
-    def outbox_delete(self, outbox_id: int) -> None:
-        """Drop an outbox row once its event is in the audit log."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(AuditOutbox).where(AuditOutbox.id == outbox_id))
-
-    def outbox_size(self) -> int:
-        """Events committed but not yet in the audit log."""
-        with self.engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(AuditOutbox)) or 0)
 
     # ---- tokens ----------------------------------------------------------------------------------------------
 
@@ -162,6 +112,18 @@ class Store:
         if row is None or not row[1]:
             return None
         return AuthEntry(row[0], row[1], row[2], row[3], row[4])
+
+    def credentials(self) -> Iterator[tuple[str, AuthEntry]]:
+        """Every active device's credential digests (one query; the poll cache's warm-up)."""
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=10_000).execute(_ALL_CREDENTIALS)
+            for row in rows:
+                yield row[0], AuthEntry(row[1], row[2], row[3], row[4], row[5])
+
+    def assigned_devices(self) -> set[str]:
+        """Devices with an active assignment in a running rollout (one query)."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(_ASSIGNED))
 
     def devices(self, *, group: str | None = None, model: str | None = None) -> list[DeviceView]:
         """Devices (of one group/model) ordered by id."""
@@ -262,17 +224,6 @@ class Store:
                 .order_by(Rollout.id.desc())
             )
 
-    @staticmethod
-    def assignment(s: Session, rollout_id: int, device_id: str) -> Assignment | None:
-        """A device's assignment in one rollout."""
-        q = select(Assignment).where(Assignment.rollout_id == rollout_id, Assignment.device_id == device_id)
-        return s.scalar(q)
-
-    @staticmethod
-    def add_report(s: Session, report: Report) -> None:
-        """Insert a device report."""
-        s.add(report)
-
     def reports(self, *, device_id: str | None, rollout_id: int | None = None, limit: int) -> list[ReportView]:
         """Most recent reports first (optionally of one device and/or one rollout)."""
         q = select(Report).order_by(Report.id.desc()).limit(limit)
@@ -302,6 +253,24 @@ _CREDENTIAL = select(
     Device.prev_credential_hash,
     Device.prev_valid_until,
 ).where(Device.id == bindparam("device_id"))
+
+_ALL_CREDENTIALS = select(
+    Device.id,
+    Device.credential_salt,
+    Device.credential_hash,
+    Device.prev_credential_salt,
+    Device.prev_credential_hash,
+    Device.prev_valid_until,
+).where(Device.credential_hash != "")
+
+_ASSIGNED = (
+    select(Assignment.device_id)
+    .join(Rollout, Rollout.id == Assignment.rollout_id)
+    .where(
+        Assignment.state.in_(sorted(rules.ACTIVE_STATES)),
+        Rollout.state == rules.RolloutState.RUNNING.value,
+    )
+)
 
 _ACTIVE_ASSIGNMENT = (
     select(

@@ -6,6 +6,7 @@ change never leaves an audit entry claiming it happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,19 @@ def now() -> datetime:
 
 @dataclass
 class Work:
-    """The session of the running transaction, the audit events it produces and whether polls may change."""
+    """The session of the running transaction, the audit events it produces and whether polls may change.
+
+    ``changed``: any poll answer or credential may have changed (every process drops its poll cache).
+    ``moved``: only assignments moved (processes re-read which devices are busy; see :mod:`medfw.server.cache`).
+    ``committed``: called once the transaction has committed, before its events are appended to the audit log
+    (they are safe in the outbox by then).
+    """
 
     session: Session
     events: list[AuditEvent] = field(default_factory=list)
     changed: bool = False
+    moved: bool = False
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     def audit(
         self,

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from medfw.server.deps import Operator, Reader, Service
 from medfw.server.documents import MAX_SIZE
 from medfw.server.errors import Invalid
 from medfw.server.validation import NAME_PATTERN
-from medfw.server.views_fleet import DeviceFilter, DeviceState, DocumentKind, ReleaseDocument
+from medfw.server.views_fleet import (
+    DeviceFilter,
+    DevicePage,
+    DeviceState,
+    DocumentKind,
+    FleetSummary,
+    ReleaseDocument,
+    RolloutProgress,
+)
 
 __all__ = ["DOCUMENT_PATH", "router"]
 
@@ -36,74 +42,13 @@ _Name = Annotated[str, Query(max_length=64, pattern=NAME_PATTERN)]
 _Search = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]*$")]
 
 
-class FleetSummaryOut(BaseModel):
-    """Fleet counts: ``rows`` are [model, version, devices, not seen within ``stale_hours``]."""
-
-    rows: list[tuple[str, str, int, int]]
-    groups: list[tuple[str, int]]
-    total: int
-    stale: int
-    failed: int
-    stale_hours: int
-
-
-class DeviceRowOut(BaseModel):
-    """A device in a search result."""
-
-    id: str
-    model: str
-    chip: str
-    group: str
-    version: str | None
-    secure_version: int
-    slot: str | None
-    last_status: str | None
-    last_seen: datetime | None
-    created: datetime | None
-    active: bool
-
-
-class DevicePageOut(BaseModel):
-    """One page of a device search."""
-
-    rows: list[DeviceRowOut]
-    total: int
-    page: int
-    pages: int
-
-
-class ProgressOut(BaseModel):
-    """A rollout's devices per phase (state → count) and failure reasons as [state, reason, devices]."""
-
-    id: int
-    state: str
-    state_reason: str | None
-    current_phase: int
-    phases: list[dict[str, int]]
-    reasons: list[tuple[str, str, int]]
-
-
-class DocumentOut(BaseModel):
-    """A document attached to a release (its bytes at ``…/documents/{kind}``)."""
-
-    release_id: int
-    kind: DocumentKind
-    filename: str
-    media_type: str
-    sha256: str
-    size: int
-    attached: datetime | None
-    attached_by: str
-    summary: dict[str, Any]
-
-
-@router.get("/fleet/summary", response_model=FleetSummaryOut, tags=["fleet"])
+@router.get("/fleet/summary", response_model=FleetSummary, tags=["fleet"])
 def fleet_summary(_actor: Reader, service: Service, stale_hours: Annotated[int, Query(ge=1, le=24 * 365)] = 24) -> Any:
     """Devices per model × version × group, how many were not seen for ``stale_hours``, and failed ones."""
     return service.fleet_summary(stale_hours=stale_hours)
 
 
-@router.get("/fleet/devices", response_model=DevicePageOut, tags=["fleet"])
+@router.get("/fleet/devices", response_model=DevicePage, tags=["fleet"])
 def search_devices(
     *,
     _actor: Reader,
@@ -122,14 +67,14 @@ def search_devices(
     return service.device_page(f, page=page, size=size)
 
 
-@router.get("/rollouts/{rollout_id}/progress", response_model=ProgressOut, tags=["rollouts"])
+@router.get("/rollouts/{rollout_id}/progress", response_model=RolloutProgress, tags=["rollouts"])
 def rollout_progress(rollout_id: _Id, _actor: Reader, service: Service) -> Any:
     """A rollout's devices per phase and state, with failure reasons grouped (most frequent first)."""
     head = service.rollout_header(rollout_id)
     return service.rollout_progress(rollout_id, len(head.phases))
 
 
-@router.get("/releases/{release_id}/documents", response_model=list[DocumentOut], tags=["releases"])
+@router.get("/releases/{release_id}/documents", response_model=list[ReleaseDocument], tags=["releases"])
 def list_documents(release_id: _Id, _actor: Reader, service: Service) -> list[ReleaseDocument]:
     """The documents attached to a release."""
     service.release_by_id(release_id)
@@ -170,7 +115,7 @@ _RAW_BODY = {
 
 @router.put(
     "/releases/{release_id}/documents/{kind}",
-    response_model=DocumentOut,
+    response_model=ReleaseDocument,
     status_code=201,
     tags=["releases"],
     openapi_extra=_RAW_BODY,

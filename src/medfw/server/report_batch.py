@@ -1,0 +1,124 @@
+"""Group commit of device reports: reports arriving together are written in one transaction.
+
+Each report is still acknowledged only after the transaction holding it (the report, the assignment's move, the
+device's reported state and the audit event in the outbox) has committed. A request thread that finds fewer than
+``writers`` batches being written writes one itself — the reports queued at that moment, at most one per device
+and none of a device whose report is being written (so a device's reports keep their order) — and goes on until
+its own report is written; the others wait for theirs. When the database refuses a batch, each of its reports is
+written in a transaction of its own, so one bad report never costs another device its report.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from medfw.server.cache import Reported
+from medfw.server.views import ReportAck
+
+__all__ = ["PendingReport", "ReportQueue"]
+
+#: reports written in one transaction at most
+BATCH = 64
+#: batches written at the same time by one process
+WRITERS = 2
+
+
+@dataclass
+class PendingReport:
+    """A validated report waiting to be written, and its outcome once written."""
+
+    device_id: str
+    status: str
+    reason: str | None
+    detail: str | None
+    rollout_id: int | None
+    fields: dict[str, Any]
+    trusted: bool
+    when: datetime
+    polled: tuple[datetime, Reported] | None
+    ack: ReportAck | None = None
+    error: BaseException | None = None
+    done: bool = field(default=False, repr=False)
+
+    def finish(self, ack: ReportAck | None = None, error: BaseException | None = None) -> None:
+        """Record the outcome (an acknowledgement or the error to raise)."""
+        self.ack, self.error, self.done = ack, error, True
+
+    def finished(self) -> bool:
+        """Whether the outcome is known."""
+        return self.done
+
+    def outcome(self) -> ReportAck:
+        """The acknowledgement, or raise the report's error."""
+        if self.error is not None:
+            raise self.error
+        assert self.ack is not None
+        return self.ack
+
+
+class ReportQueue:
+    """Leader/follower group commit over ``write`` (which must finish every report it is given).
+
+    Args:
+        write: writes a batch of reports (at most one per device) and finishes each.
+        writers: batches written at the same time (each on its own database connection).
+    """
+
+    def __init__(self, write: Callable[[list[PendingReport]], None], *, writers: int = WRITERS) -> None:
+        self._write = write
+        self._writers = writers
+        self._queue: list[PendingReport] = []
+        self._leading = 0
+        self._inflight: set[str] = set()
+        self._cond = threading.Condition()
+
+    def submit(self, report: PendingReport) -> ReportAck:
+        """Queue ``report`` and return once it is written (writing batches meanwhile while fewer than ``writers``
+        threads do)."""
+        with self._cond:
+            self._queue.append(report)
+            while not report.finished() and self._leading >= self._writers:
+                self._cond.wait()
+            if report.finished():
+                return report.outcome()
+            self._leading += 1
+        try:
+            while not report.finished():
+                with self._cond:
+                    batch = self._take()
+                    if not batch:  # its report is in another writer's batch: wait for it
+                        self._cond.wait()
+                        continue
+                    self._inflight.update(r.device_id for r in batch)
+                try:
+                    self._write(batch)
+                except BaseException as e:  # (write finishes every report; this is its last resort)
+                    for r in batch:
+                        if not r.finished():
+                            r.finish(error=e)
+                with self._cond:
+                    self._inflight.difference_update(r.device_id for r in batch)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._leading -= 1
+                self._cond.notify_all()
+        return report.outcome()
+
+    def _take(self) -> list[PendingReport]:
+        """(Under the lock.) The oldest queued reports, at most one per device and :data:`BATCH` in all."""
+        batch: list[PendingReport] = []
+        devices: set[str] = set()
+        rest: list[PendingReport] = []
+        for r in self._queue:
+            if len(batch) < BATCH and r.device_id not in devices and r.device_id not in self._inflight:
+                batch.append(r)
+                devices.add(r.device_id)
+            else:
+                rest.append(r)
+        self._queue = rest
+        return batch
