@@ -130,3 +130,22 @@ def test_postgres_import_and_scan(pg_index: VulnIndex, vuln_vectors: Path, sbom_
     sbom = sbom_factory([{"bom-ref": "curl", "name": "curl", "version": "8.4.0", "purl": "pkg:generic/curl@8.4.0"}])
     result = scan(pg_index, sbom)
     assert "CVE-2024-2398" in {f.vuln_id for f in result.findings}
+
+
+def test_worker_processes_prepare_the_same_import(tmp_path: Path, vuln_vectors: Path) -> None:
+    from sqlalchemy import select
+
+    from medfw.vuln.schema import vuln_match, vuln_record
+
+    v = vuln_vectors
+    feeds = {"nvd": [str(v / "nvd")], "osv": [str(v / "osv")], "cve5": [str(v / "cve5")]}
+    stored = []
+    for workers in (0, 2):
+        index = open_index(str(tmp_path / f"w{workers}.db"))
+        report = import_feeds(index, workers=workers, **feeds)  # type: ignore[arg-type]
+        with index.transaction() as conn:
+            rows = conn.execute(select(vuln_record.c.rid, vuln_record.c.content_hash).order_by("rid")).all()
+            matches = conn.execute(select(vuln_match).order_by("rid", "ord", "key")).all()
+        stored.append((report.counts, report.files, [tuple(r) for r in rows], [tuple(m) for m in matches]))
+        index.close()
+    assert stored[0] == stored[1] and stored[0][2]

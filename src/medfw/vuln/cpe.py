@@ -121,6 +121,8 @@ def _escape(value: str) -> str:
 
 
 def _split_unescaped(text: str) -> list[str]:
+    if "\\" not in text:  # the common case: nothing escaped
+        return text.split(":")
     parts: list[str] = []
     cur: list[str] = []
     i = 0
@@ -147,6 +149,8 @@ def _check_value(value: str, attr: str) -> str:
         raise ValueError(f"empty {attr} value")
     if value in {ANY, NA}:
         return value
+    if "\\" not in value and "*" not in value and "?" not in value:  # nothing escaped, no wildcard
+        return value.lower()
     # canonical formatted-string form: '.', '-', '_' and alphanumerics are never quoted
     value = re.sub(r"\\([A-Za-z0-9._\-])", r"\1", value)
     # unescaped wildcards may only sit at the start or the end

@@ -9,8 +9,10 @@ kind (an ``index.json``, a schema) are reported as skipped files instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,21 +21,19 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from medfw._io import read_bytes
 from medfw.errors import FeedError, InputError
-from medfw.vuln.feeds import FeedRecord, ParseResult, Skip
-from medfw.vuln.feeds.cve5 import parse_cve5
+from medfw.vuln.feeds import ParseResult, Skip
 from medfw.vuln.feeds.epss import EpssScores, parse_epss
 from medfw.vuln.feeds.kev import KevCatalog, parse_kev
-from medfw.vuln.feeds.nvd import parse_nvd
-from medfw.vuln.feeds.osv import parse_osv, parse_osv_zip
-from medfw.vuln.feeds.vendor import parse_vendor
 from medfw.vuln.freshness import get_state, record_state
-from medfw.vuln.index import VulnIndex, canonical_json, content_hash
+from medfw.vuln.import_prep import PreparedFile, PreparedRecord, prepare_file, prepare_records, prepared_files
+from medfw.vuln.index import VulnIndex, content_hash
 from medfw.vuln.schema import epss, kev
 
 __all__ = ["FEED_KINDS", "ImportProgress", "ImportReport", "apply_epss", "apply_kev", "apply_records", "import_feeds"]
 
 FEED_KINDS = ("nvd", "cve5", "osv", "vendor", "kev", "epss")
 _MAX_FEED = 2 * 1024 * 1024 * 1024
+_POOL_BYTES = 32 * 1024 * 1024
 _PATTERNS = {
     "nvd": ("*.json", "*.json.gz"),
     "cve5": ("*.json",),
@@ -98,41 +98,29 @@ def apply_records(
     index: VulnIndex, conn: Connection, kind: str, result: ParseResult, report: ImportReport
 ) -> dict[str, int]:
     """Write parsed records (added / updated / unchanged / stale, see the module docstring) and count them."""
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(result.skips)}
-    report.skips.extend(result.skips)
-    latest: dict[str, FeedRecord] = {}
-    for rec in result.records:
-        latest[f"{rec.source}|{rec.record_id}"] = rec
-    rids = list(latest)
-    existing = index.existing(conn, rids)
-    new_rows: list[dict[str, Any]] = []
-    changed_rows: list[dict[str, Any]] = []
-    for rid, rec in latest.items():
-        canon = canonical_json(rec.data)
-        h = content_hash(canon)
-        row = {
-            "rid": rid,
-            "source": rec.source,
-            "record_id": rec.record_id,
-            "vuln_id": rec.vuln_id,
-            "modified": rec.modified,
-            "content_hash": h,
-            "has_config": bool(rec.data.get("configurations")),
-            "data": canon,
-            "parsed": rec.data,
-        }
-        old = existing.get(rid)
+    return apply_prepared(index, conn, kind, PreparedFile(prepare_records(result.records), result.skips), report)
+
+
+def apply_prepared(
+    index: VulnIndex, conn: Connection, kind: str, prepared: PreparedFile, report: ImportReport
+) -> dict[str, int]:
+    """Write prepared records (see :mod:`medfw.vuln.import_prep`) and count them."""
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(prepared.skips)}
+    report.skips.extend(prepared.skips)
+    existing = index.existing(conn, [r.rid for r in prepared.records])
+    new_rows: list[PreparedRecord] = []
+    changed_rows: list[PreparedRecord] = []
+    for rec in prepared.records:
+        old = existing.get(rec.rid)
         if old is None:
-            new_rows.append(row)
+            new_rows.append(rec)
             counts["added"] += 1
-        elif old[0] == h:
+        elif old[0] == rec.content_hash:
             counts["unchanged"] += 1
-            continue
         elif old[1] and (not rec.modified or rec.modified < old[1]):
             counts["stale"] += 1
-            continue
         else:
-            changed_rows.append(row)
+            changed_rows.append(rec)
             counts["updated"] += 1
     index.write_records(conn, new_rows, replace=False)
     index.write_records(conn, changed_rows, replace=True)
@@ -221,38 +209,37 @@ def apply_epss(conn: Connection, scores: EpssScores, report: ImportReport) -> di
     return counts
 
 
-def _parse_osv_any(raw: bytes, path: str) -> ParseResult:
-    if raw[:4] == b"PK\x03\x04" or path.endswith(".zip"):
-        return parse_osv_zip(raw, path)
-    return parse_osv(raw, path)
-
-
-_PARSERS: dict[str, Callable[[bytes, str], ParseResult]] = {
-    "nvd": parse_nvd,
-    "cve5": parse_cve5,
-    "osv": _parse_osv_any,
-    "vendor": parse_vendor,
-}
-
-
 def _import_file(
-    index: VulnIndex, conn: Connection, kind: str, path: str, *, in_dir: bool, report: ImportReport
+    index: VulnIndex,
+    conn: Connection,
+    kind: str,
+    path: str,
+    *,
+    in_dir: bool,
+    report: ImportReport,
+    prepared: PreparedFile | None = None,
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """Import one file; return its counts and the freshness facts it carries (version, data date)."""
-    raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
+    """Import one file (``prepared`` ahead by a worker, or here); return its counts and the freshness facts it
+    carries (version, data date)."""
     if kind == "kev":
+        raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
         cat = parse_kev(raw, path)
         return apply_kev(conn, cat, path, report), {"version": cat.version, "data_date": cat.date_released}
     if kind == "epss":
+        raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
         scores = parse_epss(raw, path)
         return apply_epss(conn, scores, report), {"version": scores.model_version, "data_date": scores.score_date}
-    try:
-        result = _PARSERS[kind](raw, path)
-    except FeedError as e:
-        if not in_dir or "not an NVD feed" not in e.message:
-            raise
-        result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
-    return apply_records(index, conn, kind, result, report), {}
+    prep = prepared if prepared is not None else prepare_file(kind, path, in_dir)
+    return apply_prepared(index, conn, kind, prep, report), {}
+
+
+def _workers(requested: int | None, plan: Sequence[tuple[str, str, bool]]) -> int:
+    """Worker processes for preparing record files: as requested, else two on a multi-core machine when the
+    import is large (several files, at least 32 MiB), none otherwise."""
+    if requested is not None:
+        return max(0, requested)
+    size = sum(Path(p).stat().st_size for _, p, _ in plan)
+    return min(2, os.cpu_count() or 1) if len(plan) >= 4 and size >= _POOL_BYTES else 0
 
 
 def import_feeds(
@@ -265,10 +252,13 @@ def import_feeds(
     epss: Sequence[str] = (),
     vendor: Sequence[str] = (),
     progress: ImportProgress | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import feed files or directories into ``index`` in one transaction and report the counts.
 
-    Each feed kind imported gets its freshness recorded (``feed_state``, method ``import``).
+    Each feed kind imported gets its freshness recorded (``feed_state``, method ``import``). Record files are
+    parsed and prepared by ``workers`` processes ahead of the writes (default: two for a large import on a
+    multi-core machine, see :func:`_workers`); the writes stay in this one transaction.
 
     Raises:
         InputError: a named path does not exist, or no feed was given.
@@ -286,9 +276,15 @@ def import_feeds(
         progress.start(len(plan))
     facts: dict[str, dict[str, str]] = {}
     locations: dict[str, list[str]] = {}
-    with index.transaction() as conn:
+    records = [item for item in plan if item[0] not in ("kev", "epss")]
+    n = _workers(workers, records)
+    ahead = prepared_files(records, n) if n else None
+    with contextlib.ExitStack() as stack, index.transaction() as conn:
+        if ahead is not None:
+            stack.enter_context(contextlib.closing(ahead))
         for kind, path, in_dir in plan:
-            counts, fact = _import_file(index, conn, kind, path, in_dir=in_dir, report=report)
+            prepared = next(ahead) if ahead is not None and kind not in ("kev", "epss") else None
+            counts, fact = _import_file(index, conn, kind, path, in_dir=in_dir, report=report, prepared=prepared)
             facts.setdefault(kind, {}).update(fact)
             locations.setdefault(kind, []).append(path)
             index.log_import(conn, kind, path, counts)

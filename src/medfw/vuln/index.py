@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -41,8 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.match_rows import match_rows
-from medfw.vuln.prepared import dumps, loads, match_data, triage_data
+from medfw.vuln.prepared import loads
 from medfw.vuln.schema import (
     HEAD,
     VERSION_TABLE,
@@ -56,7 +55,19 @@ from medfw.vuln.schema import (
     vuln_record,
 )
 
-__all__ = ["DEFAULT_DB", "StoredRecord", "VulnIndex", "migrate", "open_index", "resolve_db_url"]
+if TYPE_CHECKING:
+    from medfw.vuln.import_prep import PreparedRecord
+
+__all__ = [
+    "DEFAULT_DB",
+    "StoredRecord",
+    "VulnIndex",
+    "insert_many",
+    "migrate",
+    "open_index",
+    "pack_record",
+    "resolve_db_url",
+]
 
 DEFAULT_DB = "medfw-vuln.db"
 _CHUNK = 500
@@ -77,7 +88,8 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
-def _pack(data: Mapping[str, Any] | bytes) -> bytes:
+def pack_record(data: Mapping[str, Any] | bytes) -> bytes:
+    """The stored form of a record: its canonical JSON, zlib-compressed (fast level)."""
     return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 1)
 
 
@@ -94,6 +106,20 @@ def content_hash(data: Mapping[str, Any] | bytes) -> str:
 def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys; plain str/int/bool/bytes/None values) in one executemany handed
+    straight to the driver: the per-value type processing of a Core executemany costs more than the insert."""
+    if not rows:
+        return
+    names = list(rows[0])
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
+    if compiled.positional:
+        order = compiled.positiontup or []
+        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
 
 
 def resolve_db_url(db: str | None) -> str:
@@ -145,34 +171,17 @@ class VulnIndex:
             out.update({r.rid: (r.content_hash, r.modified) for r in rows})
         return out
 
-    def write_records(self, conn: Connection, rows: Sequence[Mapping[str, Any]], *, replace: bool) -> None:
-        """Insert (or, with ``replace``, replace) records and their ``vuln_match`` rows.
-
-        ``rows`` hold rid, source, record_id, vuln_id, modified, content_hash, has_config, parsed (the normalized
-        record, from which the match rows and the triage data are derived) and data (a mapping, or its canonical
-        JSON bytes). Every statement is an executemany over the whole batch.
-        """
-        if not rows:
+    def write_records(self, conn: Connection, recs: Sequence[PreparedRecord], *, replace: bool) -> None:
+        """Insert (or, with ``replace``, replace) prepared records and their ``vuln_match`` rows, each table in one
+        executemany."""
+        if not recs:
             return
-        packed: list[dict[str, Any]] = []
-        matches: list[dict[str, Any]] = []
-        for r in rows:
-            parsed = r["parsed"]
-            found, tree = match_rows(parsed)
-            rid, source, vuln_id = r["rid"], r["source"], r["vuln_id"]
-            matches.extend({**m, "rid": rid, "source": source, "vuln_id": vuln_id} for m in found)
-            rec = {k: v for k, v in r.items() if k != "parsed"}
-            rec["data"] = _pack(r["data"])
-            rec["match"] = dumps(match_data(parsed)) if tree else None
-            rec["triage"] = dumps(triage_data(parsed))
-            packed.append(rec)
         if replace:
-            for chunk in _chunks([r["rid"] for r in rows]):
+            for chunk in _chunks([r.rid for r in recs]):
                 conn.execute(vuln_record.delete().where(vuln_record.c.rid.in_(chunk)))
                 conn.execute(vuln_match.delete().where(vuln_match.c.rid.in_(chunk)))
-        conn.execute(insert(vuln_record), packed)
-        if matches:
-            conn.execute(insert(vuln_match), matches)
+        insert_many(conn, vuln_record, [r.record_row() for r in recs])
+        insert_many(conn, vuln_match, [m for r in recs for m in r.rows])
 
     def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load records by rid."""
@@ -366,10 +375,11 @@ class VulnIndex:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # a larger page cache and memory-mapped reads: scans read thousands of scattered records
+    # a larger page cache; no memory-mapped reads: mapped pages count in the scan process's resident memory,
+    # and the set-based scan reads do not gain from them
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA cache_size=-65536")
-    cur.execute("PRAGMA mmap_size=536870912")
+    cur.execute("PRAGMA mmap_size=0")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 

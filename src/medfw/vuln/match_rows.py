@@ -59,8 +59,10 @@ def _row_cpe(text: str) -> Cpe | None:
         cpe = parse_cpe(text)
     except ValueError:
         return None
-    vals = cpe.values()
-    if any(_wild(v) for v in vals[1:]) or cpe.vendor in (ANY, NA) or cpe.product in (ANY, NA):
+    if cpe.vendor in (ANY, NA) or cpe.product in (ANY, NA):
+        return None
+    bare = (text + ":").replace(":*:", "::").replace(":*:", "::")  # ANY values removed
+    if ("?" in text or "*" in bare) and any(_wild(v) for v in cpe.values()[1:]):  # look closer
         return None
     return cpe
 
@@ -94,7 +96,7 @@ def _bound(match: Mapping[str, Any], names: tuple[tuple[str, bool], ...]) -> tup
 
 def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> dict[str, Any]:
     text = str(m["criteria"])
-    row: dict[str, Any] = {"key": key, "ord": ordinal, "kind": RowKind.CRITERION, "part": cpe.part}
+    row: dict[str, Any] = {"key": key, "ord": ordinal, "kind": int(RowKind.CRITERION), "part": cpe.part}
     row.update({"criterion": text, "bound": bounds_text(m), "exact": None, "exact_key": None, "attrs": None})
     later = cpe.values()[4:]
     if any(v != ANY for v in later):
@@ -103,9 +105,9 @@ def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> di
         row["lo"], row["lo_incl"] = _bound(m, _LO)
         row["hi"], row["hi_incl"] = _bound(m, _HI)
     except ValueError:
-        row.update(kind=RowKind.DEAD, lo=None, lo_incl=False, hi=None, hi_incl=False)
+        row.update(kind=int(RowKind.DEAD), lo=None, lo_incl=False, hi=None, hi_incl=False)
     if cpe.version != ANY:  # a fixed version: bounds do not apply (as in the tree evaluation)
-        row.update(kind=RowKind.CRITERION, lo=None, lo_incl=False, hi=None, hi_incl=False, exact=cpe.version)
+        row.update(kind=int(RowKind.CRITERION), lo=None, lo_incl=False, hi=None, hi_incl=False, exact=cpe.version)
         if cpe.version != NA:
             with contextlib.suppress(ValueError):
                 row["exact_key"] = version_key(Cpe.plain(cpe.version))
@@ -115,7 +117,7 @@ def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> di
 def _tree_rows(keys: set[str]) -> list[dict[str, Any]]:
     empty = {"part": None, "criterion": None, "bound": None, "exact": None, "exact_key": None, "attrs": None}
     bounds = {"lo": None, "lo_incl": False, "hi": None, "hi_incl": False}
-    return [{"key": k, "ord": 0, "kind": RowKind.TREE, **empty, **bounds} for k in sorted(keys)]
+    return [{"key": k, "ord": 0, "kind": int(RowKind.TREE), **empty, **bounds} for k in sorted(keys)]
 
 
 def match_rows(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:

@@ -162,6 +162,7 @@ def _key_bytes(parts: tuple[Part, ...]) -> bytes:
     return b"".join(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def version_key(text: str) -> bytes:
     """Return bytes whose bytewise order is the order of :func:`compare_versions` (equal bytes = equal versions).
 

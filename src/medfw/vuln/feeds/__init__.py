@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,28 +69,29 @@ def record_error(message: str) -> RecordError:
     return RecordError(message)
 
 
-def maybe_gunzip(data: bytes, path: str) -> bytes:
+def maybe_gunzip(data: bytes, path: str, source: str = "feed") -> bytes:
     """Decompress gzip data (by magic bytes), bounded; return other data unchanged.
 
     Raises:
-        FeedError: the gzip stream is truncated or corrupt, or decompresses beyond 1 GiB.
+        FeedError: the gzip stream is truncated or corrupt, or decompresses beyond 1 GiB (the message names
+            ``source``).
     """
     if data[:2] != b"\x1f\x8b":
         return data
     try:
         out = gzip.decompress(data)
-    except (OSError, EOFError) as e:
-        raise FeedError(f"gzip stream is corrupt or truncated: {e}", path=path) from e
+    except (OSError, EOFError, zlib.error) as e:
+        raise FeedError(f"{source}: gzip stream is corrupt or truncated: {e}", path=path) from e
     if len(out) > _MAX_DECOMPRESSED:
-        raise FeedError("decompressed feed is larger than 1 GiB", path=path)
+        raise FeedError(f"{source}: decompressed feed is larger than 1 GiB", path=path)
     return out
 
 
-def load_json(data: bytes, path: str) -> Any:
+def load_json(data: bytes, path: str, source: str = "feed") -> Any:
     """Parse JSON, naming the byte offset of a syntax error (a truncated file shows up here).
 
     Raises:
-        FeedError: not UTF-8 JSON.
+        FeedError: not UTF-8 JSON (the message names ``source``).
     """
     try:  # the fast path; the slow one below finds the offset of what is wrong
         return orjson.loads(data[3:] if data[:3] == b"\xef\xbb\xbf" else data)
@@ -98,9 +100,9 @@ def load_json(data: bytes, path: str) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise FeedError("feed is not UTF-8 text", path=path, offset=e.start) from e
+        raise FeedError(f"{source} is not UTF-8 text", path=path, offset=e.start) from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         offset = len(text[: e.pos].encode("utf-8"))
-        raise FeedError(f"feed is not valid JSON (truncated?): {e.msg}", path=path, offset=offset) from e
+        raise FeedError(f"{source} is not valid JSON (truncated?): {e.msg}", path=path, offset=offset) from e

@@ -20,15 +20,19 @@ def cvss_entry(version: str, vector: Any, source: str, primary: bool) -> dict[st
     return {"version": version, "vector": vector, "source": source, "primary": primary}
 
 
+def _is_map(x: Any) -> bool:
+    return type(x) is dict or isinstance(x, Mapping)  # parsed JSON: the exact-type test is the fast path
+
+
 def _check_node(node: Any, where: str) -> dict[str, Any]:
-    if not isinstance(node, Mapping):
+    if not _is_map(node):
         raise record_error(f"{where} is not an object")
     matches = node.get("cpeMatch", node.get("cpe_match", []))
     if not isinstance(matches, list):
         raise record_error(f"{where}.cpeMatch is not a list")
     out_matches: list[dict[str, Any]] = []
     for j, m in enumerate(matches):
-        if not isinstance(m, Mapping):
+        if not _is_map(m):
             raise record_error(f"{where}.cpeMatch[{j}] is not an object")
         criteria = m.get("criteria", m.get("cpe23Uri"))
         if not isinstance(criteria, str):
@@ -75,7 +79,7 @@ def check_configurations(configs: Any, where: str = "configurations") -> list[di
         raise record_error(f"{where} is not a list")
     out: list[dict[str, Any]] = []
     for i, conf in enumerate(configs):
-        if not isinstance(conf, Mapping) or not isinstance(conf.get("nodes"), list):
+        if not _is_map(conf) or not isinstance(conf.get("nodes"), list):
             raise record_error(f"{where}[{i}].nodes is missing")
         operator = str(conf.get("operator", "OR")).upper()
         if operator not in {"AND", "OR"}:

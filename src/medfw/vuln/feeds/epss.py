@@ -34,7 +34,7 @@ def parse_epss(raw: bytes, path: str) -> EpssScores:
         FeedError: not text, or the header is not ``cve,epss,percentile``.
     """
     try:
-        text = maybe_gunzip(raw, path).decode("utf-8-sig")
+        text = maybe_gunzip(raw, path, "EPSS").decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise FeedError("EPSS file is not UTF-8 text", path=path, offset=e.start) from e
     lines = text.splitlines()
@@ -48,6 +48,14 @@ def parse_epss(raw: bytes, path: str) -> EpssScores:
     if not lines or [h.strip() for h in lines[0].split(",")] != ["cve", "epss", "percentile"]:
         raise FeedError("not an EPSS CSV: header must be 'cve,epss,percentile'", path=path, field="header")
     out = EpssScores(score_date, model)
+    try:
+        _rows(out, lines, path)
+    except csv.Error as e:
+        raise FeedError(f"EPSS CSV is malformed: {e}", path=path) from e
+    return out
+
+
+def _rows(out: EpssScores, lines: list[str], path: str) -> None:
     for n, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), start=2):
         if not row:
             continue
@@ -63,4 +71,3 @@ def parse_epss(raw: bytes, path: str) -> EpssScores:
             out.skips.append(Skip(row[0], f"line {n}: score outside [0, 1]", path))
             continue
         out.scores[row[0]] = (score, pct)
-    return out

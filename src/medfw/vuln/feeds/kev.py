@@ -39,9 +39,11 @@ def parse_kev(raw: bytes, path: str) -> KevCatalog:
     Raises:
         FeedError: not JSON, truncated, or not a KEV catalog.
     """
-    doc = load_json(raw, path)
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("vulnerabilities"), list) or "catalogVersion" not in doc:
-        raise FeedError("not a CISA KEV catalog (catalogVersion and vulnerabilities expected)", path=path)
+    doc = load_json(raw, path, "KEV catalog")
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("vulnerabilities"), list):
+        raise FeedError("not a CISA KEV catalog (vulnerabilities expected)", path=path, field="vulnerabilities")
+    if not isinstance(doc.get("catalogVersion"), str | int | float) or isinstance(doc["catalogVersion"], bool):
+        raise FeedError("not a CISA KEV catalog (catalogVersion expected)", path=path, field="catalogVersion")
     cat = KevCatalog(str(doc["catalogVersion"]), str(doc.get("dateReleased", "")))
     for i, e in enumerate(doc["vulnerabilities"]):
         rid = str(e.get("cveID", f"#{i}")) if isinstance(e, Mapping) else f"#{i}"

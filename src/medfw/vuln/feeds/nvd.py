@@ -17,7 +17,7 @@ from medfw.errors import FeedError
 from medfw.vuln.feeds import CVE_ID, FeedRecord, ParseResult, RecordError, Skip, load_json, maybe_gunzip, record_error
 from medfw.vuln.feeds._cvss import check_configurations, cvss_entry
 
-__all__ = ["parse_nvd"]
+__all__ = ["parse_nvd", "parse_nvd_doc"]
 
 _METRIC_KEYS = (("cvssMetricV40", "4.0"), ("cvssMetricV31", "3.1"), ("cvssMetricV30", "3.0"), ("cvssMetricV2", "2.0"))
 
@@ -137,7 +137,15 @@ def parse_nvd(raw: bytes, path: str) -> ParseResult:
     Raises:
         FeedError: not JSON, truncated, or none of the NVD shapes.
     """
-    doc = load_json(maybe_gunzip(raw, path), path)
+    return parse_nvd_doc(load_json(maybe_gunzip(raw, path), path), path)
+
+
+def parse_nvd_doc(doc: Any, path: str) -> ParseResult:
+    """Parse one already decoded NVD document (see :func:`parse_nvd`).
+
+    Raises:
+        FeedError: none of the NVD shapes.
+    """
     result = ParseResult()
     if isinstance(doc, Mapping) and isinstance(doc.get("vulnerabilities"), list) and doc.get("format") == "NVD_CVE":
         for i, v in enumerate(doc["vulnerabilities"]):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -53,7 +54,7 @@ def _affected(entry: Any, i: int) -> dict[str, Any]:
     elif pkg.get("ecosystem") == "OSS-Fuzz" and pkg.get("name"):
         base = f"pkg:generic/{str(pkg['name']).lower()}"
     ranges: list[dict[str, Any]] = []
-    for j, r in enumerate(entry.get("ranges", []) or []):
+    for j, r in enumerate(_list(entry, "ranges")):
         if not isinstance(r, Mapping) or r.get("type") not in {"SEMVER", "ECOSYSTEM", "GIT"}:
             raise record_error(f"affected[{i}].ranges[{j}].type must be SEMVER, ECOSYSTEM or GIT")
         events = r.get("events")
@@ -82,7 +83,7 @@ def _affected(entry: Any, i: int) -> dict[str, Any]:
 
 def _severity(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for s in doc.get("severity", []) or []:
+    for s in _list(doc, "severity"):
         if isinstance(s, Mapping) and str(s.get("type", "")).startswith("CVSS_V"):
             version = {"CVSS_V3": "3.1", "CVSS_V4": "4.0", "CVSS_V2": "2.0"}.get(str(s["type"]), "")
             out.append({"version": version, "vector": str(s.get("score", "")), "source": "osv", "primary": False})
@@ -100,7 +101,7 @@ def _record(doc: Any) -> FeedRecord:
     affected = doc.get("affected", []) or []
     if not isinstance(affected, list):
         raise record_error("affected is not a list")
-    aliases = [str(a) for a in doc.get("aliases", []) or []]
+    aliases = [str(a) for a in _list(doc, "aliases")]
     cves = [a for a in aliases if CVE_ID.match(a)]
     vuln_id = osv_id if CVE_ID.match(osv_id) else cves[0] if len(cves) == 1 else osv_id
     modified = str(doc["modified"])
@@ -114,9 +115,16 @@ def _record(doc: Any) -> FeedRecord:
         "cwes": [],
         "osv": [_affected(a, i) for i, a in enumerate(affected)],
         "aliases": aliases,
-        "references": [str(r.get("url")) for r in doc.get("references", []) or [] if isinstance(r, Mapping)],
+        "references": [str(r.get("url")) for r in _list(doc, "references") if isinstance(r, Mapping)],
     }
     return FeedRecord("osv", osv_id, vuln_id, modified, data)
+
+
+def _list(doc: Mapping[str, Any], key: str) -> list[Any]:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise record_error(f"{key} is not a list")
+    return value
 
 
 def parse_osv(raw: bytes, path: str) -> ParseResult:
@@ -133,7 +141,7 @@ def parse_osv(raw: bytes, path: str) -> ParseResult:
             offset = getattr(mark, "index", None)
             raise FeedError(f"OSV file is not valid YAML (truncated?): {e}", path=path, offset=offset) from e
     else:
-        doc = load_json(raw, path)
+        doc = load_json(raw, path, "OSV record")
     result = ParseResult()
     try:
         result.records.append(_record(doc))
@@ -143,13 +151,15 @@ def parse_osv(raw: bytes, path: str) -> ParseResult:
     return result
 
 
-def parse_osv_zip(raw: bytes, path: str) -> ParseResult:
-    """Parse an OSV ``all.zip`` (one JSON record per member, as osv.dev's per-ecosystem bucket serves it).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError, NotImplementedError, ValueError)
+
+
+def _zip_members(raw: bytes, path: str) -> Iterator[tuple[str, bytes]]:
+    """The ``.json`` members of an archive, one at a time, bounded in size.
 
     Raises:
-        FeedError: the archive is truncated or corrupt, a member is too large, or a member is not JSON.
+        FeedError: the archive is truncated, corrupt, encrypted or too large.
     """
-    result = ParseResult()
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             members = [m for m in zf.infolist() if not m.is_dir() and m.filename.endswith(".json")]
@@ -158,10 +168,22 @@ def parse_osv_zip(raw: bytes, path: str) -> ParseResult:
             for m in members:
                 if m.file_size > _MAX_ZIP_MEMBER:
                     raise FeedError(f"OSV archive member {m.filename} is larger than 64 MiB", path=path)
-                member = f"{path}!{m.filename}"
-                part = parse_osv(zf.read(m), member)
-                result.records.extend(part.records)
-                result.skips.extend(part.skips)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
+                yield m.filename, zf.read(m)
+    except _ZIP_ERRORS as e:
         raise FeedError(f"OSV archive is corrupt or truncated: {e}", path=path) from e
+    except RuntimeError as e:  # an encrypted member
+        raise FeedError(f"OSV archive cannot be read: {e}", path=path) from e
+
+
+def parse_osv_zip(raw: bytes, path: str) -> ParseResult:
+    """Parse an OSV ``all.zip`` (one JSON record per member, as osv.dev's per-ecosystem bucket serves it).
+
+    Raises:
+        FeedError: the archive is truncated or corrupt, a member is too large, or a member is not JSON.
+    """
+    result = ParseResult()
+    for name, data in _zip_members(raw, path):
+        part = parse_osv(data, f"{path}!{name}")
+        result.records.extend(part.records)
+        result.skips.extend(part.skips)
     return result

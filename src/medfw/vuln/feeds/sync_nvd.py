@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,15 +22,19 @@ from typing import Any
 from medfw.errors import FeedError
 from medfw.vuln.feeds import load_json, maybe_gunzip
 from medfw.vuln.feeds.fetch import Fetcher, RateLimit, is_local, local_path
-from medfw.vuln.feeds.nvd import parse_nvd
+from medfw.vuln.feeds.nvd import parse_nvd_doc
 from medfw.vuln.freshness import get_state, record_state, save_cursor
-from medfw.vuln.importer import ImportReport, apply_records
+from medfw.vuln.import_prep import PreparedFile, prepare_records
+from medfw.vuln.importer import ImportReport, apply_prepared
 from medfw.vuln.index import VulnIndex
 
 __all__ = ["NVD_API", "NvdSync", "nvd_rate_limit", "sync_nvd"]
 
 NVD_API = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 _WINDOW = dt.timedelta(days=120)
+#: a run with at least this many pages left is pipelined (pages fetched and prepared ahead of the writes)
+_PIPELINE_PAGES = 8
+_AHEAD = 4
 
 
 def _fmt(t: dt.datetime) -> str:
@@ -74,28 +80,44 @@ def _dir_cursor(rel: str, _n: int) -> Cursor:
     return {"mode": "dir", "dir_done": rel}
 
 
+def prepare_page(raw: bytes, url: str) -> tuple[int, int, PreparedFile]:
+    """Decode, check and prepare one API page: (totalResults, records in the page, prepared records). Pure: a
+    worker process runs it for the pages ahead while the previous page is written."""
+    doc = load_json(maybe_gunzip(raw, url, "nvd"), url, "nvd page")
+    total, n = _check_page(doc, url)
+    result = parse_nvd_doc(doc, url)
+    return total, n, PreparedFile(prepare_records(result.records), result.skips)
+
+
+Fetch = Callable[[int], tuple[bytes, str]]
+
+
 @dataclass
 class _Run:
     index: VulnIndex
     report: ImportReport
     out: NvdSync
     progress: Callable[[int, int], None] | None
+    page_size: int = 2000
+    workers: int = 0
 
-    def apply(self, raw: bytes, url: str, cursor_after: Callable[[int], Cursor]) -> tuple[int, int]:
-        """Apply one page in one transaction with the cursor past it; return (totalResults, records in page)."""
-        total, n = _check_page(load_json(maybe_gunzip(raw, url), url), url)
-        result = parse_nvd(raw, url)
+    def commit(self, url: str, page: tuple[int, int, PreparedFile], cursor_after: Callable[[int], Cursor]) -> None:
+        """Apply one prepared page in one transaction with the cursor past it."""
+        _total, n, prepared = page
         with self.index.transaction() as conn:
-            counts = apply_records(self.index, conn, "nvd", result, self.report)
+            counts = apply_prepared(self.index, conn, "nvd", prepared, self.report)
             self.index.log_import(conn, "nvd", url, counts)
             save_cursor(conn, "nvd", cursor_after(n))
         self.out.pages += 1
         self.out.records += n
-        return total, n
 
-    def page_through(
-        self, fetch: Callable[[int], tuple[bytes, str]], start: int, cursor: Callable[[int], Cursor]
-    ) -> None:
+    def apply(self, raw: bytes, url: str, cursor_after: Callable[[int], Cursor]) -> tuple[int, int]:
+        """Apply one page; return (totalResults, records in page)."""
+        page = prepare_page(raw, url)
+        self.commit(url, page, cursor_after)
+        return page[0], page[1]
+
+    def page_through(self, fetch: Fetch, start: int, cursor: Callable[[int], Cursor]) -> None:
         while True:
             raw, url = fetch(start)
             total, n = self.apply(raw, url, functools.partial(_shifted, cursor, start))
@@ -104,6 +126,42 @@ class _Run:
                 self.progress(start, total)
             if n == 0 or start >= total:
                 return
+            if self.workers and total - start >= _PIPELINE_PAGES * self.page_size:
+                self._pipelined(fetch, start, total, cursor)
+                return
+
+    def _pipelined(self, fetch: Fetch, start: int, total: int, cursor: Callable[[int], Cursor]) -> None:
+        """The remaining pages of a long run: fetched by a thread and prepared by worker processes a few pages
+        ahead, committed here in order (a short page makes the guessed next starts wrong: they are dropped)."""
+        io = concurrent.futures.ThreadPoolExecutor(1)
+        cpu = concurrent.futures.ProcessPoolExecutor(self.workers)
+        cpu.submit(int).result()  # the workers start now, from this thread, not from the fetching one
+
+        def job(s: int) -> tuple[str, concurrent.futures.Future[tuple[int, int, PreparedFile]]]:
+            raw, url = fetch(s)
+            return url, cpu.submit(prepare_page, raw, url)
+
+        ahead: dict[int, concurrent.futures.Future[Any]] = {}
+        try:
+            while start < total:
+                for k in range(_AHEAD):
+                    s = start + k * self.page_size
+                    if s < total and s not in ahead:
+                        ahead[s] = io.submit(job, s)
+                url, page_future = ahead.pop(start).result()
+                page = page_future.result()
+                self.commit(url, page, functools.partial(_shifted, cursor, start))
+                total, n = page[0], page[1]
+                start += n
+                if self.progress is not None:
+                    self.progress(start, total)
+                if n == 0:
+                    return
+                if start not in ahead:
+                    ahead.clear()
+        finally:
+            io.shutdown(wait=True, cancel_futures=True)
+            cpu.shutdown(wait=True, cancel_futures=True)
 
 
 def _sync_dir(run: _Run, base: str) -> None:
@@ -143,7 +201,8 @@ def sync_nvd(
     """
     now = now or dt.datetime.now(dt.UTC)
     out = NvdSync()
-    run = _Run(index, report, out, progress)
+    workers = 0 if limit is not None else min(2, os.cpu_count() or 1)  # a rate-limited API gains nothing
+    run = _Run(index, report, out, progress, page_size, workers)
     if is_local(base):
         _sync_dir(run, base)
         with index.transaction() as conn:
