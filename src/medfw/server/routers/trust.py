@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from medfw.server import trust_schemas as ts
 from medfw.server.deps import Admin, Operator, Reader, Service
 from medfw.server.rollouts import RolloutSpec
+from medfw.server.validation import NAME_PATTERN, DeviceId, RolloutId
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
+
+
+GroupName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64)]
 
 
 @router.post("/enrollment/preauthorized", tags=["enrollment"])
@@ -31,7 +35,9 @@ def enrollment_requests(
 
 
 @router.post("/enrollment/requests/{device_id}", tags=["enrollment"])
-def decide_enrollment(device_id: str, body: ts.EnrollmentDecision, actor: Operator, service: Service) -> dict[str, str]:
+def decide_enrollment(
+    device_id: DeviceId, body: ts.EnrollmentDecision, actor: Operator, service: Service
+) -> dict[str, str]:
     """Approve (register the unit) or reject a held enrollment."""
     return {
         "device": device_id,
@@ -40,7 +46,7 @@ def decide_enrollment(device_id: str, body: ts.EnrollmentDecision, actor: Operat
 
 
 @router.put("/models/{model}/group", tags=["enrollment"])
-def model_group(model: str, body: ts.ModelGroupIn, actor: Operator, service: Service) -> dict[str, str]:
+def model_group(model: GroupName, body: ts.ModelGroupIn, actor: Operator, service: Service) -> dict[str, str]:
     """Set the group a model's units enrol into."""
     service.set_model_group(model, body.group, actor=actor)
     return {"model": model, "group": body.group}
@@ -53,7 +59,7 @@ def revocations(_actor: Reader, service: Service) -> list[dict[str, str]]:
 
 
 @router.post("/devices/{device_id}/certificate/revoke", tags=["enrollment"])
-def revoke(device_id: str, body: ts.RevokeIn, actor: Admin, service: Service) -> dict[str, Any]:
+def revoke(device_id: DeviceId, body: ts.RevokeIn, actor: Admin, service: Service) -> dict[str, Any]:
     """Revoke every certificate a device used (decommissioning does this too)."""
     return {
         "device": device_id,
@@ -63,7 +69,7 @@ def revoke(device_id: str, body: ts.RevokeIn, actor: Admin, service: Service) ->
 
 @router.get("/devices/{device_id}/audit", tags=["devices"])
 def device_audit(
-    device_id: str,
+    device_id: DeviceId,
     _actor: Reader,
     service: Service,
     start: Annotated[int, Query(ge=0)] = 0,
@@ -79,14 +85,14 @@ def device_audit(
 
 @router.get("/rollouts/{rollout_id}/trails", tags=["rollouts"])
 def rollout_trails(
-    rollout_id: int, _actor: Reader, service: Service, phase: Annotated[int, Query(ge=0, le=19)] = 0
+    rollout_id: RolloutId, _actor: Reader, service: Service, phase: Annotated[int, Query(ge=0, le=19)] = 0
 ) -> list[dict[str, Any]]:
     """The collected audit trails of a rollout phase's units (phase 0 = the canary), for evidence bundles."""
     return service.rollout_trails(rollout_id, phase=phase)
 
 
 @router.get("/devices/{device_id}/claims", tags=["devices"])
-def device_claims(device_id: str, _actor: Reader, service: Service) -> dict[str, Any]:
+def device_claims(device_id: DeviceId, _actor: Reader, service: Service) -> dict[str, Any]:
     """The unit's last verified signed claims (version, eFuse counter, key slots)."""
     return service.device_claims(device_id) or {"claims": None, "verified": None}
 
@@ -98,7 +104,7 @@ def windows(_actor: Reader, service: Service) -> list[dict[str, Any]]:
 
 
 @router.put("/groups/{group}/window", tags=["devices"])
-def set_window(group: str, body: ts.WindowIn, actor: Operator, service: Service) -> dict[str, Any]:
+def set_window(group: GroupName, body: ts.WindowIn, actor: Operator, service: Service) -> dict[str, Any]:
     """Set a group's maintenance window (days and hours in the site's time zone)."""
     return service.set_window(
         group, timezone=body.timezone, days=body.days, start=body.start, end=body.end, actor=actor
@@ -106,7 +112,7 @@ def set_window(group: str, body: ts.WindowIn, actor: Operator, service: Service)
 
 
 @router.delete("/groups/{group}/window", status_code=204, tags=["devices"])
-def clear_window(group: str, actor: Operator, service: Service) -> Response:
+def clear_window(group: GroupName, actor: Operator, service: Service) -> Response:
     """Remove a group's maintenance window."""
     service.clear_window(group, actor=actor)
     return Response(status_code=204)
@@ -140,12 +146,12 @@ def campaigns(_actor: Reader, service: Service) -> list[dict[str, Any]]:
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"])
-def campaign(campaign_id: int, _actor: Reader, service: Service) -> dict[str, Any]:
+def campaign(campaign_id: RolloutId, _actor: Reader, service: Service) -> dict[str, Any]:
     """One campaign with per-unit progress."""
     return service.campaign(campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/{action}", tags=["campaigns"])
-def control_campaign(campaign_id: int, action: str, actor: Operator, service: Service) -> dict[str, Any]:
+def control_campaign(campaign_id: RolloutId, action: str, actor: Operator, service: Service) -> dict[str, Any]:
     """``pause`` or ``resume`` a campaign."""
     return service.control_campaign(campaign_id, action, actor=actor)
