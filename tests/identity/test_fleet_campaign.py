@@ -15,7 +15,8 @@ from medfw.crypto.keys import KeyType, generate_private_key, public_key_fingerpr
 from medfw.crypto.signer import FileSigner
 from medfw.device import PowerLossError
 from medfw.image.sbv2 import public_key_digest
-from medfw.keys.approvals import ApprovalRequest, RequireApprovals, sign_approval
+from medfw.keys.approval_policy import RequireApprovals
+from medfw.keys.approvals import ApprovalRequest, sign_approval
 
 from .trusted import TrustedFleet, Unit, trusted_fleet
 

@@ -14,10 +14,10 @@ from medfw.audit.sink import MemorySink
 from medfw.crypto.keys import KeyType, generate_private_key
 from medfw.crypto.signer import FileSigner
 from medfw.errors import ConfigError, PolicyViolationError, SignatureError, UsageError
+from medfw.keys.approval_policy import RequireApprovals
 from medfw.keys.approvals import (
     Approval,
     ApprovalRequest,
-    RequireApprovals,
     approval_event,
     approvals_from_events,
     sign_approval,

@@ -14,7 +14,8 @@ from medfw.crypto.keys import KeyType, generate_private_key
 from medfw.crypto.signer import FileSigner, Signer
 from medfw.errors import PolicyViolationError, UsageError
 from medfw.image import sbv2
-from medfw.keys.approvals import ApprovalRequest, RequireApprovals, sign_approval
+from medfw.keys.approval_policy import RequireApprovals
+from medfw.keys.approvals import ApprovalRequest, sign_approval
 from medfw.keys.guard import GuardedSigner
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

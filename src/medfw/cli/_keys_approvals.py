@@ -30,7 +30,7 @@ def _load_approval(path: str) -> Any:
 
 
 def _load_policy(path: str) -> Any:
-    from medfw.keys.approvals import load_policy  # noqa: PLC0415
+    from medfw.keys.approval_policy import load_policy  # noqa: PLC0415
 
     return load_policy(path)
 

@@ -1,6 +1,7 @@
 """The key lifecycle: signing approvals (M-of-N), audited signing, rotation and revocation."""
 
-from medfw.keys.approvals import Approval, ApprovalRequest, ApprovalResult, RequireApprovals, sign_approval
+from medfw.keys.approval_policy import ApprovalResult, RequireApprovals
+from medfw.keys.approvals import Approval, ApprovalRequest, sign_approval
 from medfw.keys.guard import GuardedSigner
 
 __all__ = [

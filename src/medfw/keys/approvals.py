@@ -1,4 +1,4 @@
-"""M-of-N signing approvals: signed approval records and the :class:`RequireApprovals` policy.
+"""M-of-N signing approvals: signed approval records (the policy that counts them: :mod:`medfw.keys.approval_policy`).
 
 A release key in an HSM can be guarded so that it signs only what enough people approved:
 
@@ -6,9 +6,10 @@ A release key in an HSM can be guarded so that it signs only what enough people 
    (any medfw signer: key file or token) and records it in the audit log as a ``key.approve`` event.
    The statement binds the release key (SPKI SHA-256 fingerprint), the subject (SHA-256 of the file to be signed),
    the purpose (``release-sign``, ``key-rotate``, …), the approver's name and key, and a validity window.
-2. Before the release key is used, :meth:`RequireApprovals.check` counts the valid approvals: signature by a key in
-   the policy's approver set, same release key, same subject, same purpose, inside the validity window. Each
-   approver key counts once. Fewer than the threshold is a :class:`~medfw.errors.PolicyViolationError`.
+2. Before the release key is used, :meth:`~medfw.keys.approval_policy.RequireApprovals.check` counts the valid
+   approvals: signature by a key in the policy's approver set, same release key, same subject, same purpose,
+   inside the validity window. Each approver key counts once. Fewer than the threshold is a
+   :class:`~medfw.errors.PolicyViolationError`.
 
 Statements are signed over RFC 8785 canonical JSON (deterministic bytes), with the scheme of the approver's key
 (Ed25519 over the bytes; RSA-PSS / ECDSA over their SHA-256). Everything here is pure: the current time comes in
@@ -19,35 +20,29 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import rfc8785
-import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from medfw._io import read_bytes
 from medfw.audit.sink import AuditEvent
-from medfw.crypto.keys import PublicKey, load_public_key, public_key_fingerprint
+from medfw.crypto.keys import PublicKey, public_key_fingerprint
 from medfw.crypto.signer import Signer
-from medfw.errors import ConfigError, MedfwError, PolicyViolationError, SignatureError, UsageError
+from medfw.errors import ConfigError, SignatureError, UsageError
 
 __all__ = [
     "APPROVAL_FORMAT",
     "Approval",
     "ApprovalRequest",
-    "ApprovalResult",
-    "RequireApprovals",
     "approval_event",
     "approvals_from_events",
-    "load_policy",
     "sign_approval",
+    "utc",
     "verify_approval",
 ]
 
@@ -64,7 +59,7 @@ def _check_hex64(value: str, name: str) -> str:
     return value
 
 
-def _utc(value: datetime, name: str) -> datetime:
+def utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() != timedelta(0):
         raise UsageError(f"{name} must be a UTC datetime", field=name)
     return value.replace(microsecond=0)
@@ -233,7 +228,7 @@ def sign_approval(
         raise UsageError("approver name must be 1..128 characters", field="approver")
     if not timedelta(0) < validity <= MAX_VALIDITY:
         raise UsageError(f"approval validity must be positive and at most {MAX_VALIDITY.days} days", field="validity")
-    issued = _utc(now, "now")
+    issued = utc(now, "now")
     unsigned = Approval(
         request=request,
         approver=approver,
@@ -274,162 +269,3 @@ def approvals_from_events(events: Iterable[AuditEvent]) -> list[Approval]:
         except ConfigError:
             continue
     return found
-
-
-@dataclass(frozen=True)
-class ApprovalResult:
-    """The outcome of evaluating approvals against a policy (no exception; see :meth:`RequireApprovals.check`).
-
-    Attributes:
-        threshold: approvals required.
-        approved_by: approver key fingerprints whose approval counted (each once), in input order.
-        rejected: ``(approver name, reason)`` for every approval that did not count.
-    """
-
-    threshold: int
-    approved_by: tuple[str, ...]
-    rejected: tuple[tuple[str, str], ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when enough distinct approvers approved."""
-        return len(self.approved_by) >= self.threshold
-
-    @property
-    def missing(self) -> int:
-        """How many more approvals are needed."""
-        return max(0, self.threshold - len(self.approved_by))
-
-
-@dataclass(frozen=True)
-class RequireApprovals:
-    """A policy: at least ``threshold`` of the ``approvers`` (fingerprint -> public key) must approve.
-
-    Raises (on construction):
-        ConfigError: no approvers, a threshold outside 1..N, or a key listed under a wrong fingerprint.
-    """
-
-    threshold: int
-    approvers: Mapping[str, PublicKey]
-    names: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.approvers:
-            raise ConfigError("an approval policy needs at least one approver key", field="approvers")
-        if not 1 <= self.threshold <= len(self.approvers):
-            raise ConfigError(
-                f"approval threshold {self.threshold} must be between 1 and the {len(self.approvers)} approvers",
-                field="threshold",
-            )
-        for fp, key in self.approvers.items():
-            if public_key_fingerprint(key) != fp:
-                raise ConfigError("approver key listed under a fingerprint that is not its own", field="approvers")
-
-    @classmethod
-    def of(cls, threshold: int, keys: Sequence[PublicKey], names: Sequence[str] | None = None) -> RequireApprovals:
-        """Build a policy from a list of approver public keys (and optional display names).
-
-        Raises:
-            ConfigError: a key is listed twice, or the threshold is out of range.
-        """
-        fps = [public_key_fingerprint(k) for k in keys]
-        if len(set(fps)) != len(fps):
-            raise ConfigError("the same approver key is listed twice", field="approvers")
-        labels = dict(zip(fps, names, strict=True)) if names is not None else {}
-        return cls(threshold, dict(zip(fps, keys, strict=True)), labels)
-
-    def evaluate(self, request: ApprovalRequest, approvals: Iterable[Approval], *, now: datetime) -> ApprovalResult:
-        """Count the approvals that satisfy this policy for ``request`` at ``now`` (never raises on bad records)."""
-        at = _utc(now, "now")
-        counted: list[str] = []
-        rejected: list[tuple[str, str]] = []
-        for a in approvals:
-            key = self.approvers.get(a.approver_key)
-            if key is None:
-                rejected.append((a.approver, "approver key is not in the policy"))
-            elif a.request != request:
-                rejected.append((a.approver, "approves a different key, subject or purpose"))
-            elif not a.issued_at <= at < a.expires_at:
-                rejected.append((a.approver, "outside its validity window"))
-            elif a.approver_key in counted:
-                rejected.append((a.approver, "approver already counted"))
-            else:
-                try:
-                    verify_approval(a, key)
-                except SignatureError as e:
-                    rejected.append((a.approver, e.message))
-                    continue
-                counted.append(a.approver_key)
-        return ApprovalResult(self.threshold, tuple(counted), tuple(rejected))
-
-    def check(self, request: ApprovalRequest, approvals: Iterable[Approval], *, now: datetime) -> ApprovalResult:
-        """Like :meth:`evaluate`, but fail closed.
-
-        Raises:
-            PolicyViolationError: fewer than ``threshold`` valid approvals (the message lists why each was refused).
-        """
-        result = self.evaluate(request, approvals, now=now)
-        if not result.ok:
-            why = "; ".join(f"{name}: {reason}" for name, reason in result.rejected)
-            raise PolicyViolationError(
-                f"signing needs {self.threshold} approval(s), {len(result.approved_by)} valid"
-                + (f" ({why})" if why else ""),
-                field="approvals",
-            )
-        return result
-
-
-def load_policy(path: str | os.PathLike[str]) -> RequireApprovals:
-    """Load an approval policy file (JSON or YAML), reading the approvers' public key files (I/O edge).
-
-    Format::
-
-        format: medfw-approval-policy/1
-        threshold: 2
-        approvers:
-          - name: alice
-            public_key: keys/alice.pub.pem     # relative to the policy file
-
-    Raises:
-        ConfigError: the file is malformed (names the field), or a key file cannot be used.
-    """
-    p = Path(path)
-    raw = read_bytes(p, max_length=MAX_POLICY_FILE, what="approval policy")
-    try:
-        data = yaml.safe_load(raw)  # YAML is a superset of JSON
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(
-            f"approval policy is not YAML/JSON: {e}", path=str(p), offset=mark.index if mark is not None else None
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
-        raise ConfigError(f"not a {POLICY_FORMAT} document", path=str(p), field="format")
-    unknown = set(data) - {"format", "threshold", "approvers", "description"}
-    if unknown:
-        raise ConfigError(f"unknown policy fields: {', '.join(sorted(map(str, unknown)))}", path=str(p))
-    threshold = data.get("threshold")
-    if not isinstance(threshold, int) or isinstance(threshold, bool):
-        raise ConfigError("threshold must be an integer", path=str(p), field="threshold")
-    entries = data.get("approvers")
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError("approvers must be a non-empty list", path=str(p), field="approvers")
-    keys: list[PublicKey] = []
-    names: list[str] = []
-    for i, entry in enumerate(entries):
-        where = f"approvers[{i}]"
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("name"), str)
-            or not isinstance(entry.get("public_key"), str)
-        ):
-            raise ConfigError("each approver needs a name and a public_key file", path=str(p), field=where)
-        key_path = p.parent / entry["public_key"]
-        try:
-            keys.append(load_public_key(key_path))
-        except MedfwError as e:
-            raise ConfigError(f"{where}: {e.message}", path=str(key_path), field=f"{where}.public_key") from None
-        names.append(entry["name"])
-    try:
-        return RequireApprovals.of(threshold, keys, names)
-    except ConfigError as e:
-        raise e.with_path(str(p)) from None

@@ -1,7 +1,7 @@
 """A signer wrapper that enforces an approval policy and records every signature in the audit log.
 
 :class:`GuardedSigner` wraps any :class:`~medfw.crypto.signer.Signer` (key file or token). On construction it checks
-an optional :class:`~medfw.keys.approvals.RequireApprovals` policy for the subject about to be signed, recording a
+an optional :class:`~medfw.keys.approval_policy.RequireApprovals` policy for the subject about to be signed, recording a
 ``key.sign`` event with outcome ``denied`` and raising :class:`~medfw.errors.PolicyViolationError` if the
 approvals fall short — so the wrapped key is never used. Afterwards each signature appends a ``key.sign`` event
 with the key's fingerprint, the digest signed and the approvers counted; never key material.
@@ -17,7 +17,8 @@ from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.crypto.keys import PublicKey, key_type_of, public_key_fingerprint
 from medfw.crypto.signer import HashName, Signer
 from medfw.errors import MedfwError, UsageError
-from medfw.keys.approvals import Approval, ApprovalRequest, RequireApprovals
+from medfw.keys.approval_policy import RequireApprovals
+from medfw.keys.approvals import Approval, ApprovalRequest
 
 __all__ = ["GuardedSigner"]
 

@@ -59,7 +59,7 @@ class ServerSettings:
         master = load_audit_master(self.device_audit_master) if self.device_audit_master else None
         policy = None
         if self.approval_policy:
-            from medfw.keys.approvals import load_policy  # noqa: PLC0415
+            from medfw.keys.approval_policy import load_policy  # noqa: PLC0415
 
             policy = load_policy(self.approval_policy)
         return TrustConfig(
