@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medfw.errors import UsageError
+from medfw.update.agent_model import ReportStatus
 
 __all__ = [
     "ACTIVE_STATES",
@@ -39,22 +40,12 @@ ACTIVE_STATES = frozenset({"pending", "deferred", "downloading", "installed", "b
 ERROR_STATES = frozenset({"reverted", "rejected"})
 #: assignment states after which nothing more happens
 FINAL_STATES = frozenset({"confirmed", "reverted", "rejected", "skipped", "cancelled"})
-#: device report statuses, in the order an update goes through them
-REPORT_STATUSES = (
-    "deferred",
-    "downloading",
-    "installed",
-    "booted",
-    "confirmed",
-    "reverted",
-    "rejected",
-    "key_rotated",
-    "key_rotation_failed",
-)
+#: device report statuses, in the order an update goes through them (the agent's protocol owns the set)
+REPORT_STATUSES = tuple(s.value for s in ReportStatus)
 #: a confirmation that cannot count: unsigned (shared-secret unit on a server that does not allow them)
 UNVERIFIED = "unverified"
 #: report statuses about the unit's keys, not the update: they never move an assignment
-KEY_STATUSES = frozenset({"key_rotated", "key_rotation_failed"})
+KEY_STATUSES = frozenset({ReportStatus.KEY_ROTATED.value, ReportStatus.KEY_ROTATION_FAILED.value})
 
 
 class RolloutState(enum.StrEnum):

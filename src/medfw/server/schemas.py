@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from medfw.server.credentials import DURATION_PATTERN
+from medfw.server.rollout import REPORT_STATUSES
 from medfw.server.validation import (
     DEVICE_ID_PATTERN,
     NAME_PATTERN,
@@ -212,9 +213,7 @@ class PollOut(BaseModel):
 class ReportIn(_In):
     """A device status report."""
 
-    status: str = Field(
-        pattern=r"^(deferred|downloading|installed|booted|confirmed|reverted|rejected|key_rotated|key_rotation_failed)$"
-    )
+    status: str = Field(pattern=f"^({'|'.join(REPORT_STATUSES)})$")
     reason: str | None = Field(default=None, pattern=_REASON)
     detail: PrintableText | None = Field(default=None, max_length=2048)
     rollout: Id32 | None = None
