@@ -171,6 +171,13 @@ def exposure(index: VulnIndex, view: FleetView, vuln_id: str | None = None) -> l
     published = {r.sbom_sha256 for r in view.releases if r.sbom_sha256}
     vulns = sorted({v for _, by_vuln in scans.values() for v in by_vuln if wanted is None or v == wanted})
     out: list[Exposure] = []
+    running: dict[str, tuple[str, ...]] = {}  # each release's devices, found once (not once per finding)
+
+    def devices_of(r: FleetRelease) -> tuple[str, ...]:
+        if r.target_path not in running:
+            running[r.target_path] = tuple(devices_running(view, r))
+        return running[r.target_path]
+
     for vid in vulns:
         exposed: list[ExposedRelease] = []
         severity, kev = "unknown", False
@@ -182,7 +189,7 @@ def exposure(index: VulnIndex, view: FleetView, vuln_id: str | None = None) -> l
             comps = tuple(sorted({f"{f.component_name} {f.component_version}" for f in findings}))
             for r in view.releases:
                 if r.sbom_sha256 == sha:
-                    exposed.append(ExposedRelease(r, rid, comps, tuple(devices_running(view, r))))
+                    exposed.append(ExposedRelease(r, rid, comps, devices_of(r)))
         unpublished = tuple(
             sorted(rid for sha, (rid, by_vuln) in scans.items() if vid in by_vuln and sha not in published)
         )

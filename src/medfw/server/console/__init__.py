@@ -12,6 +12,7 @@ the script and Swagger UI for ``/docs`` are served from files shipped in the pac
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -141,4 +142,12 @@ def attach_console(
     app.add_middleware(SecurityHeaders)
     _install_handlers(app, c)
     app.state.console = c
+    if audit_log:  # read the trail once in the background, so the first page that shows it need not wait for it
+        threading.Thread(target=_warm_trail, args=(audit_log,), name="console-audit-trail", daemon=True).start()
     return c
+
+
+def _warm_trail(path: str) -> None:
+    from medfw.server.console.audit_view import read_trail  # noqa: PLC0415
+
+    read_trail(path)  # errors are shown by the page that reads it next

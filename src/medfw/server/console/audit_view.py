@@ -8,12 +8,13 @@ with that key, and the page says so.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from medfw.audit.record import entry_hash, parse_record
+from medfw.audit.record import entry_hash
 from medfw.audit.store import open_store, storage_errors
 from medfw.errors import MedfwError
 
@@ -89,13 +90,21 @@ _TRAILS: dict[str, _Trail] = {}
 _TRAILS_LOCK = threading.Lock()
 
 
-def _entry(raw: bytes) -> AuditEntry:
-    rec = parse_record(raw)
-    body = rec.body
+def _light(raw: bytes) -> tuple[int, str, dict[str, Any]]:
+    """A record's ``seq``, ``prev`` and ``body`` for display: parsed, not re-canonicalised (``medfw audit verify``
+    does the strict check of every record and its seal; here a malformed record breaks the chain status)."""
+    obj = json.loads(raw)
+    seq, prev, body = obj.get("seq"), obj.get("prev"), obj.get("body")
+    if not isinstance(seq, int) or not isinstance(prev, str) or not isinstance(body, dict):
+        raise ValueError("not an audit record")
+    return seq, prev, body
+
+
+def _entry(seq: int, body: dict[str, Any]) -> AuditEntry:
     objects = body.get("objects") or {}
     data = body.get("data") or {}
     return AuditEntry(
-        seq=rec.seq,
+        seq=seq,
         ts=str(body.get("ts", "")),
         type=str(body.get("type", "")),
         outcome=str(body.get("outcome", "")),
@@ -112,11 +121,14 @@ def _catch_up(path: str, trail: _Trail) -> None:
         try:
             for chunk in store.iter_chunks(len(trail.entries)):
                 for raw, _tag in chunk:
-                    rec = parse_record(raw)
-                    if trail.first_bad is None and (rec.prev != trail.last_hash or rec.seq != len(trail.entries)):
+                    try:
+                        seq, prev, body = _light(raw)
+                    except ValueError:
+                        seq, prev, body = -1, "", {}
+                    if trail.first_bad is None and (prev != trail.last_hash or seq != len(trail.entries)):
                         trail.first_bad = len(trail.entries)
                     trail.last_hash = entry_hash(raw).hex()
-                    trail.entries.append(_entry(raw))
+                    trail.entries.append(_entry(seq, body))
         finally:
             store.close()
 
