@@ -32,6 +32,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient.updater import Updater
 
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
+from medfw.device.clinical import Permission
 from medfw.errors import DeviceError, MedfwError, TransportError, VerificationError
 from medfw.update.agent_download import ImageDownload
 from medfw.update.agent_model import (
@@ -43,14 +44,20 @@ from medfw.update.agent_model import (
     AgentConfig,
     AgentOutcome,
     AgentResult,
+    DeferReason,
     DevicePort,
     DeviceState,
+    MetadataReason,
+    RejectReason,
     ReportStatus,
+    RevertReason,
+    UnreachableReason,
     _Deferred,
     _detail,
     _Rejected,
     check_release,
     clamp_poll_interval,
+    device_refusal,
     load_config,
     provision,
 )
@@ -65,9 +72,14 @@ __all__ = [
     "AgentConfig",
     "AgentOutcome",
     "AgentResult",
+    "DeferReason",
     "DevicePort",
     "DeviceState",
+    "MetadataReason",
+    "RejectReason",
     "ReportStatus",
+    "RevertReason",
+    "UnreachableReason",
     "UpdateAgent",
     "clamp_poll_interval",
     "load_config",
@@ -228,11 +240,13 @@ class UpdateAgent:
                 headers=headers,
             )
         except TransportError as e:
-            return AgentResult(AgentOutcome.UNREACHABLE, "server_unreachable", e.message, **asdict(st))
+            return AgentResult(AgentOutcome.UNREACHABLE, UnreachableReason.SERVER_UNREACHABLE, e.message, **asdict(st))
         if r.status_code == 304:
             return self._idle(st)
         if len(r.content) > MAX_POLL_ANSWER:
-            return AgentResult(AgentOutcome.UNREACHABLE, "poll_malformed", "poll answer is too large", **asdict(st))
+            return AgentResult(
+                AgentOutcome.UNREACHABLE, UnreachableReason.POLL_MALFORMED, "poll answer is too large", **asdict(st)
+            )
         if r.status_code != 200:
             return AgentResult(AgentOutcome.UNREACHABLE, f"poll_http_{r.status_code}", _detail(r), **asdict(st))
         try:
@@ -245,7 +259,10 @@ class UpdateAgent:
                 self._rotation_reported = False
         except (ValueError, AttributeError, TypeError):
             return AgentResult(
-                AgentOutcome.UNREACHABLE, "poll_malformed", "poll answer is not the expected JSON", **asdict(st)
+                AgentOutcome.UNREACHABLE,
+                UnreachableReason.POLL_MALFORMED,
+                "poll answer is not the expected JSON",
+                **asdict(st),
             )
         self._etag = r.headers.get("ETag")
         metadata = body.get("metadata")
@@ -270,7 +287,7 @@ class UpdateAgent:
             return AgentResult(AgentOutcome.REJECTED, reason, detail, **asdict(self.device.state()))
         except (tuf_exc.DownloadError, OSError, ValueError) as e:
             return AgentResult(
-                AgentOutcome.DEFERRED, "metadata_unavailable", f"{e.__class__.__name__}: {e}", **asdict(st)
+                AgentOutcome.DEFERRED, DeferReason.METADATA_UNAVAILABLE, f"{e.__class__.__name__}: {e}", **asdict(st)
             )
         self._refreshed = self.clock()
         return AgentResult(AgentOutcome.IDLE, **asdict(st))
@@ -278,11 +295,11 @@ class UpdateAgent:
     def _updater(self) -> Updater:
         metadata_dir = self.dir / "ota" / "tuf"
         if not (metadata_dir / "root.json").is_file():
-            raise _Rejected("no_root_of_trust", "device has no TUF root (not provisioned)", stage="manifest")
+            raise _Rejected(RejectReason.NO_ROOT_OF_TRUST, "device has no TUF root (not provisioned)", stage="manifest")
         self._fetcher = RecordingFetcher(self.client, deadline=self.deadline, clock=self.clock)
         return Updater(str(metadata_dir), self._metadata_url, fetcher=self._fetcher, bootstrap=None)
 
-    def _metadata_reason(self, e: Exception) -> str:
+    def _metadata_reason(self, e: Exception) -> MetadataReason:
         return metadata_reason(e, self._fetcher.last if self._fetcher else None, self.dir / "ota" / "tuf")
 
     def _update(self, assignment: dict[str, Any], before: DeviceState) -> AgentResult:
@@ -292,10 +309,14 @@ class UpdateAgent:
             download = str(assignment.get("download") or "")
         except (KeyError, TypeError, ValueError):
             return AgentResult(
-                AgentOutcome.REJECTED, "assignment_malformed", "assignment lacks rollout/target", **asdict(before)
+                AgentOutcome.REJECTED,
+                RejectReason.ASSIGNMENT_MALFORMED,
+                "assignment lacks rollout/target",
+                **asdict(before),
             )
-        why = self.trust.permission(target_path, approval_required=bool(assignment.get("approval_required")))
-        if why is not None:  # therapy running, or the user has not approved: try again later, not a failure
+        answer = self.trust.permission(target_path, approval_required=bool(assignment.get("approval_required")))
+        if answer is not None:
+            why = Permission(answer)  # therapy running, or the user has not approved: try again later, not a failure
             self._audit("ota.install", "info", why, target=target_path)
             self._report(ReportStatus.DEFERRED, why, rollout=rollout)
             return AgentResult(AgentOutcome.DEFERRED, why, None, rollout=rollout, target=target_path, **asdict(before))
@@ -307,8 +328,10 @@ class UpdateAgent:
             try:
                 self.device.install(image)
             except VerificationError as e:
-                reason = str(getattr(e, "reason", "") or "image_refused")
-                raise _Rejected(reason, e.message, stage="install") from None
+                code = getattr(e, "reason", None)
+                reason = device_refusal(code)
+                detail = e.message if reason is not RejectReason.IMAGE_REFUSED else f"{code}: {e.message}"
+                raise _Rejected(reason, detail, stage="install") from None
         except _Deferred as d:
             self._audit("ota.download", "failure", d.reason, target=target_path, detail=d.detail)
             st = self.device.state()
@@ -328,10 +351,15 @@ class UpdateAgent:
         booted = self.device.reboot()
         if booted.version != release.version:
             detail = f"bootloader did not start {release.version} (running {booted.version})"
-            self._audit("ota.revert", "failure", "boot_refused", target=target_path)
-            self._report(ReportStatus.REVERTED, "boot_refused", detail, rollout=rollout)
+            self._audit("ota.revert", "failure", RevertReason.BOOT_REFUSED, target=target_path)
+            self._report(ReportStatus.REVERTED, RevertReason.BOOT_REFUSED, detail, rollout=rollout)
             return AgentResult(
-                AgentOutcome.REVERTED, "boot_refused", detail, rollout=rollout, target=target_path, **asdict(booted)
+                AgentOutcome.REVERTED,
+                RevertReason.BOOT_REFUSED,
+                detail,
+                rollout=rollout,
+                target=target_path,
+                **asdict(booted),
             )
         self._report(ReportStatus.BOOTED, rollout=rollout)
         if self.app_check(booted):
@@ -341,10 +369,15 @@ class UpdateAgent:
             return AgentResult(AgentOutcome.CONFIRMED, rollout=rollout, target=target_path, **asdict(st))
         st = self.device.watchdog_reset()
         detail = f"new app did not confirm; watchdog reverted to {st.version} in {st.slot}"
-        self._audit("ota.revert", "failure", "app_not_confirmed", target=target_path, version=st.version)
-        self._report(ReportStatus.REVERTED, "app_not_confirmed", detail, rollout=rollout)
+        self._audit("ota.revert", "failure", RevertReason.APP_NOT_CONFIRMED, target=target_path, version=st.version)
+        self._report(ReportStatus.REVERTED, RevertReason.APP_NOT_CONFIRMED, detail, rollout=rollout)
         return AgentResult(
-            AgentOutcome.REVERTED, "app_not_confirmed", detail, rollout=rollout, target=target_path, **asdict(st)
+            AgentOutcome.REVERTED,
+            RevertReason.APP_NOT_CONFIRMED,
+            detail,
+            rollout=rollout,
+            target=target_path,
+            **asdict(st),
         )
 
     # ---- TUF and checks ------------------------------------------------------------------------------------
@@ -358,18 +391,20 @@ class UpdateAgent:
         except tuf_exc.RepositoryError as e:
             raise _Rejected(self._metadata_reason(e), f"{e.__class__.__name__}: {e}", stage="manifest") from None
         except tuf_exc.DownloadError as e:
-            raise _Deferred("metadata_unavailable", f"{e.__class__.__name__}: {e}") from None
+            raise _Deferred(DeferReason.METADATA_UNAVAILABLE, f"{e.__class__.__name__}: {e}") from None
         except (OSError, ValueError) as e:
-            raise _Rejected("metadata_invalid", f"{e.__class__.__name__}: {e}", stage="manifest") from None
+            raise _Rejected(MetadataReason.INVALID, f"{e.__class__.__name__}: {e}", stage="manifest") from None
         if target is None:
-            raise _Rejected("target_unknown", f"{target_path} is not in the signed targets metadata", stage="manifest")
+            raise _Rejected(
+                RejectReason.TARGET_UNKNOWN, f"{target_path} is not in the signed targets metadata", stage="manifest"
+            )
         return target
 
     def _download(self, download: str, target: TargetFile) -> bytes:
         """Fetch the image (resumable, bounded, hash-checked: :class:`ImageDownload`)."""
         digest = target.hashes.get("sha256", "")
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise _Rejected("target_invalid", "signed target has no sha256", stage="manifest")
+            raise _Rejected(RejectReason.TARGET_INVALID, "signed target has no sha256", stage="manifest")
         if download.startswith(("https://", "http://")):
             url, auth = download, {}  # a static host or CDN: TUF checks what it sends; it never sees the credential
         else:
@@ -392,7 +427,7 @@ class UpdateAgent:
             except (MedfwError, OSError) as e:
                 if isinstance(e, DeviceError):
                     raise
-                result = AgentResult(AgentOutcome.UNREACHABLE, "agent_error", str(e))
+                result = AgentResult(AgentOutcome.UNREACHABLE, UnreachableReason.AGENT_ERROR, str(e))
             n += 1
             if cycles is None or n < cycles:
                 self.sleep(self.poll_interval)

@@ -12,7 +12,7 @@ import httpx
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import TargetFile
 
-from medfw.update.agent_model import _Deferred, _Rejected
+from medfw.update.agent_model import DeferReason, RejectReason, _Deferred, _Rejected
 from medfw.update.fetcher import RetryPolicy
 
 __all__ = ["ImageDownload"]
@@ -53,14 +53,14 @@ class ImageDownload:
                 continue
         data = part.read_bytes() if part.exists() else b""
         if len(data) != target.length:
-            raise _Deferred("download_interrupted", f"got {len(data)} of {target.length} bytes; will resume")
+            raise _Deferred(DeferReason.DOWNLOAD_INTERRUPTED, f"got {len(data)} of {target.length} bytes; will resume")
         try:
             target.verify_length_and_hashes(data)
         except tuf_exc.LengthOrHashMismatchError as e:
             with contextlib.suppress(OSError):
                 part.unlink()
             raise _Rejected(
-                "hash_mismatch", f"image does not match its signed TUF hash: {e}", stage="download"
+                RejectReason.HASH_MISMATCH, f"image does not match its signed TUF hash: {e}", stage="download"
             ) from None
         with contextlib.suppress(OSError):
             part.unlink()
@@ -75,7 +75,7 @@ class ImageDownload:
             headers["Range"] = f"bytes={have}-"
         with self.client.stream("GET", url, headers=headers) as r:
             if r.status_code not in (200, 206):
-                raise _Deferred("download_failed", f"HTTP {r.status_code} for the image")
+                raise _Deferred(DeferReason.DOWNLOAD_FAILED, f"HTTP {r.status_code} for the image")
             mode = "ab" if r.status_code == 206 and have else "wb"
             with part.open(mode) as fh:
                 written = have if mode == "ab" else 0
@@ -83,10 +83,12 @@ class ImageDownload:
                     if self.clock() - started > self.deadline:
                         fh.flush()
                         msg = f"download took longer than the {self.deadline:g} s deadline; will resume"
-                        raise _Deferred("download_deadline", msg)
+                        raise _Deferred(DeferReason.DOWNLOAD_DEADLINE, msg)
                     written += len(chunk)
                     if written > length:
-                        raise _Rejected("hash_mismatch", "server sent more bytes than signed", stage="download")
+                        raise _Rejected(
+                            RejectReason.HASH_MISMATCH, "server sent more bytes than signed", stage="download"
+                        )
                     fh.write(chunk)
                     if self.progress is not None:
                         self.progress(written, length)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +15,8 @@ import httpx
 from tuf.api.metadata import TargetFile
 
 from medfw._io import atomic_write, read_bytes
+from medfw.device.clinical import Permission
+from medfw.device.verify import CheckReason
 from medfw.errors import DeviceError, InputError
 from medfw.update.release_info import ReleaseInfo, release_from_target
 from medfw.vuln.version import parse_version
@@ -28,11 +31,17 @@ __all__ = [
     "AgentConfig",
     "AgentOutcome",
     "AgentResult",
+    "DeferReason",
     "DevicePort",
     "DeviceState",
+    "MetadataReason",
+    "RejectReason",
     "ReportStatus",
+    "RevertReason",
+    "UnreachableReason",
     "check_release",
     "clamp_poll_interval",
+    "device_refusal",
     "load_config",
     "provision",
 ]
@@ -80,6 +89,97 @@ class ReportStatus(enum.StrEnum):
         return self in (ReportStatus.REVERTED, ReportStatus.REJECTED)
 
 
+class RejectReason(enum.StrEnum):
+    """Why the agent refused an update by its own checks (the ``reason`` of a ``rejected`` result and report).
+
+    Refused metadata is a :class:`MetadataReason`; an image the device refused at install carries the device's
+    :class:`~medfw.device.verify.CheckReason` (:func:`device_refusal`).
+    """
+
+    NO_ROOT_OF_TRUST = "no_root_of_trust"  # the device holds no TUF root (not provisioned)
+    ASSIGNMENT_MALFORMED = "assignment_malformed"  # the server's assignment lacks rollout or target
+    TARGET_UNKNOWN = "target_unknown"  # the assigned target is not in the signed targets metadata
+    TARGET_INVALID = "target_invalid"  # the signed target lacks valid release fields or a sha256
+    MODEL_MISMATCH = "model_mismatch"  # the release is for another model
+    CHIP_MISMATCH = "chip_mismatch"  # the release is for another chip
+    ROLLBACK = "rollback"  # the release's secure_version is below the running one
+    DOWNGRADE = "downgrade"  # the release's version is older than the running one
+    IMAGE_TOO_LARGE = "image_too_large"  # the signed length is over the agent's limit
+    HASH_MISMATCH = "hash_mismatch"  # the downloaded bytes do not match the signed length/hashes
+    INSTALL_INTERRUPTED = "install_interrupted"  # the device did not activate the written image
+    IMAGE_REFUSED = "image_refused"  # the device refused the image for a reason outside its vocabulary
+
+
+class MetadataReason(enum.StrEnum):
+    """Why the agent refused TUF metadata (the ``reason`` of a ``rejected`` result and report)."""
+
+    EXPIRED = "metadata_expired"
+    ROLLBACK = "metadata_rollback"
+    MIX_AND_MATCH = "metadata_mix_and_match"
+    BAD_SIGNATURE = "metadata_bad_signature"
+    HASH_MISMATCH = "metadata_hash_mismatch"
+    INVALID = "metadata_invalid"
+
+
+class RevertReason(enum.StrEnum):
+    """Why an installed release did not stay (the ``reason`` of a ``reverted`` result and report)."""
+
+    BOOT_REFUSED = "boot_refused"  # the bootloader did not start the installed image
+    APP_NOT_CONFIRMED = "app_not_confirmed"  # the new app failed its health check; the watchdog reverted
+
+
+class DeferReason(enum.StrEnum):
+    """Why a cycle was put off to a later one (with the device's :class:`~medfw.device.clinical.Permission`
+    answers ``device_busy`` and ``awaiting_approval``)."""
+
+    METADATA_UNAVAILABLE = "metadata_unavailable"
+    DOWNLOAD_INTERRUPTED = "download_interrupted"
+    DOWNLOAD_FAILED = "download_failed"
+    DOWNLOAD_DEADLINE = "download_deadline"
+
+
+class UnreachableReason(enum.StrEnum):
+    """Why the server could not be used this cycle (an HTTP error answer to the poll is ``poll_http_<status>``)."""
+
+    SERVER_UNREACHABLE = "server_unreachable"
+    POLL_MALFORMED = "poll_malformed"
+    AGENT_ERROR = "agent_error"
+
+
+_POLL_HTTP = re.compile(r"poll_http_[1-5][0-9]{2}")
+
+
+def device_refusal(value: object) -> RejectReason | CheckReason:
+    """The reason of an image the device refused: its :class:`~medfw.device.verify.CheckReason`, or
+    ``install_interrupted``; anything else is ``image_refused`` (the device's message keeps the detail)."""
+    text = str(value or "")
+    if text in set(CheckReason) - {CheckReason.OK}:
+        return CheckReason(text)
+    return RejectReason.INSTALL_INTERRUPTED if text == RejectReason.INSTALL_INTERRUPTED else RejectReason.IMAGE_REFUSED
+
+
+def _result_reason(outcome: AgentOutcome, reason: str | None) -> str | None:
+    """``reason`` as the member of the vocabulary of ``outcome``.
+
+    Raises:
+        ValueError: a reason outside that vocabulary (or any reason for ``idle`` / ``confirmed``).
+    """
+    if reason is None:
+        return None
+    vocabularies: dict[AgentOutcome, tuple[type[enum.StrEnum], ...]] = {
+        AgentOutcome.REJECTED: (RejectReason, MetadataReason, CheckReason),
+        AgentOutcome.REVERTED: (RevertReason,),
+        AgentOutcome.DEFERRED: (DeferReason, Permission),
+        AgentOutcome.UNREACHABLE: (UnreachableReason,),
+    }
+    for vocabulary in vocabularies.get(outcome, ()):
+        if reason in set(vocabulary) - {CheckReason.OK, Permission.GRANTED}:
+            return vocabulary(reason)
+    if outcome is AgentOutcome.UNREACHABLE and _POLL_HTTP.fullmatch(reason):
+        return reason
+    raise ValueError(f"{reason!r} is not a reason of a {outcome} result")
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """What the agent knows about itself (``ota/agent.json``, mode 0600: it holds the credential)."""
@@ -105,7 +205,7 @@ class AgentResult:
     """The outcome of one agent cycle (see :class:`AgentOutcome`; ``rejected`` carries the reason).
 
     Raises:
-        ValueError: ``outcome`` is not an :class:`AgentOutcome` value.
+        ValueError: ``outcome`` is not an :class:`AgentOutcome` value, or ``reason`` is not one of its reasons.
     """
 
     outcome: AgentOutcome
@@ -119,6 +219,7 @@ class AgentResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", AgentOutcome(self.outcome))
+        object.__setattr__(self, "reason", _result_reason(self.outcome, self.reason))
 
 
 class DevicePort(Protocol):
@@ -146,15 +247,19 @@ class DevicePort(Protocol):
 class _Deferred(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
     """A transient failure (server or network): try again on a later cycle, keep partial downloads."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DeferReason, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason = DeferReason(reason)
         self.detail = detail
 
 
 class _Rejected(Exception):  # noqa: N818 - control flow inside the agent, never escapes it
-    def __init__(self, reason: str, detail: str, *, stage: str) -> None:
+    """A refusal: by the agent's checks, of the metadata, or of the image by the device."""
+
+    def __init__(self, reason: RejectReason | MetadataReason | CheckReason, detail: str, *, stage: str) -> None:
         super().__init__(detail)
+        if not isinstance(reason, RejectReason | MetadataReason | CheckReason) or reason is CheckReason.OK:
+            raise ValueError(f"{reason!r} is not a refusal reason")
         self.reason = reason
         self.detail = detail
         self.stage = stage
@@ -210,7 +315,9 @@ def _older(release: str, running: str) -> bool:
     try:
         new = parse_version(release)
     except ValueError:
-        raise _Rejected("target_invalid", f"release version {release!r} is not a version", stage="manifest") from None
+        raise _Rejected(
+            RejectReason.TARGET_INVALID, f"release version {release!r} is not a version", stage="manifest"
+        ) from None
     try:
         return new < parse_version(running)
     except ValueError:
@@ -227,21 +334,21 @@ def check_release(target: TargetFile, running: DeviceState, config: AgentConfig,
     try:
         release = release_from_target(target)
     except InputError as e:
-        raise _Rejected("target_invalid", e.message, stage="manifest") from None
+        raise _Rejected(RejectReason.TARGET_INVALID, e.message, stage="manifest") from None
     if release.model != config.model:
         msg = f"release is for model {release.model}, this device is {config.model}"
-        raise _Rejected("model_mismatch", msg, stage="manifest")
+        raise _Rejected(RejectReason.MODEL_MISMATCH, msg, stage="manifest")
     if release.chip and config.chip and release.chip != config.chip:
         msg = f"release is for chip {release.chip}, this device is {config.chip}"
-        raise _Rejected("chip_mismatch", msg, stage="manifest")
+        raise _Rejected(RejectReason.CHIP_MISMATCH, msg, stage="manifest")
     if release.secure_version < running.secure_version:
         msg = f"release secure_version {release.secure_version} < running {running.secure_version}"
-        raise _Rejected("rollback", msg, stage="manifest")
+        raise _Rejected(RejectReason.ROLLBACK, msg, stage="manifest")
     if running.version is not None and _older(release.version, running.version):
         msg = f"release version {release.version} is older than running {running.version}"
-        raise _Rejected("downgrade", msg, stage="manifest")
+        raise _Rejected(RejectReason.DOWNGRADE, msg, stage="manifest")
     if target.length > max_image:
-        raise _Rejected("image_too_large", f"{target.length} bytes > limit {max_image}", stage="manifest")
+        raise _Rejected(RejectReason.IMAGE_TOO_LARGE, f"{target.length} bytes > limit {max_image}", stage="manifest")
     return release
 
 

@@ -11,7 +11,6 @@ file's versions with the metadata the device trusts in its metadata directory, u
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -19,20 +18,10 @@ from urllib.parse import unquote, urlparse
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
 
+from medfw.update.agent_model import MetadataReason
 from medfw.update.fetcher import HttpxFetcher
 
 __all__ = ["MetadataReason", "RecordingFetcher", "metadata_reason"]
-
-
-class MetadataReason(enum.StrEnum):
-    """Why the agent refused TUF metadata (the ``reason`` of a ``rejected`` result and report)."""
-
-    EXPIRED = "metadata_expired"
-    ROLLBACK = "metadata_rollback"
-    MIX_AND_MATCH = "metadata_mix_and_match"
-    BAD_SIGNATURE = "metadata_bad_signature"
-    HASH_MISMATCH = "metadata_hash_mismatch"
-    INVALID = "metadata_invalid"
 
 
 class RecordingFetcher(HttpxFetcher):

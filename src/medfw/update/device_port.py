@@ -7,7 +7,7 @@ from pathlib import Path
 from medfw.device import Device, UpdateRejectedError
 from medfw.device.clinical import Permission
 from medfw.device.state import PowerState
-from medfw.update.agent import DeviceState
+from medfw.update.agent import DeviceState, RejectReason
 
 __all__ = ["ModelDevice", "TrustedModelDevice"]
 
@@ -45,7 +45,9 @@ class ModelDevice:
         self._running()
         result = self.device.install_update(image)
         if not result.activated:
-            raise UpdateRejectedError("the update was not activated (interrupted)", reason="install_interrupted")
+            raise UpdateRejectedError(
+                "the update was not activated (interrupted)", reason=RejectReason.INSTALL_INTERRUPTED
+            )
 
     def reboot(self) -> DeviceState:
         """Reset; the bootloader picks the slot (a freshly installed image boots on trial)."""
