@@ -89,3 +89,19 @@ def test_sign_digest_rsa_pss_and_ecdsa(tmp_path: Path) -> None:
     pub = signer.public_key()
     assert isinstance(pub, rsa.RSAPublicKey)
     pub.verify(sig, d, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), utils.Prehashed(hashes.SHA256()))
+
+
+def test_hash_names_are_an_enum_validated_at_the_signing_call() -> None:
+    from medfw.crypto.signer import HashName, hash_algorithm
+
+    signer = FileSigner(ec.generate_private_key(ec.SECP384R1()))
+    public = signer.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    for name in ("sha384", HashName.SHA384):  # the plain spelling still works at the API boundary
+        public.verify(signer.sign_message(b"m", name), b"m", ec.ECDSA(hashes.SHA384()))
+    with pytest.raises(UsageError, match="unknown hash 'md5'"):
+        signer.sign_message(b"m", "md5")
+    with pytest.raises(UsageError, match="unknown hash 'sha1'"):
+        signer.sign_digest(b"\0" * 20, "sha1")
+    with pytest.raises(ValueError, match="not a valid HashName"):
+        hash_algorithm("sha3_256")  # type: ignore[arg-type]

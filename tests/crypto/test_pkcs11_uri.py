@@ -134,3 +134,17 @@ def test_parse_never_crashes(text: str) -> None:
     except KeyMaterialError:
         return
     assert Pkcs11Uri.parse(str(u)) == u
+
+
+def test_object_type_is_an_enum() -> None:
+    from medfw.crypto.uri import ObjectType
+
+    uri = Pkcs11Uri.parse("pkcs11:token=t;object=k;type=secret-key")
+    assert uri.type is ObjectType.SECRET_KEY
+    assert "type=secret-key" in str(uri)
+    assert OBJECT_TYPES == ("public", "private", "cert", "secret-key", "data")
+    with pytest.raises(KeyMaterialError, match="is not one of"):
+        Pkcs11Uri.parse("pkcs11:token=t;type=secret")
+    assert Pkcs11Uri(type="cert").type is ObjectType.CERT  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a valid ObjectType"):
+        Pkcs11Uri(type="certificate")  # type: ignore[arg-type]

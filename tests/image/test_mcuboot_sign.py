@@ -443,3 +443,11 @@ def test_property_ed25519_matches_imgtool(
     result = verify_image(ours, [signer.public_key()])
     assert str(result.image.version) == vtext
     assert result.image.header.img_size == len(body)
+
+
+def test_the_auto_counter_rule_is_an_enum_and_the_cli_parses_it() -> None:
+    from medfw.cli._mcuboot import _counter
+    from medfw.image.mcuboot import CounterRule
+
+    assert _counter("AUTO") is CounterRule.AUTO
+    assert _counter("0x10") == 16

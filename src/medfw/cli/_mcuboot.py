@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from medfw.crypto.keys import PublicKey
-    from medfw.image.mcuboot import McubootVerification
+    from medfw.image.mcuboot import CounterRule, McubootVerification
 
 # The crypto and image modules are imported by the command handlers, keeping `medfw --help` start-up light.
 
@@ -38,9 +38,11 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer (use 0x.. for hex)") from None
 
 
-def _counter(text: str) -> int | str:
-    if text.lower() == "auto":
-        return "auto"
+def _counter(text: str) -> int | CounterRule:
+    from medfw.image.mcuboot_sign import CounterRule  # noqa: PLC0415 - only when the option is given
+
+    if text.lower() == CounterRule.AUTO:
+        return CounterRule.AUTO
     return _int(text)
 
 

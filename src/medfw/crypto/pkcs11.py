@@ -73,10 +73,10 @@ __all__ = [
 ]
 
 
-_PSS_HASH: dict[str, tuple[Mechanism, MGF]] = {
-    "sha256": (Mechanism.SHA256, MGF.SHA256),
-    "sha384": (Mechanism.SHA384, MGF.SHA384),
-    "sha512": (Mechanism.SHA512, MGF.SHA512),
+_PSS_HASH: dict[HashName, tuple[Mechanism, MGF]] = {
+    HashName.SHA256: (Mechanism.SHA256, MGF.SHA256),
+    HashName.SHA384: (Mechanism.SHA384, MGF.SHA384),
+    HashName.SHA512: (Mechanism.SHA512, MGF.SHA512),
 }
 _KEYGEN: dict[KeyType, tuple[P11KeyType, Mechanism]] = {
     KeyType.RSA3072: (P11KeyType.RSA, Mechanism.RSA_PKCS_KEY_PAIR_GEN),

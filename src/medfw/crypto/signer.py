@@ -15,7 +15,7 @@ image digest, as MCUboot does).
 from __future__ import annotations
 
 import abc
-from typing import Literal
+import enum
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
@@ -25,18 +25,36 @@ from medfw.errors import UsageError
 
 __all__ = ["FileSigner", "HashName", "Signer", "hash_algorithm"]
 
-HashName = Literal["sha256", "sha384", "sha512"]
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
+class HashName(enum.StrEnum):
+    """A digest a signature covers."""
+
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+
+
+_HASHES: dict[HashName, type[hashes.HashAlgorithm]] = {
+    HashName.SHA256: hashes.SHA256,
+    HashName.SHA384: hashes.SHA384,
+    HashName.SHA512: hashes.SHA512,
 }
 
 
 def hash_algorithm(name: HashName) -> hashes.HashAlgorithm:
-    """Return the cryptography hash object for ``name``."""
-    return _HASHES[name]()
+    """Return the cryptography hash object for ``name``.
+
+    Raises:
+        ValueError: ``name`` is not a :class:`HashName` value.
+    """
+    return _HASHES[HashName(name)]()
+
+
+def _hash_name(name: HashName | str) -> HashName:
+    try:
+        return HashName(name)
+    except ValueError:
+        raise UsageError(f"unknown hash {name!r} (one of {', '.join(HashName)})", field="hash") from None
 
 
 class Signer(abc.ABC):
@@ -58,15 +76,17 @@ class Signer(abc.ABC):
         """The key's type."""
         return key_type_of(self.public_key(), path=self.key_id)
 
-    def sign_digest(self, digest: bytes, hash_name: HashName) -> bytes:
+    def sign_digest(self, digest: bytes, hash_name: HashName | str) -> bytes:
         """Sign a precomputed digest.
 
         RSA keys produce RSASSA-PSS (MGF1 with the same hash, salt length = digest length) as big-endian bytes;
         ECDSA keys produce a DER ``Ecdsa-Sig-Value``.
 
         Raises:
-            UsageError: the digest length does not match ``hash_name``, or the key is Ed25519.
+            UsageError: ``hash_name`` is not a :class:`HashName`, the digest length does not match it, or the key
+                is Ed25519.
         """
+        hash_name = _hash_name(hash_name)
         expected = hash_algorithm(hash_name).digest_size
         if len(digest) != expected:
             raise UsageError(f"digest is {len(digest)} bytes, {hash_name} needs {expected}", path=self.key_id)
@@ -74,8 +94,13 @@ class Signer(abc.ABC):
             raise UsageError("an Ed25519 key signs messages, not prehashed digests", path=self.key_id)
         return self._sign_digest(digest, hash_name)
 
-    def sign_message(self, message: bytes, hash_name: HashName = "sha256") -> bytes:
-        """Sign a message: Ed25519 signs it directly; RSA/ECDSA hash it with ``hash_name`` then sign the digest."""
+    def sign_message(self, message: bytes, hash_name: HashName | str = HashName.SHA256) -> bytes:
+        """Sign a message: Ed25519 signs it directly; RSA/ECDSA hash it with ``hash_name`` then sign the digest.
+
+        Raises:
+            UsageError: ``hash_name`` is not a :class:`HashName`.
+        """
+        hash_name = _hash_name(hash_name)
         if self.key_type is KeyType.ED25519:
             return self._sign_message(message)
         h = hashes.Hash(hash_algorithm(hash_name))

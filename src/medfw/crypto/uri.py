@@ -13,17 +13,29 @@ Contract:
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import cast
 from urllib.parse import quote
 
 from medfw.errors import KeyMaterialError
 
 __all__ = ["OBJECT_TYPES", "ObjectType", "Pkcs11Uri", "redact_uri"]
 
-ObjectType = Literal["public", "private", "cert", "secret-key", "data"]
-OBJECT_TYPES: tuple[str, ...] = ("public", "private", "cert", "secret-key", "data")
+
+class ObjectType(enum.StrEnum):
+    """The ``type`` path attribute of a PKCS#11 URI (RFC 7512 §2.3)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+    CERT = "cert"
+    SECRET_KEY = "secret-key"  # noqa: S105 - the PKCS#11 object class, not a secret
+    DATA = "data"
+
+
+#: the values of :class:`ObjectType`, in order (for messages)
+OBJECT_TYPES: tuple[str, ...] = tuple(ObjectType)
 
 SCHEME = "pkcs11:"
 MAX_URI_LENGTH = 4096
@@ -128,6 +140,10 @@ class Pkcs11Uri:
     vendor_path: tuple[tuple[str, str], ...] = ()
     vendor_query: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.type is not None:
+            object.__setattr__(self, "type", ObjectType(self.type))
+
     @classmethod
     def parse(cls, text: str) -> Pkcs11Uri:
         """Parse a ``pkcs11:`` URI.
@@ -203,7 +219,7 @@ class Pkcs11Uri:
             library_description=cast("str | None", values.get("library_description")),
             library_version=cast("str | None", version),
             object=cast("str | None", values.get("object")),
-            type=cast("ObjectType | None", type_),
+            type=ObjectType(str(type_)) if type_ is not None else None,
             id=cast("bytes | None", values.get("id")),
             slot_description=cast("str | None", values.get("slot_description")),
             slot_manufacturer=cast("str | None", values.get("slot_manufacturer")),

@@ -57,7 +57,7 @@ def _check_name(value: str, field: str, pattern: re.Pattern[str] = _NAME_RE) -> 
 
 
 def _hash_for(key_type: KeyType) -> HashName:
-    return "sha384" if key_type is KeyType.ECDSA_P384 else "sha256"
+    return HashName.SHA384 if key_type is KeyType.ECDSA_P384 else HashName.SHA256
 
 
 @functools.cache

@@ -60,7 +60,7 @@ def sign_claims(signer: Signer, claims: dict[str, Any], *, kid: str) -> str:
         + "."
         + _b64(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
     )
-    hash_name: HashName = "sha384" if key_type is KeyType.ECDSA_P384 else "sha256"
+    hash_name = HashName.SHA384 if key_type is KeyType.ECDSA_P384 else HashName.SHA256
     sig = signer.sign_message(signing_input.encode("ascii"), hash_name)
     if key_type in _SIZE:
         r, s = decode_dss_signature(sig)

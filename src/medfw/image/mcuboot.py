@@ -24,10 +24,11 @@ from medfw.image.mcuboot_format import (
     trailer_size,
 )
 from medfw.image.mcuboot_keys import key_hash, public_key_bytes
-from medfw.image.mcuboot_sign import SecurityCounter, sign_image
+from medfw.image.mcuboot_sign import CounterRule, SecurityCounter, sign_image
 from medfw.image.mcuboot_verify import McubootVerification, describe_image, verify_image
 
 __all__ = [
+    "CounterRule",
     "ImageVersion",
     "McubootHeader",
     "McubootImage",

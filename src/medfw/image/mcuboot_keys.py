@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: hash name -> TLV type of the image hash
-HASH_TLV: dict[HashName, int] = {"sha256": 0x10, "sha384": 0x11, "sha512": 0x12}
+HASH_TLV: dict[HashName, int] = {HashName.SHA256: 0x10, HashName.SHA384: 0x11, HashName.SHA512: 0x12}
 
 #: key type -> signature TLV type
 SIG_TLV: dict[KeyType, int] = {
@@ -41,10 +41,10 @@ SIG_TLV: dict[KeyType, int] = {
 }
 
 _ALLOWED: dict[KeyType, tuple[HashName, ...]] = {
-    KeyType.RSA3072: ("sha256",),
-    KeyType.ECDSA_P256: ("sha256",),
-    KeyType.ECDSA_P384: ("sha384",),
-    KeyType.ED25519: ("sha256", "sha512"),
+    KeyType.RSA3072: (HashName.SHA256,),
+    KeyType.ECDSA_P256: (HashName.SHA256,),
+    KeyType.ECDSA_P384: (HashName.SHA384,),
+    KeyType.ED25519: (HashName.SHA256, HashName.SHA512),
 }
 
 
@@ -70,7 +70,7 @@ def public_key_bytes(public_key: PublicKey | PrivateKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def key_hash(public_key: PublicKey | PrivateKey, hash_name: HashName = "sha256") -> bytes:
+def key_hash(public_key: PublicKey | PrivateKey, hash_name: HashName = HashName.SHA256) -> bytes:
     """imgtool's KEYHASH of ``public_key``: ``hash_name`` over :func:`public_key_bytes`.
 
     With the default SHA-256 this equals ``imgtool getpubhash -e raw``; images signed with ECDSA P-384 carry the

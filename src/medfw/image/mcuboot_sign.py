@@ -8,9 +8,9 @@ image that will not boot.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import struct
-from typing import Literal
 
 from medfw.crypto.keys import KeyType
 from medfw.crypto.signer import Signer
@@ -31,9 +31,16 @@ from medfw.image.mcuboot_format import (
 )
 from medfw.image.mcuboot_keys import HASH_TLV, SIG_TLV, default_hash, key_hash, signature_valid
 
-__all__ = ["SecurityCounter", "sign_image"]
+__all__ = ["CounterRule", "SecurityCounter", "sign_image"]
 
-SecurityCounter = int | None | Literal["auto"]
+
+class CounterRule(enum.StrEnum):
+    """How the SEC_CNT value is chosen when it is not given as a number."""
+
+    AUTO = "auto"  # from the version, as imgtool's ``--security-counter auto``
+
+
+SecurityCounter = int | None | CounterRule
 
 _U32 = 0xFFFFFFFF
 
@@ -120,7 +127,7 @@ def sign_image(
         raise UsageError(f"slot size {slot_size} must be positive", field="slot_size")
 
     counter: int | None
-    if security_counter == "auto":
+    if security_counter == CounterRule.AUTO:
         counter = ver.auto_security_counter()
     elif security_counter is None or isinstance(security_counter, int):
         counter = security_counter

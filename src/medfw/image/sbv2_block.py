@@ -65,7 +65,7 @@ class Sbv2Scheme(enum.StrEnum):
     @property
     def hash_name(self) -> HashName:
         """The image-digest hash: SHA-384 for P-384, SHA-256 otherwise."""
-        return "sha384" if self is Sbv2Scheme.ECDSA_P384 else "sha256"
+        return HashName.SHA384 if self is Sbv2Scheme.ECDSA_P384 else HashName.SHA256
 
     @property
     def block_version(self) -> int:
@@ -94,9 +94,13 @@ def _hash(view: bytes | memoryview, hash_name: str) -> bytes:
     return hashlib.new(hash_name, view).digest()
 
 
-def image_digest(data: bytes, hash_name: str = "sha256") -> bytes:
-    """Digest of the padded image (what a signature block's ``image_digest`` field holds)."""
-    if hash_name not in ("sha256", "sha384"):
+def image_digest(data: bytes, hash_name: HashName | str = HashName.SHA256) -> bytes:
+    """Digest of the padded image (what a signature block's ``image_digest`` field holds).
+
+    Raises:
+        UsageError: ``hash_name`` is neither ``sha256`` nor ``sha384``.
+    """
+    if hash_name not in (HashName.SHA256, HashName.SHA384):
         raise UsageError(f"Secure Boot v2 digests are sha256 or sha384, not {hash_name}", field="hash")
     h = hashlib.new(hash_name, data)
     h.update(b"\xff" * (-len(data) % SECTOR_SIZE))

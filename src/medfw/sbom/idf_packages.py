@@ -17,9 +17,9 @@ from medfw.sbom._gitmodules import parse_gitmodules
 from medfw.sbom._kconfig import KconfigValue, parse_sdkconfig, values_from_json
 from medfw.sbom._yaml import MAX_INPUT, load_json_file, load_yaml_file
 from medfw.sbom.manifest import Manifest, gitmodule_manifest, parse_manifest
-from medfw.sbom.model import ComponentSpec, Entity
+from medfw.sbom.model import ComponentSpec, Entity, EntityKind
 
-ESPRESSIF = Entity(kind="Organization", name="Espressif Systems (Shanghai) CO LTD")
+ESPRESSIF = Entity(kind=EntityKind.ORGANIZATION, name="Espressif Systems (Shanghai) CO LTD")
 _MAX_WALK_DIRS = 200_000
 _IDF_COMPONENT_PLAIN = ("version", "description", "url", "repository", "license")
 
@@ -158,7 +158,9 @@ def _dir_manifest(ctx: _Ctx, directory: Path) -> Manifest:
         maintainers = data.get("maintainers")
         if isinstance(maintainers, list) and maintainers and all(isinstance(m, str) for m in maintainers):
             plain = plain.merged(
-                Manifest(source=str(idf_component), supplier=Entity(kind="Person", name=", ".join(maintainers)))
+                Manifest(
+                    source=str(idf_component), supplier=Entity(kind=EntityKind.PERSON, name=", ".join(maintainers))
+                )
             )
     if directory in ctx.submodules:
         sources.append(ctx.submodules[directory])

@@ -38,7 +38,7 @@ from medfw.sbom.manifest_fields import (
     expand_cpe,
     expand_purl,
 )
-from medfw.sbom.model import SUPPORT_LEVELS, Entity
+from medfw.sbom.model import SUPPORT_LEVELS, Entity, SupportLevel
 
 __all__ = [
     "COMPONENT_KEYS",
@@ -168,7 +168,7 @@ def parse_manifest(data: Any, *, source: str, project: bool = False, default_ver
             raise ManifestError(
                 f"support-level must be one of {', '.join(SUPPORT_LEVELS)}", path=path, field="support-level"
             )
-        kw["support_level"] = level
+        kw["support_level"] = SupportLevel(level)
     if "end-of-support" in data:
         kw["end_of_support"] = check_date(data["end-of-support"], path=path)
     if "type" in data:

@@ -10,7 +10,7 @@ from typing import Any
 
 from medfw.errors import ManifestError
 from medfw.sbom._validate import check_cpe, check_cve_id, check_date, check_purl
-from medfw.sbom.model import SUPPORT_LEVELS, CveExclusion, Entity
+from medfw.sbom.model import SUPPORT_LEVELS, CveExclusion, Entity, SupportLevel
 from medfw.vuln.vocabulary import ALL_JUSTIFICATION_LABELS
 
 _JUSTIFICATIONS = ALL_JUSTIFICATION_LABELS  # CycloneDX and CISA/OpenVEX/CSAF labels: one vocabulary
@@ -46,7 +46,7 @@ class SupportRule:
     """A project-level ``support:`` entry: support data for components named ``name`` (``*`` = all others)."""
 
     name: str
-    level: str | None
+    level: SupportLevel | None
     end_of_support: str | None
 
 
@@ -73,7 +73,7 @@ class Manifest:
     virtpackages: tuple[str, ...] = ()
     condition: str | None = None
     document: DocumentInfo | None = None
-    support_level: str | None = None
+    support_level: SupportLevel | None = None
     end_of_support: str | None = None
     type: str | None = None
     depends_on: tuple[str, ...] = ()
@@ -253,7 +253,7 @@ def _support_rules(value: Any, path: str) -> tuple[SupportRule, ...]:
         out.append(
             SupportRule(
                 name=_str(entry["name"], f"{where}.name", path),
-                level=level,
+                level=SupportLevel(level) if level is not None else None,
                 end_of_support=check_date(eos, path=path, key=f"{where}.end-of-support") if eos is not None else None,
             )
         )

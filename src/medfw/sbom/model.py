@@ -7,9 +7,9 @@ build inputs, the binary scanner (:mod:`medfw.sbom.binscan`) adds :class:`Findin
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
 from medfw.errors import ManifestError
 
@@ -18,13 +18,32 @@ __all__ = [
     "ComponentSpec",
     "CveExclusion",
     "Entity",
+    "EntityKind",
     "Finding",
     "ProjectSpec",
+    "SupportLevel",
 ]
 
-#: Allowed values of the ``support-level`` manifest key (FDA "level of support"), written to the SBOM as the
-#: ``medfw:support:level`` component property.
-SUPPORT_LEVELS: tuple[str, ...] = ("actively-maintained", "no-longer-maintained", "abandoned", "unknown")
+
+class SupportLevel(enum.StrEnum):
+    """The ``support-level`` manifest key (FDA "level of support"), written to the SBOM as the
+    ``medfw:support:level`` component property."""
+
+    ACTIVELY_MAINTAINED = "actively-maintained"
+    NO_LONGER_MAINTAINED = "no-longer-maintained"
+    ABANDONED = "abandoned"
+    UNKNOWN = "unknown"
+
+
+class EntityKind(enum.StrEnum):
+    """Who an :class:`Entity` is, in the esp-idf-sbom notation."""
+
+    PERSON = "Person"
+    ORGANIZATION = "Organization"
+
+
+#: the values of :class:`SupportLevel`, in order (for messages)
+SUPPORT_LEVELS: tuple[str, ...] = tuple(SupportLevel)
 
 _ENTITY_RE = re.compile(r"^(Person|Organization):\s*(.*?)\s*$", re.DOTALL)
 _EMAIL_RE = re.compile(r"\(([^()\s]+@[^()\s]+)\)")
@@ -33,12 +52,19 @@ _URL_RE = re.compile(r"<(https?://[^<>\s]+)>")
 
 @dataclass(frozen=True)
 class Entity:
-    """A person or organization, as written in manifests: ``Organization: Name (mail@x) <https://url>``."""
+    """A person or organization, as written in manifests: ``Organization: Name (mail@x) <https://url>``.
 
-    kind: Literal["Person", "Organization"]
+    Raises:
+        ValueError: ``kind`` is not an :class:`EntityKind` value.
+    """
+
+    kind: EntityKind
     name: str
     email: str | None = None
     url: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EntityKind(self.kind))
 
     @classmethod
     def parse(cls, text: str, *, path: str | None = None, key: str | None = None) -> Entity:
@@ -56,9 +82,8 @@ class Entity:
         name = _URL_RE.sub("", _EMAIL_RE.sub("", rest)).strip()
         if not name:
             raise ManifestError(f"value {text!r} has an empty name", path=path, field=key)
-        kind: Literal["Person", "Organization"] = "Person" if m.group(1) == "Person" else "Organization"
         return cls(
-            kind=kind,
+            kind=EntityKind(m.group(1)),
             name=name,
             email=email_m.group(1) if email_m else None,
             url=url_m.group(1) if url_m else None,
@@ -129,12 +154,16 @@ class ComponentSpec:
     url: str | None = None
     cve_excludes: tuple[CveExclusion, ...] = ()
     cve_keywords: tuple[str, ...] = ()
-    support_level: str | None = None
+    support_level: SupportLevel | None = None
     end_of_support: str | None = None
     sources: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
     properties: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.support_level is not None:
+            object.__setattr__(self, "support_level", SupportLevel(self.support_level))
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from medfw.errors import KeyMaterialError
 __all__ = ["MedfwTufSigner", "tuf_public_key"]
 
 _SCHEMES: dict[KeyType, tuple[str, HashName | None]] = {
-    KeyType.RSA3072: ("rsassa-pss-sha256", "sha256"),
-    KeyType.ECDSA_P256: ("ecdsa-sha2-nistp256", "sha256"),
-    KeyType.ECDSA_P384: ("ecdsa-sha2-nistp384", "sha384"),
+    KeyType.RSA3072: ("rsassa-pss-sha256", HashName.SHA256),
+    KeyType.ECDSA_P256: ("ecdsa-sha2-nistp256", HashName.SHA256),
+    KeyType.ECDSA_P384: ("ecdsa-sha2-nistp384", HashName.SHA384),
     KeyType.ED25519: ("ed25519", None),
 }
 
