@@ -14,14 +14,14 @@ from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log,
 from medfw.audit import verify as V  # noqa: N812
 from medfw.audit.keys import check_public_pem, public_pem
 from medfw.audit.merkle import FlatLevel, MerkleTree
-from medfw.audit.parallel import ALIGN_BITS, ParallelScan, _split
+from medfw.audit.parallel import MAX_CHUNKS, MIN_BITS, ParallelScan, chunk_bits, chunks
 from medfw.audit.record import encode_record, entry_hash, parse_record
 from medfw.audit.scan import Scan, tail_fields
 from medfw.errors import AuditError
 
 from .helpers import RawLog, reseal
 
-EDGE = 1 << ALIGN_BITS  # where the first part ends for these sizes (see _split)
+EDGE = 1 << MIN_BITS  # where the first chunk ends for these sizes (see chunks)
 N = EDGE + 900
 
 
@@ -137,14 +137,64 @@ def test_a_part_that_does_not_join_its_predecessor_falls_back(per_entry: Log, tm
     assert verify_log(path, per_entry.key, workers=2) == seq
 
 
-def test_split_is_aligned_and_covers_everything() -> None:
-    for top in (1, EDGE - 1, EDGE, EDGE + 1, 3 * EDGE + 5, 100_225):
-        for workers in (2, 3, 4):
-            parts = _split(top, workers, 8192)
-            assert parts[0][0] == 0 and parts[-1][1] == top
-            assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
-            assert all(lo % EDGE == 0 for lo, _ in parts)
-            assert len(parts) <= workers
+def test_chunks_are_aligned_and_cover_everything() -> None:
+    for top in (1, EDGE - 1, EDGE, EDGE + 1, 3 * EDGE + 5, 100_225, MAX_CHUNKS * EDGE + 1, 10**9 + 7):
+        parts = chunks(top)
+        unit = 1 << chunk_bits(top)
+        assert parts[0][0] == 0 and parts[-1][1] == top
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+        assert all(lo % unit == 0 and hi - lo <= unit for lo, hi in parts)
+        assert len(parts) <= MAX_CHUNKS
+    assert chunk_bits(100_225) == MIN_BITS
+
+
+def test_workers_share_the_chunks(per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk is scanned once, by whichever process is free; each process walks its key ratchet forward."""
+    from medfw.audit import parallel as P  # noqa: N812
+    from medfw.audit.keys import EpochKeys
+
+    monkeypatch.setattr(P, "MIN_BITS", 8)  # 12 chunks of 256 entries
+    walks: list[tuple[int, int]] = []
+    real_walk = EpochKeys.walk
+
+    def walk(self: EpochKeys, epoch: int, key: bytes, target: int) -> bytes:
+        walks.append((epoch, target))
+        return real_walk(self, epoch, key, target)
+
+    monkeypatch.setattr(EpochKeys, "walk", walk)
+    for log in (per_entry, long_epochs):
+        seq = verify_log(log.path, log.key, checkpoint=log.checkpoint)
+        walks.clear()
+        assert verify_log(log.path, log.key, checkpoint=log.checkpoint, workers=2) == seq
+        # the parent's walks are seen here (the child's happen in its own process): always forward, never from 0
+        assert all(0 < a <= b for a, b in walks)
+    assert sum(b - a for a, b in walks) <= 2  # a log of long epochs (three in all) needs almost no walking
+
+
+def test_a_failed_chunk_stops_the_other_workers(
+    per_entry: Log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medfw.audit import parallel as P  # noqa: N812
+
+    monkeypatch.setattr(P, "MIN_BITS", 8)
+    path = tmp_path / "edited.db"
+    shutil.copyfile(per_entry.path, path)
+    raw = RawLog(path)
+    _, rec, tag = raw.rows()[300]
+    raw.set_row(300, rec.replace(b'"i":', b'"j":'), tag)
+    raw.close()
+    scanned: list[int] = []
+    real = ParallelScan._scan_chunk
+
+    def scan_chunk(self: ParallelScan, store: object, i: int, pos: object) -> bool:
+        scanned.append(i)
+        return real(self, store, i, pos)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ParallelScan, "_scan_chunk", scan_chunk)
+    report = verify_log(path, per_entry.key, workers=2)
+    assert not report.ok and report.first_bad_seq == 300
+    # the child failed chunk 1 (entries 256..511) first or the parent did: either way the parent stopped early
+    assert len(scanned) < len(P.chunks(N))
 
 
 def test_tail_fields() -> None:

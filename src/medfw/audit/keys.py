@@ -200,6 +200,23 @@ class EpochKeys:
             keys.append(next_epoch_key(keys[-1], self.log_id, len(keys) - 1, self.kdf))
         return keys[epoch]
 
+    def walk(self, epoch: int, key: bytes, target: int) -> bytes:
+        """Return ``K[target]`` walked forward from a known ``K[epoch]`` (``epoch <= target``), without caching.
+
+        A worker that scans chunks of a log in increasing order goes on from where its last chunk ended instead of
+        walking from the initial key again.
+        """
+        if target < epoch:
+            raise ValueError(f"cannot walk back from epoch {epoch} to {target}")
+        if self.kdf == KDF_RATCHET:
+            pe, sha = RATCHET_EPOCH + self._label, hashlib.sha256
+            for e in range(epoch, target):
+                key = sha(pe + (e + 1).to_bytes(8, "big") + key).digest()
+            return key
+        for e in range(epoch, target):
+            key = next_epoch_key(key, self.log_id, e, self.kdf)
+        return key
+
     def mac(self, epoch: int) -> bytes:
         """Return ``M[epoch]``.
 
@@ -207,14 +224,15 @@ class EpochKeys:
             ValueError: ``epoch`` is negative (no such key exists; a record claiming it is never genuine).
         """
         cached = self._macs.get(epoch)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._macs[epoch] = self.mac_of(epoch, self.key(epoch))
+        return cached
+
+    def mac_of(self, epoch: int, key: bytes) -> bytes:
+        """Return ``M[epoch]`` from ``K[epoch]`` (not cached)."""
         if self.kdf == KDF_RATCHET and epoch >= 0:
-            m = hashlib.sha256(RATCHET_MAC + self._label + epoch.to_bytes(8, "big") + self.key(epoch)).digest()
-        else:
-            m = mac_key(self.key(epoch), self.log_id, epoch, self.kdf)
-        self._macs[epoch] = m
-        return m
+            return hashlib.sha256(RATCHET_MAC + self._label + epoch.to_bytes(8, "big") + key).digest()
+        return mac_key(key, self.log_id, epoch, self.kdf)
 
 
 _PEM = re.compile(rb"\A-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\r?\n?\Z")
