@@ -11,7 +11,8 @@ Both shapes of log are fast. A log written in batches has long epochs: the HMAC 
 copied per entry. A log written by many short sessions has an epoch per session: its key is one step of the
 SHA-256 ratchet, walked inline, and its single tag one keyed HMAC object (with OpenSSL 3 this is about 40 %
 cheaper than the one-shot ``hmac.digest``, which looks the digest up again on every call), so nothing is keyed
-twice. The tail is formatted once per entry (``prev`` and ``seq``); the epoch in front of it is compared in place.
+twice. The whole tail is formatted once per entry (the epoch part is made once per epoch) and compared with one
+``endswith``; only a record that does not end in the current epoch is tried against the next one.
 """
 
 from __future__ import annotations
@@ -108,16 +109,14 @@ def scan(rows: Iterable[tuple[bytes, bytes]], keys: EpochKeys, st: Scan) -> Scan
             h = new_leaf()
             h.update(rec)
             eh = h.digest()
-            tail = b'%b","seq":%d}' % (prev, seq)
-            ok = rec.endswith(tail) and rec.startswith(prefix)
-            cut = len(rec) - len(tail)
-            if ok and rec.endswith(head, 0, cut):
+            if rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq)) and rec.startswith(prefix):
                 if proto is None:
                     proto = keyed(m, digestmod="sha256").copy
                 t = proto()
                 t.update(eh)
                 ok = eq(t.digest(), tag)
-            elif ok and seq and rec.endswith(nhead, 0, cut):  # the first entry of the next epoch
+            elif seq and rec.endswith(b'%b%b","seq":%d}' % (nhead, prev, seq)) and rec.startswith(prefix):
+                # the first entry of the next epoch
                 if ratchet:
                     eb = (epoch + 1).to_bytes(8, "big")
                     nk = sha(pe + eb + k).digest()
