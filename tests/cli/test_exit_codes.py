@@ -269,3 +269,116 @@ def test_evidence_verify_codes(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     (tmp_path / "empty").mkdir()
     assert code_of(capsys, "evidence", "verify", tmp_path / "empty") == 2
     assert code_of(capsys, "evidence", "verify", tmp_path / "missing") == 2
+
+
+# --- build configuration, approvals, advisories, device updates ----------------------------------------------------
+
+
+def test_build_check_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert code_of(capsys, "build", "check", VEC / "buildcfg" / "hardened.sdkconfig") == 0
+    assert code_of(capsys, "build", "check", VEC / "buildcfg" / "default.sdkconfig") == 1  # policy violated
+    (tmp_path / "sdkconfig").write_text("SECURE_BOOT=y\n")
+    assert code_of(capsys, "build", "check", tmp_path / "sdkconfig") == 2
+
+
+def test_check_approvals_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from medfw.crypto.keys import KeyType, generate_private_key, write_private_key
+
+    for name, kind in (("release", KeyType.ECDSA_P256), ("alice", KeyType.ED25519)):
+        write_private_key(generate_private_key(kind), tmp_path / f"{name}.pem")
+    (tmp_path / "alice.pub").write_bytes(public_key_pem(load_private_key(tmp_path / "alice.pem").public_key()))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "format: medfw-approval-policy/1\nthreshold: 1\napprovers:\n  - name: alice\n    public_key: alice.pub\n"
+    )
+    subject = tmp_path / "fw.bin"
+    subject.write_bytes(b"firmware")
+    record = tmp_path / "a.json"
+    signing = ["--signing-key", tmp_path / "release.pem", "--subject", subject]
+    approve = ["keys", "approve", "--key", tmp_path / "alice.pem", "--approver", "alice", *signing, "--out", record]
+    assert code_of(capsys, *approve) == 0
+    check = ["--policy", policy, *signing, "--approval"]
+    assert code_of(capsys, "keys", "check-approvals", *check, record) == 0
+    doc = json.loads(record.read_text())
+    sig = doc["signature"]
+    forged = {
+        "signature": {**doc, "signature": ("0" if sig[0] != "0" else "1") + sig[1:]},  # still hex, does not verify
+        "statement": {**doc, "statement": {**doc["statement"], "subject_sha256": "0" * 64}},  # signed field altered
+    }
+    for name, content in forged.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+        assert code_of(capsys, "keys", "check-approvals", *check, tmp_path / f"{name}.json") == 1, name
+    (tmp_path / "junk.json").write_text("{not json")
+    assert code_of(capsys, "keys", "check-approvals", *check, tmp_path / "junk.json") == 2
+
+
+def test_advisory_verify_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A signature that does not verify is 1, a document that is not JSON 2 (a valid advisory: tests/vuln)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(public_key_pem(key.public_key()))
+    doc = tmp_path / "adv.json"
+    doc.write_text('{"document": {"category": "csaf_security_advisory"}}')
+    (tmp_path / "adv.json.sig").write_bytes(FileSigner(key).sign_message(b"something else"))
+    assert code_of(capsys, "vuln", "advisory", "verify", doc, "--key", pub) == 1
+    junk = tmp_path / "junk.json"
+    junk.write_bytes(b"not json")
+    (tmp_path / "junk.json.sig").write_bytes(FileSigner(key).sign_message(b"not json"))
+    assert code_of(capsys, "vuln", "advisory", "verify", junk, "--key", pub) == 2
+
+
+def test_device_update_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The simulated unit refuses (1) what it would not boot; a file that cannot be read is bad input (2)."""
+    from medfw.image.sbv2 import public_key_digest
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = FileSigner(key)
+    bl = sbv2.sign_image(build_app_image(chip="esp32c6", version="bl", secure_version=0), [signer])
+    images = {
+        name: sbv2.sign_image(build_app_image(chip="esp32c6", version=v, secure_version=s), [signer])
+        for name, v, s in (("a1", "1.0.0", 1), ("a2", "2.0.0", 2))
+    }
+    for name, data in {"bl": bl, **images, "tampered": flipped(images["a2"], len(images["a2"]) - 4000)}.items():
+        (tmp_path / f"{name}.bin").write_bytes(data)
+    (tmp_path / "junk.bin").write_bytes(b"\x00" * 4096)
+    unit = tmp_path / "unit"
+    digest = public_key_digest(key.public_key()).hex()
+    assert code_of(capsys, "device", "init", unit, "--key-digest", digest, "--chip", "esp32c6") == 0
+    assert (
+        code_of(capsys, "device", "flash", unit, "--bootloader", tmp_path / "bl.bin", "--app", tmp_path / "a1.bin") == 0
+    )
+    assert code_of(capsys, "device", "boot", unit) == 0
+    assert code_of(capsys, "device", "confirm", unit) == 0
+    assert code_of(capsys, "device", "update", unit, tmp_path / "tampered.bin") == 1
+    # the unit refuses what it cannot boot, an image or not (malformed_image): its refusal is 1, as documented
+    assert code_of(capsys, "device", "update", unit, tmp_path / "junk.bin") == 1
+    assert code_of(capsys, "device", "update", unit, tmp_path / "missing.bin") == 2
+    assert code_of(capsys, "device", "update", unit, tmp_path / "a2.bin") == 0
+
+
+# --- the walk covers every verifying command -------------------------------------------------------------------------
+
+VERIFYING = {"image info", "device update"}  # besides every `verify…`, `check` and `check-…` command
+
+
+def _walked() -> set[str]:
+    """The commands this module runs through :func:`code_of` (their leading literal words)."""
+    import ast
+
+    words: set[str] = set()
+    for node in ast.walk(ast.parse(Path(__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "code_of":
+            lead = [a.value for a in node.args[1:4] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            words |= {" ".join(lead[:n]) for n in (2, 3)}
+    return words
+
+
+def test_the_walk_covers_every_verifying_command() -> None:
+    from medfw.cli import build_parser
+    from medfw.cli._docgen import _subparsers, _walk
+
+    leaves = [" ".join(p) for g, gp in _subparsers(build_parser(load_all=True)) for p, _ in _walk(gp, [g])]
+    verifying = {c for c in leaves if any(w == "check" or w.startswith(("verify", "check-")) for w in c.split())}
+    verifying |= VERIFYING
+    assert len(verifying) >= 12
+    assert sorted(verifying - _walked()) == []

@@ -545,3 +545,21 @@ def test_transport_and_secret_options(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _ = _run(capsys, "ota", "token", "create", "--db", "postgresql://u:pw@127.0.0.1:9/x", "--name", "n",
                    "--role", "admin", "--json")  # fmt: skip
     assert code == 2
+
+
+@pytest.mark.parametrize(("kind", "scheme"), [(KeyType.ECDSA_P384, "nistp384"), (KeyType.RSA3072, "rsassa-pss")])
+def test_rotating_a_role_to_p384_or_rsa_warns_about_clients(
+    tmp_path: Path, keys: dict[str, str], capsys: pytest.CaptureFixture[str], kind: KeyType, scheme: str
+) -> None:
+    repo = str(tmp_path / "repo")
+    assert main(_init_argv(repo, keys)) == 0
+    capsys.readouterr()
+    new = _key(tmp_path / "targets-new.pem", kind)
+    assert main(_rotate_argv(repo, "targets", keys["root"], "--new-key", new, "--json")) == 0
+    captured = capsys.readouterr()
+    warnings = envelope(captured.out)["result"]["warnings"]
+    assert len(warnings) == 1 and "targets role" in warnings[0] and scheme in warnings[0]
+    assert "warning: targets role" in captured.err
+    # a P-256 key warns about nothing
+    assert main(_rotate_argv(repo, "targets", keys["root"], "--new-key", _key(tmp_path / "p256.pem"), "--json")) == 0
+    assert envelope(capsys.readouterr().out)["result"]["warnings"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 from pathlib import Path
@@ -60,3 +61,43 @@ def test_cli_table_in_a_pipe(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     records = [line for line in out.splitlines() if line.startswith("rule=")]
     assert len(records) == 7
+
+
+def _tables_printed_directly(source: str) -> list[int]:
+    """Lines where a ``Table(...)`` bound to a name is handed to some console's ``print`` (not ``print_table``)."""
+    tree = ast.parse(source)
+    hits = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        tables = {
+            t.id
+            for node in ast.walk(fn)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", getattr(node.value.func, "attr", "")) == "Table"
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }  # fmt: skip
+        for node in ast.walk(fn):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "print"
+                and any(isinstance(a, ast.Name) and a.id in tables for a in node.args)
+            ):
+                hits.append(node.lineno)
+    return hits
+
+
+def test_every_cli_table_goes_through_print_table() -> None:
+    cli = Path(__file__).resolve().parents[2] / "src" / "medfw" / "cli"
+    found = {
+        p.name: lines
+        for p in sorted(cli.glob("*.py"))
+        if p.name != "_common.py" and (lines := _tables_printed_directly(p.read_text(encoding="utf-8")))
+    }
+    assert found == {}, f"tables printed without print_table (they split words): {found}"
+
+
+def test_the_table_check_sees_a_direct_print() -> None:
+    source = "def f(c):\n    t = Table(title='x')\n    c.print(t)\n    print_table(t)\n"
+    assert _tables_printed_directly(source) == [3]

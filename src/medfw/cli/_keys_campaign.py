@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_group, emit, out_console
+from medfw.cli._common import add_group, emit, out_console, print_table
 from medfw.cli._ota_client import add_server_flags, fleet_client
 from medfw.errors import EXIT_OK, UsageError
 
@@ -29,7 +29,7 @@ def _human(c: dict[str, Any]) -> None:
         t.add_column(col)
     for u in c["units"]:
         t.add_row(escape(u["device"]), u["state"], escape(str(u["reason"] or "")))
-    out_console.print(t)
+    print_table(t)
 
 
 def _start(args: argparse.Namespace) -> int:
