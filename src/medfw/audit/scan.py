@@ -89,41 +89,62 @@ def with_progress(
 
 def scan(rows: Iterable[tuple[bytes, bytes]], keys: EpochKeys, st: Scan) -> Scan:
     """Check rows until the first one that fails (see the module docstring); return the updated state."""
-    add = st.hashes.append
-    seq, prev, start = st.seq, st.prev, st.seq
     # Nothing verified yet (epoch -1): the first entry must be seq 0 in epoch 0. No record may claim epoch -1.
     epoch = max(st.epoch, 0)
     ratchet = keys.kdf == KDF_RATCHET
-    pe, pm = keys.ratchet_prefixes
     if ratchet and st.key is not None:  # a chunk of a parallel scan: its worker walked the ratchet to it
         k, m = st.key, keys.mac_of(epoch, st.key)
     else:
         k, m = keys.key(epoch), keys.mac(epoch)
+    start = st.seq
+    st.bad = None
+    seq, epoch, k = _check(rows, keys, st, epoch, k, m)
+    if seq != start:
+        st.epoch = epoch
+    st.key = k if ratchet else None
+    st.seq = seq
+    return st
+
+
+def _check(  # noqa: PLR0917 - the inner loop of scan, its state passed in locals
+    rows: Iterable[tuple[bytes, bytes]], keys: EpochKeys, st: Scan, epoch: int, k: bytes, m: bytes
+) -> tuple[int, int, bytes]:
+    """The loop of :func:`scan`: appends verified entry hashes, sets ``st.bad``/``st.damaged``/``st.prev``;
+    returns the next seq, the last epoch and its key."""
+    add, seq, prev = st.hashes.append, st.seq, st.prev
+    ratchet, (pe, pm) = keys.kdf == KDF_RATCHET, keys.ratchet_prefixes
     proto: Any = None  # the epoch's keyed HMAC, made at its second entry and copied for each further one
+    fresh = False  # the last entry opened an epoch: in a log of short sessions, so will the next one
     head, nhead = b',"epoch":%d,"prev":"' % epoch, b',"epoch":%d,"prev":"' % (epoch + 1)
     prefix, new_leaf, sha = RECORD_PREFIX, hashlib.sha256(b"\x00").copy, hashlib.sha256
     eq, hexlify, keyed = hmac.compare_digest, binascii.hexlify, _hmac_new
-    st.bad = None
     try:
         for rec, tag in rows:
             h = new_leaf()
             h.update(rec)
             eh = h.digest()
-            if rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq)) and rec.startswith(prefix):
+            if fresh:
+                nxt = seq and rec.endswith(b'%b%b","seq":%d}' % (nhead, prev, seq))
+                cur = not nxt and rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq))
+            else:
+                cur = rec.endswith(b'%b%b","seq":%d}' % (head, prev, seq))
+                nxt = not cur and seq and rec.endswith(b'%b%b","seq":%d}' % (nhead, prev, seq))
+            if not rec.startswith(prefix):
+                ok = False
+            elif cur:
                 if proto is None:
                     proto = keyed(m, digestmod="sha256").copy
                 t = proto()
                 t.update(eh)
-                ok = eq(t.digest(), tag)
-            elif seq and rec.endswith(b'%b%b","seq":%d}' % (nhead, prev, seq)) and rec.startswith(prefix):
-                # the first entry of the next epoch
+                ok, fresh = eq(t.digest(), tag), False
+            elif nxt:  # the first entry of the next epoch
                 if ratchet:
                     eb = (epoch + 1).to_bytes(8, "big")
                     nk = sha(pe + eb + k).digest()
                     nm = sha(pm + eb + nk).digest()
                 else:
                     nk, nm = k, keys.mac(epoch + 1)
-                ok = eq(keyed(nm, eh, "sha256").digest(), tag)
+                ok = fresh = eq(keyed(nm, eh, "sha256").digest(), tag)
                 if ok:
                     epoch, k, m, proto = epoch + 1, nk, nm, None
                     head, nhead = nhead, b',"epoch":%d,"prev":"' % (epoch + 1)
@@ -137,8 +158,5 @@ def scan(rows: Iterable[tuple[bytes, bytes]], keys: EpochKeys, st: Scan) -> Scan
             seq += 1
     except sqlite3.DatabaseError as e:
         st.damaged = str(e)
-    if seq != start:
-        st.epoch = epoch
-    st.key = k if ratchet else None
-    st.prev, st.seq = prev, seq
-    return st
+    st.prev = prev
+    return seq, epoch, k
