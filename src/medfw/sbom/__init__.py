@@ -8,37 +8,28 @@ Public API::
     doc = load_sbom("fw.cdx.json")                                           # -> SbomDocument
     report = check_sbom(data)                                                # NTIA / CISA 2024 / FDA
     changes = diff_sboms(load_sbom(old), load_sbom(new))
+
+The names are loaded on first use (each from its module), so a reader of SBOMs (``medfw.sbom.document``) does not
+load the CycloneDX model and lxml that generating and validating need.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import uuid
-from collections.abc import Callable, Iterable
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from cyclonedx.model.bom import Bom
-
-from medfw._io import read_bytes
-from medfw.errors import MalformedImageError
-from medfw.sbom.binding import bind_project, identify_files
-from medfw.sbom.binscan import SIGNATURES, read_package_notes, scan_binary
-from medfw.sbom.build import (
-    PROP_CVE_EXCLUDE,
-    PROP_END_OF_SUPPORT,
-    PROP_SUPPORT_LEVEL,
-    PROP_UNDECLARED,
-    PROP_VERSION_MISMATCH,
-    build_bom,
-    serialize,
-)
-from medfw.sbom.check import CheckReport, ComponentScore, check_sbom
-from medfw.sbom.diff import SbomDiff, diff_sboms
-from medfw.sbom.document import SbomComponent, SbomDocument, load_sbom, parse_sbom
-from medfw.sbom.idf import read_idf_build
-from medfw.sbom.model import ComponentSpec, CveExclusion, Entity, Finding, ProjectSpec
-from medfw.sbom.project import read_project_manifest
+if TYPE_CHECKING:
+    from medfw.sbom.binscan import SIGNATURES, read_package_notes, scan_binary
+    from medfw.sbom.build import build_bom, serialize
+    from medfw.sbom.build_merge import PROP_UNDECLARED, PROP_VERSION_MISMATCH
+    from medfw.sbom.check import CheckReport, ComponentScore, check_sbom
+    from medfw.sbom.diff import SbomDiff, diff_sboms
+    from medfw.sbom.document import SbomComponent, SbomDocument, load_sbom, parse_sbom
+    from medfw.sbom.generate import MAX_BINARY, generate_from_idf_build, generate_from_manifest, scan_files
+    from medfw.sbom.idf import read_idf_build
+    from medfw.sbom.model import ComponentSpec, CveExclusion, Entity, Finding, ProjectSpec
+    from medfw.sbom.project import read_project_manifest
+    from medfw.sbom.properties import PROP_CVE_EXCLUDE, PROP_END_OF_SUPPORT, PROP_SUPPORT_LEVEL
 
 __all__ = [
     "MAX_BINARY",
@@ -73,80 +64,44 @@ __all__ = [
     "serialize",
 ]
 
-#: Largest firmware image / ELF file the scanner reads.
-MAX_BINARY = 512 * 1024 * 1024
+_WHERE = {
+    "CheckReport": "medfw.sbom.check",
+    "ComponentScore": "medfw.sbom.check",
+    "ComponentSpec": "medfw.sbom.model",
+    "CveExclusion": "medfw.sbom.model",
+    "Entity": "medfw.sbom.model",
+    "Finding": "medfw.sbom.model",
+    "MAX_BINARY": "medfw.sbom.generate",
+    "PROP_CVE_EXCLUDE": "medfw.sbom.properties",
+    "PROP_END_OF_SUPPORT": "medfw.sbom.properties",
+    "PROP_SUPPORT_LEVEL": "medfw.sbom.properties",
+    "PROP_UNDECLARED": "medfw.sbom.build_merge",
+    "PROP_VERSION_MISMATCH": "medfw.sbom.build_merge",
+    "ProjectSpec": "medfw.sbom.model",
+    "SIGNATURES": "medfw.sbom.binscan",
+    "SbomComponent": "medfw.sbom.document",
+    "SbomDiff": "medfw.sbom.diff",
+    "SbomDocument": "medfw.sbom.document",
+    "build_bom": "medfw.sbom.build",
+    "check_sbom": "medfw.sbom.check",
+    "diff_sboms": "medfw.sbom.diff",
+    "generate_from_idf_build": "medfw.sbom.generate",
+    "generate_from_manifest": "medfw.sbom.generate",
+    "load_sbom": "medfw.sbom.document",
+    "parse_sbom": "medfw.sbom.document",
+    "read_idf_build": "medfw.sbom.idf",
+    "read_package_notes": "medfw.sbom.binscan",
+    "read_project_manifest": "medfw.sbom.project",
+    "scan_binary": "medfw.sbom.binscan",
+    "scan_files": "medfw.sbom.generate",
+    "serialize": "medfw.sbom.build",
+}
 
 
-def scan_files(
-    paths: Iterable[str | os.PathLike[str]], *, progress: Callable[[str], None] | None = None
-) -> list[Finding]:
-    """Scan firmware files for embedded libraries (see :func:`medfw.sbom.binscan.scan_binary`).
-
-    Findings name each file by its base name, so SBOMs do not depend on where the build ran.
-
-    Raises:
-        InputError: a file is missing or too large.
-        MalformedImageError: an ELF file has malformed package notes.
-    """
-    findings: list[Finding] = []
-    for p in paths:
-        path = Path(p)
-        data = read_bytes(path, max_length=MAX_BINARY, what="firmware binary")
-        try:
-            findings.extend(scan_binary(data, source=path.name))
-        except MalformedImageError as e:
-            e.path = str(path)
-            raise
-        if progress is not None:
-            progress(str(path))
-    return findings
-
-
-def generate_from_idf_build(
-    build_dir: str | os.PathLike[str],
-    *,
-    binaries: Iterable[str | os.PathLike[str]] = (),
-    all_components: bool = False,
-    serial: uuid.UUID | None = None,
-    timestamp: dt.datetime | None = None,
-    allow_mismatch: str | None = None,
-) -> Bom:
-    """Build the SBOM of an ESP-IDF build directory (see :mod:`medfw.sbom.idf`).
-
-    Args:
-        build_dir: the directory holding ``project_description.json``.
-        binaries: firmware images / ELF files to scan for binary evidence.
-        all_components: include configuration-only and unlinked components too.
-        serial: fixed serial number (default: UUIDv5 of the content with ``SOURCE_DATE_EPOCH``, else random).
-        timestamp: fixed timestamp (default: ``SOURCE_DATE_EPOCH`` or now).
-        allow_mismatch: why an image whose identity differs from the build metadata is bound anyway.
-
-    The first ESP app or MCUboot image among ``binaries`` is bound to the SBOM (:mod:`medfw.sbom.binding`).
-
-    Raises:
-        ManifestError: missing/malformed build inputs (names file and key), or an image that does not match
-            the build metadata (without ``allow_mismatch``).
-    """
-    binaries = list(binaries)
-    project = read_idf_build(build_dir, all_components=all_components)
-    project = bind_project(project, identify_files(binaries, max_length=MAX_BINARY), allow_mismatch=allow_mismatch)
-    return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)
-
-
-def generate_from_manifest(
-    path: str | os.PathLike[str],
-    *,
-    binaries: Iterable[str | os.PathLike[str]] = (),
-    serial: uuid.UUID | None = None,
-    timestamp: dt.datetime | None = None,
-    allow_mismatch: str | None = None,
-) -> Bom:
-    """Build the SBOM described by a ``medfw-sbom.yml`` project manifest (see :mod:`medfw.sbom.project`).
-
-    Raises:
-        ManifestError: malformed manifests (names file and key).
-    """
-    binaries = list(binaries)
-    project = read_project_manifest(path)
-    project = bind_project(project, identify_files(binaries, max_length=MAX_BINARY), allow_mismatch=allow_mismatch)
-    return build_bom(project, findings=scan_files(binaries), serial=serial, timestamp=timestamp)
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value

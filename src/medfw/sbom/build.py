@@ -56,6 +56,7 @@ from medfw.sbom.build_merge import (
     merge_findings,
 )
 from medfw.sbom.model import ComponentSpec, Entity, Finding, ProjectSpec
+from medfw.sbom.properties import PROP_CVE_EXCLUDE, PROP_END_OF_SUPPORT, PROP_SUPPORT_LEVEL
 
 __all__ = [
     "PROP_CVE_EXCLUDE",
@@ -68,10 +69,6 @@ __all__ = [
     "reproducible_identity",
     "serialize",
 ]
-
-PROP_SUPPORT_LEVEL = "medfw:support:level"
-PROP_END_OF_SUPPORT = "cdx:lifecycle:milestone:endOfSupport"
-PROP_CVE_EXCLUDE = "medfw:cve-exclude"
 
 _NAMESPACE = uuid.UUID("6f3e1a52-3c1e-5d2b-9a7e-6d0c5b1f4e21")
 _TYPES = {

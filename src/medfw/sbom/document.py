@@ -17,11 +17,8 @@ from typing import Any
 
 from medfw._io import read_bytes
 from medfw.errors import ManifestError
-from medfw.sbom.build import PROP_CVE_EXCLUDE, PROP_END_OF_SUPPORT, PROP_SUPPORT_LEVEL
-from medfw.sbom.document_xml import (
-    xml_document_dict,
-)
 from medfw.sbom.model import CveExclusion
+from medfw.sbom.properties import PROP_CVE_EXCLUDE, PROP_END_OF_SUPPORT, PROP_SUPPORT_LEVEL
 
 __all__ = ["MAX_SBOM", "SbomComponent", "SbomDocument", "load_sbom", "parse_sbom"]
 
@@ -274,6 +271,8 @@ def parse_sbom(data: bytes, *, path: str | None = None) -> SbomDocument:
                 raise ManifestError("SBOM is nested too deeply") from None
             return _from_json_dict(obj, "json")
         if head == b"<":
+            from medfw.sbom.document_xml import xml_document_dict  # noqa: PLC0415 - lxml only for XML
+
             return _from_json_dict(xml_document_dict(data), "xml")
         raise ManifestError("not a CycloneDX JSON or XML document")
     except ManifestError as e:

@@ -14,7 +14,7 @@ import concurrent.futures
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from medfw._io import read_bytes
 from medfw.errors import FeedError
@@ -23,18 +23,19 @@ from medfw.vuln.feeds.cve5 import parse_cve5
 from medfw.vuln.feeds.nvd import parse_nvd
 from medfw.vuln.feeds.osv import parse_osv, parse_osv_zip
 from medfw.vuln.feeds.vendor import parse_vendor
-from medfw.vuln.index import canonical_json, content_hash, pack_record
-from medfw.vuln.match_rows import match_rows
+from medfw.vuln.index import RECORD_COLUMNS, canonical_json, content_hash, pack_record
+from medfw.vuln.match_rows import RowTuple, match_tuples
 from medfw.vuln.prepared import dumps, match_data, triage_data
 
 __all__ = ["PreparedFile", "PreparedRecord", "prepare_file", "prepare_records", "prepared_files"]
 
 _MAX_FEED = 2 * 1024 * 1024 * 1024
+_RECORD_WIDTH = len(RECORD_COLUMNS)
 
 
-@dataclass(slots=True)
-class PreparedRecord:
-    """One record ready to be written: the ``vuln_record`` values and its ``vuln_match`` rows."""
+class PreparedRecord(NamedTuple):
+    """One record ready to be written: the ``vuln_record`` values (in :data:`medfw.vuln.index.RECORD_COLUMNS`
+    order) and its ``vuln_match`` rows. A tuple: worker processes hand thousands of them over by pickle."""
 
     rid: str
     source: str
@@ -46,22 +47,11 @@ class PreparedRecord:
     data: bytes
     match: bytes | None
     triage: bytes
-    rows: list[dict[str, Any]]
+    rows: list[RowTuple]
 
-    def record_row(self) -> dict[str, Any]:
-        """The ``vuln_record`` row."""
-        return {
-            "rid": self.rid,
-            "source": self.source,
-            "record_id": self.record_id,
-            "vuln_id": self.vuln_id,
-            "modified": self.modified,
-            "content_hash": self.content_hash,
-            "has_config": self.has_config,
-            "data": self.data,
-            "match": self.match,
-            "triage": self.triage,
-        }
+    def record_row(self) -> tuple[Any, ...]:
+        """The ``vuln_record`` row, in :data:`medfw.vuln.index.RECORD_COLUMNS` order."""
+        return self[:_RECORD_WIDTH]
 
 
 @dataclass
@@ -94,8 +84,8 @@ def prepare_records(records: Iterable[FeedRecord]) -> list[PreparedRecord]:
     out: list[PreparedRecord] = []
     for rid, rec in latest.items():
         canon = canonical_json(rec.data)
-        found, tree = match_rows(rec.data)
-        extra = {"rid": rid, "source": rec.source, "vuln_id": rec.vuln_id}
+        found, tree = match_tuples(rec.data)
+        extra = (rid, rec.vuln_id, rec.source)
         out.append(
             PreparedRecord(
                 rid,
@@ -108,7 +98,7 @@ def prepare_records(records: Iterable[FeedRecord]) -> list[PreparedRecord]:
                 pack_record(canon),
                 dumps(match_data(rec.data)) if tree else None,
                 dumps(triage_data(rec.data)),
-                [{**m, **extra} for m in found],
+                [m[:1] + extra + m[1:] for m in found],
             )
         )
     return out

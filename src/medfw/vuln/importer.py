@@ -279,9 +279,12 @@ def import_feeds(
     records = [item for item in plan if item[0] not in ("kev", "epss")]
     n = _workers(workers, records)
     ahead = prepared_files(records, n) if n else None
-    with contextlib.ExitStack() as stack, index.transaction() as conn:
+    with contextlib.ExitStack() as stack:
         if ahead is not None:
             stack.enter_context(contextlib.closing(ahead))
+        conn = stack.enter_context(index.transaction())
+        if len(records) > 1:
+            stack.enter_context(index.bulk_load(conn))
         for kind, path, in_dir in plan:
             prepared = next(ahead) if ahead is not None and kind not in ("kev", "epss") else None
             counts, fact = _import_file(index, conn, kind, path, in_dir=in_dir, report=report, prepared=prepared)

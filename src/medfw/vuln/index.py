@@ -8,6 +8,7 @@ schema to the newest revision (a database created before versioned migrations is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     MetaData,
     Select,
@@ -35,12 +37,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Dialect, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
 from medfw.vuln.index_releases import ReleaseOps
+from medfw.vuln.match_rows import MATCH_COLUMNS
 from medfw.vuln.prepared import loads
 from medfw.vuln.schema import (
     HEAD,
@@ -57,16 +60,34 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DB",
+    "RECORD_COLUMNS",
     "StoredRecord",
     "VulnIndex",
     "insert_many",
+    "insert_tuples",
     "migrate",
     "open_index",
     "pack_record",
+    "placeholder",
     "resolve_db_url",
+    "select_in_sql",
 ]
 
 DEFAULT_DB = "medfw-vuln.db"
+_KEY_INDEX = next(ix for ix in vuln_match.indexes if ix.name == "ix_vuln_match_key")
+#: the ``vuln_record`` columns in the order of :meth:`medfw.vuln.import_prep.PreparedRecord.record_row`
+RECORD_COLUMNS = (
+    "rid",
+    "source",
+    "record_id",
+    "vuln_id",
+    "modified",
+    "content_hash",
+    "has_config",
+    "data",
+    "match",
+    "triage",
+)
 _CHUNK = 500
 
 
@@ -119,6 +140,50 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
 
 
+@functools.lru_cache(maxsize=32)
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    if not compiled.positional or tuple(compiled.positiontup or ()) != columns:
+        raise ValueError(f"{table.name}: columns not in table order for a positional insert")
+    return str(compiled)
+
+
+def insert_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples of plain values in ``columns`` order, the table's column order) as fast as the
+    database takes them: PostgreSQL by ``COPY … FROM STDIN``, others by one executemany of a positional INSERT."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        quote = conn.dialect.identifier_preparer.quote
+        raw: Any = conn.connection.driver_connection
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN") as cp,
+        ):
+            for r in rows:
+                cp.write_row(r)
+        return
+    conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's positional parameter marker (``?`` for SQLite, ``%s`` for psycopg)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def select_in_sql(
+    conn: Connection, query: Select[Any], column: ColumnElement[Any], values: Sequence[Any], n: int = _CHUNK
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(SQL, parameters) per chunk of ``values``: ``query`` (its own values, medfw's constants, rendered inline)
+    restricted to rows whose ``column`` is in the chunk, compiled once, for :meth:`Connection.exec_driver_sql`."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    name = str(column.compile(dialect=conn.dialect))
+    where = " AND " if query.whereclause is not None else " WHERE "
+    mark = placeholder(conn)
+    for chunk in _chunks(values, n):
+        yield f"{compiled}{where}{name} IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
+
+
 def resolve_db_url(db: str | None) -> str:
     """Turn ``--db`` / ``$MEDFW_VULN_DB`` / the default file into an SQLAlchemy URL (see :mod:`medfw.dburl`)."""
     return parse_db_url(db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB).sqlalchemy
@@ -150,10 +215,14 @@ class VulnIndex(ReleaseOps):
         self.engine.dispose()
 
     def _select_in(self, query: Select[Any], column: Column[str], values: Iterable[str]) -> Iterator[Row[Any]]:
-        """The rows of ``query`` whose ``column`` is one of ``values`` (queried in chunks, in one transaction)."""
+        """The rows of ``query`` whose ``column`` is one of ``values`` (queried in chunks, in one transaction).
+
+        The statement is compiled once and each chunk's ``IN`` list handed to the driver as plain parameters: a
+        scan asks for tens of thousands of ids, and compiling an expanding ``IN`` per chunk cost more than the
+        queries."""
         with self.transaction() as conn:
-            for chunk in _chunks(sorted(set(values))):
-                yield from conn.execute(query.where(column.in_(chunk))).all()
+            for sql, params in select_in_sql(conn, query, column, sorted(set(values))):
+                yield from conn.exec_driver_sql(sql, params).all()
 
     # ---- feed records -------------------------------------------------------------------------------------
 
@@ -178,8 +247,24 @@ class VulnIndex(ReleaseOps):
             for chunk in _chunks([r.rid for r in recs]):
                 conn.execute(vuln_record.delete().where(vuln_record.c.rid.in_(chunk)))
                 conn.execute(vuln_match.delete().where(vuln_match.c.rid.in_(chunk)))
-        insert_many(conn, vuln_record, [r.record_row() for r in recs])
-        insert_many(conn, vuln_match, [m for r in recs for m in r.rows])
+        insert_tuples(conn, vuln_record, RECORD_COLUMNS, [r.record_row() for r in recs])
+        insert_tuples(conn, vuln_match, MATCH_COLUMNS, [m for r in recs for m in r.rows])
+
+    @contextmanager
+    def bulk_load(self, conn: Connection) -> Iterator[bool]:
+        """Inside ``conn``'s transaction: when the index holds no record yet, drop the lookup-key index of
+        ``vuln_match`` for the writes that follow and build it again, sorted in one pass, at the end (inserting a
+        million random keys one by one into a B-tree costs more than building it); yield whether it did. The
+        index is part of the same transaction, so a failed import leaves the schema as it was."""
+        empty = conn.execute(select(vuln_record.c.rid).limit(1)).first() is None
+        if empty:
+            raw: Any = conn.connection.driver_connection
+            if conn.dialect.name == "sqlite" and not raw.in_transaction:
+                conn.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for DDL: the drop must be in one
+            _KEY_INDEX.drop(conn)
+        yield empty
+        if empty:
+            _KEY_INDEX.create(conn)
 
     def records_by_rid(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load records by rid."""

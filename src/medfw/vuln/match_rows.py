@@ -32,7 +32,16 @@ from medfw.vuln.configuration import bounds_text, criterion_keys
 from medfw.vuln.cpe import ANY, NA, Cpe, Relation, compare_attribute, has_wildcard, parse_cpe
 from medfw.vuln.version import version_key
 
-__all__ = ["RowKind", "TargetKey", "match_rows", "row_matches", "target_key"]
+__all__ = [
+    "MATCH_COLUMNS",
+    "RowKind",
+    "RowTuple",
+    "TargetKey",
+    "match_rows",
+    "match_tuples",
+    "row_matches",
+    "target_key",
+]
 
 
 class RowKind(enum.IntEnum):
@@ -46,7 +55,6 @@ class RowKind(enum.IntEnum):
 _LO = (("versionStartIncluding", True), ("versionStartExcluding", False))
 _HI = (("versionEndIncluding", True), ("versionEndExcluding", False))
 _OK = (Relation.SUPERSET, Relation.EQUAL)
-_PAIRS = (("versionStartIncluding", "versionStartExcluding"), ("versionEndIncluding", "versionEndExcluding"))
 
 
 def _wild(value: str) -> bool:
@@ -80,7 +88,9 @@ def _flat_criteria(configurations: Sequence[Mapping[str, Any]]) -> list[Mapping[
             if node.get("negate") or node.get("children") or and_node:
                 return None
             for m in matches:
-                if any(a in m and b in m for a, b in _PAIRS):
+                if ("versionStartIncluding" in m and "versionStartExcluding" in m) or (
+                    "versionEndIncluding" in m and "versionEndExcluding" in m
+                ):
                     return None  # two bounds on one side: left to the tree evaluation
                 if m.get("vulnerable", True):
                     out.append(m)
@@ -94,40 +104,78 @@ def _bound(match: Mapping[str, Any], names: tuple[tuple[str, bool], ...]) -> tup
     return None, False
 
 
-def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> dict[str, Any]:
+#: the ``vuln_match`` columns in the order of a row tuple
+MATCH_COLUMNS = (
+    "key",
+    "rid",
+    "vuln_id",
+    "source",
+    "ord",
+    "kind",
+    "part",
+    "criterion",
+    "bound",
+    "exact",
+    "exact_key",
+    "lo",
+    "lo_incl",
+    "hi",
+    "hi_incl",
+    "attrs",
+)
+#: a row of one record before its rid, vuln id and source are known: ``MATCH_COLUMNS`` without those three
+RowTuple = tuple[Any, ...]
+_CRITERION, _TREE, _DEAD = int(RowKind.CRITERION), int(RowKind.TREE), int(RowKind.DEAD)
+
+
+def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> RowTuple:
     text = str(m["criteria"])
-    row: dict[str, Any] = {"key": key, "ord": ordinal, "kind": int(RowKind.CRITERION), "part": cpe.part}
-    row.update({"criterion": text, "bound": bounds_text(m), "exact": None, "exact_key": None, "attrs": None})
     later = cpe.values()[4:]
-    if any(v != ANY for v in later):
-        row["attrs"] = orjson.dumps(list(later)).decode()
-    try:
-        row["lo"], row["lo_incl"] = _bound(m, _LO)
-        row["hi"], row["hi_incl"] = _bound(m, _HI)
-    except ValueError:
-        row.update(kind=int(RowKind.DEAD), lo=None, lo_incl=False, hi=None, hi_incl=False)
+    attrs = None if all(v == ANY for v in later) else orjson.dumps(list(later)).decode()
+    bound = bounds_text(m)
     if cpe.version != ANY:  # a fixed version: bounds do not apply (as in the tree evaluation)
-        row.update(kind=int(RowKind.CRITERION), lo=None, lo_incl=False, hi=None, hi_incl=False, exact=cpe.version)
+        exact_key = None
         if cpe.version != NA:
             with contextlib.suppress(ValueError):
-                row["exact_key"] = version_key(Cpe.plain(cpe.version))
-    return row
+                exact_key = version_key(Cpe.plain(cpe.version))
+        return (
+            key,
+            ordinal,
+            _CRITERION,
+            cpe.part,
+            text,
+            bound,
+            cpe.version,
+            exact_key,
+            None,
+            False,
+            None,
+            False,
+            attrs,
+        )
+    try:
+        lo, lo_incl = _bound(m, _LO)
+        hi, hi_incl = _bound(m, _HI)
+    except ValueError:
+        return (key, ordinal, _DEAD, cpe.part, text, bound, None, None, None, False, None, False, attrs)
+    return (key, ordinal, _CRITERION, cpe.part, text, bound, None, None, lo, lo_incl, hi, hi_incl, attrs)
 
 
-def _tree_rows(keys: set[str]) -> list[dict[str, Any]]:
-    empty = {"part": None, "criterion": None, "bound": None, "exact": None, "exact_key": None, "attrs": None}
-    bounds = {"lo": None, "lo_incl": False, "hi": None, "hi_incl": False}
-    return [{"key": k, "ord": 0, "kind": int(RowKind.TREE), **empty, **bounds} for k in sorted(keys)]
+def _tree_rows(keys: set[str]) -> list[RowTuple]:
+    return [(k, 0, _TREE, None, None, None, None, None, None, False, None, False, None) for k in sorted(keys)]
 
 
-def match_rows(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-    """Return the ``vuln_match`` rows of one normalized record (without rid/source) and whether they are TREE rows.
+def match_tuples(data: Mapping[str, Any]) -> tuple[list[RowTuple], bool]:
+    """Return the ``vuln_match`` rows of one normalized record as tuples in :data:`MATCH_COLUMNS` order without
+    ``rid``, ``vuln_id`` and ``source`` (``row[:1] + (rid, vuln_id, source) + row[1:]`` is the stored row), and
+    whether they are TREE rows.
 
     A record with OSV entries is evaluated as a whole (TREE rows). A rejected record has no rows: it never matches.
     """
     if data.get("rejected"):
         return [], False
-    purls = {f"purl:{a['purl']}" for a in data.get("osv") or () if a.get("purl")}
+    osv = data.get("osv")
+    purls = {f"purl:{a['purl']}" for a in osv if a.get("purl")} if osv else set()
     configs = data.get("configurations") or []
     flat = None if purls else _flat_criteria(configs)
     parsed = [] if flat is None else [_row_cpe(str(m.get("criteria", ""))) for m in flat]
@@ -136,6 +184,13 @@ def match_rows(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         return _tree_rows(keys), bool(keys)
     rows = [_criterion_row(f"cpe:{c.key}", i, m, c) for i, (m, c) in enumerate(zip(flat, parsed, strict=True)) if c]
     return rows, False
+
+
+def match_rows(data: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """:func:`match_tuples` as dicts by column name (without rid/source/vuln_id)."""
+    names = MATCH_COLUMNS[:1] + MATCH_COLUMNS[4:]
+    rows, tree = match_tuples(data)
+    return [dict(zip(names, r, strict=True)) for r in rows], tree
 
 
 @dataclass(frozen=True)

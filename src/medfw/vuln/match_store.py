@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, LargeBinary, String, and_, column, or_, select, values
+from sqlalchemy import Connection, select
 
-from medfw.vuln.index import VulnIndex
+from medfw.vuln.index import VulnIndex, placeholder, select_in_sql
 from medfw.vuln.match_rows import RowKind
 from medfw.vuln.schema import vuln_match, vuln_record
 
@@ -41,44 +41,55 @@ class MatchRow:
     test: tuple[object, ...]
 
 
-def _may_match(tv: ColumnElement[bytes]) -> ColumnElement[bool]:
-    """The rows a target version ``tv`` (b"" when it has none) can match: TREE rows, fixed-version rows of equal
-    key, unbounded rows, and bounded rows whose bounds hold (the exact decision is :func:`row_matches`)."""
-    c = vuln_match.c
-    lo_ok = or_(c.lo.is_(None), c.lo < tv, and_(c.lo == tv, c.lo_incl.is_(True)))
-    hi_ok = or_(c.hi.is_(None), tv < c.hi, and_(tv == c.hi, c.hi_incl.is_(True)))
-    bounded = and_(tv != b"", lo_ok, hi_ok)
-    free = and_(c.lo.is_(None), c.hi.is_(None))
-    return or_(
-        c.kind == int(RowKind.TREE),
-        and_(c.kind == int(RowKind.CRITERION), c.exact.is_not(None), or_(c.exact_key.is_(None), c.exact_key == tv)),
-        and_(c.kind == int(RowKind.CRITERION), c.exact.is_(None), or_(free, bounded)),
+def _may_match() -> str:
+    """The rows a target version ``t.column2`` (empty when it has none) can match: TREE rows, fixed-version rows of
+    equal key, unbounded rows, and bounded rows whose bounds hold (the exact decision is :func:`row_matches`)."""
+    tv = "t.column2"
+    lo_ok = f"(m.lo IS NULL OR m.lo < {tv} OR (m.lo = {tv} AND m.lo_incl))"
+    hi_ok = f"(m.hi IS NULL OR {tv} < m.hi OR ({tv} = m.hi AND m.hi_incl))"
+    bounded = f"(length({tv}) > 0 AND {lo_ok} AND {hi_ok})"
+    free = "(m.lo IS NULL AND m.hi IS NULL)"
+    crit = f"m.kind = {int(RowKind.CRITERION)}"
+    fixed = f"(m.exact_key IS NULL OR m.exact_key = {tv})"
+    return (
+        f"(m.kind = {int(RowKind.TREE)} OR ({crit} AND m.exact IS NOT NULL AND {fixed})"
+        f" OR ({crit} AND m.exact IS NULL AND ({free} OR {bounded})))"
     )
+
+
+_COLUMNS = ("key", "rid", "vuln_id", "source", "ord", "kind", "criterion", "bound")
+_TESTS = ("part", "exact", "exact_key", "lo", "lo_incl", "hi", "hi_incl", "attrs")
+
+
+def _rows_sql(conn: Connection, n: int) -> str:
+    q = conn.dialect.identifier_preparer.quote
+    mark = placeholder(conn)
+    cols = ", ".join(f"m.{q(c)}" for c in (*_COLUMNS, *_TESTS))
+    pairs = ", ".join([f"({mark}, {mark})"] * n)
+    join = f"JOIN (VALUES {pairs}) AS t ON m.{q('key')} = t.column1"
+    return f"SELECT {cols} FROM {q(vuln_match.name)} AS m {join} WHERE {_may_match()}"  # noqa: S608 - no input
 
 
 def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tuple[list[MatchRow], set[str]]:
     """The rows that can match the targets (key → target version keys, b"" for none), ordered by (rid, ord, key),
     and every key that has any row at all (what the coverage check needs).
 
-    The version bounds are compared by the database on the stored keys, joined with the targets as a VALUES list.
+    The version bounds are compared by the database on the stored keys, joined with the targets as a VALUES list
+    (SQL compiled once per chunk size, parameters handed to the driver).
     """
     c = vuln_match.c
     pairs = sorted({(k, v) for k, vs in targets.items() for v in vs})
-    keys = sorted(targets)
-    cols = (c.key, c.rid, c.vuln_id, c.source, c.ord, c.kind, c.criterion, c.bound)
-    tests = (c.part, c.exact, c.exact_key, c.lo, c.lo_incl, c.hi, c.hi_incl, c.attrs)
     found: set[str] = set()
     seen: set[tuple[str, int, str]] = set()
     out: list[MatchRow] = []
     with index.transaction() as conn:
-        for i in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = keys[i : i + _KEYS_PER_QUERY]
-            found.update(conn.execute(select(c.key).where(c.key.in_(chunk)).distinct()).scalars())
+        keyed = select(c.key).distinct()
+        for sql, params in select_in_sql(conn, keyed, c.key, sorted(targets), _KEYS_PER_QUERY):
+            found.update(r[0] for r in conn.exec_driver_sql(sql, params).all())
         for i in range(0, len(pairs), _KEYS_PER_QUERY):
-            rows = pairs[i : i + _KEYS_PER_QUERY]
-            t = values(column("tkey", String), column("tv", LargeBinary), name="t").data(rows).cte("t")
-            q = select(*cols, *tests).select_from(vuln_match.join(t, c.key == t.c.tkey)).where(_may_match(t.c.tv))
-            for r in conn.execute(q):
+            chunk = pairs[i : i + _KEYS_PER_QUERY]
+            params = tuple(x for pair in chunk for x in pair)
+            for r in conn.exec_driver_sql(_rows_sql(conn, len(chunk)), params).all():
                 ident = (r[1], r[4], r[0])
                 if ident not in seen:
                     seen.add(ident)
@@ -99,10 +110,9 @@ def config_tiers(index: VulnIndex, best: Mapping[str, int]) -> dict[str, int]:
         for tier, ids in sorted(by_bound.items()):
             sources = sorted(s for s, t in CONFIG_TIERS.items() if t < tier)
             q = select(c.vuln_id, c.source).where(c.has_config.is_(True), c.source.in_(sources))
-            ids.sort()
-            for i in range(0, len(ids), _IDS_PER_QUERY):
-                for r in conn.execute(q.where(c.vuln_id.in_(ids[i : i + _IDS_PER_QUERY]))):
-                    out[r.vuln_id] = min(out[r.vuln_id], CONFIG_TIERS[r.source])
+            for sql, params in select_in_sql(conn, q, c.vuln_id, sorted(ids), _IDS_PER_QUERY):
+                for vuln_id, source in conn.exec_driver_sql(sql, params).all():
+                    out[vuln_id] = min(out[vuln_id], CONFIG_TIERS[source])
     return out
 
 

@@ -24,43 +24,49 @@ def _is_map(x: Any) -> bool:
     return type(x) is dict or isinstance(x, Mapping)  # parsed JSON: the exact-type test is the fast path
 
 
+def _check_match(m: Any, where: str, j: int) -> dict[str, Any]:
+    if not _is_map(m):
+        raise record_error(f"{where}.cpeMatch[{j}] is not an object")
+    criteria = m["criteria"] if "criteria" in m else m.get("cpe23Uri")
+    if not isinstance(criteria, str):
+        raise record_error(f"{where}.cpeMatch[{j}].criteria is missing")
+    try:
+        parse_cpe(criteria)
+    except ValueError as e:
+        raise record_error(f"{where}.cpeMatch[{j}].criteria: {e}") from e
+    vulnerable = m.get("vulnerable")
+    if vulnerable is not True and vulnerable is not False:
+        raise record_error(f"{where}.cpeMatch[{j}].vulnerable must be true or false")
+    out: dict[str, Any] = {"criteria": criteria, "vulnerable": vulnerable}
+    if len(m) > 2:  # more than criteria and vulnerable: look for bounds
+        for b in _BOUND_KEYS:
+            v = m.get(b)
+            if v is not None and v != "":
+                if not isinstance(v, str):
+                    raise record_error(f"{where}.cpeMatch[{j}].{b} is not a string")
+                out[b] = v
+    return out
+
+
 def _check_node(node: Any, where: str) -> dict[str, Any]:
     if not _is_map(node):
         raise record_error(f"{where} is not an object")
-    matches = node.get("cpeMatch", node.get("cpe_match", []))
+    matches = node["cpeMatch"] if "cpeMatch" in node else node.get("cpe_match", [])
     if not isinstance(matches, list):
         raise record_error(f"{where}.cpeMatch is not a list")
-    out_matches: list[dict[str, Any]] = []
-    for j, m in enumerate(matches):
-        if not _is_map(m):
-            raise record_error(f"{where}.cpeMatch[{j}] is not an object")
-        criteria = m.get("criteria", m.get("cpe23Uri"))
-        if not isinstance(criteria, str):
-            raise record_error(f"{where}.cpeMatch[{j}].criteria is missing")
-        try:
-            parse_cpe(criteria)
-        except ValueError as e:
-            raise record_error(f"{where}.cpeMatch[{j}].criteria: {e}") from e
-        vulnerable = m.get("vulnerable")
-        if not isinstance(vulnerable, bool):
-            raise record_error(f"{where}.cpeMatch[{j}].vulnerable must be true or false")
-        out: dict[str, Any] = {"criteria": criteria, "vulnerable": vulnerable}
-        for b in _BOUND_KEYS:
-            if b in m and m[b] not in (None, ""):
-                if not isinstance(m[b], str):
-                    raise record_error(f"{where}.cpeMatch[{j}].{b} is not a string")
-                out[b] = m[b]
-        out_matches.append(out)
-    operator = str(node.get("operator", "OR")).upper()
-    if operator not in {"AND", "OR"}:
-        raise record_error(f"{where}.operator must be AND or OR")
+    out_matches = [_check_match(m, where, j) for j, m in enumerate(matches)]
+    operator = node.get("operator", "OR")
+    if operator != "OR":
+        operator = str(operator).upper()
+        if operator not in {"AND", "OR"}:
+            raise record_error(f"{where}.operator must be AND or OR")
     # defaults (operator OR, negate false) are left out: stored records stay small
     result: dict[str, Any] = {"cpeMatch": out_matches}
     if operator == "AND":
         result["operator"] = "AND"
     if node.get("negate", False):
         result["negate"] = True
-    children = node.get("children", [])
+    children = node.get("children")
     if children:
         result["children"] = [_check_node(c, f"{where}.children[{k}]") for k, c in enumerate(children)]
     return result

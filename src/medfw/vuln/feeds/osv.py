@@ -14,7 +14,6 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
 from packageurl import PackageURL
 
 from medfw.errors import FeedError
@@ -134,6 +133,8 @@ def parse_osv(raw: bytes, path: str) -> ParseResult:
         FeedError: the file is not JSON/YAML or is truncated.
     """
     if path.endswith((".yaml", ".yml")):
+        import yaml  # noqa: PLC0415 - only for YAML records
+
         try:
             doc = yaml.safe_load(raw.decode("utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
