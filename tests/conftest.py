@@ -36,6 +36,17 @@ def command_of(args: object) -> str:
     return ".".join(parts)
 
 
+def _undocumented(data: object, schema: dict[str, object]) -> set[str]:
+    """Fields of a result (or of each item of a list result) its schema does not name in ``properties``."""
+    items = schema.get("items")
+    if isinstance(data, list) and isinstance(items, dict):
+        return set().union(*(_undocumented(item, items) for item in data)) if data else set()
+    properties = schema.get("properties")
+    if isinstance(data, dict) and isinstance(properties, dict):
+        return set(data) - set(properties)
+    return set()
+
+
 @pytest.fixture(autouse=True)
 def _check_json_results(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
@@ -61,6 +72,8 @@ def _check_json_results(monkeypatch: pytest.MonkeyPatch) -> None:
             if schema_path.is_file():
                 schema = json.loads(schema_path.read_text(encoding="utf-8"))
                 jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+                undocumented = _undocumented(data, schema)
+                assert not undocumented, f"{schema_path.name} does not document {sorted(undocumented)}"
         real(args, exit_code)  # type: ignore[arg-type]
 
     monkeypatch.setattr(medfw.cli, "finish_json", finish_json)

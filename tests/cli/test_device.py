@@ -160,3 +160,21 @@ def test_init_refuses_a_key_the_chip_cannot_verify(work: Path, capsys: pytest.Ca
     assert code == 2 and "ecdsa-p256" in err and "esp32c3" in err and "rsa3072 only" in err
     assert not (work / "c3" / "device.json").exists()
     assert run(capsys, "device", "init", work / "c6", "--key", work / "key.pub", "--chip", "esp32c6")[0] == 0
+
+
+def test_revert_and_revoke_key_results(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dev = work / "unit"
+    spare = generate_private_key(KeyType.ECDSA_P256).public_key()
+    digests = [(work / "digest.txt").read_text(), public_key_digest(spare).hex()]
+    argv = ["device", "init", dev, "--chip", CHIP, *(x for d in digests for x in ("--key-digest", d))]
+    assert run_json(capsys, *argv)[0] == 0
+    code, data = run_json(capsys, "device", "flash", dev, "--bootloader", work / "bl.bin", "--app", work / "a1.bin")
+    assert code == 0
+    run(capsys, "device", "boot", dev)
+    run(capsys, "device", "update", dev, work / "a2.bin")
+    run(capsys, "device", "boot", dev)  # 2.0.0 on its trial boot
+    code, data = run_json(capsys, "device", "revert", dev)
+    assert code == 0 and data["slot"] == 0 and data["version"] == "1.0.0"
+    # slot 1 holds a key nothing is signed with: revoking it leaves the unit bootable
+    code, data = run_json(capsys, "device", "revoke-key", dev, "--slot", "1")
+    assert code == 0 and data["revoked"] == 1

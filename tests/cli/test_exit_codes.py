@@ -313,10 +313,17 @@ def test_check_approvals_codes(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 
 
 def test_advisory_verify_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """A signature that does not verify is 1, a document that is not JSON 2 (a valid advisory: tests/vuln)."""
+    """A valid signed advisory is 0, a signature that does not verify 1, a document that is not JSON 2."""
+    from medfw.vuln.csaf_advisory import sign_advisory
+
     key = ec.generate_private_key(ec.SECP256R1())
     pub = tmp_path / "k.pub"
     pub.write_bytes(public_key_pem(key.public_key()))
+    advisory = VEC / "release-documents" / "advisory-1.1.0.csaf.json"
+    good = tmp_path / "good.json"
+    good.write_bytes(advisory.read_bytes())
+    (tmp_path / "good.json.sig").write_bytes(sign_advisory(json.loads(advisory.read_bytes()), FileSigner(key)))
+    assert code_of(capsys, "vuln", "advisory", "verify", good, "--key", pub) == 0
     doc = tmp_path / "adv.json"
     doc.write_text('{"document": {"category": "csaf_security_advisory"}}')
     (tmp_path / "adv.json.sig").write_bytes(FileSigner(key).sign_message(b"something else"))

@@ -56,3 +56,15 @@ def test_a_result_that_breaks_its_schema_fails(tmp_path: Path, capsys: pytest.Ca
     broken = {**result, "type": 256}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+def test_a_result_field_its_schema_does_not_name_is_caught() -> None:
+    """The suite-wide check (``tests/conftest.py``) also refuses fields a schema does not document."""
+    from conftest import _undocumented  # the suite's own conftest (tests/ is on sys.path)
+
+    schema = json.loads((DOCS_JSON / "ota.device.list.schema.json").read_text(encoding="utf-8"))
+    row = {"id": "d1", "model": "pump", "group": "default", "last_status": "rejected"}
+    assert _undocumented([row], schema) == set()
+    assert _undocumented([{**row, "last_reason": "hash_mismatch"}], schema) == {"last_reason"}
+    keys = json.loads((DOCS_JSON / "keys.generate.schema.json").read_text(encoding="utf-8"))
+    assert _undocumented({"key": "k.pem", "secret": "x"}, keys) == {"secret"}

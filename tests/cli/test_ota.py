@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import uvicorn
 
@@ -25,7 +26,7 @@ from medfw.image.esp import build_app_image
 from medfw.image.sbv2 import public_key_digest, sign_image
 from medfw.server.asgi import ServerSettings, build_app
 
-from ._json import envelope
+from ._json import envelope, schema
 from ._json import result as cli_result
 
 
@@ -364,6 +365,9 @@ def test_serve_command_starts_and_answers(
     assert envelope["ok"] is True
     assert started["listening"] == f"http://127.0.0.1:{port}" and started["backend"] == "sqlite"
     assert started["version"] and started["workers"] == 1
+    serve_schema = schema("ota.serve.schema.json")  # the server runs in a subprocess: checked here
+    jsonschema.validate(started, serve_schema, cls=jsonschema.Draft202012Validator)
+    assert set(started) <= set(serve_schema["properties"]), sorted(set(started) - set(serve_schema["properties"]))
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert any(x.get("path") == "/tuf/metadata/1.root.json" and x.get("status") == 200 for x in lines), err
 

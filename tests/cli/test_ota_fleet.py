@@ -228,3 +228,31 @@ def test_nothing_to_do_and_secure_version_warning(
     code, ro, _ = _run(capsys, "ota", "rollout", "create", "--release", "pump/pump-1.5.0.bin", "--phases", "100%", *srv)
     assert code == 0 and ro["state"] == "nothing_to_do"
     assert ro["reasons"] == [{"state": "skipped", "reason": "secure_version_lower", "devices": 1}]
+
+
+def test_rollout_controls_release_documents_and_enrolment_groups(
+    repo: dict[str, str], server: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator commands not exercised above, with their ``--json`` results (checked against docs/json/)."""
+    srv = ["--server", server["url"], "--token-file", server["token_file"], "--json"]
+    for i in range(2):
+        assert _run(capsys, "ota", "device", "add", "--id", f"q{i}", "--model", "pump", *srv)[0] == 0
+    assert _run(capsys, *_publish(repo, _esp(repo, tmp_path, "1.1.0", 2)))[0] == 0
+    code, releases, _ = _run(capsys, "ota", "release", "list", "--sync", *srv)
+    assert code == 0
+    code, ro, _ = _run(capsys, "ota", "rollout", "create", "--release", "pump/pump-1.1.0.bin", "--phases", "100%", *srv)
+    rid = str(ro["id"])
+    code, out, _ = _run(capsys, "ota", "rollout", "pause", rid, *srv)
+    assert code == 0 and out["state"] == "paused"
+    code, out, _ = _run(capsys, "ota", "rollout", "resume", rid, *srv)
+    assert code == 0 and out["state"] == "running"
+    code, out, _ = _run(capsys, "ota", "rollout", "cancel", rid, *srv)
+    assert code == 0 and out["state"] == "cancelled"
+    release_id = str(next(r["id"] for r in releases if r["target_path"] == "pump/pump-1.1.0.bin"))
+    vex = Path(__file__).resolve().parents[1] / "vectors" / "release-documents" / "vex.openvex.json"
+    code, attached, _ = _run(capsys, "ota", "release", "attach", release_id, "--vex", str(vex), *srv)
+    assert code == 0, attached
+    code, docs, _ = _run(capsys, "ota", "release", "documents", release_id, *srv)
+    assert code == 0 and [d["kind"] for d in docs] == ["vex-openvex"]
+    code, out, _ = _run(capsys, "ota", "enroll", "model-group", "pump", "icu", *srv)
+    assert code == 0

@@ -103,6 +103,10 @@ def test_operator_commands(fleet: TrustedFleet, tmp_path: Path, capsys: pytest.C
     assert [r["device"] for r in out] == ["pump-0077"]
     code, out = _run(capsys, "ota", "enroll", "approve", "pump-0077", "--json")
     assert out["state"] == "approved"
+    stranger = fleet.unit("pump-0666", preauthorize=False)
+    assert stranger.cycle() == "unreachable"  # held too
+    code, out = _run(capsys, "ota", "enroll", "reject", "pump-0666", "--json")
+    assert code == 0 and out["state"] == "rejected"
     code, out = _run(capsys, "ota", "window", "set", "default", "--tz", "UTC", "--days", "mon,tue", "--start", "01:00",
                      "--end", "01:00", "--json")  # fmt: skip
     assert code == 2  # never opens
@@ -153,6 +157,11 @@ def test_keys_rotation_start_with_approvals(
     assert code == 1  # one approval of the two required
     code, out = _run(capsys, *argv, *records, "--phases", "100%", "--json")
     assert code == 0, out
+    campaign = str(out["id"])
+    code, paused = _run(capsys, "keys", "rotation", "pause", campaign, "--json")
+    assert code == 0 and paused["state"] == "paused"
+    code, resumed = _run(capsys, "keys", "rotation", "resume", campaign, "--json")
+    assert code == 0 and resumed["state"] == "running"
     for _ in range(3):
         unit.cycle()
     code, out = _run(capsys, "keys", "rotation", "status", str(out["id"]), "--json")

@@ -40,7 +40,7 @@ def test_canary_trails_exported_and_rechecked(
             u.cycle()
         out = tmp_path / "trails"
         code = main(["ota", "device", "trails", "--rollout", str(ro["id"]), "--out", str(out),
-                     "--server", fleet.url])  # fmt: skip
+                     "--server", fleet.url, "--json"])  # fmt: skip
         capsys.readouterr()
         assert code == 0
         assert sorted(p.name for p in out.iterdir()) == ["pump-0.json", "pump-1.json"]  # the canary phase
