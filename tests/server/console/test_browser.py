@@ -41,7 +41,9 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TIMEOUT_MS = 8000
+#: an upper bound on each browser step, not a measurement: a full-page screenshot on two busy cores has taken
+#: more than 8 s
+TIMEOUT_MS = 30_000
 
 
 def _free_port() -> int:
