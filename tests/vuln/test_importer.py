@@ -149,3 +149,82 @@ def test_worker_processes_prepare_the_same_import(tmp_path: Path, vuln_vectors: 
         stored.append((report.counts, report.files, [tuple(r) for r in rows], [tuple(m) for m in matches]))
         index.close()
     assert stored[0] == stored[1] and stored[0][2]
+
+
+def _versions(page: dict[str, object], tmp_path: Path) -> list[str]:
+    """Four files of one page: as is, again, then with one record edited later, and edited earlier."""
+    vulns = page["vulnerabilities"]
+    assert isinstance(vulns, list)
+    newer, older = copy.deepcopy(page), copy.deepcopy(page)
+    for doc, stamp in ((newer, "2099-01-01T00:00:00.000"), (older, "1999-01-01T00:00:00.000")):
+        v = doc["vulnerabilities"]
+        assert isinstance(v, list)
+        v[0]["cve"]["descriptions"][0]["value"] = f"edited {stamp}"
+        v[0]["cve"]["lastModified"] = stamp
+    paths = []
+    for i, doc in enumerate((page, page, newer, older)):
+        p = tmp_path / "feed" / f"{i}.json"
+        p.parent.mkdir(exist_ok=True)
+        p.write_text(json.dumps(doc))
+        paths.append(str(p))
+    return paths
+
+
+def test_bulk_load_into_an_empty_index_counts_as_record_by_record(tmp_path: Path, vuln_vectors: Path) -> None:
+    from sqlalchemy import inspect, select
+
+    from medfw.vuln.schema import vuln_match, vuln_record
+
+    _versions(_page(vuln_vectors), tmp_path)
+    stored = []
+    for name, seed in (("empty", None), ("seeded", vuln_vectors / "nvd/anchore-overrides")):
+        index = open_index(str(tmp_path / f"{name}.db"))
+        if seed is not None:  # an index holding records already: rows are checked against the stored ones
+            import_feeds(index, nvd=[str(seed)])
+        report = import_feeds(index, nvd=[str(tmp_path / "feed")], workers=0)
+        with index.transaction() as conn:
+            assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+            rows = conn.execute(select(vuln_record.c.rid, vuln_record.c.content_hash).where(
+                vuln_record.c.source == "nvd").order_by("rid")).all()  # fmt: skip
+            matches = conn.execute(select(vuln_match).where(vuln_match.c.source == "nvd").order_by("rid", "ord")).all()
+        stored.append((report.counts["nvd"], [tuple(r) for r in rows], [tuple(m) for m in matches]))
+        index.close()
+    assert stored[0] == stored[1]
+    assert stored[0][0] == {"added": 13, "updated": 1, "unchanged": 37, "stale": 1, "skipped": 0}
+
+
+def test_failed_bulk_load_keeps_the_lookup_index(tmp_path: Path, vuln_vectors: Path) -> None:
+    from sqlalchemy import inspect
+
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "a.json").write_text(json.dumps(_page(vuln_vectors)))
+    (feed / "b.json").write_text('{"format": "NVD_CVE", "vulnerabilities": [')
+    index = open_index(str(tmp_path / "i.db"))
+    with pytest.raises(FeedError):
+        import_feeds(index, nvd=[str(feed)], workers=0)
+    assert index.record_count() == 0
+    with index.transaction() as conn:
+        assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+    (feed / "b.json").unlink()
+    assert import_feeds(index, nvd=[str(feed)]).counts["nvd"]["added"] == 13
+    index.close()
+
+
+@pytest.mark.postgres
+def test_postgres_bulk_load_matches_sqlite(pg_index: VulnIndex, tmp_path: Path, vuln_vectors: Path) -> None:
+    from sqlalchemy import inspect, select
+
+    from medfw.vuln.schema import vuln_match
+
+    feeds = [str(vuln_vectors / "nvd/anchore-overrides"), str(vuln_vectors / "nvd/official-shapes")]
+    lite = open_index(str(tmp_path / "i.db"))
+    stored = []
+    for index in (pg_index, lite):
+        report = import_feeds(index, nvd=feeds)
+        with index.transaction() as conn:
+            assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+            rows = conn.execute(select(vuln_match).order_by("rid", "ord", "key")).all()
+        stored.append((report.counts, [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]))
+    lite.close()
+    assert stored[0] == stored[1] and stored[0][1]

@@ -34,6 +34,7 @@ from medfw.vuln import scanner as _scanner
 from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
+from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.model import Finding, ScanResult
 
 __all__ = ["register"]
@@ -93,7 +94,8 @@ def _scan(args: argparse.Namespace) -> int:
         index.close()
     fmt = args.format
     render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
-    text: str | None = None if render is None else render(result)
+    with gc_paused():  # a report of thousands of findings: acyclic dicts, see medfw.vuln.gcpause
+        text: str | None = None if render is None else render(result)
     if args.out:
         if text is None:
             buffer = io.StringIO()

@@ -83,7 +83,19 @@ class Cpe:
 
     @functools.cached_property
     def _values(self) -> tuple[str, ...]:
-        return tuple(getattr(self, a) for a in ATTRIBUTES)
+        return (
+            self.part,
+            self.vendor,
+            self.product,
+            self.version,
+            self.update,
+            self.edition,
+            self.language,
+            self.sw_edition,
+            self.target_sw,
+            self.target_hw,
+            self.other,
+        )
 
     def values(self) -> tuple[str, ...]:
         """Return the 11 attribute values in CPE order."""

@@ -23,6 +23,7 @@ from medfw.vuln.feeds.cve5 import parse_cve5
 from medfw.vuln.feeds.nvd import parse_nvd
 from medfw.vuln.feeds.osv import parse_osv, parse_osv_zip
 from medfw.vuln.feeds.vendor import parse_vendor
+from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.index import RECORD_COLUMNS, canonical_json, content_hash, pack_record
 from medfw.vuln.match_rows import RowTuple, match_tuples
 from medfw.vuln.prepared import dumps, match_data, triage_data
@@ -113,13 +114,14 @@ def prepare_file(kind: str, path: str, in_dir: bool) -> PreparedFile:
         FeedError: the file is of the wrong format or truncated.
     """
     raw = read_bytes(path, max_length=_MAX_FEED, what=f"{kind} feed")
-    try:
-        result = _PARSERS[kind](raw, path)
-    except FeedError as e:
-        if not in_dir or "not an NVD feed" not in e.message:
-            raise
-        result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
-    return PreparedFile(prepare_records(result.records), result.skips)
+    with gc_paused():  # a file's decoded JSON and rows are acyclic: see medfw.vuln.gcpause
+        try:
+            result = _PARSERS[kind](raw, path)
+        except FeedError as e:
+            if not in_dir or "not an NVD feed" not in e.message:
+                raise
+            result = ParseResult(skips=[Skip(Path(path).name, e.message, path)])
+        return PreparedFile(prepare_records(result.records), result.skips)
 
 
 def prepared_files(plan: Sequence[tuple[str, str, bool]], workers: int) -> Generator[PreparedFile, None, None]:

@@ -25,6 +25,7 @@ from medfw.vuln.feeds import ParseResult, Skip
 from medfw.vuln.feeds.epss import EpssScores, parse_epss
 from medfw.vuln.feeds.kev import KevCatalog, parse_kev
 from medfw.vuln.freshness import get_state, record_state
+from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.import_prep import PreparedFile, PreparedRecord, prepare_file, prepare_records, prepared_files
 from medfw.vuln.index import VulnIndex, content_hash
 from medfw.vuln.schema import epss, kev
@@ -102,12 +103,25 @@ def apply_records(
 
 
 def apply_prepared(
-    index: VulnIndex, conn: Connection, kind: str, prepared: PreparedFile, report: ImportReport
+    index: VulnIndex,
+    conn: Connection,
+    kind: str,
+    prepared: PreparedFile,
+    report: ImportReport,
+    *,
+    written: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, int]:
-    """Write prepared records (see :mod:`medfw.vuln.import_prep`) and count them."""
+    """Write prepared records (see :mod:`medfw.vuln.import_prep`) and count them.
+
+    ``written``, when given, stands for the stored records: the index held none when the transaction began and
+    this dict (rid → content hash, modified) is every record written since, kept up to date here.
+    """
     counts = {"added": 0, "updated": 0, "unchanged": 0, "stale": 0, "skipped": len(prepared.skips)}
     report.skips.extend(prepared.skips)
-    existing = index.existing(conn, [r.rid for r in prepared.records])
+    if written is None:
+        existing = index.existing(conn, [r.rid for r in prepared.records])
+    else:
+        existing = {r.rid: written[r.rid] for r in prepared.records if r.rid in written}
     new_rows: list[PreparedRecord] = []
     changed_rows: list[PreparedRecord] = []
     for rec in prepared.records:
@@ -124,6 +138,8 @@ def apply_prepared(
             counts["updated"] += 1
     index.write_records(conn, new_rows, replace=False)
     index.write_records(conn, changed_rows, replace=True)
+    if written is not None:
+        written.update((r.rid, (r.content_hash, r.modified)) for rows in (new_rows, changed_rows) for r in rows)
     for k, v in counts.items():
         report.bump(kind, k, v)
     return counts
@@ -218,6 +234,7 @@ def _import_file(
     in_dir: bool,
     report: ImportReport,
     prepared: PreparedFile | None = None,
+    written: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[dict[str, int], dict[str, str]]:
     """Import one file (``prepared`` ahead by a worker, or here); return its counts and the freshness facts it
     carries (version, data date)."""
@@ -230,7 +247,7 @@ def _import_file(
         scores = parse_epss(raw, path)
         return apply_epss(conn, scores, report), {"version": scores.model_version, "data_date": scores.score_date}
     prep = prepared if prepared is not None else prepare_file(kind, path, in_dir)
-    return apply_prepared(index, conn, kind, prep, report), {}
+    return apply_prepared(index, conn, kind, prep, report, written=written), {}
 
 
 def _workers(requested: int | None, plan: Sequence[tuple[str, str, bool]]) -> int:
@@ -283,11 +300,14 @@ def import_feeds(
         if ahead is not None:
             stack.enter_context(contextlib.closing(ahead))
         conn = stack.enter_context(index.transaction())
-        if len(records) > 1:
-            stack.enter_context(index.bulk_load(conn))
+        stack.enter_context(gc_paused())  # unpickled prepared files are acyclic: see medfw.vuln.gcpause
+        bulk = len(records) > 1 and stack.enter_context(index.bulk_load(conn))
+        written: dict[str, tuple[str, str]] | None = {} if bulk else None
         for kind, path, in_dir in plan:
             prepared = next(ahead) if ahead is not None and kind not in ("kev", "epss") else None
-            counts, fact = _import_file(index, conn, kind, path, in_dir=in_dir, report=report, prepared=prepared)
+            counts, fact = _import_file(
+                index, conn, kind, path, in_dir=in_dir, report=report, prepared=prepared, written=written
+            )
             facts.setdefault(kind, {}).update(fact)
             locations.setdefault(kind, []).append(path)
             index.log_import(conn, kind, path, counts)

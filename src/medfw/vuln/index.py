@@ -288,13 +288,26 @@ class VulnIndex(ReleaseOps):
 
     def triage_records(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
         """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``)."""
+        return self.triage_and_configured(vuln_ids)[0]
+
+    def triage_and_configured(
+        self, vuln_ids: Iterable[str]
+    ) -> tuple[dict[str, list[StoredRecord]], dict[str, set[str]]]:
+        """:meth:`triage_records`, and per vulnerability the sources of its records that carry configurations (in
+        one read: a scan needs both for the same vulnerabilities)."""
         out: dict[str, list[StoredRecord]] = {}
+        configured: dict[str, set[str]] = {}
         c = vuln_record.c
-        q = select(c.source, c.record_id, c.vuln_id, c.triage, case((c.triage.is_(None), c.data)).label("full"))
-        for r in self._select_in(q, c.vuln_id, vuln_ids):
-            data = loads(r.triage) if r.triage is not None else _unpack(r.full)
-            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, data))
-        return out
+        q = select(
+            c.source, c.record_id, c.vuln_id, c.has_config, c.triage, case((c.triage.is_(None), c.data)).label("full")
+        )
+        for row in self._select_in(q, c.vuln_id, vuln_ids):
+            source, record_id, vuln_id, has_config, blob, full = tuple(row)
+            data = loads(blob) if blob is not None else _unpack(full)
+            out.setdefault(vuln_id, []).append(StoredRecord(source, record_id, vuln_id, data))
+            if has_config:
+                configured.setdefault(vuln_id, set()).add(source)
+        return out, configured
 
     def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:
         """Return vuln id → the rids of every record reported under it (no data loaded)."""

@@ -126,12 +126,13 @@ MATCH_COLUMNS = (
 #: a row of one record before its rid, vuln id and source are known: ``MATCH_COLUMNS`` without those three
 RowTuple = tuple[Any, ...]
 _CRITERION, _TREE, _DEAD = int(RowKind.CRITERION), int(RowKind.TREE), int(RowKind.DEAD)
+_ANY_LATER = (ANY,) * 7  # update … other all ANY
 
 
 def _criterion_row(key: str, ordinal: int, m: Mapping[str, Any], cpe: Cpe) -> RowTuple:
     text = str(m["criteria"])
     later = cpe.values()[4:]
-    attrs = None if all(v == ANY for v in later) else orjson.dumps(list(later)).decode()
+    attrs = None if later == _ANY_LATER else orjson.dumps(list(later)).decode()
     bound = bounds_text(m)
     if cpe.version != ANY:  # a fixed version: bounds do not apply (as in the tree evaluation)
         exact_key = None

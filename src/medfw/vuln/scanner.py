@@ -24,10 +24,8 @@ decision exists; VEX documents given to the scan override both.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from packageurl import PackageURL
@@ -38,9 +36,10 @@ from medfw.vuln.cpe import ANY, Cpe, parse_cpe
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
 from medfw.vuln.freshness import feed_snapshot
+from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.index import StoredRecord, VulnIndex
 from medfw.vuln.match_rows import RowKind, TargetKey, row_matches, target_key
-from medfw.vuln.match_store import CONFIG_TIERS, MatchRow, config_tiers, fetch_rows
+from medfw.vuln.match_store import CONFIG_TIERS, MatchRow, fetch_rows
 from medfw.vuln.model import (
     Decision,
     Finding,
@@ -153,6 +152,36 @@ def _merge_meta(records: Sequence[StoredRecord]) -> dict[str, Any]:
     return {"records": ordered, "description": description, "ssvc": ssvc, "aliases": aliases, "rejected": rejected}
 
 
+def _vuln_facts(
+    vuln_id: str,
+    records: Sequence[StoredRecord],
+    kev: Mapping[str, Any],
+    epss: Mapping[str, tuple[float, float]],
+) -> dict[str, Any] | None:
+    """What every finding of one vulnerability shares (None when it is rejected): the merged metadata, the chosen
+    severity, KEV and EPSS, as :class:`Finding` fields."""
+    m = _merge_meta(records)
+    if m["rejected"]:
+        return None
+    choice = choose_severity(m["records"])
+    score = epss.get(vuln_id)
+    return {
+        "vuln_id": vuln_id,
+        "severity": choice.severity,
+        "score": choice.score,
+        "vector": choice.vector,
+        "kev": vuln_id in kev,
+        "epss": score[0] if score else None,
+        "epss_percentile": score[1] if score else None,
+        "ssvc": m["ssvc"],
+        "network": choice.network,
+        "description": m["description"],
+        "aliases": tuple(sorted(m["aliases"] - {vuln_id})),
+        "severity_source": choice.source,
+        "unscored_reason": choice.reason,
+    }
+
+
 def _exclusion(
     comp: ScanComponent, vuln_id: str, aliases: Iterable[str], serial: str, now: dt.datetime
 ) -> Decision | None:
@@ -170,19 +199,6 @@ def _exclusion(
     return None
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # A scan allocates tens of thousands of short-lived, acyclic dicts (decoded records); the cyclic garbage
-    # collector's repeated passes over them cost ~40% of the scan. Pause it for the scan, restore it after.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def scan(
     index: VulnIndex,
     sbom: ScanInput,
@@ -196,7 +212,7 @@ def scan(
     ``vex`` decisions (from VEX documents) override recorded decisions for the same (component, vulnerability);
     statements bound to another SBOM serial are ignored, with a warning.
     """
-    with _gc_paused():
+    with gc_paused():  # tens of thousands of short-lived, acyclic dicts (decoded records)
         return _scan(index, sbom, aliases or default_aliases(), vex, now or dt.datetime.now(dt.UTC))
 
 
@@ -256,13 +272,27 @@ def _osv_hits(
                     )
 
 
+def _config_tiers(best: Mapping[str, int], configured: Mapping[str, set[str]]) -> dict[str, int]:
+    """Per vulnerability, the lowest tier among its candidates' (``best``) and all its configuration-bearing
+    records' (``configured``: an override or NVD record naming other products still outranks a CVE 5 record
+    naming this one)."""
+    out = dict(best)
+    for vuln_id in best:
+        for source in configured.get(vuln_id, ()):
+            other = CONFIG_TIERS.get(source)
+            if other is not None and other < out[vuln_id]:
+                out[vuln_id] = other
+    return out
+
+
 def _match(
     index: VulnIndex,
     by_key: Mapping[str, list[Target]],
     by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]],
-) -> tuple[Hits, set[str]]:
+) -> tuple[Hits, set[str], dict[str, list[StoredRecord]]]:
     """Fetch and decide the rows of the targets' keys: CRITERION rows here, TREE records by evaluating their stored
-    data; return the hits and every key any record names (for the coverage check)."""
+    data; return the hits, every key any record names (for the coverage check) and the triage data of every
+    candidate vulnerability (read with the configuration tiers)."""
     keyed = {k: [(t, target_key(t.cpe)) for t in ts] for k, ts in by_key.items()}
     lookup: dict[str, set[bytes]] = {f"cpe:{k}": {tk.key or b"" for _, tk in ts} for k, ts in keyed.items()}
     lookup.update({f"purl:{b}": {b""} for b in by_purl})
@@ -272,7 +302,8 @@ def _match(
         tier = CONFIG_TIERS.get(r.source)
         if tier is not None and r.kind != RowKind.DEAD:
             best[r.vuln_id] = min(best.get(r.vuln_id, tier), tier)
-    tiers = config_tiers(index, best)
+    triage, configured = index.triage_and_configured({r.vuln_id for r in rows})
+    tiers = _config_tiers(best, configured)
     tree_rids = {r.rid for r in rows if r.kind == RowKind.TREE}
     trees = index.tree_records(tree_rids) if tree_rids else {}
     for rec in trees.values():
@@ -289,18 +320,18 @@ def _match(
             _tree_hits(trees[r.rid], by_key, hits)
     _osv_hits((trees[rid] for rid in sorted(trees) if trees[rid].source == "osv"), by_purl, hits)
     clear_seeded()
-    return hits, found
+    return hits, found, triage
 
 
 def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
     by_key, by_purl, warnings = build_targets(sbom.components, amap)
-    hits, found = _match(index, by_key, by_purl)
+    hits, found, triage = _match(index, by_key, by_purl)
     no_data = _coverage(sbom, by_key, by_purl, found)
 
     vuln_ids = {v for _, v in hits}
-    meta = {v: _merge_meta(recs) for v, recs in index.triage_records(vuln_ids).items()}
     kev = index.kev_for(vuln_ids)
     epss = index.epss_for(vuln_ids)
+    per_vuln = {v: _vuln_facts(v, triage.get(v, ()), kev, epss) for v in vuln_ids}
     decided = current_decisions(index, sbom.serial) if sbom.serial else {}
     overlay = {(d.component_ref, d.vuln_id): d for d in vex if d.serial == sbom.serial}
     foreign = sorted({d.serial for d in vex if d.serial != sbom.serial})
@@ -309,35 +340,21 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
     comps = {c.ref: c for c in sbom.components}
     findings: list[Finding] = []
     for (ref, vuln_id), why in sorted(hits.items()):
-        m = meta.get(vuln_id, {"records": [], "description": "", "ssvc": {}, "aliases": set(), "rejected": False})
-        if m["rejected"]:
-            continue
+        facts = per_vuln[vuln_id]
+        if facts is None:
+            continue  # rejected
         comp = comps[ref]
-        choice = choose_severity(m["records"])
         decision = overlay.get((ref, vuln_id)) or decided.get((ref, vuln_id))
-        if decision is None:
-            decision = _exclusion(comp, vuln_id, m["aliases"], sbom.serial, now)
-        score = epss.get(vuln_id)
+        if decision is None and comp.cve_exclude:
+            decision = _exclusion(comp, vuln_id, facts["aliases"], sbom.serial, now)
         findings.append(
             Finding(
-                vuln_id=vuln_id,
                 component_ref=ref,
                 component_name=comp.name,
                 component_version=comp.version,
-                severity=choice.severity,
-                score=choice.score,
-                vector=choice.vector,
-                kev=vuln_id in kev,
-                epss=score[0] if score else None,
-                epss_percentile=score[1] if score else None,
-                ssvc=m["ssvc"],
-                network=choice.network,
                 why=tuple(dict.fromkeys(why)),
                 decision=decision,
-                description=m["description"],
-                aliases=tuple(sorted(m["aliases"] - {vuln_id})),
-                severity_source=choice.source,
-                unscored_reason=choice.reason,
+                **facts,
             )
         )
     return ScanResult(sbom, tuple(prioritise(findings)), tuple(warnings), no_data, feed_snapshot(index, now))

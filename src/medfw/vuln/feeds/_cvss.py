@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from medfw.vuln.cpe import parse_cpe
 from medfw.vuln.feeds import record_error
 
-__all__ = ["check_configurations", "cvss_entry"]
+__all__ = ["check_configurations", "cvss_entry", "is_map"]
 
 _BOUND_KEYS = ("versionStartIncluding", "versionStartExcluding", "versionEndIncluding", "versionEndExcluding")
+_BOUND_SET = frozenset(_BOUND_KEYS)
 
 
 def cvss_entry(version: str, vector: Any, source: str, primary: bool) -> dict[str, Any] | None:
@@ -20,12 +21,13 @@ def cvss_entry(version: str, vector: Any, source: str, primary: bool) -> dict[st
     return {"version": version, "vector": vector, "source": source, "primary": primary}
 
 
-def _is_map(x: Any) -> bool:
-    return type(x) is dict or isinstance(x, Mapping)  # parsed JSON: the exact-type test is the fast path
+def is_map(x: Any) -> TypeGuard[Mapping[str, Any]]:
+    """Whether ``x`` is a mapping (parsed JSON: the exact-type test is the fast path)."""
+    return type(x) is dict or isinstance(x, Mapping)
 
 
 def _check_match(m: Any, where: str, j: int) -> dict[str, Any]:
-    if not _is_map(m):
+    if not is_map(m):
         raise record_error(f"{where}.cpeMatch[{j}] is not an object")
     criteria = m["criteria"] if "criteria" in m else m.get("cpe23Uri")
     if not isinstance(criteria, str):
@@ -38,7 +40,7 @@ def _check_match(m: Any, where: str, j: int) -> dict[str, Any]:
     if vulnerable is not True and vulnerable is not False:
         raise record_error(f"{where}.cpeMatch[{j}].vulnerable must be true or false")
     out: dict[str, Any] = {"criteria": criteria, "vulnerable": vulnerable}
-    if len(m) > 2:  # more than criteria and vulnerable: look for bounds
+    if len(m) > 2 and not _BOUND_SET.isdisjoint(m):  # more than criteria and vulnerable: look for bounds
         for b in _BOUND_KEYS:
             v = m.get(b)
             if v is not None and v != "":
@@ -49,7 +51,7 @@ def _check_match(m: Any, where: str, j: int) -> dict[str, Any]:
 
 
 def _check_node(node: Any, where: str) -> dict[str, Any]:
-    if not _is_map(node):
+    if not is_map(node):
         raise record_error(f"{where} is not an object")
     matches = node["cpeMatch"] if "cpeMatch" in node else node.get("cpe_match", [])
     if not isinstance(matches, list):
@@ -85,7 +87,7 @@ def check_configurations(configs: Any, where: str = "configurations") -> list[di
         raise record_error(f"{where} is not a list")
     out: list[dict[str, Any]] = []
     for i, conf in enumerate(configs):
-        if not _is_map(conf) or not isinstance(conf.get("nodes"), list):
+        if not is_map(conf) or not isinstance(conf.get("nodes"), list):
             raise record_error(f"{where}[{i}].nodes is missing")
         operator = str(conf.get("operator", "OR")).upper()
         if operator not in {"AND", "OR"}:

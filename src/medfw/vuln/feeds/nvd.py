@@ -15,7 +15,7 @@ from typing import Any
 
 from medfw.errors import FeedError
 from medfw.vuln.feeds import CVE_ID, FeedRecord, ParseResult, RecordError, Skip, load_json, maybe_gunzip, record_error
-from medfw.vuln.feeds._cvss import check_configurations, cvss_entry
+from medfw.vuln.feeds._cvss import check_configurations, cvss_entry, is_map
 
 __all__ = ["parse_nvd", "parse_nvd_doc"]
 
@@ -25,24 +25,24 @@ _METRIC_KEYS = (("cvssMetricV40", "4.0"), ("cvssMetricV31", "3.1"), ("cvssMetric
 def _english(descriptions: Any) -> str:
     if isinstance(descriptions, list):
         for d in descriptions:
-            if isinstance(d, Mapping) and d.get("lang") in ("en", "en-US"):
+            if is_map(d) and d.get("lang") in ("en", "en-US"):
                 return str(d.get("value", ""))
     return ""
 
 
 def _api_record(cve: Any) -> FeedRecord:
-    if not isinstance(cve, Mapping):
+    if not is_map(cve):
         raise record_error("cve is not an object")
     cve_id = cve.get("id")
     if not isinstance(cve_id, str) or not CVE_ID.match(cve_id):
         raise record_error("cve.id is missing or not a CVE id")
     cvss: list[dict[str, Any]] = []
     metrics = cve.get("metrics", {})
-    if not isinstance(metrics, Mapping):
+    if not is_map(metrics):
         raise record_error("cve.metrics is not an object")
     for key, version in _METRIC_KEYS:
         for m in metrics.get(key, []) or []:
-            data = m.get("cvssData", {}) if isinstance(m, Mapping) else {}
+            data = m.get("cvssData", {}) if is_map(m) else {}
             entry = cvss_entry(version, data.get("vectorString"), str(m.get("source", "")), m.get("type") == "Primary")
             if entry:
                 cvss.append(entry)
@@ -50,8 +50,8 @@ def _api_record(cve: Any) -> FeedRecord:
         {
             str(d.get("value"))
             for w in cve.get("weaknesses", []) or []
-            for d in (w.get("description", []) if isinstance(w, Mapping) else [])
-            if isinstance(d, Mapping) and str(d.get("value", "")).startswith("CWE-")
+            for d in (w.get("description", []) if is_map(w) else [])
+            if is_map(d) and str(d.get("value", "")).startswith("CWE-")
         }
     )
     configs = check_configurations(cve.get("configurations", []), "cve.configurations")
@@ -65,7 +65,7 @@ def _api_record(cve: Any) -> FeedRecord:
         "cvss": cvss,
         "cwes": cwes,
         "configurations": configs,
-        "references": [str(r.get("url")) for r in cve.get("references", []) or [] if isinstance(r, Mapping)],
+        "references": [str(r.get("url")) for r in cve.get("references", []) or [] if is_map(r)],
     }
     return FeedRecord("nvd", cve_id, cve_id, str(data["modified"]), data)
 
@@ -149,8 +149,8 @@ def parse_nvd_doc(doc: Any, path: str) -> ParseResult:
     result = ParseResult()
     if isinstance(doc, Mapping) and isinstance(doc.get("vulnerabilities"), list) and doc.get("format") == "NVD_CVE":
         for i, v in enumerate(doc["vulnerabilities"]):
-            cve = v.get("cve") if isinstance(v, Mapping) else None
-            rid = str(cve.get("id", f"#{i}")) if isinstance(cve, Mapping) else f"#{i}"
+            cve = v.get("cve") if is_map(v) else None
+            rid = str(cve.get("id", f"#{i}")) if is_map(cve) else f"#{i}"
             try:
                 result.records.append(_api_record(cve))
             except RecordError as e:

@@ -24,6 +24,7 @@ from medfw.vuln.feeds import load_json, maybe_gunzip
 from medfw.vuln.feeds.fetch import Fetcher, RateLimit, is_local, local_path
 from medfw.vuln.feeds.nvd import parse_nvd_doc
 from medfw.vuln.freshness import get_state, record_state, save_cursor
+from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.import_prep import PreparedFile, prepare_records
 from medfw.vuln.importer import ImportReport, apply_prepared
 from medfw.vuln.index import VulnIndex
@@ -83,10 +84,11 @@ def _dir_cursor(rel: str, _n: int) -> Cursor:
 def prepare_page(raw: bytes, url: str) -> tuple[int, int, PreparedFile]:
     """Decode, check and prepare one API page: (totalResults, records in the page, prepared records). Pure: a
     worker process runs it for the pages ahead while the previous page is written."""
-    doc = load_json(maybe_gunzip(raw, url, "nvd"), url, "nvd page")
-    total, n = _check_page(doc, url)
-    result = parse_nvd_doc(doc, url)
-    return total, n, PreparedFile(prepare_records(result.records), result.skips)
+    with gc_paused():  # the page's decoded JSON and rows are acyclic: see medfw.vuln.gcpause
+        doc = load_json(maybe_gunzip(raw, url, "nvd"), url, "nvd page")
+        total, n = _check_page(doc, url)
+        result = parse_nvd_doc(doc, url)
+        return total, n, PreparedFile(prepare_records(result.records), result.skips)
 
 
 Fetch = Callable[[int], tuple[bytes, str]]
@@ -104,7 +106,7 @@ class _Run:
     def commit(self, url: str, page: tuple[int, int, PreparedFile], cursor_after: Callable[[int], Cursor]) -> None:
         """Apply one prepared page in one transaction with the cursor past it."""
         _total, n, prepared = page
-        with self.index.transaction() as conn:
+        with gc_paused(), self.index.transaction() as conn:
             counts = apply_prepared(self.index, conn, "nvd", prepared, self.report)
             self.index.log_import(conn, "nvd", url, counts)
             save_cursor(conn, "nvd", cursor_after(n))
@@ -149,7 +151,8 @@ class _Run:
                     if s < total and s not in ahead:
                         ahead[s] = io.submit(job, s)
                 url, page_future = ahead.pop(start).result()
-                page = page_future.result()
+                with gc_paused():  # unpickling the prepared page
+                    page = page_future.result()
                 self.commit(url, page, functools.partial(_shifted, cursor, start))
                 total, n = page[0], page[1]
                 start += n
