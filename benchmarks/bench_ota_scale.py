@@ -106,26 +106,31 @@ async def _first_seen(port: int, creds: list[str], connections: int, limit: floa
 
 
 async def _mixed(
-    port: int, pollers: list[str], reporters: list[str], rollout: int, seconds: float, connections: int
+    port: int, pollers: list[str], reporters: list[str], rollout: int, seconds: float, connections: int, reporting: int
 ) -> dict[str, Any]:
-    """Polls from ``pollers`` and the full report sequence of ``reporters`` (bounded by ``seconds``)."""
+    """Polls from ``pollers`` on ``connections`` connections and the full report sequence of ``reporters`` on
+    ``reporting`` more (bounded by ``seconds``)."""
     start = time.perf_counter()
     end = start + seconds
     lat: dict[str, list[float]] = {"poll": [], "report": []}
     acked = {"n": 0, "refused": 0}
-    queue = [(c, s) for s in STEPS for c in reversed(reporters)]
+    # like an agent, a device sends its reports one after the other, each once the previous one is acknowledged
+    queue = [(c, s) for c in reversed(reporters) for s in reversed(STEPS)]
     reports_done = {"at": end}
     polled = {"i": 0}
 
     async def conn(kind: str) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        mine: list[tuple[str, str]] = []
         try:
             while time.perf_counter() < end:
                 if kind == "report":
-                    if not queue:
-                        reports_done["at"] = min(reports_done["at"], time.perf_counter())
-                        return
-                    cred, status = queue.pop()
+                    if not mine:
+                        if not queue:
+                            reports_done["at"] = min(reports_done["at"], time.perf_counter())
+                            return
+                        mine = [queue.pop() for _ in STEPS][::-1]  # one device's sequence
+                    cred, status = mine.pop()
                     req = _request("report", cred, rollout, status)
                 else:
                     req = _request("poll", pollers[polled["i"] % len(pollers)])
@@ -139,10 +144,7 @@ async def _mixed(
             writer.close()
 
     cpu0 = time.process_time()
-    n_report = max(1, connections // 4)
-    await asyncio.gather(
-        *(conn("report") for _ in range(n_report)), *(conn("poll") for _ in range(connections - n_report))
-    )
+    await asyncio.gather(*(conn("report") for _ in range(reporting)), *(conn("poll") for _ in range(connections)))
     took = time.perf_counter() - start
     return {
         "poll": _stats(lat["poll"], took),
@@ -302,7 +304,8 @@ def _rollout_phases(
     engine.dispose()
     seen = _in_process(_first_seen, port, creds[:canary], 32, 30.0)
     cpu0 = _cpu_seconds(server_pid)
-    mixed = _in_process(_mixed, port, creds[canary:], creds[:canary], rollout, args.seconds, args.connections)
+    pollers = args.connections - args.connections // 4
+    mixed = _in_process(_mixed, port, creds[canary:], creds[:canary], rollout, args.seconds, pollers, args.reporting)
     mixed["server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
     return {"rollout_create_s": created_s, "seen_by_all_s": seen, "mixed": mixed}
 
@@ -372,6 +375,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=90.0, help="at most this long for every device's first poll")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--reporting",
+        type=int,
+        default=8,
+        help="report connections of the mixed phase (each one unit at a time: its four reports in order); the "
+        "mixed phase polls on three quarters of --connections next to them",
+    )
     ap.add_argument("--rollout-percent", type=int, default=2, help="share of the devices the rollout targets")
     ap.add_argument("--pg", default=PG)
     args = ap.parse_args()

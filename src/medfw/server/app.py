@@ -44,6 +44,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     maintenance_interval: float = 5.0,
     audit_lease: AuditLease | None = None,
+    append_in_background: bool = False,
 ) -> FastAPI:
     """Build the ASGI application.
 
@@ -55,17 +56,24 @@ def create_app(
         maintenance_interval: seconds between background passes: online re-signing, recording newly published
             releases, writing what polling devices reported, the audit outbox.
         audit_lease: the claim on appending the audit log, when several processes serve one database.
+        append_in_background: while the app runs, a thread of its own appends the audit outbox to the log (a request
+            waits only for its transaction's commit, which holds its audit events; ``ota serve`` does this), instead
+            of the request thread after its commit.
     """
     maintenance = Maintenance(service, repo, online_keys, interval=maintenance_interval, lease=audit_lease)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         counters = CounterReader(service.store.engine)
-        service.cache.watch(counters)  # the generation counters read in the background; credentials loaded in bulk
+        # the generation counters read in the background; credentials loaded in bulk
+        service.cache.watch(counters, service.busy_devices)
         maintenance.start()  # a first pass records the repository's releases
+        if append_in_background:
+            service.append_in_background()
         try:
             yield
         finally:
+            service.stop_appending()
             maintenance.stop()
             service.cache.unwatch()
             counters.close()

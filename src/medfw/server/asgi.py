@@ -114,7 +114,7 @@ def build_app(settings: ServerSettings, *, run_migrations: bool = True, sink: Au
         trust=settings.trust(),
         artifact_base_url=settings.artifact_base_url,
     )
-    app = create_app(service, repo, online_keys=keys, audit_lease=lease)
+    app = create_app(service, repo, online_keys=keys, audit_lease=lease, append_in_background=True)
     from medfw.server.console import attach_console  # noqa: PLC0415 - the web console at /
 
     attach_console(app, service, audit_log=settings.audit_log, vuln_db=settings.vuln_db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,7 @@ from medfw.server.cache import PollCache
 from medfw.server.errors import Conflict
 from medfw.server.ratelimit import SharedLimiter
 from medfw.server.store import ASSIGNMENTS, FLEET, Store
+from medfw.server.store_state import ENDED
 from medfw.server.trust_config import TrustConfig
 from medfw.server.work import Work, now
 
@@ -25,6 +26,8 @@ log = logging.getLogger("medfw.server")
 
 #: outbox events appended per durable group
 _DRAIN_BATCH = 500
+#: seconds between two looks at the outbox by the appending thread (events other processes committed)
+_DRAIN_EVERY = 0.5
 
 
 class _SerializedSink:
@@ -101,35 +104,64 @@ class ServiceBase:
             self.limiter = RefusalLimiter(limit=refusal_limit, window=refusal_window)
         self._drain_lock = threading.Lock()
         self._drain_again = False
+        self._appender: _Appender | None = None
 
     # ---- units of work -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def work(self) -> Iterator[Work]:
         """Run one transaction whose audit events commit with it (outbox) and that bumps a generation counter when
-        polls may change (:mod:`medfw.server.cache`); then append the events to the audit log."""
-        bumped: tuple[int, int] | None = None
+        polls may change (:mod:`medfw.server.cache`); then append the events to the audit log (or, while
+        :meth:`append_in_background` runs, let its thread append them)."""
+        bumped: tuple[int, Callable[[], int]] | None = None
         with self.store.transaction() as s:
             w = Work(s)
             yield w
-            if w.events and self.use_outbox:
-                created = now()
-                self.store.add_outbox(s, [event_to_json(e, created=created) for e in w.events], created=created)
-            if w.changed or w.moved:  # last: the counter's row lock is held only until the commit
-                row = FLEET if w.changed else ASSIGNMENTS
-                bumped = row, self.store.bump_generation(row, s)
+            s.flush()  # (ORM changes first: their row counts are checked)
+            # on PostgreSQL the outbox rows, the counter and the commit go in one round trip
+            with self.store.pipeline(s) as raw:
+                if w.events and self.use_outbox:
+                    created = now()
+                    self.store.add_outbox(s, [event_to_json(e, created=created) for e in w.events], created=created)
+                if w.changed or w.moved or w.ended:  # last: the counter's row lock is held only until the commit
+                    row = FLEET if w.changed else ASSIGNMENTS if w.moved else ENDED
+                    if raw is None:
+                        value = self.store.bump_generation(row, s)
+                        bumped = row, lambda: value
+                    else:
+                        bumped = row, self.store.bump_sent(raw, row)
+                if raw is not None:
+                    raw.commit()
         if bumped is not None:
-            (self.cache.bumped if bumped[0] == FLEET else self.cache.moved)(bumped[1])
+            adopt = {FLEET: self.cache.bumped, ASSIGNMENTS: self.cache.moved, ENDED: self.cache.ended_here}
+            adopt[bumped[0]](bumped[1]())
         for hook in w.committed:
             hook()
-        if self.use_outbox:
-            try:
-                self.drain_outbox()
-            except Exception:
-                log.warning("appending the audit outbox failed; retried at the next pass", exc_info=True)
-        else:
+        if not self.use_outbox:
             for event in w.events:
                 self.sink.record(event)
+        elif w.events:
+            self._appended()
+
+    def _appended(self) -> None:
+        """Committed outbox events wait: wake the appending thread, or append them now."""
+        appender = self._appender
+        if appender is not None:
+            appender.wake()
+        else:
+            self.append_outbox()
+
+    def append_in_background(self) -> None:
+        """Append the outbox to the audit log from a thread of its own from now on (the server): a request then
+        waits only for its own transaction's commit, which already holds its events in the outbox."""
+        if self._appender is None:
+            self._appender = _Appender(self)
+
+    def stop_appending(self) -> None:
+        """Stop the thread of :meth:`append_in_background`; what is committed is appended now."""
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            appender.stop()
 
     def drain_outbox(self) -> int:
         """Append committed outbox events to the audit log in order (one durable group per batch), deleting them
@@ -158,6 +190,13 @@ class ServiceBase:
             for outbox_id, text in rows:
                 self.sink.record(event_from_json(text, outbox_id))
 
+    def append_outbox(self) -> None:
+        """:meth:`drain_outbox`, a failure logged (the events stay in the outbox for the next attempt)."""
+        try:
+            self.drain_outbox()
+        except Exception:
+            log.warning("appending the audit outbox failed; retried at the next pass", exc_info=True)
+
     def set_sink(self, sink: AuditSink) -> None:
         """Become the drainer, appending to ``sink`` (another process that held the role has stopped)."""
         self.sink = _SerializedSink(sink)
@@ -177,3 +216,33 @@ class ServiceBase:
         if events:
             with self.work() as w:
                 w.events.extend(events)
+
+
+class _Appender:
+    """The thread that appends the audit outbox: woken after each commit that queued events, and every
+    :data:`_DRAIN_EVERY` seconds for what other processes committed (only the drainer process appends)."""
+
+    def __init__(self, service: ServiceBase) -> None:
+        self._service = service
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="medfw-ota-audit", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Append soon."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(_DRAIN_EVERY)
+            self._wake.clear()
+            if self._service.drainer:
+                self._service.append_outbox()
+
+    def stop(self) -> None:
+        """Stop the thread, then append what is committed."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._service.append_outbox()

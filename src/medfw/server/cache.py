@@ -5,9 +5,13 @@ Two counters in ``fleet_state`` (:mod:`medfw.server.store`) tell a process what 
 * the **fleet generation**: a change that can alter any poll answer or credential (a device decommissioned, a
   credential rotated, a maintenance window …) drops every cached answer and credential digest;
 * the **assignment generation**: assignments moved (a rollout created, paused, advanced; a device reporting a
-  state that starts or ends its assignment). Only the *busy* devices can be affected — those with an active
+  state that starts its assignment). Only the *busy* devices can be affected — those with an active
   assignment in a running rollout, or with something else in their answer (:meth:`DeviceOps.busy_devices`) — so
-  the process re-reads that set and drops the answers of the devices in the old or the new set.
+  the process re-reads that set and drops the answers of the devices in the old or the new set;
+* the **ended generation**: assignments only ended (devices reporting a final state while their rollout goes on).
+  The busy set can only shrink then: the old one is still a superset, so idle devices keep their in-memory answer
+  (nobody waits for a re-read); the busy devices' cached answers are dropped, and the watching thread re-reads the
+  set in the background to shrink it.
 
 Every other device (*idle*) gets the same answer without a database read: no assignment. Counters are read at
 most every ``check_every`` seconds, so another process's change is seen within that time (the process's own
@@ -34,6 +38,8 @@ __all__ = ["AuthEntry", "Generations", "PollCache", "Reported"]
 Reported = tuple[str | None, int, str | None]
 #: (fleet generation, assignment generation)
 Generations = tuple[int, int]
+#: what the database holds: (fleet generation, assignment generation, ended generation)
+Counters = tuple[int, int] | tuple[int, int, int]
 _MAX_CACHED = 500_000
 
 log = logging.getLogger("medfw.server")
@@ -56,7 +62,7 @@ class PollCache:
     """Cached poll answers, the busy-device set and credential digests of one process.
 
     Args:
-        read_generations: reads (fleet generation, assignment generation) from the database.
+        read_generations: reads (fleet generation, assignment generation[, ended generation]) from the database.
         check_every: seconds between two reads of the counters.
         load_credentials: reads every active device's credential (bulk warm-up after a fleet change; ``None``:
             credentials are read device by device).
@@ -64,7 +70,7 @@ class PollCache:
 
     def __init__(
         self,
-        read_generations: Callable[[], Generations],
+        read_generations: Callable[[], Counters],
         *,
         check_every: float = 0.5,
         load_credentials: Callable[[], Iterable[tuple[str, AuthEntry]]] | None = None,
@@ -74,12 +80,15 @@ class PollCache:
         self.check_every = check_every
         self.generation = -1
         self.assignments = -1
+        self.ended = -1
         self._checked = float("-inf")
         self._auth: dict[str, AuthEntry] = {}
         self._polls: dict[str, tuple[int, Reported, PollResult]] = {}
         self._busy: frozenset[str] | None = None  # valid for self.assignments; None: to be read again
         self._last_busy: frozenset[str] = frozenset()
         self._seen: dict[str, tuple[datetime, Reported]] = {}
+        self._certs: dict[str, str | None] = {}
+        self._shrink = False  # the busy set is a superset (assignments ended): re-read it in the background
         self._lock = threading.Lock()
         self._busy_lock = threading.Lock()
         self._warming = False
@@ -97,8 +106,8 @@ class PollCache:
             return self.generation, self.assignments
         return self._check(now)  # not watching, or its last read failed (the database is away: this raises)
 
-    def _check(self, now: float, read: Callable[[], Generations] | None = None) -> Generations:
-        fleet, assignments = (read or self._read)()
+    def _check(self, now: float, read: Callable[[], Counters] | None = None) -> Generations:
+        fleet, assignments, *rest = (read or self._read)()
         with self._lock:
             self._checked = now
             if fleet != self.generation:
@@ -106,11 +115,22 @@ class PollCache:
             elif assignments != self.assignments:
                 self.assignments = assignments
                 self._busy = None
+            if rest and rest[0] != self.ended:
+                self._end(rest[0])
         return fleet, assignments
 
-    def watch(self, read: Callable[[], Generations] | None = None) -> None:
+    def _end(self, ended: int) -> None:
+        """(Under the lock.) Assignments ended: drop the busy devices' answers; the busy set stays a superset."""
+        self.ended = ended
+        self._polls.clear()  # (only busy devices' answers are cached)
+        self._shrink = self._busy is not None
+
+    def watch(
+        self, read: Callable[[], Counters] | None = None, read_busy: Callable[[], Iterable[str]] | None = None
+    ) -> None:
         """Read the counters (with ``read``, else as :meth:`current` does) twice per ``check_every`` in a background
-        thread until :meth:`unwatch`; the first read now."""
+        thread until :meth:`unwatch`; the first read now. With ``read_busy``, the thread also shrinks the busy set
+        after assignments ended."""
         stop = self._watcher = threading.Event()  # (first: the warm-up below runs only for a watching cache)
         reader = read or self._read
 
@@ -125,7 +145,11 @@ class PollCache:
 
         def loop() -> None:
             while not stop.wait(self.check_every / 2):
-                check()
+                if check() and self._shrink and read_busy is not None:
+                    try:
+                        self.refresh_busy(read_busy, shrink=True)
+                    except Exception as e:  # the superset stays (correct, only slower for ended devices)
+                        log.warning("re-reading the busy devices failed: %s", type(e).__name__)
 
         check()
         threading.Thread(target=loop, name="medfw-ota-generations", daemon=True).start()
@@ -140,6 +164,7 @@ class PollCache:
         """(Under the lock.) A fleet change: forget every answer and credential; warm the credentials again."""
         self._polls.clear()
         self._auth.clear()
+        self._certs.clear()
         self._busy = None
         self.generation, self.assignments = fleet, assignments
         if self._load_credentials is not None and self._watcher is not None and not self._warming:
@@ -160,6 +185,12 @@ class PollCache:
                 self.assignments = assignments
                 self._busy = None
 
+    def ended_here(self, ended: int) -> None:
+        """This process ended assignments: adopt the ended generation (see the module docstring)."""
+        with self._lock:
+            if ended != self.ended:
+                self._end(ended)
+
     # ---- busy devices and answers ----------------------------------------------------------------------------
 
     def idle(self, device_id: str) -> bool | None:
@@ -167,13 +198,14 @@ class PollCache:
         busy = self._busy
         return None if busy is None else device_id not in busy
 
-    def refresh_busy(self, read_busy: Callable[[], Iterable[str]]) -> None:
-        """Read the busy set again if the assignment generation moved (one reader at a time); drop the answers of
-        devices that were or are busy."""
+    def refresh_busy(self, read_busy: Callable[[], Iterable[str]], *, shrink: bool = False) -> None:
+        """Read the busy set again if the assignment generation moved (``shrink``: if assignments ended), one
+        reader at a time; drop the answers of devices that were or are busy."""
         with self._busy_lock:
             with self._lock:
-                if self._busy is not None:
+                if self._busy is not None and not (shrink and self._shrink):
                     return
+                self._shrink = False
                 fleet, assignments, old = self.generation, self.assignments, self._last_busy
             busy = frozenset(read_busy())
             with self._lock:
@@ -218,6 +250,20 @@ class PollCache:
         """Forget a device's credential digest (decommissioned, rotated)."""
         with self._lock:
             self._auth.pop(device_id, None)
+
+    def certificate(self, device_id: str, load: Callable[[str], str | None]) -> str | None:
+        """A device's certificate (PEM; ``None``: a shared-secret unit), loaded once per fleet generation (every
+        change of a device's identity bumps it)."""
+        try:
+            return self._certs[device_id]
+        except KeyError:
+            pass
+        generation = self.generation
+        pem = load(device_id)
+        with self._lock:
+            if generation == self.generation and len(self._certs) < _MAX_CACHED:
+                self._certs[device_id] = pem
+        return pem
 
     def _warm(self, fleet: int) -> None:
         """Load every credential (one query) and keep them if the fleet did not change meanwhile."""

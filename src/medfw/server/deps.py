@@ -47,19 +47,27 @@ def _service(request: Request) -> FleetService:
     return svc
 
 
-def _repo(request: Request) -> TufRepository:
+# The dependencies below only read the application's state: coroutines, so FastAPI calls them on the event loop
+# (a plain function would be run in the thread pool, one more thread hop per request).
+
+
+async def _service_dep(request: Request) -> FleetService:
+    return _service(request)
+
+
+async def _repo(request: Request) -> TufRepository:
     repo: TufRepository | None = request.app.state.repo
     if repo is None:
         raise NotFound("this server has no repository")
     return repo
 
 
-def _signers(request: Request) -> OnlineKeys | None:
+async def _signers(request: Request) -> OnlineKeys | None:
     keys: OnlineKeys | None = request.app.state.online_keys
     return keys
 
 
-Service = Annotated[FleetService, Depends(_service)]
+Service = Annotated[FleetService, Depends(_service_dep)]
 Repo = Annotated[TufRepository, Depends(_repo)]
 Signers = Annotated[OnlineKeys | None, Depends(_signers)]
 

@@ -16,6 +16,7 @@ from medfw.server import store_rollouts as rollout_sql
 from medfw.server.base import ServiceBase
 from medfw.server.errors import Invalid, NotFound
 from medfw.server.report_batch import PendingReport, ReportQueue
+from medfw.server.rollout import Decision
 from medfw.server.store import is_outage
 from medfw.server.views import ReportAck, ReportView
 from medfw.server.work import Work, now
@@ -115,34 +116,47 @@ class ReportOps(ServiceBase):
 
         with self.work() as w:
             w.committed.append(acknowledge)
-            s = w.session
-            known, targets = report_sql.report_targets(s, [(r.device_id, r.rollout_id) for r in batch])
-            written: list[tuple[PendingReport, tuple[int, str] | None]] = []
-            for r in batch:
-                target = targets.get((r.device_id, r.rollout_id))
-                if r.device_id not in known:
-                    r.finish(error=NotFound(f"no device {r.device_id}"))
-                elif r.rollout_id is not None and target is None:
-                    where = f"device {r.device_id} is not part of rollout {r.rollout_id}"
-                    r.finish(error=NotFound(where, field="rollout"))
-                else:
-                    written.append((r, target))
-            if not written:
-                return
-            moves: list[dict[str, Any]] = []
-            evaluate: set[int] = set()
-            for r, target in written:
-                status, reason = r.status, r.reason
-                if target is not None and target[1] not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
-                    status, reason = _moved(target[1], status, reason, trusted=r.trusted)
-                    moves.append({"b_id": target[0], "b_state": status, "b_reason": reason, "b_updated": now()})
-                    if not (target[1] in rules.ACTIVE_STATES and status in rules.ACTIVE_STATES):
-                        assert r.rollout_id is not None
-                        evaluate.add(r.rollout_id)  # the device's answer and the rollout's counts change
-                _audit(w, r, status, reason)
-                acks.append((r, ReportAck(device=r.device_id, status=status)))
-            report_sql.write_reports(s, [r for r, _ in written], moves)
-            _evaluate(w, evaluate)
+            with self.store.pipeline(w.session) as raw:  # PostgreSQL: few round trips (see _evaluate)
+                changed = self._write_sent(w, batch, acks, raw)
+            for rollout_id in changed:
+                ro = rollout_sql.rollout(w.session, rollout_id, lock=True)
+                assert ro is not None
+                rollouts.evaluate(w, ro)
+
+    def _write_sent(
+        self, w: Work, batch: list[PendingReport], acks: list[tuple[PendingReport, ReportAck]], raw: Any
+    ) -> list[int]:
+        """Write the batch's reports (finishing the refused ones); return the rollouts to evaluate."""
+        s = w.session
+        known, targets = report_sql.report_targets(s, [(r.device_id, r.rollout_id) for r in batch], raw)
+        written: list[tuple[PendingReport, tuple[int, str] | None]] = []
+        for r in batch:
+            target = targets.get((r.device_id, r.rollout_id))
+            if r.device_id not in known:
+                r.finish(error=NotFound(f"no device {r.device_id}"))
+            elif r.rollout_id is not None and target is None:
+                where = f"device {r.device_id} is not part of rollout {r.rollout_id}"
+                r.finish(error=NotFound(where, field="rollout"))
+            else:
+                written.append((r, target))
+        if not written:
+            return []
+        moves: list[dict[str, Any]] = []
+        evaluate: set[int] = set()
+        starts = False  # a device enters an active state: the busy sets grow (else they can only shrink)
+        for r, target in written:
+            status, reason = r.status, r.reason
+            if target is not None and target[1] not in rules.FINAL_STATES and status not in rules.KEY_STATUSES:
+                status, reason = _moved(target[1], status, reason, trusted=r.trusted)
+                moves.append({"b_id": target[0], "b_state": status, "b_reason": reason, "b_updated": now()})
+                if not (target[1] in rules.ACTIVE_STATES and status in rules.ACTIVE_STATES):
+                    assert r.rollout_id is not None
+                    evaluate.add(r.rollout_id)  # the device's answer and the rollout's counts change
+                    starts = starts or status in rules.ACTIVE_STATES
+            _audit(w, r, status, reason)
+            acks.append((r, ReportAck(device=r.device_id, status=status)))
+        report_sql.write_reports(s, [r for r, _ in written], moves)
+        return _evaluate(w, evaluate, starts=starts, raw=raw)
 
 
 def _moved(before: str, status: str, reason: str | None, *, trusted: bool) -> tuple[str, str | None]:
@@ -152,16 +166,22 @@ def _moved(before: str, status: str, reason: str | None, *, trusted: bool) -> tu
     return status, reason
 
 
-def _evaluate(w: Work, rollout_ids: set[int]) -> None:
+def _evaluate(w: Work, rollout_ids: set[int], *, starts: bool, raw: Any) -> list[int]:
     """Re-evaluate the rollouts whose counts changed, each under its row lock (taken in id order). Moves among
     the active states (downloading → installed → booted) change neither an answer nor a count: no other report
-    waits for the rollout's lock then."""
-    if rollout_ids:
-        w.moved = True
-    for rollout_id in sorted(rollout_ids):
-        ro = rollout_sql.rollout(w.session, rollout_id, lock=True)
-        assert ro is not None
-        rollouts.evaluate(w, ro)
+    waits for the rollout's lock then. Assignments that only ended (``starts`` false) let every process keep its
+    busy set (:mod:`medfw.server.cache`); a rollout that advances, pauses or finishes moves them all.
+
+    On PostgreSQL (``raw`` in pipeline mode) the batch's writes, the row locks and the counts are sent together
+    (one round trip); only a rollout whose counts call for a change is then evaluated through its ORM row (after
+    the pipeline). Returns the rollouts to evaluate so, in id order."""
+    if not rollout_ids:
+        return []
+    w.moved, w.ended = starts, not starts
+    if raw is None:
+        return sorted(rollout_ids)
+    found = rollout_sql.locked_counts(raw, sorted(rollout_ids))
+    return sorted(i for i, (ro, counts) in found.items() if rollouts.decision(ro, counts) is not Decision.WAIT)
 
 
 def _audit(w: Work, r: PendingReport, status: str, reason: str | None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from medfw.errors import UsageError
 from medfw.server import rollout as rules
@@ -16,7 +17,7 @@ from medfw.server.models import Release, Rollout
 from medfw.server.store import Store
 from medfw.server.work import Work, now
 
-__all__ = ["RolloutSpec", "control", "create", "evaluate"]
+__all__ = ["RolloutSpec", "control", "create", "decision", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -157,23 +158,32 @@ def _acknowledged(counts: rules.PhaseCounts, acknowledged: int) -> rules.PhaseCo
     return replace(counts, failed=counts.failed - n, skipped=counts.skipped + n)
 
 
+def decision(ro: Any, counts: rules.PhaseCounts) -> rules.Decision:
+    """What a rollout's counts call for (``ro``: a rollout row or anything with its thresholds, phases, current
+    phase and acknowledged failures); :attr:`~rules.Decision.WAIT` unless it is running."""
+    if ro.state != rules.RolloutState.RUNNING:
+        return rules.Decision.WAIT
+    return rules.decide(
+        _acknowledged(counts, ro.acknowledged_failures or 0),
+        success_threshold=ro.success_threshold,
+        error_threshold=ro.error_threshold,
+        last_phase=ro.current_phase >= len(ro.phases) - 1,
+    )
+
+
 def evaluate(w: Work, ro: Rollout) -> None:
     """Advance, finish or pause a running rollout according to its counts (inside the unit of work)."""
     s = w.session
     while ro.state == rules.RolloutState.RUNNING:
-        counts = _acknowledged(sql.phase_counts(s, ro), ro.acknowledged_failures or 0)
-        decision = rules.decide(
-            counts,
-            success_threshold=ro.success_threshold,
-            error_threshold=ro.error_threshold,
-            last_phase=ro.current_phase >= len(ro.phases) - 1,
-        )
-        if decision is rules.Decision.WAIT:
+        found = sql.phase_counts(s, ro)
+        step = decision(ro, found)
+        counts = _acknowledged(found, ro.acknowledged_failures or 0)
+        if step is rules.Decision.WAIT:
             return
         ro.updated = now()
         w.moved = True
         objects = {"rollout": str(ro.id)}
-        if decision is rules.Decision.PAUSE:
+        if step is rules.Decision.PAUSE:
             ro.state = rules.RolloutState.PAUSED.value
             ro.state_reason = f"error_threshold: {counts.failed}/{counts.considered} devices failed"
             data = {"action": "pause", "failed": counts.failed, "considered": counts.considered}
@@ -186,7 +196,7 @@ def evaluate(w: Work, ro: Rollout) -> None:
                 data={**data, "phase": ro.current_phase + 1},
             )
             return
-        if decision is rules.Decision.FINISH:
+        if step is rules.Decision.FINISH:
             if sql.updated_devices(s, ro.id):
                 ro.state = rules.RolloutState.FINISHED.value
                 ro.state_reason = "success_threshold reached in the last phase"

@@ -25,7 +25,12 @@ _TARGETS = (
     )
     .where(Device.id.in_(bindparam("devices", expanding=True)))
 )
-_REPORT = insert(Report)
+_REPORT = insert(Report).inline()  # (no primary key fetched back: the statement may be sent in a pipeline)
+_TARGETS_PG = (
+    "SELECT d.id, a.id, a.state, a.rollout_id FROM devices d"
+    " LEFT JOIN assignments a ON a.device_id = d.id AND a.rollout_id = ANY(%(rollouts)s)"
+    " WHERE d.id = ANY(%(devices)s)"
+)
 _POLLED = (
     update(Device)
     .where(Device.id == bindparam("b_id"))
@@ -54,13 +59,19 @@ _MOVE = (
 
 
 def report_targets(
-    s: Session, reports: Sequence[tuple[str, int | None]]
+    s: Session, reports: Sequence[tuple[str, int | None]], raw: Any = None
 ) -> tuple[set[str], dict[tuple[str, int | None], tuple[int, str]]]:
     """The registered devices among ``(device, rollout)`` pairs, and each pair's assignment ``(id, state)``
-    (one query)."""
+    (one query; ``raw``: PostgreSQL's driver connection in pipeline mode, see :meth:`Store.pipeline`)."""
     devices = sorted({d for d, _ in reports})
     rollouts = sorted({r for _, r in reports if r is not None})
-    rows = s.connection().execute(_TARGETS, {"devices": devices, "rollouts": rollouts or [-1]})
+    rows: Any
+    if raw is not None:
+        with raw.cursor() as cursor:
+            cursor.execute(_TARGETS_PG, {"devices": devices, "rollouts": rollouts or [-1]})
+            rows = cursor.fetchall()
+    else:
+        rows = s.connection().execute(_TARGETS, {"devices": devices, "rollouts": rollouts or [-1]})
     known: set[str] = set()
     targets: dict[tuple[str, int | None], tuple[int, str]] = {}
     for device_id, assignment_id, state, rollout_id in rows:

@@ -19,6 +19,7 @@ __all__ = [
     "busy_devices",
     "cancel_unstarted",
     "lock_rollout_creation",
+    "locked_counts",
     "phase_counts",
     "rollout",
     "rollout_ids",
@@ -172,7 +173,43 @@ def phase_counts(s: Session, ro: Rollout) -> rules.PhaseCounts:
         .where(Assignment.rollout_id == ro.id, Assignment.phase <= ro.current_phase)
         .group_by(Assignment.state)
     ).all()
-    c: Counter[str] = Counter(dict(rows))
+    return _counts(rows)
+
+
+def locked_counts(raw: Any, rollout_ids: Sequence[int]) -> dict[int, tuple[Any, rules.PhaseCounts]]:
+    """PostgreSQL, on a connection in pipeline mode: lock each rollout row (in id order) and count its assignments
+    over the phases started so far; all sent before the first result is awaited (one round trip). Returns each
+    rollout's row (state, thresholds, phases, current phase, acknowledged failures) and counts."""
+    from psycopg.rows import namedtuple_row  # noqa: PLC0415 - the PostgreSQL driver
+
+    sent = []
+    for rollout_id in sorted(rollout_ids):
+        row, counts = raw.cursor(row_factory=namedtuple_row), raw.cursor()
+        row.execute(_LOCK_ROW, {"id": rollout_id})
+        counts.execute(_COUNT_ROWS, {"id": rollout_id})
+        sent.append((rollout_id, row, counts))
+    found = {}
+    for rollout_id, row, counts in sent:
+        ro = row.fetchone()
+        if ro is not None:
+            found[rollout_id] = ro, _counts(counts.fetchall())
+        row.close()
+        counts.close()
+    return found
+
+
+_LOCK_ROW = (
+    "SELECT state, current_phase, success_threshold, error_threshold, acknowledged_failures, phases"
+    " FROM rollouts WHERE id = %(id)s FOR UPDATE"
+)
+_COUNT_ROWS = (
+    "SELECT a.state, count(*) FROM assignments a JOIN rollouts r ON r.id = a.rollout_id"
+    " WHERE a.rollout_id = %(id)s AND a.phase <= r.current_phase GROUP BY a.state"
+)
+
+
+def _counts(rows: Iterable[Any]) -> rules.PhaseCounts:
+    c: Counter[str] = Counter({str(state): int(n) for state, n in rows})
     return rules.PhaseCounts(
         total=sum(c.values()),
         waiting=c["waiting"],

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medfw.server.models import AuditOutbox, FleetState
 
-__all__ = ["ASSIGNMENTS", "FLEET", "CounterReader", "StateStore"]
+__all__ = ["ASSIGNMENTS", "ENDED", "FLEET", "CounterReader", "StateStore"]
 
 #: ``fleet_state`` rows: the fleet generation (any poll answer or credential may have changed) and the assignment
-#: generation (assignments moved: only busy devices' answers may have changed); see :mod:`medfw.server.cache`
+#: generation (assignments moved: only busy devices' answers may have changed) and the ended generation (assignments
+#: only ended: the busy set can only shrink); see :mod:`medfw.server.cache`
 FLEET = 1
 ASSIGNMENTS = 2
+ENDED = 3
 
 
 class StateStore:
@@ -38,10 +40,48 @@ class StateStore:
         engine: Engine = self.sessions.kw["bind"]
         return engine
 
+    # ---- round trips ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    @contextlib.contextmanager
+    def pipeline(s: Session) -> Iterator[Any | None]:
+        """On PostgreSQL, send the block's statements without waiting for each one's result (psycopg's pipeline
+        mode): a statement whose result is read, and the end of the block, wait for everything sent so far. Yields
+        the driver connection (``None`` on SQLite, where nothing changes). Only Core statements belong in the block
+        (ORM flushes check row counts, which are known only once the results arrived). A failure reported at the
+        end of the block is raised as SQLAlchemy's :class:`DBAPIError` like any other."""
+        if s.get_bind().dialect.name != "postgresql":
+            yield None
+            return
+        import psycopg  # noqa: PLC0415 - the PostgreSQL driver
+
+        raw = s.connection().connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.pipeline():
+                yield raw
+        except psycopg.Error as e:
+            raise DBAPIError.instance(None, None, e, psycopg.Error) from e
+
+    @staticmethod
+    def bump_sent(raw: Any, row: int) -> Callable[[], int]:
+        """Send the increment of a counter on a connection in pipeline mode (inserting the row the first time);
+        return how to read the new value once the results arrived."""
+        cursor = raw.cursor()
+        cursor.execute(_BUMP_UPSERT, (row,))
+
+        def value() -> int:
+            found = cursor.fetchone()
+            cursor.close()
+            return int(found[0])
+
+        return value
+
     # ---- generations ---------------------------------------------------------------------------------------
 
     def bump_generation(self, row: int = FLEET, s: Session | None = None) -> int:
-        """Increment a counter of ``fleet_state`` (:data:`FLEET` or :data:`ASSIGNMENTS`) and return the new value:
+        """Increment a counter of ``fleet_state`` (:data:`FLEET`, :data:`ASSIGNMENTS`, :data:`ENDED`) and return the
+        new value:
         inside the caller's transaction ``s`` (its row lock is held until that commits), else in its own."""
         if s is None:
             with self.sessions.begin() as own:
@@ -49,7 +89,7 @@ class StateStore:
         found = s.execute(_BUMP, {"row": row}).scalar()
         if found is not None:
             return int(found)
-        try:  # the assignment counter of a database created before it: the first bump inserts it
+        try:  # a counter of a database created before it: the first bump inserts it
             with s.begin_nested():
                 s.execute(insert(FleetState).values(id=row, generation=1))
             return 1
@@ -60,11 +100,11 @@ class StateStore:
         """The current fleet generation."""
         return self.generations()[0]
 
-    def generations(self) -> tuple[int, int]:
-        """The fleet and the assignment generation (one query)."""
+    def generations(self) -> tuple[int, int, int]:
+        """The fleet, the assignment and the ended generation (one query)."""
         with self.engine.connect() as conn:
             found = dict(conn.execute(_GENERATIONS).all())
-        return int(found.get(FLEET, 0)), int(found.get(ASSIGNMENTS, 0))
+        return int(found.get(FLEET, 0)), int(found.get(ASSIGNMENTS, 0)), int(found.get(ENDED, 0))
 
     def ping(self) -> None:
         """One round trip to the database (raises when it cannot be reached)."""
@@ -76,7 +116,7 @@ class StateStore:
     @staticmethod
     def add_outbox(s: Session, events: Sequence[str], *, created: datetime) -> None:
         """Queue serialised audit events in the caller's transaction."""
-        s.execute(insert(AuditOutbox), [{"event": e, "created": created} for e in events])
+        s.execute(_OUTBOX_ADD, [{"event": e, "created": created} for e in events])
 
     def drain_outbox(self, limit: int, append: Callable[[list[tuple[int, str]]], None]) -> int:
         """Hand the oldest committed outbox rows (at most ``limit``) to ``append`` and delete them once it returned,
@@ -103,7 +143,14 @@ _BUMP = (
     .returning(FleetState.generation)
 )
 
-_GENERATIONS = select(FleetState.id, FleetState.generation).where(FleetState.id.in_([FLEET, ASSIGNMENTS]))
+_OUTBOX_ADD = insert(AuditOutbox).inline()  # (no primary key fetched back: it may be sent in a pipeline)
+
+_BUMP_UPSERT = (
+    "INSERT INTO fleet_state (id, generation) VALUES (%s, 1)"
+    " ON CONFLICT (id) DO UPDATE SET generation = fleet_state.generation + 1 RETURNING generation"
+)
+
+_GENERATIONS = select(FleetState.id, FleetState.generation).where(FleetState.id.in_([FLEET, ASSIGNMENTS, ENDED]))
 
 
 class CounterReader:
@@ -120,7 +167,7 @@ class CounterReader:
         self._raw: Any = None
         self._sql = str(_GENERATIONS.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
-    def __call__(self) -> tuple[int, int]:
+    def __call__(self) -> tuple[int, int, int]:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
         try:
@@ -134,7 +181,7 @@ class CounterReader:
         except Exception:
             self.close(invalidate=True)
             raise
-        return found.get(FLEET, 0), found.get(ASSIGNMENTS, 0)
+        return found.get(FLEET, 0), found.get(ASSIGNMENTS, 0), found.get(ENDED, 0)
 
     def close(self, *, invalidate: bool = False) -> None:
         """Give the connection back to the pool (``invalidate``: it is broken; the next read opens another)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from medfw.audit.sink import AuditEvent
@@ -47,6 +47,7 @@ __all__ = ["CERT_MARK", "TrustConfig", "TrustOps", "report_expectation"]
 CERT_MARK = "x509:"  # credential_hash of a certificate unit: no shared secret can ever match it
 _STATE_FIELDS: tuple[str, ...] = ("version", "secure_version", "slot", "efuse_counter", "key_slots")
 _CLAIM_FIELDS = ("status", "reason", "rollout", "version", "secure_version", "slot")
+_CERTIFICATE = select(DeviceIdentityRow.certificate).where(DeviceIdentityRow.device_id == bindparam("device_id"))
 
 
 def _now() -> dt.datetime:
@@ -98,9 +99,12 @@ class TrustOps(ServiceBase):
             if dev is not None:
                 if not dev.credential_hash:
                     raise unauthorized(f"device {ident.device_id} is decommissioned")
-                self._remember(s, ident, pem, via="certificate")
+                # a new or renewed certificate changes how the device authenticates and signs: every process
+                # drops its cached credential and certificate
+                w.changed = self._remember(s, ident, pem, via="certificate")
                 if not dev.credential_hash.startswith(CERT_MARK):
                     dev.credential_hash = CERT_MARK + ident.fingerprint[:48]
+                    w.changed = True
                 return ident.device_id
             pre = s.get(PreauthorizedSerial, ident.device_id)
             if pre is None or pre.model != ident.model:
@@ -117,7 +121,8 @@ class TrustOps(ServiceBase):
             raise forbidden(f"device {ident.device_id} is not pre-authorised: enrollment held for approval")
         return ident.device_id
 
-    def _remember(self, s: Session, ident: DeviceIdentity, pem: str, *, via: str) -> None:
+    def _remember(self, s: Session, ident: DeviceIdentity, pem: str, *, via: str) -> bool:
+        """Store the device's certificate; return whether it is new or another one."""
         row = s.get(DeviceIdentityRow, ident.device_id)
         if row is None:
             s.add(
@@ -131,13 +136,16 @@ class TrustOps(ServiceBase):
                     created=_now(),
                 )
             )
-        elif row.serial != ident.serial:
+            return True
+        if row.serial != ident.serial:
             row.serial, row.fingerprint, row.not_after, row.certificate = (
                 ident.serial,
                 ident.fingerprint,
                 ident.not_after,
                 pem,
             )
+            return True
+        return False
 
     def _register(self, s: Session, ident: DeviceIdentity, pem: str, *, via: str, group: str | None = None) -> None:
         mg = s.get(ModelGroup, ident.model)
@@ -291,6 +299,11 @@ class TrustOps(ServiceBase):
         with self.sessions() as s:
             return s.get(DeviceIdentityRow, device_id) is not None
 
+    def _certificate(self, device_id: str) -> str | None:
+        with self.store.engine.connect() as conn:
+            found = conn.execute(_CERTIFICATE, {"device_id": device_id}).scalar()
+        return None if found is None else str(found)
+
     def check_claims(
         self, device_id: str, token: str | None, *, kind: str, expect: Mapping[str, Any] | None = None
     ) -> bool:
@@ -299,9 +312,7 @@ class TrustOps(ServiceBase):
         A certificate unit must send valid claims (403 otherwise, audited; 409 for a replay). A shared-secret unit
         cannot sign: its word counts only when the server allows shared-secret units.
         """
-        with self.sessions() as s:
-            ident = s.get(DeviceIdentityRow, device_id)
-            pem = ident.certificate if ident is not None else None
+        pem = self.cache.certificate(device_id, self._certificate)
         if pem is None:
             return self.trust.allow_shared_secret
         if not token:

@@ -29,6 +29,7 @@ class Work:
 
     ``changed``: any poll answer or credential may have changed (every process drops its poll cache).
     ``moved``: only assignments moved (processes re-read which devices are busy; see :mod:`medfw.server.cache`).
+    ``ended``: only assignments ended (devices left their rollout's active states; the busy set only shrinks).
     ``committed``: called once the transaction has committed, before its events are appended to the audit log
     (they are safe in the outbox by then).
     """
@@ -37,6 +38,7 @@ class Work:
     events: list[AuditEvent] = field(default_factory=list)
     changed: bool = False
     moved: bool = False
+    ended: bool = False
     committed: list[Callable[[], None]] = field(default_factory=list)
 
     def audit(
