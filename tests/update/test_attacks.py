@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from tuf.api.metadata import Metadata, MetaFile
 
+from medfw.device.verify import CheckReason
 from medfw.errors import VerificationError
+from medfw.update.agent import AgentOutcome, MetadataReason, RejectReason
 
 from .evil import EvilTransport, evil_client
 from .fleet import Fleet, SimDevice
@@ -27,16 +29,16 @@ def _rewrite_assignment(fleet: Fleet, dev: SimDevice, **changes: str) -> None:
     _attach_evil(fleet, dev).rewrite_poll = lambda b: {**b, "assignment": {**b["assignment"], **changes}}
 
 
-def _assert_rejected(fleet: Fleet, dev: SimDevice, reason: str) -> None:
+def _assert_rejected(fleet: Fleet, dev: SimDevice, reason: RejectReason | MetadataReason | CheckReason) -> None:
     result = dev.agent.run_once()
-    assert (result.outcome, result.reason) == ("rejected", reason), result
+    assert result.outcome is AgentOutcome.REJECTED and result.reason is reason, result
     # the device keeps running its current image
     st = dev.state()
     assert (st.version, st.slot) == ("1.0.0", "ota_0")
     assert dev.device.status().counter == 1
     # the report says why, and the server recorded it in its audit trail
     last = fleet.client.get("/api/v1/reports", params={"device": dev.id, "limit": 1}, headers=fleet.h).json()[0]
-    assert (last["status"], last["reason"]) == ("rejected", reason)
+    assert (last["status"], last["reason"]) == ("rejected", reason.value)  # the wire value is the plain string
     audited = [e for e in fleet.server_sink.of_type("ota.report") if e.objects.get("device") == dev.id]
     assert audited[-1].outcome == "failure" and audited[-1].reason == reason
     # and the device's own audit log has the rejection
@@ -67,7 +69,7 @@ def test_tampered_image(fleet: Fleet) -> None:
     data = bytearray(stored.read_bytes())
     data[0x100] ^= 0x01
     stored.write_bytes(bytes(data))
-    _assert_rejected(fleet, dev, "hash_mismatch")
+    _assert_rejected(fleet, dev, RejectReason.HASH_MISMATCH)
 
 
 def test_tampered_image_with_matching_lie_in_the_assignment(fleet: Fleet) -> None:
@@ -78,14 +80,14 @@ def test_tampered_image_with_matching_lie_in_the_assignment(fleet: Fleet) -> Non
     evil_image = fleet.base_image[:-1] + bytes([fleet.base_image[-1] ^ 0xFF])
     fleet.repo.target_file(rel.target_path).write_bytes(evil_image + b"\0" * (rel.length - len(evil_image)))
     _rewrite_assignment(fleet, dev, sha256="00" * 32)
-    _assert_rejected(fleet, dev, "hash_mismatch")
+    _assert_rejected(fleet, dev, RejectReason.HASH_MISMATCH)
 
 
 def test_older_signed_release_same_secure_version(fleet: Fleet) -> None:
     dev = fleet.add_device("pump-1")
     old = fleet.publish("0.9.0", 1)
     fleet.rollout(old.target_path, phases=["100%"])  # the server allows it (svn equal); the agent does not
-    _assert_rejected(fleet, dev, "downgrade")
+    _assert_rejected(fleet, dev, RejectReason.DOWNGRADE)
 
 
 def test_older_signed_release_lower_secure_version(fleet: Fleet) -> None:
@@ -94,7 +96,7 @@ def test_older_signed_release_lower_secure_version(fleet: Fleet) -> None:
     cur = fleet.publish("1.0.1", 1)
     fleet.rollout(cur.target_path, phases=["100%"])
     _rewrite_assignment(fleet, dev, target_path=old.target_path)
-    _assert_rejected(fleet, dev, "rollback")
+    _assert_rejected(fleet, dev, RejectReason.ROLLBACK)
 
 
 def test_other_model_image(fleet: Fleet) -> None:
@@ -103,7 +105,7 @@ def test_other_model_image(fleet: Fleet) -> None:
     cur = fleet.publish("1.0.1", 1)
     fleet.rollout(cur.target_path, phases=["100%"])
     _rewrite_assignment(fleet, dev, target_path=other.target_path)
-    _assert_rejected(fleet, dev, "model_mismatch")
+    _assert_rejected(fleet, dev, RejectReason.MODEL_MISMATCH)
 
 
 def test_other_model_image_under_this_models_name(fleet: Fleet) -> None:
@@ -112,7 +114,7 @@ def test_other_model_image_under_this_models_name(fleet: Fleet) -> None:
     cur = fleet.publish("1.1.0", 2)
     fleet.rollout(cur.target_path, phases=["100%"])
     fleet.repo.target_file(cur.target_path).write_bytes(fleet.repo.target_file(other.target_path).read_bytes())
-    _assert_rejected(fleet, dev, "hash_mismatch")
+    _assert_rejected(fleet, dev, RejectReason.HASH_MISMATCH)
 
 
 def test_unknown_target(fleet: Fleet) -> None:
@@ -120,7 +122,7 @@ def test_unknown_target(fleet: Fleet) -> None:
     cur = fleet.publish("1.1.0", 2)
     fleet.rollout(cur.target_path, phases=["100%"])
     _rewrite_assignment(fleet, dev, target_path="pump/evil-9.9.bin")
-    _assert_rejected(fleet, dev, "target_unknown")
+    _assert_rejected(fleet, dev, RejectReason.TARGET_UNKNOWN)
 
 
 def test_replayed_timestamp(fleet: Fleet) -> None:
@@ -150,7 +152,7 @@ def test_expired_timestamp_freeze(fleet: Fleet) -> None:
         signed.expires = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
     _resign(fleet, "timestamp", expire)
-    _assert_rejected(fleet, dev, "metadata_expired")
+    _assert_rejected(fleet, dev, MetadataReason.EXPIRED)
 
 
 def test_expired_snapshot(fleet: Fleet) -> None:
@@ -166,7 +168,7 @@ def test_expired_snapshot(fleet: Fleet) -> None:
     snap: Metadata[Any] = fleet.repo.load("snapshot")
     _resign(fleet, "timestamp", lambda s: setattr(s.snapshot_meta, "version", snap.signed.version))
     del ts
-    _assert_rejected(fleet, dev, "metadata_expired")
+    _assert_rejected(fleet, dev, MetadataReason.EXPIRED)
 
 
 def test_mix_and_match_targets(fleet: Fleet) -> None:
@@ -177,7 +179,7 @@ def test_mix_and_match_targets(fleet: Fleet) -> None:
     current = fleet.repo.targets().signed.version
     older = (fleet.repo.metadata_dir / f"{current - 1}.targets.json").read_bytes()
     (fleet.repo.metadata_dir / f"{current}.targets.json").write_bytes(older)
-    _assert_rejected(fleet, dev, "metadata_mix_and_match")
+    _assert_rejected(fleet, dev, MetadataReason.MIX_AND_MATCH)
 
 
 def test_targets_forged_with_online_key(fleet: Fleet) -> None:
@@ -207,7 +209,7 @@ def test_targets_forged_with_online_key(fleet: Fleet) -> None:
     timestamp.signatures.clear()
     timestamp.sign(fleet.online.timestamp)
     (fleet.repo.metadata_dir / "timestamp.json").write_bytes(timestamp.to_bytes())
-    _assert_rejected(fleet, dev, "metadata_bad_signature")
+    _assert_rejected(fleet, dev, MetadataReason.BAD_SIGNATURE)
 
 
 def test_image_signed_by_unknown_boot_key_passes_tuf_but_not_the_device(fleet: Fleet) -> None:
@@ -221,7 +223,7 @@ def test_image_signed_by_unknown_boot_key_passes_tuf_but_not_the_device(fleet: F
     rogue = signed_app(FileSigner(generate_private_key(KeyType.ECDSA_P256)), "1.1.0", 2)
     rel = fleet.publish("1.1.0", 2, image=rogue)
     fleet.rollout(rel.target_path, phases=["100%"])
-    _assert_rejected(fleet, dev, "untrusted_key")
+    _assert_rejected(fleet, dev, CheckReason.UNTRUSTED_KEY)
 
 
 def _confirmed_then_assigned(fleet: Fleet) -> SimDevice:
@@ -281,4 +283,4 @@ def test_old_root_served_as_the_next_one_is_a_rollback(fleet: Fleet) -> None:
     following = fleet.repo.metadata_dir / f"{trusted.signed.version + 1}.root.json"
     assert not following.exists()
     following.write_bytes((fleet.repo.metadata_dir / f"{trusted.signed.version}.root.json").read_bytes())
-    _assert_rejected(fleet, dev, "metadata_rollback")
+    _assert_rejected(fleet, dev, MetadataReason.ROLLBACK)
