@@ -4,12 +4,15 @@ One run measures, with the same load generator (a separate process, raw HTTP/1.1
 ``--workers`` medfw configurations (default 2 and 1; each on a fresh database) and the bare-Starlette ceiling (no
 auth, no database) with the first worker count. Phases per medfw configuration, each bounded in time: idle polls
 (every device polls once unmeasured, then ``--seconds`` measured, with the ETag it was given); how long until a
-new rollout is seen by every worker (probes on many connections, spread over the workers); a mixed load during
-that rollout (its devices report ``downloading`` … ``confirmed`` while the others poll), after which every
-acknowledged report must be in the database and in the audit log, the outbox empty and the log intact. Server
-CPU time per request is printed next to the wall-clock rates (it depends less on what else the machine runs).
+new rollout is seen by every worker (probes on many connections, spread over the workers); mixed loads during
+that rollout, one per ``--reporting`` count of report connections (each connection reports for one unit at a time,
+``downloading`` … ``confirmed`` in order, each once the previous one is acknowledged, while the other devices
+poll), after which every acknowledged report must be in the database and in the audit log, the outbox empty and
+the log intact. Server CPU time per request is printed next to the wall-clock rates (it depends less on what else
+the machine runs).
 
-Run: ``.venv/bin/python benchmarks/bench_ota_scale.py [--devices N] [--workers 2 1] [--seconds S] [--pg URL]``
+Run: ``.venv/bin/python benchmarks/bench_ota_scale.py [--devices N] [--workers 2 1] [--seconds S] [--reporting 64 8]
+[--pg URL]``
 """
 
 from __future__ import annotations
@@ -303,10 +306,14 @@ def _rollout_phases(
     created_s = time.perf_counter() - t_create
     engine.dispose()
     seen = _in_process(_first_seen, port, creds[:canary], 32, 30.0)
-    cpu0 = _cpu_seconds(server_pid)
     pollers = args.connections - args.connections // 4
-    mixed = _in_process(_mixed, port, creds[canary:], creds[:canary], rollout, args.seconds, pollers, args.reporting)
-    mixed["server_cpu_s"] = _cpu_seconds(server_pid) - cpu0
+    mixed = []
+    share = canary // len(args.reporting)  # each mixed phase reports for units of its own
+    for k, reporting in enumerate(args.reporting):
+        units = creds[k * share : (k + 1) * share]
+        cpu0 = _cpu_seconds(server_pid)
+        m = _in_process(_mixed, port, creds[canary:], units, rollout, args.seconds, pollers, reporting)
+        mixed.append({**m, "reporting": reporting, "server_cpu_s": _cpu_seconds(server_pid) - cpu0})
     return {"rollout_create_s": created_s, "seen_by_all_s": seen, "mixed": mixed}
 
 
@@ -338,8 +345,7 @@ def _met(ok: bool) -> str:
 
 
 def report(r: dict[str, Any], bare: dict[str, Any] | None) -> None:
-    i, m = r["idle"], r["mixed"]
-    w = r["workers"]
+    i, w = r["idle"], r["workers"]
     print(f"--- medfw, {w} worker(s) (setup {r['setup_s']:.0f} s, load average {os.getloadavg()[0]:.1f})")
     print(
         f"idle polls: {i['rps']:.0f}/s p50 {i['p50_ms']:.1f} ms p99 {i['p99_ms']:.1f} ms {json.dumps(i['status'])}; "
@@ -351,21 +357,29 @@ def report(r: dict[str, Any], bare: dict[str, Any] | None) -> None:
         f"rollout created in {r['rollout_create_s']:.2f} s; seen by every probed connection after "
         f"{r['seen_by_all_s']:.2f} s"
     )
+    for m in r["mixed"]:
+        print(
+            f"mixed, {m['reporting']} report connections: polls {m['poll']['per_s']:.0f}/s p50 "
+            f"{m['poll']['p50_ms']:.1f} p99 {m['poll']['p99_ms']:.1f} ms; reports {m['report']['per_s']:.0f}/s p50 "
+            f"{m['report']['p50_ms']:.1f} p99 {m['report']['p99_ms']:.1f} ms ({m['report']['n']} in the phase, "
+            f"{m['refused']} refused); server CPU {m['server_cpu_s'] / m['seconds']:.2f} cores "
+            f"({1e3 * m['server_cpu_s'] / max(1, m['report']['n'] + m['poll']['n']):.2f} ms per request), "
+            f"generator {m['generator_cpu_s'] / m['seconds']:.2f} cores"
+        )
+    acked = sum(m["acked"] for m in r["mixed"])
+    lost = not (acked == r["reports_stored"] == r["reports_audited"] and r["outbox_left"] == 0)
     print(
-        f"mixed: polls {m['poll']['per_s']:.0f}/s p50 {m['poll']['p50_ms']:.1f} p99 {m['poll']['p99_ms']:.1f} ms; "
-        f"reports {m['report']['per_s']:.0f}/s p50 {m['report']['p50_ms']:.1f} p99 {m['report']['p99_ms']:.1f} ms "
-        f"({m['report']['n']} in the phase, {m['refused']} refused); server CPU {m['server_cpu_s'] / m['seconds']:.2f} "
-        f"cores, generator {m['generator_cpu_s'] / m['seconds']:.2f} cores"
-    )
-    lost = not (m["acked"] == r["reports_stored"] == r["reports_audited"] and r["outbox_left"] == 0)
-    print(
-        f"reports acknowledged {m['acked']}, stored {r['reports_stored']}, audited {r['reports_audited']}, "
+        f"reports acknowledged {acked}, stored {r['reports_stored']}, audited {r['reports_audited']}, "
         f"outbox left {r['outbox_left']}, audit log verifies: {r['audit_verifies']}"
     )
     idle_ok = i["rps"] >= IDLE_RPS and i["p99_ms"] < IDLE_P99_MS
-    reports_ok = m["report"]["per_s"] >= REPORTS_RPS and not lost and r["audit_verifies"]
+    first = r["mixed"][0]
+    reports_ok = first["report"]["per_s"] >= REPORTS_RPS and not lost and r["audit_verifies"]
     print(f"target >= {IDLE_RPS} idle polls/s with p99 < {IDLE_P99_MS:.0f} ms: {_met(idle_ok)}")
-    print(f"target >= {REPORTS_RPS} reports/s with nothing lost: {_met(reports_ok)}")
+    print(
+        f"target >= {REPORTS_RPS} reports/s with nothing lost ({first['reporting']} report connections): "
+        f"{_met(reports_ok)}"
+    )
 
 
 def main() -> None:
@@ -378,9 +392,11 @@ def main() -> None:
     ap.add_argument(
         "--reporting",
         type=int,
-        default=8,
-        help="report connections of the mixed phase (each one unit at a time: its four reports in order); the "
-        "mixed phase polls on three quarters of --connections next to them",
+        nargs="+",
+        default=[64, 8],
+        help="report connections of each mixed phase (each one unit at a time: its four reports in order; a fleet "
+        "reports from many units at once); each phase polls on three quarters of --connections next to them, and "
+        "the report target is judged on the first",
     )
     ap.add_argument("--rollout-percent", type=int, default=2, help="share of the devices the rollout targets")
     ap.add_argument("--pg", default=PG)

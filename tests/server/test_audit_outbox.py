@@ -129,3 +129,31 @@ def test_a_worker_that_is_not_the_drainer_leaves_events_for_the_one_that_is(db_u
     assert other.store.outbox_size() == 1 and sink.events == []
     drainer.add_device("d2", model="pump", actor="w1")  # the drainer appends everything committed, in order
     assert [e.actor for e in sink.events] == ["w2", "w1"] and drainer.store.outbox_size() == 0
+
+
+def test_the_server_appends_the_outbox_from_a_thread_of_its_own(db_url: str) -> None:
+    """``ota serve``: a request waits only for its commit (its events are in the outbox then); a thread of the
+    drainer appends them, and stopping it appends whatever is still committed."""
+    import time
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    sink = _FlakySink()
+    svc = FleetService(make_sessionmaker(engine), sink)
+    svc.append_in_background()
+    try:
+        svc.add_device("d1", model="pump", actor="t")  # returns although the log is away: the event waits
+        assert svc.store.outbox_size() == 1 and sink.events == []
+        sink.up = True
+        svc.add_device("d2", model="pump", actor="t")
+        deadline = time.monotonic() + 30  # (bounded wait for the thread, not a timing assertion)
+        while len(sink.events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [e.actor for e in sink.events] == ["t", "t"]
+        assert [e.objects["device"] for e in sink.events] == ["d1", "d2"]  # in commit order
+        sink.up = False
+        svc.add_device("d3", model="pump", actor="t")
+        sink.up = True
+    finally:
+        svc.stop_appending()  # appends what is left
+    assert [e.objects["device"] for e in sink.events] == ["d1", "d2", "d3"] and svc.store.outbox_size() == 0
