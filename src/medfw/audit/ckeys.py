@@ -7,8 +7,6 @@ sealing-key ratchet so that verifying a log's entries never loads the signature 
 
 from __future__ import annotations
 
-import hashlib
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -36,9 +34,10 @@ CheckpointPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
 def key_id(public_key: CheckpointPublicKey) -> str:
-    """Return the hex SHA-256 of the public key's DER SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+    """Return the key's id in checkpoints: medfw's one key fingerprint (hex SHA-256 of the DER SPKI)."""
+    from medfw.crypto.keys import public_key_fingerprint  # noqa: PLC0415 - only where checkpoints are handled
+
+    return public_key_fingerprint(public_key)
 
 
 def algorithm_of(public_key: CheckpointPublicKey) -> str:
