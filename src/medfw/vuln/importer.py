@@ -314,14 +314,14 @@ def import_feeds(
             report.files += 1
             if progress is not None:
                 progress.advance(path)
-        for kind, fact in facts.items():
-            where = locations[kind][0] if len(locations[kind]) == 1 else f"{len(locations[kind])} files"
-            record_state(
-                conn,
-                kind,
-                method="import",
-                location=where,
-                version=fact.get("version"),
-                data_date=fact.get("data_date"),
-            )
+        _record_states(conn, facts, locations)
     return report
+
+
+def _record_states(conn: Connection, facts: dict[str, dict[str, str]], locations: dict[str, list[str]]) -> None:
+    """Each imported kind's freshness (``feed_state``, method ``import``)."""
+    for kind, fact in facts.items():
+        where = locations[kind][0] if len(locations[kind]) == 1 else f"{len(locations[kind])} files"
+        record_state(
+            conn, kind, method="import", location=where, version=fact.get("version"), data_date=fact.get("data_date")
+        )

@@ -8,7 +8,6 @@ schema to the newest revision (a database created before versioned migrations is
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import (
     Column,
-    ColumnElement,
     Connection,
     MetaData,
     Select,
@@ -37,11 +35,12 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Dialect, Engine, Row
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
+from medfw.vuln.dbio import chunks, insert_many, insert_tuples, select_in_sql
 from medfw.vuln.index_releases import ReleaseOps
 from medfw.vuln.match_rows import MATCH_COLUMNS
 from medfw.vuln.prepared import loads
@@ -64,13 +63,10 @@ __all__ = [
     "StoredRecord",
     "VulnIndex",
     "insert_many",
-    "insert_tuples",
     "migrate",
     "open_index",
     "pack_record",
-    "placeholder",
     "resolve_db_url",
-    "select_in_sql",
 ]
 
 DEFAULT_DB = "medfw-vuln.db"
@@ -88,7 +84,6 @@ RECORD_COLUMNS = (
     "match",
     "triage",
 )
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -119,69 +114,6 @@ def _unpack(blob: bytes) -> dict[str, Any]:
 def content_hash(data: Mapping[str, Any] | bytes) -> str:
     """Return the SHA-256 of the canonical JSON of ``data`` (or of already canonical bytes)."""
     return hashlib.sha256(data if isinstance(data, bytes) else canonical_json(data)).hexdigest()
-
-
-def _chunks(items: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
-
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys; plain str/int/bool/bytes/None values) in one executemany handed
-    straight to the driver: the per-value type processing of a Core executemany costs more than the insert."""
-    if not rows:
-        return
-    names = list(rows[0])
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
-    if compiled.positional:
-        order = compiled.positiontup or []
-        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in rows])
-    else:
-        conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
-
-
-@functools.lru_cache(maxsize=32)
-def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
-    if not compiled.positional or tuple(compiled.positiontup or ()) != columns:
-        raise ValueError(f"{table.name}: columns not in table order for a positional insert")
-    return str(compiled)
-
-
-def insert_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (tuples of plain values in ``columns`` order, the table's column order) as fast as the
-    database takes them: PostgreSQL by ``COPY … FROM STDIN``, others by one executemany of a positional INSERT."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        quote = conn.dialect.identifier_preparer.quote
-        raw: Any = conn.connection.driver_connection
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN") as cp,
-        ):
-            for r in rows:
-                cp.write_row(r)
-        return
-    conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
-
-
-def placeholder(conn: Connection) -> str:
-    """The driver's positional parameter marker (``?`` for SQLite, ``%s`` for psycopg)."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def select_in_sql(
-    conn: Connection, query: Select[Any], column: ColumnElement[Any], values: Sequence[Any], n: int = _CHUNK
-) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """(SQL, parameters) per chunk of ``values``: ``query`` (its own values, medfw's constants, rendered inline)
-    restricted to rows whose ``column`` is in the chunk, compiled once, for :meth:`Connection.exec_driver_sql`."""
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    name = str(column.compile(dialect=conn.dialect))
-    where = " AND " if query.whereclause is not None else " WHERE "
-    mark = placeholder(conn)
-    for chunk in _chunks(values, n):
-        yield f"{compiled}{where}{name} IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
 
 
 def resolve_db_url(db: str | None) -> str:
@@ -229,7 +161,7 @@ class VulnIndex(ReleaseOps):
     def existing(self, conn: Connection, rids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Return rid → (content hash, modified) for the stored ones among ``rids``."""
         out: dict[str, tuple[str, str]] = {}
-        for chunk in _chunks(rids):
+        for chunk in chunks(rids):
             rows = conn.execute(
                 select(vuln_record.c.rid, vuln_record.c.content_hash, vuln_record.c.modified).where(
                     vuln_record.c.rid.in_(chunk)
@@ -244,7 +176,7 @@ class VulnIndex(ReleaseOps):
         if not recs:
             return
         if replace:
-            for chunk in _chunks([r.rid for r in recs]):
+            for chunk in chunks([r.rid for r in recs]):
                 conn.execute(vuln_record.delete().where(vuln_record.c.rid.in_(chunk)))
                 conn.execute(vuln_match.delete().where(vuln_match.c.rid.in_(chunk)))
         insert_tuples(conn, vuln_record, RECORD_COLUMNS, [r.record_row() for r in recs])

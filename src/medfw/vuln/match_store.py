@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from medfw.vuln.index import VulnIndex, placeholder, select_in_sql
+from medfw.vuln.dbio import placeholder, select_in_sql
+from medfw.vuln.index import VulnIndex
 from medfw.vuln.match_rows import RowKind
 from medfw.vuln.schema import vuln_match, vuln_record
 

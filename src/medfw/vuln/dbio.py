@@ -1,0 +1,86 @@
+"""Reading and writing many rows at once, as fast as the database takes them (SQLAlchemy Core connections).
+
+* :func:`insert_tuples` — rows of plain values by ``COPY … FROM STDIN`` on PostgreSQL, one positional
+  executemany elsewhere; :func:`insert_many` — rows as dicts, one executemany handed to the driver;
+* :func:`select_in_sql` — a query restricted to ``column IN (…)`` per chunk of values, compiled once, for
+  :meth:`~sqlalchemy.engine.Connection.exec_driver_sql` (compiling an expanding ``IN`` per chunk costs more than
+  the queries of a scan).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, Table, insert
+from sqlalchemy.engine import Dialect
+
+__all__ = ["CHUNK", "chunks", "insert_many", "insert_tuples", "placeholder", "select_in_sql"]
+
+#: values per ``IN`` list
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of ``n``."""
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys; plain str/int/bool/bytes/None values) in one executemany handed
+    straight to the driver: the per-value type processing of a Core executemany costs more than the insert."""
+    if not rows:
+        return
+    names = list(rows[0])
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
+    if compiled.positional:
+        order = compiled.positiontup or []
+        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    if not compiled.positional or tuple(compiled.positiontup or ()) != columns:
+        raise ValueError(f"{table.name}: columns not in table order for a positional insert")
+    return str(compiled)
+
+
+def insert_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples of plain values in ``columns`` order, the table's column order) as fast as the
+    database takes them: PostgreSQL by ``COPY … FROM STDIN``, others by one executemany of a positional INSERT."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        quote = conn.dialect.identifier_preparer.quote
+        raw: Any = conn.connection.driver_connection
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN") as cp,
+        ):
+            for r in rows:
+                cp.write_row(r)
+        return
+    conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's positional parameter marker (``?`` for SQLite, ``%s`` for psycopg)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def select_in_sql(
+    conn: Connection, query: Select[Any], column: ColumnElement[Any], values: Sequence[Any], n: int = CHUNK
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(SQL, parameters) per chunk of ``values``: ``query`` (its own values, medfw's constants, rendered inline)
+    restricted to rows whose ``column`` is in the chunk, compiled once, for :meth:`Connection.exec_driver_sql`."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    name = str(column.compile(dialect=conn.dialect))
+    where = " AND " if query.whereclause is not None else " WHERE "
+    mark = placeholder(conn)
+    for chunk in chunks(values, n):
+        yield f"{compiled}{where}{name} IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
