@@ -228,3 +228,24 @@ def test_postgres_bulk_load_matches_sqlite(pg_index: VulnIndex, tmp_path: Path, 
         stored.append((report.counts, [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]))
     lite.close()
     assert stored[0] == stored[1] and stored[0][1]
+
+
+@pytest.mark.postgres
+def test_postgres_updates_replace_rows(pg_index: VulnIndex, tmp_path: Path, vuln_vectors: Path) -> None:
+    from sqlalchemy import select
+
+    from medfw.vuln.schema import vuln_match, vuln_record
+
+    _versions(_page(vuln_vectors), tmp_path)
+    files = sorted(str(p) for p in (tmp_path / "feed").glob("*.json"))
+    lite = open_index(str(tmp_path / "i.db"))
+    stored = []
+    for index in (pg_index, lite):
+        counts = [import_feeds(index, nvd=[f]).counts["nvd"] for f in files]  # one transaction per file
+        with index.transaction() as conn:
+            recs = conn.execute(select(vuln_record.c.rid, vuln_record.c.content_hash).order_by("rid")).all()
+            n = conn.execute(select(vuln_match.c.rid)).all()
+        stored.append((counts, [tuple(r) for r in recs], len(n)))
+    lite.close()
+    assert stored[0] == stored[1]
+    assert [c["updated"] for c in stored[0][0]] == [0, 0, 1, 0] and stored[0][2] > 0
