@@ -1,7 +1,7 @@
 """Reading and writing many rows at once, as fast as the database takes them (SQLAlchemy Core connections).
 
 * :func:`insert_tuples` — rows of plain values by ``COPY … FROM STDIN`` on PostgreSQL, one positional
-  executemany elsewhere; :func:`insert_many` — rows as dicts, one executemany handed to the driver;
+  executemany elsewhere;
 * :func:`select_in_sql` — a query restricted to ``column IN (…)`` per chunk of values, compiled once, for
   :meth:`~sqlalchemy.engine.Connection.exec_driver_sql` (compiling an expanding ``IN`` per chunk costs more than
   the queries of a scan).
@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, insert
 from sqlalchemy.engine import Dialect
 
-__all__ = ["CHUNK", "chunks", "insert_many", "insert_tuples", "placeholder", "select_in_sql"]
+__all__ = ["CHUNK", "chunks", "insert_tuples", "placeholder", "select_in_sql"]
 
 #: values per ``IN`` list
 CHUNK = 500
@@ -26,20 +26,6 @@ def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
     """``items`` in slices of ``n``."""
     for i in range(0, len(items), n):
         yield items[i : i + n]
-
-
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys; plain str/int/bool/bytes/None values) in one executemany handed
-    straight to the driver: the per-value type processing of a Core executemany costs more than the insert."""
-    if not rows:
-        return
-    names = list(rows[0])
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
-    if compiled.positional:
-        order = compiled.positiontup or []
-        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in rows])
-    else:
-        conn.exec_driver_sql(str(compiled), [dict(r) for r in rows])
 
 
 @functools.lru_cache(maxsize=32)

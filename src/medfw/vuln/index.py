@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.dbio import chunks, insert_many, insert_tuples, select_in_sql
+from medfw.vuln.dbio import chunks, insert_tuples, select_in_sql
 from medfw.vuln.index_releases import ReleaseOps
 from medfw.vuln.match_rows import MATCH_COLUMNS
 from medfw.vuln.prepared import loads
@@ -62,7 +62,6 @@ __all__ = [
     "RECORD_COLUMNS",
     "StoredRecord",
     "VulnIndex",
-    "insert_many",
     "migrate",
     "open_index",
     "pack_record",
@@ -218,15 +217,11 @@ class VulnIndex(ReleaseOps):
             out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, data)
         return out
 
-    def triage_records(self, vuln_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
-        """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``)."""
-        return self.triage_and_configured(vuln_ids)[0]
-
     def triage_and_configured(
         self, vuln_ids: Iterable[str]
     ) -> tuple[dict[str, list[StoredRecord]], dict[str, set[str]]]:
-        """:meth:`triage_records`, and per vulnerability the sources of its records that carry configurations (in
-        one read: a scan needs both for the same vulnerabilities)."""
+        """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``), and
+        per vulnerability the sources of its records that carry configurations (one read: a scan needs both)."""
         out: dict[str, list[StoredRecord]] = {}
         configured: dict[str, set[str]] = {}
         c = vuln_record.c

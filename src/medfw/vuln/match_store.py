@@ -2,9 +2,7 @@
 
 * :func:`fetch_rows` — the rows of the lookup keys, in chunks of keys inside one transaction, CRITERION rows with
   their pre-normalised bounds (:mod:`medfw.vuln.match_rows`), ordered by record and position;
-* :func:`config_tiers` — per vulnerability, the most authoritative configuration tier among *all* its records
-  (an override or NVD record naming other products still outranks a CVE 5 record naming this one), asked only
-  for the sources that could outrank what the candidates carry.
+* :func:`candidates` — every record naming any of some keys (no version filter).
 """
 
 from __future__ import annotations
@@ -17,14 +15,13 @@ from sqlalchemy import Connection, select
 from medfw.vuln.dbio import placeholder, select_in_sql
 from medfw.vuln.index import VulnIndex
 from medfw.vuln.match_rows import RowKind
-from medfw.vuln.schema import vuln_match, vuln_record
+from medfw.vuln.schema import vuln_match
 
-__all__ = ["CONFIG_TIERS", "MatchRow", "candidates", "config_tiers", "fetch_rows"]
+__all__ = ["CONFIG_TIERS", "MatchRow", "candidates", "fetch_rows"]
 
 #: configuration tiers: the first tier with configurations for a CVE is used (its records together)
 CONFIG_TIERS: Mapping[str, int] = {"nvd-override": 0, "nvd": 1, "cve5-cna": 2, "cve5-adp": 2, "vendor": 3}
 _KEYS_PER_QUERY = 400
-_IDS_PER_QUERY = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +94,6 @@ def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tupl
                     out.append(MatchRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8:])))
     out.sort(key=lambda m: (m.rid, m.ord, m.key))
     return out, found
-
-
-def config_tiers(index: VulnIndex, best: Mapping[str, int]) -> dict[str, int]:
-    """Per vulnerability id, the lowest tier of its configuration-bearing records (``best``: the candidates' own)."""
-    out = dict(best)
-    by_bound: dict[int, list[str]] = {}
-    for vuln_id, tier in best.items():
-        if tier > 0:
-            by_bound.setdefault(tier, []).append(vuln_id)
-    c = vuln_record.c
-    with index.transaction() as conn:
-        for tier, ids in sorted(by_bound.items()):
-            sources = sorted(s for s, t in CONFIG_TIERS.items() if t < tier)
-            q = select(c.vuln_id, c.source).where(c.has_config.is_(True), c.source.in_(sources))
-            for sql, params in select_in_sql(conn, q, c.vuln_id, sorted(ids), _IDS_PER_QUERY):
-                for vuln_id, source in conn.exec_driver_sql(sql, params).all():
-                    out[vuln_id] = min(out[vuln_id], CONFIG_TIERS[source])
-    return out
 
 
 def candidates(index: VulnIndex, keys: Iterable[str]) -> dict[str, set[str]]:
