@@ -183,7 +183,7 @@ def test_bulk_load_into_an_empty_index_counts_as_record_by_record(tmp_path: Path
             import_feeds(index, nvd=[str(seed)])
         report = import_feeds(index, nvd=[str(tmp_path / "feed")], workers=0)
         with index.transaction() as conn:
-            assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+            assert "ix_vuln_match_lookup" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
             rows = conn.execute(select(vuln_record.c.rid, vuln_record.c.content_hash).where(
                 vuln_record.c.source == "nvd").order_by("rid")).all()  # fmt: skip
             matches = conn.execute(select(vuln_match).where(vuln_match.c.source == "nvd").order_by("rid", "ord")).all()
@@ -205,7 +205,7 @@ def test_failed_bulk_load_keeps_the_lookup_index(tmp_path: Path, vuln_vectors: P
         import_feeds(index, nvd=[str(feed)], workers=0)
     assert index.record_count() == 0
     with index.transaction() as conn:
-        assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+        assert "ix_vuln_match_lookup" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
     (feed / "b.json").unlink()
     assert import_feeds(index, nvd=[str(feed)]).counts["nvd"]["added"] == 13
     index.close()
@@ -223,7 +223,7 @@ def test_postgres_bulk_load_matches_sqlite(pg_index: VulnIndex, tmp_path: Path, 
     for index in (pg_index, lite):
         report = import_feeds(index, nvd=feeds)
         with index.transaction() as conn:
-            assert "ix_vuln_match_key" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
+            assert "ix_vuln_match_lookup" in {ix["name"] for ix in inspect(conn).get_indexes("vuln_match")}
             rows = conn.execute(select(vuln_match).order_by("rid", "ord", "key")).all()
         stored.append((report.counts, [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]))
     lite.close()

@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 DEFAULT_DB = "medfw-vuln.db"
-_KEY_INDEX = next(ix for ix in vuln_match.indexes if ix.name == "ix_vuln_match_key")
+_KEY_INDEX = next(ix for ix in vuln_match.indexes if ix.name == "ix_vuln_match_lookup")
 #: the ``vuln_record`` columns in the order of :meth:`medfw.vuln.import_prep.PreparedRecord.record_row`
 RECORD_COLUMNS = (
     "rid",
@@ -183,7 +183,7 @@ class VulnIndex(ReleaseOps):
 
     @contextmanager
     def bulk_load(self, conn: Connection) -> Iterator[bool]:
-        """Inside ``conn``'s transaction: when the index holds no record yet, drop the lookup-key index of
+        """Inside ``conn``'s transaction: when the index holds no record yet, drop the lookup index of
         ``vuln_match`` for the writes that follow and build it again, sorted in one pass, at the end (inserting a
         million random keys one by one into a B-tree costs more than building it); yield whether it did. The
         index is part of the same transaction, so a failed import leaves the schema as it was."""

@@ -5,7 +5,8 @@
   ``nvd-override``, ``cve5-cna``, ``cve5-adp``, ``vendor``, ``osv``), so importing one never replaces another;
 * ``vuln_match`` — what matching needs, flat and indexed by lookup key (``cpe:<vendor>:<product>``,
   ``purl:<base>``): per record one row per vulnerable criterion with pre-normalised version bounds, or one row per
-  key for records evaluated as a whole (see :mod:`medfw.vuln.match_rows`);
+  key for records evaluated as a whole (see :mod:`medfw.vuln.match_rows`); its lookup index holds the columns a
+  scan filters on, so rows whose bounds cannot hold are never read from the table;
 * ``kev``, ``epss`` — triage data by CVE id;
 * ``decision`` — append-only decision history;
 * ``release``, ``release_scan`` — registered SBOMs (retired ones stay, flagged) and every scan of them (counts,
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: the newest Alembic revision shipped (a test checks it against the migration scripts)
-HEAD = "0005"
+HEAD = "0006"
 #: the Alembic version table of the index (its own name: the index may share a database with the server)
 VERSION_TABLE = "medfw_vuln_alembic_version"
 
@@ -78,7 +79,8 @@ vuln_match = Table(
     Column("hi", LargeBinary),
     Column("hi_incl", Boolean, nullable=False),
     Column("attrs", Text),
-    Index("ix_vuln_match_key", "key"),
+    # the scan's lookup: by key, filtered on kind and version bounds inside the index (revision 0006)
+    Index("ix_vuln_match_lookup", "key", "kind", "exact_key", "lo", "lo_incl", "hi", "hi_incl", "exact"),
 )
 kev = Table(
     "kev",
