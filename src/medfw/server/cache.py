@@ -45,6 +45,8 @@ _MAX_CACHED = 500_000
 log = logging.getLogger("medfw.server")
 #: while watching, a poll reads the counters itself when the last read is this many ``check_every`` old
 _WATCH_STALE = 3
+#: seconds between two background re-reads of a busy set that assignments ending made a superset
+_SHRINK_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,11 @@ class PollCache:
                 return False
 
         def loop() -> None:
+            shrunk = float("-inf")
             while not stop.wait(self.check_every / 2):
-                if check() and self._shrink and read_busy is not None:
+                # a rollout's reports end assignments all the time: the set is shrunk at most every _SHRINK_EVERY
+                if check() and self._shrink and read_busy is not None and time.monotonic() - shrunk >= _SHRINK_EVERY:
+                    shrunk = time.monotonic()
                     try:
                         self.refresh_busy(read_busy, shrink=True)
                     except Exception as e:  # the superset stays (correct, only slower for ended devices)
