@@ -1,4 +1,5 @@
-"""The fleet server's ASGI application: one include per router, one error mapping, two middlewares.
+"""The fleet server's ASGI application: one include per router, one error mapping, its middlewares (request log,
+body limit, the fast paths of polls and reports).
 
 Routers (:mod:`medfw.server.routers`): health, the device API (``Authorization: Device <id>:<secret>``), TUF
 metadata and targets (public), the management API (``Authorization: Bearer <token>``; roles admin > operator >
@@ -20,6 +21,7 @@ from medfw import __version__
 from medfw.server import schemas, witness
 from medfw.server.credentials import Role
 from medfw.server.deps import OnlineKeys, need
+from medfw.server.fast_report import FastReport
 from medfw.server.http import install_error_handlers
 from medfw.server.lease import AuditLease
 from medfw.server.logs import RequestLog
@@ -93,6 +95,7 @@ def create_app(
     app.state.maintenance = maintenance
     install_error_handlers(app)
     app.add_middleware(FastPoll, service=service)
+    app.add_middleware(FastReport, service=service)
     app.add_middleware(BodyLimit, limit=max_body, exempt=views.DOCUMENT_PATH)  # uploads stream under their limit
     app.add_middleware(RequestLog)
 

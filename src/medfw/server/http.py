@@ -35,7 +35,7 @@ from medfw.server.errors import (
 )
 from medfw.server.store import is_outage
 
-__all__ = ["RETRY_AFTER", "install_error_handlers", "status_of"]
+__all__ = ["RETRY_AFTER", "answer_for", "install_error_handlers", "status_of"]
 
 log = logging.getLogger("medfw.server")
 
@@ -67,11 +67,10 @@ def _unavailable(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the mapping above on ``app``."""
-
-    @app.exception_handler(MedfwError)
-    async def _medfw(_request: Request, exc: MedfwError) -> JSONResponse:
+def answer_for(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The answer to a request that raised ``exc`` (medfw errors, database errors, anything else): the mapping
+    above, for the handlers below and for the fast paths in front of the routes."""
+    if isinstance(exc, MedfwError):
         status = status_of(exc)
         detail = exc.message if isinstance(exc, ServiceError | Forbidden | Unavailable) else exc.diagnostics()
         if status == 503:
@@ -79,18 +78,32 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Throttled):
             return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
         return JSONResponse({"detail": detail}, status_code=status)
+    if isinstance(exc, DBAPIError):
+        if is_outage(exc):
+            log.warning("database unavailable during %s %s: %s", method, path, type(exc.orig))
+            return _unavailable("database unavailable, retry later")
+        log.error("database error during %s %s", method, path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+    if isinstance(exc, PoolTimeout):
+        return _unavailable("database busy, retry later")
+    log.error("unexpected error during %s %s", method, path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping above on ``app``."""
+
+    @app.exception_handler(MedfwError)
+    async def _medfw(request: Request, exc: MedfwError) -> JSONResponse:
+        return answer_for(exc, request.method, request.url.path)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if is_outage(exc):
-            log.warning("database unavailable during %s %s: %s", request.method, request.url.path, type(exc.orig))
-            return _unavailable("database unavailable, retry later")
-        log.error("database error during %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return answer_for(exc, request.method, request.url.path)
 
     @app.exception_handler(PoolTimeout)
-    async def _pool(_request: Request, _exc: PoolTimeout) -> JSONResponse:
-        return _unavailable("database busy, retry later")
+    async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return answer_for(exc, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,5 +119,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error during %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return answer_for(exc, request.method, request.url.path)

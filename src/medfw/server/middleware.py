@@ -17,7 +17,7 @@ from medfw.server.validation import check_reported
 if TYPE_CHECKING:
     from medfw.server.service import FleetService
 
-__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "send_json", "set_actor"]
+__all__ = ["ASGIApp", "BodyLimit", "FastPoll", "replay", "send_json", "set_actor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,7 +59,7 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
+                await self.app(scope, replay([message], receive), send)
                 return
             body = message.get("body", b"")
             size += len(body)
@@ -70,10 +70,11 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        await self.app(scope, replay([whole], receive), send)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that first hands out ``messages`` (a body read ahead)."""
     pending = list(messages)
 
     async def replayed() -> Message:

@@ -14,11 +14,12 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from medfw.server import schemas
 from medfw.server.deps import DeviceAuth, Repo, Service
+from medfw.server.service import FleetService
 from medfw.server.trust import report_expectation
 from medfw.server.validation import INT32_MAX, SLOT_PATTERN, VERSION_PATTERN, DeviceId
 from medfw.server.views import ReportAck
 
-__all__ = ["router"]
+__all__ = ["router", "store_report"]
 
 router = APIRouter(prefix="/api/v1/devices", tags=["device"])
 
@@ -71,6 +72,12 @@ def report(device_id: DeviceId, who: DeviceAuth, service: Service, body: schemas
     """Report update progress: deferred, downloading, installed, booted, confirmed, reverted or rejected (with
     reason), or a key-rotation result. A confirmation counts toward a rollout threshold only when trusted: signed
     claims of a certificate unit, or a shared-secret unit on a server that allows them."""
+    return store_report(service, who, body)
+
+
+def store_report(service: FleetService, who: str, body: schemas.ReportIn) -> ReportAck:
+    """Check a report's signed claims and store it (this route, and its fast path in
+    :mod:`medfw.server.fast_report`)."""
     trusted = service.check_claims(who, body.claims, kind="report", expect=report_expectation(body.model_dump()))
     return service.report(
         who,
