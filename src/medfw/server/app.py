@@ -75,10 +75,12 @@ def create_app(
         try:
             yield
         finally:
-            service.stop_appending()
-            maintenance.stop()
-            service.cache.unwatch()
-            counters.close()
+            try:
+                service.stop_appending()
+                maintenance.stop()
+            finally:  # the watching thread stops whatever happened above
+                service.cache.unwatch()
+                counters.close()
 
     app = FastAPI(
         title="medfw OTA fleet server",

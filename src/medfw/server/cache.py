@@ -133,6 +133,7 @@ class PollCache:
         """Read the counters (with ``read``, else as :meth:`current` does) twice per ``check_every`` in a background
         thread until :meth:`unwatch`; the first read now. With ``read_busy``, the thread also shrinks the busy set
         after assignments ended."""
+        self.unwatch()  # (one watching thread per cache, also when an application is started twice)
         stop = self._watcher = threading.Event()  # (first: the warm-up below runs only for a watching cache)
         reader = read or self._read
 
