@@ -304,12 +304,22 @@ def test_check_approvals_codes(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     forged = {
         "signature": {**doc, "signature": ("0" if sig[0] != "0" else "1") + sig[1:]},  # still hex, does not verify
         "statement": {**doc, "statement": {**doc["statement"], "subject_sha256": "0" * 64}},  # signed field altered
+        "not-hex": {**doc, "signature": "zz" + sig[2:]},  # a record edited so that a field no longer parses
+        "bad-time": {**doc, "statement": {**doc["statement"], "issued_at": "yesterday"}},
     }
     for name, content in forged.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(content))
         assert code_of(capsys, "keys", "check-approvals", *check, tmp_path / f"{name}.json") == 1, name
+    # a malformed record beside a valid one is listed as not counted, and the policy (1 of 1) is still met
+    argv = ["keys", "check-approvals", *check, record, "--approval", tmp_path / "not-hex.json", "--json"]
+    assert main([str(a) for a in argv]) == 0
+    out = envelope(capsys.readouterr().out)
+    assert [r["approver"] for r in out["result"]["rejected"]] == [str(tmp_path / "not-hex.json")]
+    assert "malformed record" in out["result"]["rejected"][0]["reason"]
     (tmp_path / "junk.json").write_text("{not json")
-    assert code_of(capsys, "keys", "check-approvals", *check, tmp_path / "junk.json") == 2
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for junk in ("junk.json", "list.json"):  # not an approval record at all
+        assert code_of(capsys, "keys", "check-approvals", *check, tmp_path / junk) == 2, junk
 
 
 def test_advisory_verify_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from medfw.cli._keys_common import (
     _write_json,
 )
 from medfw.crypto.registry import load_signer
-from medfw.errors import EXIT_FAILED, EXIT_OK, InputError, UsageError
+from medfw.errors import EXIT_FAILED, EXIT_OK, ConfigError, InputError, UsageError
 
 __all__ = []
 
@@ -27,6 +28,28 @@ def _load_approval(path: str) -> Any:
     from medfw.keys.approvals import Approval  # noqa: PLC0415
 
     return Approval.from_dict(_load_json(path, "approval record"), path=path)
+
+
+def _load_approvals(paths: list[str]) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The approval records at ``paths``, and a refusal for each one whose fields were altered.
+
+    A file that is not JSON, or JSON that is not an object, is bad input (exit 2). A record whose fields do not
+    parse (a signature that is not hex, a malformed time, an unknown field) is not counted, like one whose
+    signature does not verify: the check then fails (exit 1) unless enough other approvals are valid.
+    """
+    from medfw.keys.approvals import Approval  # noqa: PLC0415
+
+    approvals: list[Any] = []
+    refused: list[tuple[str, str]] = []
+    for path in paths:
+        data = _load_json(path, "approval record")
+        if not isinstance(data, dict):
+            raise ConfigError("approval record must be a JSON object", path=path)
+        try:
+            approvals.append(Approval.from_dict(data, path=path))
+        except ConfigError as e:
+            refused.append((path, f"malformed record: {e.message}" + (f" ({e.field})" if e.field else "")))
+    return approvals, refused
 
 
 def _load_policy(path: str) -> Any:
@@ -74,7 +97,7 @@ def _check_approvals(args: argparse.Namespace) -> int:
 
     policy = _load_policy(args.policy)
     request = _request(args)
-    approvals = [_load_approval(p) for p in args.approval or []]
+    approvals, malformed = _load_approvals(args.approval or [])
     if args.from_audit_log:
         from medfw.audit.query import list_entries  # noqa: PLC0415
 
@@ -84,6 +107,7 @@ def _check_approvals(args: argparse.Namespace) -> int:
         ]
         approvals += approvals_from_events(events)
     result = policy.evaluate(request, approvals, now=datetime.now(UTC))
+    result = replace(result, rejected=(*malformed, *result.rejected))
     data = {
         "ok": result.ok,
         "threshold": result.threshold,
