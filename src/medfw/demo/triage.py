@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from medfw.vuln.vocabulary import Justification, Response, State
+
 __all__ = ["FIX_DUE", "TRIAGE", "decision_for"]
 
-_NOT_LINKED = "code_not_present"
+_NOT_LINKED = Justification.CODE_NOT_PRESENT
 TRIAGE: dict[str, tuple[str, str]] = {
     "CVE-2025-55297": (_NOT_LINKED, "BluFi example (Bluetooth provisioning): not built into this firmware."),
     "CVE-2025-64342": (_NOT_LINKED, "BLE controller advertising: the Bluetooth controller is not linked."),
@@ -39,9 +41,9 @@ def decision_for(finding: dict[str, Any], *, fixed_in: str) -> tuple[str, list[s
     """``(state, extra argv, detail)`` of the team's decision for one finding of a release."""
     analysed = TRIAGE.get(str(finding.get("vuln_id")))
     if analysed is not None:
-        return "not_affected", ["--justification", analysed[0]], analysed[1]
+        return State.NOT_AFFECTED, ["--justification", analysed[0]], analysed[1]
     return (
-        "exploitable",
-        ["--response", "update"],
+        State.EXPLOITABLE,
+        ["--response", Response.UPDATE],
         f"Fixed by updating {finding.get('component', 'the component')} in release {fixed_in}, due {FIX_DUE}.",
     )

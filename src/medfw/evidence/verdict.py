@@ -18,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medfw.vuln.vocabulary import State
+
 __all__ = ["Closure", "closure", "open_findings", "order_findings", "summarize_open"]
 
 _DUE = re.compile(r"\bdue[:\s]\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
-_FIXED = frozenset({"resolved", "resolved_with_pedigree", "false_positive"})
+_FIXED = frozenset({State.RESOLVED, State.RESOLVED_WITH_PEDIGREE, State.FALSE_POSITIVE})
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "none", "unscored", "unknown")
 
 
@@ -50,13 +52,13 @@ def closure(finding: Mapping[str, Any]) -> Closure:
     state = str(finding.get("state") or "")
     if not state:
         return Closure(False, "no decision")
-    if state == "not_affected":
+    if state == State.NOT_AFFECTED:
         if finding.get("justification"):
             return Closure(True, f"not affected ({finding['justification']})")
         return Closure(False, "not_affected without a justification")
     if state in _FIXED:
         return Closure(True, state.replace("_", " "))
-    if state == "exploitable":
+    if state == State.EXPLOITABLE:
         due = _due(str(finding.get("detail") or ""))
         if not finding.get("response"):
             return Closure(False, "exploitable without a response")

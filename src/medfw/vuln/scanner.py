@@ -51,7 +51,7 @@ from medfw.vuln.model import (
 )
 from medfw.vuln.osv_ranges import affected_by
 from medfw.vuln.triage import choose_severity, prioritise
-from medfw.vuln.vocabulary import Justification, parse_justification
+from medfw.vuln.vocabulary import Justification, State, parse_justification
 
 __all__ = ["CONFIG_PRECEDENCE", "build_targets", "scan"]
 
@@ -194,7 +194,7 @@ def _exclusion(
                 justification = Justification.CODE_NOT_PRESENT
             detail = reason or "listed in the SBOM's cve-exclude list"
             return Decision(
-                serial, comp.ref, vuln_id, "not_affected", justification, (), detail, "sbom", now, "sbom-exclude"
+                serial, comp.ref, vuln_id, State.NOT_AFFECTED, justification, (), detail, "sbom", now, "sbom-exclude"
             )
     return None
 

@@ -28,6 +28,8 @@ from typing import Any
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
+from medfw.vuln.vocabulary import State
+
 __all__ = [
     "EPSS_LIKELY",
     "SEVERITY_PRECEDENCE",
@@ -162,7 +164,7 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
 def _tier(f: Any) -> int:
     state = f.decision.state if f.decision is not None else None
     exploitation = str(f.ssvc.get("exploitation", ""))
-    if f.kev or exploitation == "active" or state == "exploitable":
+    if f.kev or exploitation == "active" or state == State.EXPLOITABLE:
         return 0
     if exploitation == "poc" or (f.epss is not None and f.epss >= EPSS_LIKELY):
         return 1
