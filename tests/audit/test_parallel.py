@@ -246,3 +246,27 @@ def test_epoch_keys_jump_ahead_like_the_writer(kdf: str) -> None:
     assert EpochKeys(initial, "L", kdf).key(300) == k
     with pytest.raises(ValueError, match="no epoch"):
         keys.key(-1)
+
+
+def test_a_queue_that_does_not_fit_in_the_pipe_means_a_sequential_scan(
+    per_entry: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe smaller than the queue (a user over the pipe quota gets one page) must not block the verifier."""
+    import os
+
+    real_write = os.write
+    started: list[object] = []
+    real_start = ParallelScan.start.__func__  # type: ignore[attr-defined]
+
+    def short_write(fd: int, data: bytes) -> int:
+        return real_write(fd, data[:4])
+
+    def start(cls: type[ParallelScan], *args: object, **kwargs: object) -> ParallelScan | None:
+        run = real_start(cls, *args, **kwargs)
+        started.append(run)
+        return run
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(ParallelScan, "start", classmethod(start))
+    report = verify_log(per_entry.path, per_entry.key, checkpoint=per_entry.checkpoint, workers=2)
+    assert report.ok and started == [None]

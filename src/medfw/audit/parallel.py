@@ -81,8 +81,13 @@ class ParallelScan:
             offset += (top >> level) * 32
         self._mem = mmap.mmap(-1, max(offset, 1))
         self._queue, feed = os.pipe()
+        queue = b"".join(_INDEX.pack(i) for i in range(len(self._chunks)))
         try:
-            os.write(feed, b"".join(_INDEX.pack(i) for i in range(len(self._chunks))))
+            os.set_blocking(feed, False)  # a pipe smaller than the queue (a user over the pipe quota): never block
+            #: False when the whole queue did not fit in the pipe: then there is no parallel scan (see start)
+            self.queued = os.write(feed, queue) == len(queue)
+        except BlockingIOError:
+            self.queued = False
         finally:
             os.close(feed)  # an empty queue then reads as end of file
         self._children: list[int] = []
@@ -96,6 +101,9 @@ class ParallelScan:
         if workers < 2 or top < max(min_size, 1):
             return None
         run = cls(store, keys, top)
+        if not run.queued:
+            os.close(run._queue)
+            return None
         for _ in range(workers - 1):
             try:
                 pid = os.fork()
