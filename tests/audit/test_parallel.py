@@ -270,3 +270,37 @@ def test_a_queue_that_does_not_fit_in_the_pipe_means_a_sequential_scan(
     monkeypatch.setattr(ParallelScan, "start", classmethod(start))
     report = verify_log(per_entry.path, per_entry.key, checkpoint=per_entry.checkpoint, workers=2)
     assert report.ok and started == [None]
+
+
+def test_a_chunk_claiming_a_far_epoch_is_not_walked_to(
+    per_entry: Log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged record at a chunk's start claiming epoch 10**17 must not make a worker walk the ratchet that far."""
+    path = tmp_path / "far.db"
+    shutil.copyfile(per_entry.path, path)
+    raw = RawLog(path)
+    _, rec, tag = raw.rows()[EDGE]
+    epoch = parse_record(rec).epoch
+    far = rec.replace(b',"epoch":%d,' % epoch, b',"epoch":%d,' % 10**17)  # beyond what a record can encode
+    assert tail_fields(far) is not None and tail_fields(far)[0] == 10**17  # type: ignore[index]
+    raw.set_row(EDGE, far, tag)
+    raw.close()
+    from medfw.audit.keys import EpochKeys
+    from medfw.audit.parallel import _Position
+    from medfw.audit.store_sqlite import SqliteStore
+
+    def refuse(*args: object) -> bytes:
+        raise AssertionError(f"walked the ratchet for a forged epoch: {args}")
+
+    keys = EpochKeys(per_entry.key.initial_key, per_entry.key.log_id)
+    monkeypatch.setattr(keys, "key", refuse)
+    monkeypatch.setattr(keys, "walk", refuse)
+    store = SqliteStore(str(path))
+    try:  # the chunk that starts with the forged record, scanned here (in a worker it would hang, not fail)
+        run = ParallelScan(store, keys, store.max_pos() + 1)
+        assert run._scan_chunk(store, 1, _Position()) is False
+    finally:
+        store.close()
+    seq = verify_log(path, per_entry.key)
+    assert not seq.ok and seq.first_bad_seq == EDGE, seq
+    assert verify_log(path, per_entry.key, workers=2) == seq

@@ -137,6 +137,8 @@ class ParallelScan:
         if first is None or fields is None:
             return False
         epoch, prev, seq = fields
+        if epoch > lo:  # an intact log opens at most one epoch per entry: never walk the ratchet to a claimed 10**17
+            return False
         key = self._walk(pos, epoch)
         st = scan(_prepend(first, rows), self._keys, Scan(epoch=epoch, prev=prev, seq=seq, key=key))
         if st.bad is not None or st.damaged is not None or not st.hashes:
