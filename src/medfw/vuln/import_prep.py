@@ -11,6 +11,8 @@ importer applies them in one transaction, exactly as it applies files it prepare
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = ["PreparedFile", "PreparedRecord", "prepare_file", "prepare_records", 
 
 _MAX_FEED = 2 * 1024 * 1024 * 1024
 _RECORD_WIDTH = len(RECORD_COLUMNS)
+_WORKER_NICE = 5
 
 
 class PreparedRecord(NamedTuple):
@@ -124,10 +127,16 @@ def prepare_file(kind: str, path: str, in_dir: bool) -> PreparedFile:
         return PreparedFile(prepare_records(result.records), result.skips)
 
 
+def _yield_to_writer() -> None:
+    """A worker runs at a lower CPU priority than the process that writes (the serial stage of an import)."""
+    with contextlib.suppress(OSError):
+        os.nice(_WORKER_NICE)
+
+
 def prepared_files(plan: Sequence[tuple[str, str, bool]], workers: int) -> Generator[PreparedFile, None, None]:
     """:func:`prepare_file` for each (kind, path, in_dir) of ``plan``, in worker processes, yielded in plan order
     (at most ``2 × workers`` files prepared ahead, so memory stays bounded)."""
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_yield_to_writer) as pool:
         pending: list[concurrent.futures.Future[PreparedFile]] = []
         todo = iter(plan)
         for item in todo:

@@ -14,9 +14,8 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -26,7 +25,6 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    case,
     create_engine,
     event,
     func,
@@ -40,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.dbio import chunks, insert_tuples, select_in_sql
+from medfw.vuln.dbio import chunks, driver_rows_in, insert_tuples, select_in_sql
 from medfw.vuln.index_releases import ReleaseOps
 from medfw.vuln.match_rows import MATCH_COLUMNS
 from medfw.vuln.prepared import loads
@@ -69,6 +67,14 @@ __all__ = [
 ]
 
 DEFAULT_DB = "medfw-vuln.db"
+_R = vuln_record.name
+#: the scan's reads, run on the driver's cursor (:func:`medfw.vuln.dbio.driver_rows_in` appends ``IN (…)``)
+_TREE_SQL = 'SELECT rid, source, record_id, vuln_id, "match", CASE WHEN "match" IS NULL THEN data END'
+_TREE_SQL += f" FROM {_R} WHERE rid"
+_TRIAGE_SQL = "SELECT source, record_id, vuln_id, has_config, triage, CASE WHEN triage IS NULL THEN data END"
+_TRIAGE_SQL += f" FROM {_R} WHERE vuln_id"
+_KEV_SQL = f"SELECT cve_id, data FROM {kev.name} WHERE cve_id"  # noqa: S608 - constants only
+_EPSS_SQL = f"SELECT cve_id, epss, percentile FROM {epss.name} WHERE cve_id"  # noqa: S608 - constants only
 _KEY_INDEX = next(ix for ix in vuln_match.indexes if ix.name == "ix_vuln_match_lookup")
 #: the ``vuln_record`` columns in the order of :meth:`medfw.vuln.import_prep.PreparedRecord.record_row`
 RECORD_COLUMNS = (
@@ -85,9 +91,8 @@ RECORD_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as stored: source, ids, and its normalized data."""
+class StoredRecord(NamedTuple):
+    """A record as stored: source, ids, and its normalized data (a tuple: a scan builds tens of thousands)."""
 
     source: str
     record_id: str
@@ -210,11 +215,10 @@ class VulnIndex(ReleaseOps):
     def tree_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
         """Load the whole-record match data of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
         out: dict[str, StoredRecord] = {}
-        c = vuln_record.c
-        q = select(c.rid, c.source, c.record_id, c.vuln_id, c.match, case((c.match.is_(None), c.data)).label("full"))
-        for r in self._select_in(q, c.rid, rids):
-            data = loads(r.match) if r.match is not None else _unpack(r.full)
-            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, data)
+        with self.transaction() as conn:
+            for rid, source, record_id, vuln_id, match, full in driver_rows_in(conn, _TREE_SQL, rids):
+                data = loads(match) if match is not None else _unpack(full)
+                out[rid] = StoredRecord(source, record_id, vuln_id, data)
         return out
 
     def triage_and_configured(
@@ -224,14 +228,15 @@ class VulnIndex(ReleaseOps):
         per vulnerability the sources of its records that carry configurations (one read: a scan needs both)."""
         out: dict[str, list[StoredRecord]] = {}
         configured: dict[str, set[str]] = {}
-        c = vuln_record.c
-        q = select(
-            c.source, c.record_id, c.vuln_id, c.has_config, c.triage, case((c.triage.is_(None), c.data)).label("full")
-        )
-        for row in self._select_in(q, c.vuln_id, vuln_ids):
-            source, record_id, vuln_id, has_config, blob, full = tuple(row)
+        with self.transaction() as conn:
+            rows = driver_rows_in(conn, _TRIAGE_SQL, vuln_ids)
+        for source, record_id, vuln_id, has_config, blob, full in rows:
             data = loads(blob) if blob is not None else _unpack(full)
-            out.setdefault(vuln_id, []).append(StoredRecord(source, record_id, vuln_id, data))
+            rec = StoredRecord(source, record_id, vuln_id, data)
+            if vuln_id in out:
+                out[vuln_id].append(rec)
+            else:
+                out[vuln_id] = [rec]
             if has_config:
                 configured.setdefault(vuln_id, set()).add(source)
         return out, configured
@@ -271,17 +276,13 @@ class VulnIndex(ReleaseOps):
 
     def kev_for(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Return KEV entries for the ids that are in the catalog."""
-        out: dict[str, dict[str, Any]] = {}
-        for r in self._select_in(select(kev.c.cve_id, kev.c.data), kev.c.cve_id, ids):
-            out[r.cve_id] = json.loads(r.data)
-        return out
+        with self.transaction() as conn:
+            return {cve_id: json.loads(data) for cve_id, data in driver_rows_in(conn, _KEV_SQL, ids)}
 
     def epss_for(self, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
         """Return (epss, percentile) for the ids that have a score."""
-        out: dict[str, tuple[float, float]] = {}
-        for r in self._select_in(select(epss.c.cve_id, epss.c.epss, epss.c.percentile), epss.c.cve_id, ids):
-            out[r.cve_id] = (float(r.epss), float(r.percentile))
-        return out
+        with self.transaction() as conn:
+            return {cve_id: (float(e), float(p)) for cve_id, e, p in driver_rows_in(conn, _EPSS_SQL, ids)}
 
     def log_import(self, conn: Connection, kind: str, path: str, counts: Mapping[str, int]) -> None:
         """Record one imported file and its counts."""

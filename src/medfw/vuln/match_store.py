@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
-from medfw.vuln.dbio import placeholder, select_in_sql
+from medfw.vuln.dbio import driver_rows, driver_rows_in, placeholder
 from medfw.vuln.index import VulnIndex
 from medfw.vuln.match_rows import RowKind
 from medfw.vuln.schema import vuln_match
@@ -24,8 +24,7 @@ CONFIG_TIERS: Mapping[str, int] = {"nvd-override": 0, "nvd": 1, "cve5-cna": 2, "
 _KEYS_PER_QUERY = 400
 
 
-@dataclass(frozen=True, slots=True)
-class MatchRow:
+class MatchRow(NamedTuple):
     """One ``vuln_match`` row as a scan reads it (``test`` is what :func:`match_rows.row_matches` takes)."""
 
     key: str
@@ -55,6 +54,7 @@ def _may_match() -> str:
     )
 
 
+_KEYS_SQL = f'SELECT DISTINCT "key" FROM {vuln_match.name} WHERE "key"'  # noqa: S608 - constants only
 _COLUMNS = ("key", "rid", "vuln_id", "source", "ord", "kind", "criterion", "bound")
 _TESTS = ("part", "exact", "exact_key", "lo", "lo_incl", "hi", "hi_incl", "attrs")
 
@@ -73,25 +73,22 @@ def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tupl
     and every key that has any row at all (what the coverage check needs).
 
     The version bounds are compared by the database on the stored keys, joined with the targets as a VALUES list
-    (SQL compiled once per chunk size, parameters handed to the driver).
+    (plain SQL on the driver's cursor, :func:`medfw.vuln.dbio.driver_rows`).
     """
-    c = vuln_match.c
     pairs = sorted({(k, v) for k, vs in targets.items() for v in vs})
-    found: set[str] = set()
     seen: set[tuple[str, int, str]] = set()
     out: list[MatchRow] = []
     with index.transaction() as conn:
-        keyed = select(c.key).distinct()
-        for sql, params in select_in_sql(conn, keyed, c.key, sorted(targets), _KEYS_PER_QUERY):
-            found.update(r[0] for r in conn.exec_driver_sql(sql, params).all())
+        found = {r[0] for r in driver_rows_in(conn, _KEYS_SQL, targets, _KEYS_PER_QUERY)}
+        queries = []
         for i in range(0, len(pairs), _KEYS_PER_QUERY):
             chunk = pairs[i : i + _KEYS_PER_QUERY]
-            params = tuple(x for pair in chunk for x in pair)
-            for r in conn.exec_driver_sql(_rows_sql(conn, len(chunk)), params).all():
-                ident = (r[1], r[4], r[0])
-                if ident not in seen:
-                    seen.add(ident)
-                    out.append(MatchRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8:])))
+            queries.append((_rows_sql(conn, len(chunk)), [x for pair in chunk for x in pair]))
+        for r in driver_rows(conn, queries):
+            ident = (r[1], r[4], r[0])
+            if ident not in seen:
+                seen.add(ident)
+                out.append(MatchRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(r[8:])))
     out.sort(key=lambda m: (m.rid, m.ord, m.key))
     return out, found
 
