@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from medfw._io import atomic_write, read_bytes
-from medfw.cli._common import add_group, add_json_flag, emit, out_console
+from medfw.cli import _common
+from medfw.cli._common import add_group, add_json_flag, emit
 from medfw.cli._vuln_feed import add_db
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view
 from medfw.errors import EXIT_OK
@@ -43,7 +44,9 @@ def _releases(args: argparse.Namespace) -> int:
 
     def human() -> None:
         for r in rows:
-            out_console.print(f"{r['id']}  {r['name']} {r['version']}  {r['serial']}  {r['added_at']}", markup=False)
+            _common.out_console.print(
+                f"{r['id']}  {r['name']} {r['version']}  {r['serial']}  {r['added_at']}", markup=False
+            )
 
     emit(args, {"releases": rows}, human)
     return EXIT_OK
@@ -97,7 +100,7 @@ def _export(args: argparse.Namespace) -> int:
     emit(
         args,
         result,
-        lambda: out_console.print(
+        lambda: _common.out_console.print(
             f"wrote {result['category']} {result['tracking_id']} with {result['vulnerabilities']} "
             f"vulnerabilities to {out}" + (f" (signed: {out}.sig)" if signature is not None else " (unsigned)"),
             markup=False,
@@ -115,7 +118,7 @@ def _verify(args: argparse.Namespace) -> int:
     sig_path = args.signature or f"{args.file}.sig"
     verify_advisory(data, read_bytes(sig_path, max_length=4096, what="signature"), load_public_key(args.key), args.file)
     check_csaf(json.loads(data), args.file)
-    emit(args, {"path": args.file, "signature": sig_path, "ok": True}, lambda: out_console.print("OK"))
+    emit(args, {"path": args.file, "signature": sig_path, "ok": True}, lambda: _common.out_console.print("OK"))
     return EXIT_OK
 
 

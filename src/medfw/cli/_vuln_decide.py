@@ -7,7 +7,8 @@ import getpass
 from typing import Any
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, out_console
+from medfw.cli import _common
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit
 from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 from medfw.vuln.vocabulary import Justification, Response, State
@@ -78,7 +79,7 @@ def _decide(args: argparse.Namespace) -> int:
     def human() -> None:
         for d in decisions:
             fixed = f" (fixed in {d.fixed_in})" if d.fixed_in else ""
-            out_console.print(
+            _common.out_console.print(
                 f"recorded {d.state}{fixed} for {d.vuln_id} on {d.component_ref} (decision {d.decision_id})",
                 markup=False,
             )
@@ -143,14 +144,14 @@ def _release_add(args: argparse.Namespace) -> int:
     }
 
     def human() -> None:
-        out_console.print(
+        _common.out_console.print(
             f"release {rid} {'registered' if created else 'already registered'}: {sbom.name or sbom.serial}, "
             f"{len(baseline)} finding(s) in the baseline scan; decisions: {len(report.carried)} carried, "
             f"{len(report.held)} held (fixed), {len(report.reopened)} re-opened for review",
             markup=False,
         )
         for d in report.reopened:
-            out_console.print(f"  re-opened: {d.vuln_id} on {d.component_ref}: {d.detail}", markup=False)
+            _common.out_console.print(f"  re-opened: {d.vuln_id} on {d.component_ref}: {d.detail}", markup=False)
 
     emit(args, data, human)
     return EXIT_OK

@@ -12,16 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medfw._io import read_bytes
-from medfw.cli._common import (
-    add_audit_flag,
-    add_group,
-    add_json_flag,
-    audit_sink,
-    emit,
-    err_console,
-    out_console,
-    print_table,
-)
+from medfw.cli import _common
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, print_table
 from medfw.dburl import parse_db_url
 from medfw.errors import EXIT_OK, ConfigError, UsageError
 from medfw.vuln.freshness import feed_states, format_age
@@ -67,9 +59,9 @@ def progress_bar(args: argparse.Namespace) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=_common.err_console,
         transient=True,
-        disable=bool(getattr(args, "json", False)) or not err_console.is_terminal,
+        disable=bool(getattr(args, "json", False)) or not _common.err_console.is_terminal,
     )
 
 
@@ -134,9 +126,9 @@ def _feed_import_into(args: argparse.Namespace) -> int:
             table.add_row(kind, *(str(c.get(k, 0)) for k in ("added", "updated", "unchanged", "stale", "skipped")))
         print_table(table)
         for s in report.skips[:20]:
-            out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
+            _common.out_console.print(f"skipped {s.record_id}: {s.reason}", markup=False)
         if len(report.skips) > 20:
-            out_console.print(f"… and {len(report.skips) - 20} more skipped (see --json)")
+            _common.out_console.print(f"… and {len(report.skips) - 20} more skipped (see --json)")
 
     emit(args, report.as_dict(), human)
     return EXIT_OK
@@ -154,7 +146,7 @@ def _feed_status(args: argparse.Namespace) -> int:
 
     def human() -> None:
         if not states:
-            out_console.print("no feed imported or synced yet (medfw vuln feed sync / feed import)")
+            _common.out_console.print("no feed imported or synced yet (medfw vuln feed sync / feed import)")
             return
         table = Table(title="feed status")
         for col in ("source", "last update", "age", "how", "records", "version", "data date"):
@@ -239,7 +231,9 @@ def _feed_sync_into(args: argparse.Namespace, config: Any) -> int:
         for source in report.sources:
             c = report.report.counts.get(source, {})
             counts = ", ".join(f"{v} {k}" for k, v in c.items() if v)
-            out_console.print(f"{source}: synced from {config.base(source)} ({counts or 'no change'})", markup=False)
+            _common.out_console.print(
+                f"{source}: synced from {config.base(source)} ({counts or 'no change'})", markup=False
+            )
 
     emit(args, report.as_dict(), human)
     return EXIT_OK

@@ -6,10 +6,9 @@ import argparse
 import os
 from typing import Any
 
-from rich.table import Table
-
 from medfw._io import read_bytes
-from medfw.cli._common import add_json_flag, emit, err_console, out_console, print_table
+from medfw.cli import _common
+from medfw.cli._common import add_json_flag, emit, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK, UsageError
 
@@ -35,7 +34,7 @@ def fleet_view(args: argparse.Namespace) -> Any:
     if args.token_file:
         token = read_bytes(args.token_file, max_length=4096, what="token file").decode("utf-8", "replace").strip()
         if os.name == "posix" and os.stat(args.token_file).st_mode & 0o077:
-            err_console.print(f"warning: {args.token_file} is readable by others (chmod 600 it)", markup=False)
+            _common.err_console.print(f"warning: {args.token_file} is readable by others (chmod 600 it)", markup=False)
     else:
         token = os.environ.get("MEDFW_OTA_TOKEN", "")
     if not token:
@@ -58,8 +57,10 @@ def _exposure(args: argparse.Namespace) -> int:
     def human() -> None:
         if not rows:
             what = args.cve or "any open finding"
-            out_console.print(f"no registered release carries {what} open", markup=False)
+            _common.out_console.print(f"no registered release carries {what} open", markup=False)
             return
+        from rich.table import Table  # noqa: PLC0415 - rich is loaded for a table only
+
         table = Table(title=f"exposure: {len(rows)} open vulnerabilities")
         for col in ("vulnerability", "severity", "devices", "affected releases", "fixed by"):
             table.add_column(col, overflow="fold")

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from medfw._io import read_bytes
-from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console
+from medfw.cli import _common
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit
 from medfw.cli._vuln_decide import close_sink, default_author
 from medfw.cli._vuln_feed import add_db
 from medfw.errors import EXIT_OK
@@ -32,7 +33,7 @@ def _own(args: argparse.Namespace, doc: Any) -> int:
     emit(
         args,
         {"statements": len(decisions), "added": added, "unchanged": unchanged, "current": current},
-        lambda: out_console.print(
+        lambda: _common.out_console.print(
             f"{len(decisions)} statement(s): {added} decision(s) added, {unchanged} unchanged", markup=False
         ),
     )
@@ -58,26 +59,26 @@ def _supplier(args: argparse.Namespace, doc: Any) -> int:
 
     def human() -> None:
         if report.already_imported:
-            out_console.print(f"{args.file} was already imported (sha256 {doc.sha256[:16]}…)", markup=False)
+            _common.out_console.print(f"{args.file} was already imported (sha256 {doc.sha256[:16]}…)", markup=False)
             return
-        out_console.print(
+        _common.out_console.print(
             f"{report.supplier}: {report.statements} statement(s), applied to {len(report.applied)} component(s) "
             f"of registered releases, {len(report.accepted)} accepted as decisions, {len(report.conflicts)} "
             "conflict(s)",
             markup=False,
         )
         for a in report.applied:
-            out_console.print(
+            _common.out_console.print(
                 f"  release {a.release_id} {a.component} {a.statement.vuln_id}: {a.statement.analysis.state}",
                 markup=False,
             )
         for c in report.conflicts:
-            out_console.print(f"  conflict: {c}", markup=False)
+            _common.out_console.print(f"  conflict: {c}", markup=False)
 
     for s in report.skipped:
-        err_console.print(f"warning: {s}", markup=False)
+        _common.err_console.print(f"warning: {s}", markup=False)
     if not report.applied and not report.already_imported:
-        err_console.print(
+        _common.err_console.print(
             f"warning: no statement of {args.file} matches a registered release's component", markup=False
         )
     emit(args, report.as_dict(), human)
@@ -106,10 +107,10 @@ def _statements(args: argparse.Namespace) -> int:
 
     def human() -> None:
         if not rows:
-            out_console.print("no supplier statement applies to a registered release", markup=False)
+            _common.out_console.print("no supplier statement applies to a registered release", markup=False)
         for r in rows:
             mark = "accepted" if r["accepted"] else f"not accepted (decision: {r['manufacturer_decision'] or 'none'})"
-            out_console.print(
+            _common.out_console.print(
                 f"release {r['release_id']} {r['component']} {r['vuln_id']}: {r['supplier']} says {r['state']} "
                 f"({r['document']['format']} {r['document']['doc_id']}, {r['document']['doc_date']}) — {mark}",
                 markup=False,

@@ -8,7 +8,8 @@ import getpass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, err_console, out_console, print_table
+from medfw.cli import _common
+from medfw.cli._common import add_audit_flag, add_json_flag, audit_sink, emit, print_table
 from medfw.cli._vuln_feed import add_db
 from medfw.cli._vuln_fleet import add_fleet_flags, fleet_view
 from medfw.errors import EXIT_FAILED, EXIT_OK
@@ -72,7 +73,7 @@ def _releases(args: argparse.Namespace) -> int:
     def human() -> None:
         if changed is not None:
             what = "monitored again" if args.unretire else "retired from monitoring"
-            out_console.print(f"release {changed['id']} {what}", markup=False)
+            _common.out_console.print(f"release {changed['id']} {what}", markup=False)
         table = Table(title=f"{len(rows)} release(s)")
         for col in ("id", "name", "serial", "added", "retired", "scans", "last scan", "open alerts"):
             table.add_column(col)
@@ -89,9 +90,9 @@ def _releases(args: argparse.Namespace) -> int:
 
 def _print_rescan(report: RescanReport) -> None:
     if not report.releases:
-        out_console.print("no releases monitored (medfw vuln release add SBOM)")
+        _common.out_console.print("no releases monitored (medfw vuln release add SBOM)")
     for d in report.releases:
-        out_console.print(
+        _common.out_console.print(
             f"release {d.release_id} {d.name or d.serial}: {d.total} finding(s), {len(d.new)} new, {len(d.gone)} gone;"
             f" alerts: {len(d.opened)} opened, {len(d.closed)} closed, {len(d.open)} open",
             markup=False,
@@ -99,13 +100,13 @@ def _print_rescan(report: RescanReport) -> None:
         for a in d.open:
             det = a.detail
             extra = f" due {det['due_date']}" if det.get("due_date") else ""
-            out_console.print(
+            _common.out_console.print(
                 f"  alert {a.id} [{a.kind.value}] {a.vuln_id} on {a.component_ref}: {det.get('severity')}"
                 f" ({det.get('severity_source') or 'unscored'}){extra}, open since {a.opened_at}",
                 markup=False,
             )
         for n in d.no_data:
-            out_console.print(f"  no feed data: {n.name} {n.version}", markup=False)
+            _common.out_console.print(f"  no feed data: {n.name} {n.version}", markup=False)
 
 
 def _rescan(args: argparse.Namespace) -> int:
@@ -143,16 +144,16 @@ def _rescan(args: argparse.Namespace) -> int:
     def human() -> None:
         _print_rescan(report)
         for e in exposures:
-            out_console.print(f"alert: {e.alert()}", markup=False)
+            _common.out_console.print(f"alert: {e.alert()}", markup=False)
 
     emit(args, data, human)
     if failing:
-        err_console.print(
+        _common.err_console.print(
             f"{len(failing)} open alert(s) fail the job (close them with a decision or medfw vuln alerts ack)",
             markup=False,
         )
     if gaps:
-        err_console.print(f"{len(gaps)} component(s) with no feed data fail --fail-on no-data", markup=False)
+        _common.err_console.print(f"{len(gaps)} component(s) with no feed data fail --fail-on no-data", markup=False)
     return EXIT_FAILED if failing or gaps else EXIT_OK
 
 
@@ -169,7 +170,7 @@ def _history(args: argparse.Namespace) -> int:
 
     def human() -> None:
         rel = doc["release"]
-        out_console.print(f"release {rel['id']} {rel['name']} ({rel['serial']})", markup=False)
+        _common.out_console.print(f"release {rel['id']} {rel['name']} ({rel['serial']})", markup=False)
         table = Table()
         for col in ("scan", "at", "findings", "unhandled", "KEV", "no data", "alerts raised", "feed snapshot"):
             table.add_column(col)
@@ -182,7 +183,7 @@ def _history(args: argparse.Namespace) -> int:
             )  # fmt: skip
         print_table(table)
         for a in doc["alerts_closed"]:
-            out_console.print(
+            _common.out_console.print(
                 f"closed alert {a['id']} [{a['kind']}] {a['vuln_id']}: {a['close_reason']} by {a['closed_by']}"
                 f" at {a['closed_at']}",
                 markup=False,
@@ -219,12 +220,12 @@ def _alerts_cmd(args: argparse.Namespace) -> int:
     def human() -> None:
         for a in rows:
             state = f"closed {a.closed_at} ({a.close_reason})" if a.closed_at else "open"
-            out_console.print(
+            _common.out_console.print(
                 f"alert {a.id} release {a.release_id} [{a.kind.value}] {a.vuln_id} on {a.component_ref}: {state}",
                 markup=False,
             )
         if not rows:
-            out_console.print("no open alerts")
+            _common.out_console.print("no open alerts")
 
     emit(args, {"alerts": [a.as_dict() for a in rows]}, human)
     return EXIT_OK

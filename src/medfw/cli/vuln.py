@@ -6,22 +6,12 @@ import argparse
 import io
 import json
 from collections.abc import Mapping
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
-from medfw.cli._common import (
-    add_audit_flag,
-    add_group,
-    add_json_flag,
-    audit_sink,
-    emit,
-    err_console,
-    out_console,
-    print_table,
-)
+from medfw.cli import _common
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, print_table
 from medfw.cli._vuln_advisory import register_advisory
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
@@ -37,14 +27,18 @@ from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
 from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.model import Finding, ScanResult
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["register"]
 
 _TABLE = "table"
 
 
-def _table(result: ScanResult, console: Console = out_console) -> None:
-    from rich.table import Table  # noqa: PLC0415
+def _table(result: ScanResult, console: Console | None = None) -> None:
+    from rich.table import Table  # noqa: PLC0415 - rich is loaded for a table only
 
+    console = console or _common.out_console
     s = result.sbom
     table = Table(title=f"{s.name or 'SBOM'} — {len(result.findings)} findings")
     for col in ("#", "vulnerability", "component", "severity", "score", "KEV", "EPSS", "why", "decision"):
@@ -73,7 +67,7 @@ def _table(result: ScanResult, console: Console = out_console) -> None:
         console.print(f"no feed data: {n.name} {n.version} ({ids}): {n.reason}", markup=False)
     console.print(f"feed snapshot: {feed_line(result.feed)}", markup=False)
     for warning in result.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
+        _common.err_console.print(f"warning: {warning}", markup=False)
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -99,11 +93,13 @@ def _scan(args: argparse.Namespace) -> int:
     if args.out:
         if text is None:
             buffer = io.StringIO()
+            from rich.console import Console  # noqa: PLC0415
+
             _table(result, Console(file=buffer, width=160, highlight=False, soft_wrap=False))
             text = buffer.getvalue()
         atomic_write_text(args.out, text)
     if supplier and not args.json:
-        err_console.print(
+        _common.err_console.print(
             f"{len(supplier)} supplier statement(s) apply to this SBOM, apart from your decisions "
             "(--json, or medfw vuln vex statements)",
             markup=False,
@@ -113,21 +109,21 @@ def _scan(args: argparse.Namespace) -> int:
     elif args.out:
         pass
     elif text is not None:
-        out_console.file.write(text)
-        out_console.file.flush()
+        _common.out_console.file.write(text)
+        _common.out_console.file.flush()
     else:
         _table(result)
     failing = failing_findings(result.findings, rules)
     gaps = list(result.no_data) if FailOn.NO_DATA in rules else []
     _record_scan(args, result, failing)
     if failing:
-        err_console.print(
+        _common.err_console.print(
             f"{len(failing)} unhandled finding(s) fail --fail-on {args.fail_on}: "
             + ", ".join(f"{f.key} ({f.severity})" for f in failing[:10]),
             markup=False,
         )
     if gaps:
-        err_console.print(
+        _common.err_console.print(
             f"{len(gaps)} component(s) with no feed data fail --fail-on no-data: "
             + ", ".join(f"{n.name} {n.version}" for n in gaps),
             markup=False,
@@ -201,7 +197,7 @@ def _vex_export(args: argparse.Namespace) -> int:
     emit(
         args,
         {"out": args.out, "format": args.format, "statements": statements, "sbom_serial": sbom.serial},
-        lambda: out_console.print(
+        lambda: _common.out_console.print(
             f"wrote {args.format} VEX with {statements} statement(s) to {args.out}", markup=False
         ),
     )

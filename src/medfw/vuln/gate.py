@@ -74,4 +74,6 @@ def finding_fails(f: Finding, rules: frozenset[FailOn]) -> bool:
 
 def failing_findings(findings: Iterable[Finding], rules: frozenset[FailOn]) -> list[Finding]:
     """The findings that fail the gate."""
+    if not rules:
+        return []
     return [f for f in findings if finding_fails(f, rules)]

@@ -136,19 +136,25 @@ def build_targets(
     return by_key, by_purl, warnings
 
 
+def _meta_rank(r: StoredRecord) -> int:
+    return _META_PRECEDENCE.index(r.source) if r.source in _META_PRECEDENCE else 9
+
+
 def _merge_meta(records: Sequence[StoredRecord]) -> dict[str, Any]:
-    ordered = sorted(records, key=lambda r: _META_PRECEDENCE.index(r.source) if r.source in _META_PRECEDENCE else 9)
+    ordered = sorted(records, key=_meta_rank) if len(records) > 1 else records
     description = ""
     ssvc: dict[str, str] = {}
     aliases: set[str] = set()
     rejected = False
     for r in ordered:
-        description = description or str(r.data.get("description", ""))
-        ssvc = ssvc or dict(r.data.get("ssvc") or {})
-        aliases.update(r.data.get("aliases", []))
+        data = r.data
+        description = description or str(data.get("description", ""))
+        ssvc = ssvc or dict(data.get("ssvc") or {})
+        if data.get("aliases"):
+            aliases.update(data["aliases"])
         if r.record_id != r.vuln_id:
             aliases.add(r.record_id)
-        rejected = rejected or (bool(r.data.get("rejected")) and r.source in ("nvd", "cve5-cna"))
+        rejected = rejected or (bool(data.get("rejected")) and r.source in ("nvd", "cve5-cna"))
     return {"records": ordered, "description": description, "ssvc": ssvc, "aliases": aliases, "rejected": rejected}
 
 
@@ -165,6 +171,8 @@ def _vuln_facts(
         return None
     choice = choose_severity(m["records"])
     score = epss.get(vuln_id)
+    aliases = m["aliases"]
+    aliases.discard(vuln_id)
     return {
         "vuln_id": vuln_id,
         "severity": choice.severity,
@@ -176,7 +184,7 @@ def _vuln_facts(
         "ssvc": m["ssvc"],
         "network": choice.network,
         "description": m["description"],
-        "aliases": tuple(sorted(m["aliases"] - {vuln_id})),
+        "aliases": tuple(sorted(aliases)) if aliases else (),
         "severity_source": choice.source,
         "unscored_reason": choice.reason,
     }

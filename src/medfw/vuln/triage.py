@@ -93,15 +93,17 @@ def choose_cvss(entries: Sequence[Mapping[str, Any]]) -> CvssChoice:
 
 
 def _cvss_tiers(records: Sequence[Any]) -> list[tuple[str, list[Mapping[str, Any]]]]:
-    tiers: dict[str, list[Mapping[str, Any]]] = {t: [] for t in SEVERITY_PRECEDENCE}
+    tiers: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
-        entries = r.data.get("cvss") or []
+        entries = r.data.get("cvss")
+        if not entries:
+            continue
         if r.source == "nvd":
             for e in entries:
-                tiers["nvd-primary" if e.get("primary") else "nvd-secondary"].append(e)
+                tiers.setdefault("nvd-primary" if e.get("primary") else "nvd-secondary", []).append(e)
         elif r.source in ("cve5-cna", "cve5-adp", "osv"):
-            tiers[r.source].extend(entries)
-    return [(t, tiers[t]) for t in SEVERITY_PRECEDENCE if tiers[t]]
+            tiers.setdefault(r.source, []).extend(entries)
+    return [(t, tiers[t]) for t in SEVERITY_PRECEDENCE if t in tiers]
 
 
 def _label(tier: str, entry: Mapping[str, Any]) -> str:
@@ -140,7 +142,7 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
                 if e.get("version") == version and e.get("vector"):
                     c = _scored(version, e)
                     if c.score is not None:
-                        return dataclasses.replace(c, source=_label(tier, e))
+                        return CvssChoice(c.vector, c.score, c.severity, c.network, _label(tier, e))
     for r in records:
         for rating in r.data.get("ratings") or []:
             sev = str(rating.get("severity", ""))
@@ -155,7 +157,7 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
                 if e.get("version") == version and e.get("vector"):
                     c = _scored(version, e)
                     if c.score is not None:
-                        return dataclasses.replace(c, source=_label(tier, e))
+                        return CvssChoice(c.vector, c.score, c.severity, c.network, _label(tier, e))
     held = sorted({r.source for r in records})
     reason = f"no imported source scores it (records: {', '.join(held)})" if held else "no record of it is stored"
     return CvssChoice(None, None, "unscored", False, "", reason)
