@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from medfw.audit.sink import AuditEvent, AuditSink, MemorySink, NullSink
-
 if TYPE_CHECKING:
     from medfw.audit.bundle import BundleReport, export_bundle, verify_bundle
     from medfw.audit.checkpoint import Checkpoint, SignedCheckpoint
@@ -23,12 +21,17 @@ if TYPE_CHECKING:
         verify_inclusion,
     )
     from medfw.audit.query import count_rows, read_rows
+    from medfw.audit.sink import AuditEvent, AuditSink, MemorySink, NullSink
     from medfw.audit.verify import CLASSIFICATIONS, VerifyReport, verify_log
     from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
 
-# Producers import only the sink interface; the log machinery (cryptography, SQLAlchemy for PostgreSQL stores)
-# is imported on first use of one of these names, which keeps every command that merely *can* audit fast to start.
+# Every name is imported on first use: producers load only the sink interface, the log machinery (cryptography,
+# SQLAlchemy for PostgreSQL stores) only when a log is opened, and the verifier neither.
 _LAZY: dict[str, str] = {
+    "AuditEvent": "sink",
+    "AuditSink": "sink",
+    "MemorySink": "sink",
+    "NullSink": "sink",
     "BundleReport": "bundle",
     "export_bundle": "bundle",
     "verify_bundle": "bundle",

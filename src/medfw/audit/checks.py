@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from medfw.audit.checkpoint import SignedCheckpoint
 from medfw.audit.ckeys import CheckpointPublicKey
-from medfw.audit.classify import BAD_CHECKPOINT_SIGNATURE, EDITED, FORKED, TRUNCATED
 from medfw.audit.merkle import MerkleTree
-from medfw.audit.report import Run, VerifyReport
+from medfw.audit.report import BAD_CHECKPOINT_SIGNATURE, EDITED, FORKED, TRUNCATED, Run, VerifyReport
 from medfw.errors import AuditError, SignatureError
 
 __all__ = ["Stored", "check_checkpoints", "check_held", "read_stored"]

@@ -12,6 +12,21 @@ from dataclasses import dataclass
 
 from medfw.audit.keys import EpochKeys, tag_matches
 from medfw.audit.record import RECORD_PREFIX, chain_suffix, entry_hash, parse_record
+from medfw.audit.report import (
+    BAD_CHECKPOINT_SIGNATURE,
+    CLASSIFICATIONS,
+    COUNTER_RESET,
+    DELETED,
+    DUPLICATE,
+    EDITED,
+    FORKED,
+    INSERTED,
+    REORDERED,
+    STORAGE_DAMAGED,
+    TRUNCATED,
+    WRONG_EPOCH_KEY,
+    WRONG_KEY,
+)
 from medfw.audit.scan import Scan
 from medfw.errors import AuditError
 
@@ -32,35 +47,6 @@ __all__ = [
     "classify_failure",
     "torn",
 ]
-
-EDITED = "edited"
-DELETED = "deleted"
-REORDERED = "reordered"
-INSERTED = "inserted"
-TRUNCATED = "truncated"
-FORKED = "forked"
-WRONG_EPOCH_KEY = "wrong_epoch_key"
-WRONG_KEY = "wrong_key"
-BAD_CHECKPOINT_SIGNATURE = "bad_checkpoint_signature"
-DUPLICATE = "duplicate"
-COUNTER_RESET = "counter_reset"
-STORAGE_DAMAGED = "storage_damaged"
-CLASSIFICATIONS = frozenset(
-    {
-        EDITED,
-        DELETED,
-        REORDERED,
-        INSERTED,
-        TRUNCATED,
-        FORKED,
-        WRONG_EPOCH_KEY,
-        WRONG_KEY,
-        BAD_CHECKPOINT_SIGNATURE,
-        DUPLICATE,
-        COUNTER_RESET,
-        STORAGE_DAMAGED,
-    }
-)
 
 
 def _tail_ok(rec: bytes, tag: bytes, keys: EpochKeys, *, epoch_prev: int, prev_hex: bytes, seq: int) -> int | None:

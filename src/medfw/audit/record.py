@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from medfw.errors import AuditError
 
 __all__ = [
@@ -97,6 +95,8 @@ def encode_record(body: Mapping[str, Any], *, seq: int, epoch: int, prev: str) -
         AuditError: the body holds something JSON cannot carry exactly (non-string keys, NaN, integers
             beyond ±2^53, bytes, …).
     """
+    import rfc8785  # noqa: PLC0415 - writers and the slow path only: the verifier's scan compares bytes
+
     try:
         raw: bytes = rfc8785.dumps({"body": dict(body), "epoch": epoch, "prev": prev, "seq": seq})
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
@@ -133,6 +133,8 @@ def parse_record(raw: bytes) -> Record:
             raise AuditError(f"record {name} is not a non-negative integer", field=name)
     if not isinstance(prev, str) or len(prev) != 64 or not set(prev) <= _HEX:
         raise AuditError("record prev is not 64 lowercase hex digits", field="prev")
+    import rfc8785  # noqa: PLC0415 - see encode_record
+
     try:
         canonical = rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:

@@ -7,7 +7,53 @@ from typing import Any
 
 from medfw.audit.store import LogStore
 
-__all__ = ["Run", "VerifyReport"]
+__all__ = [
+    "BAD_CHECKPOINT_SIGNATURE",
+    "CLASSIFICATIONS",
+    "COUNTER_RESET",
+    "DELETED",
+    "DUPLICATE",
+    "EDITED",
+    "FORKED",
+    "INSERTED",
+    "REORDERED",
+    "STORAGE_DAMAGED",
+    "TRUNCATED",
+    "WRONG_EPOCH_KEY",
+    "WRONG_KEY",
+    "Run",
+    "VerifyReport",
+]
+
+#: what went wrong, as a report names it (:mod:`medfw.audit.classify` tells which one it was)
+EDITED = "edited"
+DELETED = "deleted"
+REORDERED = "reordered"
+INSERTED = "inserted"
+TRUNCATED = "truncated"
+FORKED = "forked"
+WRONG_EPOCH_KEY = "wrong_epoch_key"
+WRONG_KEY = "wrong_key"
+BAD_CHECKPOINT_SIGNATURE = "bad_checkpoint_signature"
+DUPLICATE = "duplicate"
+COUNTER_RESET = "counter_reset"
+STORAGE_DAMAGED = "storage_damaged"
+CLASSIFICATIONS = frozenset(
+    {
+        EDITED,
+        DELETED,
+        REORDERED,
+        INSERTED,
+        TRUNCATED,
+        FORKED,
+        WRONG_EPOCH_KEY,
+        WRONG_KEY,
+        BAD_CHECKPOINT_SIGNATURE,
+        DUPLICATE,
+        COUNTER_RESET,
+        STORAGE_DAMAGED,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medfw.audit.classify import (
+from medfw.audit.keys import KDF_HKDF, KDFS, EpochKeys, VerificationKey, key_check_value
+from medfw.audit.parallel import PARALLEL_MIN, ParallelScan
+from medfw.audit.report import (
     BAD_CHECKPOINT_SIGNATURE,
     CLASSIFICATIONS,
     COUNTER_RESET,
@@ -34,12 +36,9 @@ from medfw.audit.classify import (
     TRUNCATED,
     WRONG_EPOCH_KEY,
     WRONG_KEY,
-    classify_failure,
-    torn,
+    Run,
+    VerifyReport,
 )
-from medfw.audit.keys import KDF_HKDF, KDFS, EpochKeys, VerificationKey, key_check_value
-from medfw.audit.parallel import PARALLEL_MIN, ParallelScan
-from medfw.audit.report import Run, VerifyReport
 from medfw.audit.scan import Scan, scan, with_progress
 from medfw.audit.store import LogStore, open_store, storage_errors
 from medfw.audit.store_sqlite import SqliteStore
@@ -242,6 +241,8 @@ def _scan_failure(
         )
     if result.bad is None:
         return None
+    from medfw.audit.classify import classify_failure, torn  # noqa: PLC0415 - only for a log that failed
+
     rows = list(run.store.iter_entries())
     rec, tag = rows[result.bad]
     if result.bad == len(rows) - 1 and torn(rec, tag) and _state_next_seq(meta.get("state")) == result.bad:

@@ -16,7 +16,14 @@ import sys
 from collections.abc import Sequence
 
 from medfw import __version__
-from medfw.cli._common import error_envelope, finish_json, json_mode, print_error, write_json
+from medfw.cli._common import (
+    error_envelope,
+    exit_without_teardown,
+    finish_json,
+    json_mode,
+    print_error,
+    write_json,
+)
 from medfw.errors import EXIT_BAD_INPUT, MedfwError
 
 __all__ = ["UsageExit", "build_parser", "main", "run"]
@@ -122,6 +129,11 @@ def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run medfw with ``argv`` and return the process exit code."""
+    return _main(argv)[0]
+
+
+def _main(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace | None]:
+    """:func:`main`, also returning the parsed arguments (None when there is no command to run)."""
     arglist = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(arglist, load_all=False)
     try:
@@ -130,12 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--json" in arglist:
             write_json(error_envelope(EXIT_BAD_INPUT, e.message))
         raise
-    func = getattr(args, "func", None)
-    if func is None:
+    if getattr(args, "func", None) is None:
         # A group without a subcommand: show that group's help.
         target = getattr(args, "_group_parser", parser)
         target.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT, None
+    return _run_command(args), args
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its errors become exit codes (and the JSON envelope under ``--json``)."""
+    func = args.func
     try:
         code: int = func(args)
     except MedfwError as e:
@@ -158,4 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code, args = _main(None)
+    if getattr(args, "_no_teardown", False):
+        exit_without_teardown(code)  # returns when something still needs the interpreter's teardown
+    sys.exit(code)

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from medfw.audit.sink import AuditSink, NullSink
-
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+    from medfw.audit.sink import AuditSink
 
     out_console: Console
     err_console: Console
@@ -28,8 +28,10 @@ __all__ = [
     "envelope",
     "err_console",
     "error_envelope",
+    "exit_without_teardown",
     "finish_json",
     "json_mode",
+    "no_teardown",
     "out_console",
     "print_error",
     "print_table",
@@ -151,6 +153,38 @@ def finish_json(args: argparse.Namespace, exit_code: int) -> None:
     setattr(args, _EMITTED_ATTR, True)
 
 
+def no_teardown(parser: argparse.ArgumentParser) -> None:
+    """Mark a read-only command that leaves nothing for the interpreter's teardown to do: the console script ends
+    its process with :func:`exit_without_teardown`.
+
+    For commands that may be the whole of a short-lived process (``audit verify`` in CI and on each upload): they
+    hold no audit sink, close what they open and leave no thread behind. Tearing down the interpreter (freeing
+    every module and object) takes longer than some of these commands' own work.
+    """
+    parser.set_defaults(_no_teardown=True)
+
+
+def exit_without_teardown(exit_code: int) -> None:
+    """End the process with ``exit_code`` right after flushing stdout and stderr, skipping the interpreter's
+    teardown; return instead when something still needs that teardown.
+
+    That is when anything registered an exit handler (an audit sink, coverage measurement), a thread other than
+    the main one is alive, or a flush fails (a closed pipe): the normal exit then runs those handlers, joins the
+    threads, or reports the failure as it always does.
+    """
+    if atexit._ncallbacks():
+        return
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(exit_code)
+
+
 def add_audit_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--audit-log LOG``: append this command's security events to that audit log.
 
@@ -168,6 +202,8 @@ def audit_sink(args: argparse.Namespace) -> AuditSink:
     """Return the audit sink selected by ``--audit-log`` (a :class:`NullSink` when none is given)."""
     path = getattr(args, "audit_log", None)
     if not path:
+        from medfw.audit.sink import NullSink  # noqa: PLC0415 - keep CLI start-up light
+
         return NullSink()
     from medfw.audit import open_log  # noqa: PLC0415 - keep CLI start-up light
 

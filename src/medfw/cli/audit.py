@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from medfw._io import atomic_write, read_bytes
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES
-from medfw.audit.sink import AuditEvent
 from medfw.audit.vocabulary import OUTCOMES, check_event_type, check_outcome
 from medfw.cli import _common
 from medfw.cli._audit_records import load_key as _load_key
 from medfw.cli._audit_records import register_records
-from medfw.cli._common import add_group, add_json_flag, emit
+from medfw.cli._common import add_group, add_json_flag, emit, no_teardown
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from medfw.audit.checkpoint import SignedCheckpoint
+    from medfw.audit.sink import AuditEvent
 
 # Each command imports what it needs when it runs (``audit verify`` is started once per CI job and per device
 # upload; the bundle, migration, witness-posting and table code stay unloaded there).
@@ -100,6 +100,8 @@ def _parse_objects(items: list[str]) -> dict[str, str]:
 
 
 def _one_event(args: argparse.Namespace) -> AuditEvent:
+    from medfw.audit.sink import AuditEvent  # noqa: PLC0415 - appending commands only
+
     if args.type is None or args.outcome is None:
         raise UsageError("give --type and --outcome, or --events FILE", field="type")
     data: Any = {}
@@ -315,6 +317,7 @@ def _register_verifying(group: Any) -> None:
     )
     add_json_flag(p)
     p.set_defaults(func=_verify)
+    no_teardown(p)  # read-only: no sink; the log is closed and the workers reaped when verify_log returns
 
     p = group.add_parser("checkpoint", help="make a signed checkpoint")
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
