@@ -360,7 +360,7 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
                 component_ref=ref,
                 component_name=comp.name,
                 component_version=comp.version,
-                why=tuple(dict.fromkeys(why)),
+                why=tuple(why) if len(why) == 1 else tuple(dict.fromkeys(why)),
                 decision=decision,
                 **facts,
             )
