@@ -365,4 +365,6 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
                 **facts,
             )
         )
-    return ScanResult(sbom, tuple(prioritise(findings)), tuple(warnings), no_data, feed_snapshot(index, now))
+    return ScanResult(
+        sbom, tuple(prioritise(findings, in_place=True)), tuple(warnings), no_data, feed_snapshot(index, now)
+    )
