@@ -190,3 +190,17 @@ def test_exit_without_teardown_returns_when_an_exit_handler_is_registered(monkey
     monkeypatch.setattr(atexit, "_ncallbacks", lambda: 1)
     monkeypatch.setattr(os, "_exit", _fake_exit)
     _common.exit_without_teardown(0)
+
+
+def test_verify_loads_only_what_it_needs(log: tuple[Path, Path]) -> None:
+    """Running ``audit verify`` builds only that command's parser and loads neither the other audit commands, nor the
+    sink, the failure classification, the console library or argparse's shutil."""
+    path, key = log
+    code = (
+        "import sys; from medfw.cli import main; rc = main(sys.argv[1:]); "
+        "names = ('medfw.cli._audit_records', 'medfw.audit.sink', 'medfw.audit.classify', 'rich', 'shutil'); "
+        "print(rc, [n for n in names if n in sys.modules])"
+    )
+    argv = [sys.executable, "-c", code, "audit", "verify", str(path), "--key", str(key), "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=120, check=True).stdout
+    assert out.splitlines()[-1] == "0 []", out

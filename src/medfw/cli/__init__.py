@@ -1,6 +1,8 @@
 """The ``medfw`` command line: a thin layer over the library.
 
-Each command group lives in its own module (``medfw.cli.<group>``) exposing ``register(subparsers)``.
+Each command group lives in its own module (``medfw.cli.<group>``) exposing ``register(subparsers)``; a group that
+also lists its commands (``COMMANDS``) is given the command being run, ``register(subparsers, command)``, and builds
+only that command's parser.
 Leaf commands set ``func(args) -> int`` and report their result through :func:`medfw.cli._common.emit`.
 :class:`medfw.errors.MedfwError` is caught once, here, and printed with its diagnostics; the exit code is 0 on
 success, 1 when a verification or policy check fails, 2 on bad input or usage. With ``--json`` stdout carries
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from medfw import __version__
 from medfw.cli._common import (
@@ -55,8 +59,34 @@ class UsageExit(SystemExit):
         self.message = message
 
 
+def _help_width() -> int:
+    """The width argparse formats help for: the terminal's (``COLUMNS``, else stdout's terminal, else 80) minus 2."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns if columns > 0 else 80) - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, given the width (argparse asks shutil for it, which loads the compression modules
+    into every command)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors exit 2 through the same path as medfw's own errors."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -94,14 +124,11 @@ def complete_help(parser: argparse.ArgumentParser) -> None:
             complete_help(child)
 
 
-def _selected_group(argv: Sequence[str] | None) -> str | None:
-    """The group named by ``argv`` (the first non-option argument), if it is a known group."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    for a in args:
-        if a.startswith("-"):
-            continue
-        return a if a in GROUPS else None
-    return None
+def _selected(argv: Sequence[str] | None) -> tuple[str | None, str | None]:
+    """The group and the command ``argv`` names (its first two non-option arguments), the group if it is known."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    group = args[0] if args and args[0] in GROUPS else None
+    return group, args[1] if group is not None and len(args) > 1 else None
 
 
 def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) -> argparse.ArgumentParser:
@@ -116,11 +143,14 @@ def build_parser(argv: Sequence[str] | None = None, *, load_all: bool = True) ->
     )
     parser.add_argument("--version", action="version", version=f"medfw {__version__}")
     sub = parser.add_subparsers(dest="command_group", metavar="COMMAND", parser_class=_Parser)
-    selected = None if load_all else _selected_group(argv)
+    selected, command = (None, None) if load_all else _selected(argv)
     for name, help_text in GROUPS.items():
         if load_all or name == selected:
             module = importlib.import_module(f"medfw.cli.{name}")
-            module.register(sub)
+            if command is not None and hasattr(module, "COMMANDS"):  # it can register the one command only
+                module.register(sub, command)
+            else:
+                module.register(sub)
         else:
             sub.add_parser(name, help=help_text, description=help_text)
     complete_help(parser)

@@ -1,26 +1,21 @@
-"""``medfw audit migrate|prove|export|verify-bundle|show`` (registered by :mod:`medfw.cli.audit`)."""
+"""``medfw audit migrate|prove|export|verify-bundle|show`` (their parsers are made by :mod:`medfw.cli.audit`)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from medfw._io import read_bytes
-from medfw.audit.keys import VerificationKey
 from medfw.audit.vocabulary import EVENT_TYPES
 from medfw.cli import _common
 from medfw.cli._common import add_json_flag, emit, print_table
+from medfw.cli.audit import load_key
 from medfw.errors import EXIT_FAILED, EXIT_OK, AuditError, UsageError
 
-__all__ = ["load_key", "register_records"]
+__all__ = ["RECORD_ARGUMENTS"]
 
 _MAX_DOC = 1024 * 1024 * 1024
-
-
-def load_key(path: str) -> VerificationKey:
-    """Read a verification key file."""
-    return VerificationKey.from_bytes(read_bytes(path, max_length=64 * 1024, what="verification key"), path=path)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -164,16 +159,15 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register_records(group: Any) -> None:
-    """``migrate``, ``prove``, ``export``, ``verify-bundle`` and ``show``."""
-    p = group.add_parser("migrate", help="move an embedded checkpoint signing key out of the log")
+def _migrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--checkpoint-key-out", metavar="F", help="where to write the key (default LOG.ckey, mode 0600)")
     p.add_argument("--key", metavar="K", help="verification key: verify the log first and refuse if it fails")
     add_json_flag(p)
     p.set_defaults(func=_migrate)
 
-    p = group.add_parser("prove", help="print the Merkle inclusion proof of one entry")
+
+def _prove_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--seq", type=int, required=True, metavar="N", help="sequence number of the entry to prove")
     p.add_argument("--against", type=int, metavar="SIZE", help="tree size to prove against (default: all)")
@@ -181,23 +175,36 @@ def register_records(group: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_prove)
 
-    p = group.add_parser("export", help="export entries, a fresh checkpoint and inclusion proofs")
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="where to write the bundle (JSON)")
     p.add_argument("--seq", type=int, action="append", metavar="N", help="entry to export (repeatable; default all)")
     add_json_flag(p)
     p.set_defaults(func=_export)
 
-    p = group.add_parser("verify-bundle", help="verify an exported bundle offline")
+
+def _verify_bundle_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="BUNDLE", help="bundle written by `medfw audit export`")
     p.add_argument("--key", metavar="K", help="verification key (pins the checkpoint key, checks HMAC tags)")
     p.add_argument("--pubkey", metavar="P", help="pinned checkpoint public key (PEM) when no --key is given")
     add_json_flag(p)
     p.set_defaults(func=_verify_bundle)
 
-    p = group.add_parser("show", help="list entries")
+
+def _show_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--type", metavar="T", help="only entries of this event type")
     p.add_argument("--since", metavar="DATE", help="only entries at or after this ISO 8601 date/time (UTC)")
     add_json_flag(p)
     p.set_defaults(func=_show)
+
+
+#: the arguments of each command defined here
+RECORD_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "migrate": _migrate_arguments,
+    "prove": _prove_arguments,
+    "export": _export_arguments,
+    "verify-bundle": _verify_bundle_arguments,
+    "show": _show_arguments,
+}

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,19 +14,18 @@ from medfw._io import atomic_write, read_bytes
 from medfw.audit.keys import CHECKPOINT_KEY_TYPES
 from medfw.audit.vocabulary import OUTCOMES, check_event_type, check_outcome
 from medfw.cli import _common
-from medfw.cli._audit_records import load_key as _load_key
-from medfw.cli._audit_records import register_records
 from medfw.cli._common import add_group, add_json_flag, emit, no_teardown
 from medfw.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 if TYPE_CHECKING:
     from medfw.audit.checkpoint import SignedCheckpoint
+    from medfw.audit.keys import VerificationKey
     from medfw.audit.sink import AuditEvent
 
 # Each command imports what it needs when it runs (``audit verify`` is started once per CI job and per device
 # upload; the bundle, migration, witness-posting and table code stay unloaded there).
 
-__all__ = ["register"]
+__all__ = ["COMMANDS", "load_key", "register"]
 
 _MAX_EVENTS = 64 * 1024 * 1024
 
@@ -164,6 +164,13 @@ def _append(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def load_key(path: str) -> VerificationKey:
+    """Read a verification key file."""
+    from medfw.audit.keys import VerificationKey  # noqa: PLC0415
+
+    return VerificationKey.from_bytes(read_bytes(path, max_length=64 * 1024, what="verification key"), path=path)
+
+
 def _load_checkpoint(path: str) -> SignedCheckpoint:
     from medfw.audit.checkpoint import SignedCheckpoint  # noqa: PLC0415
 
@@ -173,7 +180,7 @@ def _load_checkpoint(path: str) -> SignedCheckpoint:
 def _verify(args: argparse.Namespace) -> int:
     from medfw.audit.verify import verify_log  # noqa: PLC0415
 
-    key = _load_key(args.key)
+    key = load_key(args.key)
     held = [_load_checkpoint(c) for c in args.checkpoint or []]
     token = os.environ.get("MEDFW_OTA_TOKEN")
     if args.witness:
@@ -249,18 +256,41 @@ def _checkpoint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: Any) -> None:
-    """Register ``medfw audit init|append|verify|checkpoint|migrate|prove|export|verify-bundle|show``."""
+#: the audit commands and their one-line help
+COMMANDS: dict[str, str] = {
+    "init": "create an audit log and its verification key",
+    "append": "append one event (or --events) in one writer session",
+    "verify": "verify the whole log from the verification key",
+    "checkpoint": "make a signed checkpoint",
+    "migrate": "move an embedded checkpoint signing key out of the log",
+    "prove": "print the Merkle inclusion proof of one entry",
+    "export": "export entries, a fresh checkpoint and inclusion proofs",
+    "verify-bundle": "verify an exported bundle offline",
+    "show": "list entries",
+}
+
+
+def register(sub: Any, command: str | None = None) -> None:
+    """Register ``medfw audit`` and its commands (:data:`COMMANDS`).
+
+    With ``command`` only that command gets its full parser and the others are listed with their one-line help:
+    running one command (``audit verify`` in every CI job) sets up and imports what it needs, not the others.
+    """
     group = add_group(sub, "audit", "tamper-evident audit log: hash chain, forward-secure HMAC, Merkle proofs")
-    _register_writing(group)
-    _register_verifying(group)
-    register_records(group)
+    for name, help_text in COMMANDS.items():
+        if command is not None and name != command:
+            group.add_parser(name, help=help_text, description=help_text)
+            continue
+        p = group.add_parser(name, help=help_text)
+        add_arguments = _ARGUMENTS.get(name)
+        if add_arguments is None:
+            from medfw.cli._audit_records import RECORD_ARGUMENTS  # noqa: PLC0415 - see the docstring
+
+            add_arguments = RECORD_ARGUMENTS[name]
+        add_arguments(p)
 
 
-def _register_writing(group: Any) -> None:
-    """``init`` and ``append``."""
-
-    p = group.add_parser("init", help="create an audit log and its verification key")
+def _init_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="log file (SQLite) or postgresql:// URL")
     p.add_argument("--key-out", metavar="K", help="where to write the verification key (default LOG.vkey)")
     p.add_argument("--pub-out", metavar="P", help="also write the checkpoint public key (PEM) here")
@@ -283,7 +313,8 @@ def _register_writing(group: Any) -> None:
     add_json_flag(p)
     p.set_defaults(func=_init)
 
-    p = group.add_parser("append", help="append one event (or --events) in one writer session")
+
+def _append_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--type", metavar="T", help="event type (e.g. boot.verify)")
     p.add_argument("--outcome", metavar="O", help=f"one of {', '.join(sorted(OUTCOMES))}")
@@ -299,9 +330,7 @@ def _register_writing(group: Any) -> None:
     p.set_defaults(func=_append)
 
 
-def _register_verifying(group: Any) -> None:
-    """``verify`` and ``checkpoint``."""
-    p = group.add_parser("verify", help="verify the whole log from the verification key")
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--key", required=True, metavar="K", help="verification key file")
     p.add_argument("--checkpoint", action="append", metavar="CP", help="an earlier checkpoint to check against")
@@ -319,7 +348,8 @@ def _register_verifying(group: Any) -> None:
     p.set_defaults(func=_verify)
     no_teardown(p)  # read-only: no sink; the log is closed and the workers reaped when verify_log returns
 
-    p = group.add_parser("checkpoint", help="make a signed checkpoint")
+
+def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="audit log (SQLite file or postgresql:// URL)")
     p.add_argument("--out", metavar="CP", help="write the checkpoint here")
     p.add_argument("--export", metavar="FILE", help="export the checkpoint to a witness file")
@@ -330,3 +360,12 @@ def _register_verifying(group: Any) -> None:
     p.add_argument("--checkpoint-key", metavar="KEY", help="the signing key, if not where the log says")
     add_json_flag(p)
     p.set_defaults(func=_checkpoint)
+
+
+#: the arguments of the commands defined here (the others: :data:`medfw.cli._audit_records.RECORD_ARGUMENTS`)
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "init": _init_arguments,
+    "append": _append_arguments,
+    "verify": _verify_arguments,
+    "checkpoint": _checkpoint_arguments,
+}
