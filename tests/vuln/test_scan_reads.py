@@ -1,8 +1,11 @@
-"""The scan's reads on the driver's cursor, the import workers' CPU priority, and what a JSON scan loads."""
+"""The scan's reads on the driver's cursor, findings made without the frozen ``__init__``, the import workers'
+CPU priority, and what a JSON scan loads."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +19,8 @@ from medfw.vuln import import_feeds, open_index, scan
 from medfw.vuln.dbio import driver_rows, driver_rows_in
 from medfw.vuln.import_prep import _yield_to_writer
 from medfw.vuln.index import VulnIndex
+from medfw.vuln.model import Finding
+from medfw.vuln.triage import choose_severity
 
 CURL = {"bom-ref": "curl", "name": "curl", "version": "8.4.0", "cpe": "cpe:2.3:a:haxx:curl:8.4.0:*:*:*:*:*:*:*"}
 
@@ -47,6 +52,29 @@ def test_scan_reads_match_the_stored_records(full_index: VulnIndex, sbom_factory
     kev = full_index.kev_for([*ids, "CVE-0000-0000"])
     assert "CVE-0000-0000" not in kev and all(isinstance(v, dict) for v in kev.values())
     assert all(isinstance(e, float) and isinstance(p, float) for e, p in full_index.epss_for(ids).values())
+
+
+def test_finding_build_is_the_dataclass(full_index: VulnIndex, sbom_factory: Callable[..., bytes]) -> None:
+    result = scan(full_index, sbom_factory([CURL]))
+    assert result.findings
+    names = [f.name for f in dataclasses.fields(Finding)]
+    for f in result.findings:
+        fields = {n: getattr(f, n) for n in names}
+        assert Finding.build(fields) == Finding(**fields) == f
+    required = {n: fields[n] for n in names if n not in ("decision", "description", "aliases", "priority")}
+    built = Finding.build(required)
+    assert built == Finding(**required) and built.priority == 0 and built.aliases == ()
+    assert [f.priority for f in result.findings] == list(range(1, len(result.findings) + 1))
+
+
+def test_unscored_choice_names_the_sources() -> None:
+    class Rec:
+        def __init__(self, source: str) -> None:
+            self.source, self.data = source, {}
+
+    c = choose_severity([Rec("osv"), Rec("nvd"), Rec("nvd")])
+    assert (c.severity, c.reason) == ("unscored", "no imported source scores it (records: nvd, osv)")
+    assert choose_severity([]).reason == "no record of it is stored"
 
 
 @pytest.mark.postgres
@@ -98,3 +126,19 @@ def test_json_scan_does_not_load_rich(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.stdout.split() == ["0", "False"], done.stderr
     assert "CVE-2024-2398" in out.read_text()
+
+
+@pytest.mark.parametrize(("fail_on", "code"), [(None, 0), ("low", 1)])
+def test_scan_process_ends_with_its_exit_code(
+    full_index_path: Path, tmp_path: Path, sbom_factory: Callable[..., bytes], fail_on: str | None, code: int
+) -> None:
+    """``vuln scan`` ends its process without the interpreter's teardown: the report is whole, the code kept."""
+    sbom = tmp_path / "s.cdx.json"
+    sbom.write_bytes(sbom_factory([CURL]))
+    out = tmp_path / "r.json"
+    argv = ["medfw", "vuln", "scan", str(sbom), "--db", str(full_index_path), "--format", "json", "--out", str(out)]
+    argv += ["--fail-on", fail_on] if fail_on else []
+    script = f"import sys\nsys.argv = {argv!r}\nfrom medfw.cli import run\nrun()"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == code, done.stderr
+    assert "CVE-2024-2398" in {f["vuln_id"] for f in json.loads(out.read_text())["findings"]}

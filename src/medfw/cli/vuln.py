@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from medfw._io import atomic_write_text, read_bytes
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.cli import _common
-from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, print_table
+from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_sink, emit, no_teardown, print_table
 from medfw.cli._vuln_advisory import register_advisory
 from medfw.cli._vuln_decide import default_author, register_decide, register_release_add
 from medfw.cli._vuln_feed import add_db, register_feed
@@ -71,6 +71,13 @@ def _table(result: ScanResult, console: Console | None = None) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    # the whole command with the collector paused: its result is thousands of acyclic findings and report dicts
+    # (see medfw.vuln.gcpause), all freed when _scan_paused returns, before collections resume
+    with gc_paused():
+        return _scan_paused(args)
+
+
+def _scan_paused(args: argparse.Namespace) -> int:
     sbom = read_sbom(read_bytes(args.sbom, what="SBOM"), args.sbom)
     overlays = []
     if args.vex:
@@ -88,8 +95,7 @@ def _scan(args: argparse.Namespace) -> int:
         index.close()
     fmt = args.format
     render = None if fmt == _TABLE else formats.get(fmt, Kind.REPORT).report
-    with gc_paused():  # a report of thousands of findings: acyclic dicts, see medfw.vuln.gcpause
-        text: str | None = None if render is None else render(result)
+    text: str | None = None if render is None else render(result)
     if args.out:
         if text is None:
             buffer = io.StringIO()
@@ -220,6 +226,7 @@ def register(sub: Any) -> None:
     add_json_flag(p)
     add_audit_flag(p)
     p.set_defaults(func=_scan)
+    no_teardown(p)
 
     register_decide(group)
 

@@ -355,16 +355,15 @@ def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decis
         decision = overlay.get((ref, vuln_id)) or decided.get((ref, vuln_id))
         if decision is None and comp.cve_exclude:
             decision = _exclusion(comp, vuln_id, facts["aliases"], sbom.serial, now)
-        findings.append(
-            Finding(
-                component_ref=ref,
-                component_name=comp.name,
-                component_version=comp.version,
-                why=tuple(why) if len(why) == 1 else tuple(dict.fromkeys(why)),
-                decision=decision,
-                **facts,
-            )
-        )
+        fields = {
+            "component_ref": ref,
+            "component_name": comp.name,
+            "component_version": comp.version,
+            "why": tuple(why) if len(why) == 1 else tuple(dict.fromkeys(why)),
+            "decision": decision,
+        }
+        fields.update(facts)
+        findings.append(Finding.build(fields))
     return ScanResult(
         sbom, tuple(prioritise(findings, in_place=True)), tuple(warnings), no_data, feed_snapshot(index, now)
     )

@@ -158,7 +158,13 @@ def choose_severity(records: Sequence[Any]) -> CvssChoice:
                     c = _scored(version, e)
                     if c.score is not None:
                         return CvssChoice(c.vector, c.score, c.severity, c.network, _label(tier, e))
-    held = sorted({r.source for r in records})
+    return _unscored(frozenset(r.source for r in records))
+
+
+@functools.lru_cache(maxsize=256)
+def _unscored(sources: frozenset[str]) -> CvssChoice:
+    """The choice for a vulnerability no record scores, by the sources of its records (a few sets in a scan)."""
+    held = sorted(sources)
     reason = f"no imported source scores it (records: {', '.join(held)})" if held else "no record of it is stored"
     return CvssChoice(None, None, "unscored", False, "", reason)
 
