@@ -15,13 +15,13 @@ from .conftest import Api
 def fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The devices whose reports the fast path stored."""
     served: list[str] = []
-    store = fast_report.store_report
+    serve = fast_report.FastReport._serve
 
-    def counting(service: Any, who: str, body: Any) -> Any:
+    async def counting(self: Any, who: str, *args: Any) -> None:
         served.append(who)
-        return store(service, who, body)
+        await serve(self, who, *args)
 
-    monkeypatch.setattr(fast_report, "store_report", counting)
+    monkeypatch.setattr(fast_report.FastReport, "_serve", counting)
     return served
 
 

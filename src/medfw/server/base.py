@@ -91,7 +91,10 @@ class ServiceBase:
         self.use_outbox = not drainer or not (sink is None or isinstance(sink, NullSink))
         self.poll_interval = max(1, poll_interval)
         self.cache = PollCache(
-            self.store.generations, check_every=generation_check, load_credentials=self.store.credentials
+            self.store.generations,
+            check_every=generation_check,
+            load_credentials=self.store.credentials,
+            load_certified=self.store.certified_devices,
         )
         self.trust = trust or TrustConfig()
         self.denials = Denials()

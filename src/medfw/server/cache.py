@@ -41,6 +41,7 @@ Generations = tuple[int, int]
 #: what the database holds: (fleet generation, assignment generation, ended generation)
 Counters = tuple[int, int] | tuple[int, int, int]
 _MAX_CACHED = 500_000
+_UNKNOWN = "?"  # (not a PEM)
 
 log = logging.getLogger("medfw.server")
 #: while watching, a poll reads the counters itself when the last read is this many ``check_every`` old
@@ -68,6 +69,8 @@ class PollCache:
         check_every: seconds between two reads of the counters.
         load_credentials: reads every active device's credential (bulk warm-up after a fleet change; ``None``:
             credentials are read device by device).
+        load_certified: reads which devices have a certificate (with the warm-up: every other warmed device is
+            known to have none, so its reports read no certificate).
     """
 
     def __init__(
@@ -76,9 +79,11 @@ class PollCache:
         *,
         check_every: float = 0.5,
         load_credentials: Callable[[], Iterable[tuple[str, AuthEntry]]] | None = None,
+        load_certified: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self._read = read_generations
         self._load_credentials = load_credentials
+        self._load_certified = load_certified
         self.check_every = check_every
         self.generation = -1
         self.assignments = -1
@@ -271,11 +276,19 @@ class PollCache:
                 self._certs[device_id] = pem
         return pem
 
+    def uncertified(self, device_id: str) -> bool:
+        """Whether a device is cached (for the current fleet generation) as having no certificate."""
+        return self._certs.get(device_id, _UNKNOWN) is None
+
     def _warm(self, fleet: int) -> None:
-        """Load every credential (one query) and keep them if the fleet did not change meanwhile."""
+        """Load every credential (one query) and which devices have a certificate (one more), and keep them if the
+        fleet did not change meanwhile."""
+        certified: set[str] | None = None
         try:
             assert self._load_credentials is not None
             loaded = dict(self._load_credentials())
+            if self._load_certified is not None:
+                certified = set(self._load_certified())
         except Exception:  # a warm-up is an optimisation: devices are then read one by one
             loaded = {}
         with self._lock:
@@ -286,6 +299,9 @@ class PollCache:
             if len(loaded) + len(self._auth) < _MAX_CACHED:
                 for device_id, entry in loaded.items():
                     self._auth.setdefault(device_id, entry)
+            if certified is not None and len(loaded) + len(self._certs) < _MAX_CACHED:
+                for device_id in loaded.keys() - certified:  # (a certified one's PEM is read when needed)
+                    self._certs.setdefault(device_id, None)
 
     # ---- poll data -------------------------------------------------------------------------------------------
 

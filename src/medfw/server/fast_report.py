@@ -6,10 +6,16 @@ service call (:func:`medfw.server.routers.device.store_report`), the same answer
 a credential not in the cache, a device acting for another, a throttled source, a client certificate) falls
 through to that route, which answers and audits it. Once a report is being stored, an error is answered here with
 the route's mapping (:func:`medfw.server.http.answer_for`), never passed on: nothing is stored twice.
+
+The report of a unit known (from the poll cache) to have no certificate has no claims to check: it is handed to
+the report writers (:meth:`FleetService.post_report`, the same group commit and checks as the route's) and
+awaited on the event loop, so no thread waits for it; any other report is stored by the route's function in a
+thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -22,8 +28,10 @@ from medfw.identity.tls import client_certificate
 from medfw.server import schemas
 from medfw.server.http import answer_for
 from medfw.server.middleware import ASGIApp, Message, Receive, Scope, Send, replay, set_actor
+from medfw.server.rollout import KEY_STATUSES
 from medfw.server.routers.device import store_report
 from medfw.server.service import FleetService
+from medfw.server.views import ReportAck
 
 __all__ = ["FastReport"]
 
@@ -81,7 +89,11 @@ class FastReport:
     async def _serve(self, who: str, body: schemas.ReportIn, scope: Scope, receive: Receive, send: Send) -> None:
         set_actor(scope, f"device:{who}")
         try:
-            ack = await run_in_threadpool(store_report, self.service, who, body)
+            trusted = self.service.unsigned_trust(who)
+            if trusted is None or body.status in KEY_STATUSES:  # claims to check, a campaign to follow: a thread
+                ack = await run_in_threadpool(store_report, self.service, who, body)
+            else:
+                ack = await self._posted(who, body, trusted=trusted)
         except Exception as e:  # the route's mapping (the report is not passed on: it may be stored already)
             await answer_for(e, scope["method"], scope["path"])(scope, receive, send)
             return
@@ -90,3 +102,32 @@ class FastReport:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
+
+    async def _posted(self, who: str, body: schemas.ReportIn, *, trusted: bool) -> ReportAck:
+        """Store the report of a unit without a certificate (no claims to check): handed to the report writers
+        and awaited, no thread waiting for it (:meth:`FleetService.post_report`)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def notify() -> None:  # (called from the writer thread)
+            loop.call_soon_threadsafe(_resolve, done)
+
+        fields = {"version": body.version, "secure_version": body.secure_version, "slot": body.slot}
+        pending = self.service.pending_report(
+            who,
+            status=body.status,
+            reason=body.reason,
+            detail=body.detail,
+            rollout_id=body.rollout,
+            fields=fields,
+            trusted=trusted,
+            notify=notify,
+        )
+        self.service.post_report(pending)
+        await done
+        return self.service.report_outcome(pending)
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

@@ -4,8 +4,11 @@ Each report is still acknowledged only after the transaction holding it (the rep
 device's reported state and the audit event in the outbox) has committed. A request thread that finds fewer than
 ``writers`` batches being written writes one itself — the reports queued at that moment, at most one per device
 and none of a device whose report is being written (so a device's reports keep their order) — and goes on until
-its own report is written; the others wait for theirs. When the database refuses a batch, each of its reports is
-written in a transaction of its own, so one bad report never costs another device its report.
+its own report is written; the others wait for theirs. A report *posted* from the event loop
+(:meth:`ReportQueue.post`) has no thread waiting for it: a writer thread of the queue writes it and calls the
+report's ``notify`` once it is finished, so an event loop hands a report over and gets it back once per report,
+without a thread of its own waiting (and waking) for each one. When the database refuses a batch, each of its
+reports is written in a transaction of its own, so one bad report never costs another device its report.
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ class PendingReport:
     ack: ReportAck | None = None
     error: BaseException | None = None
     done: bool = field(default=False, repr=False)
+    notify: Callable[[], None] | None = field(default=None, repr=False)
 
     def finish(self, ack: ReportAck | None = None, error: BaseException | None = None) -> None:
-        """Record the outcome (an acknowledgement or the error to raise)."""
+        """Record the outcome (an acknowledgement or the error to raise) and call ``notify``."""
         self.ack, self.error, self.done = ack, error, True
+        if self.notify is not None:
+            self.notify()
 
     def finished(self) -> bool:
         """Whether the outcome is known."""
@@ -93,21 +99,57 @@ class ReportQueue:
                     if not batch:  # its report is in another writer's batch: wait for it
                         self._cond.wait()
                         continue
-                    self._inflight.update(r.device_id for r in batch)
-                try:
-                    self._write(batch)
-                except BaseException as e:  # (write finishes every report; this is its last resort)
-                    for r in batch:
-                        if not r.finished():
-                            r.finish(error=e)
-                with self._cond:
-                    self._inflight.difference_update(r.device_id for r in batch)
-                    self._cond.notify_all()
+                self._run(batch)
         finally:
-            with self._cond:
-                self._leading -= 1
-                self._cond.notify_all()
+            self._release()
         return report.outcome()
+
+    def post(self, report: PendingReport) -> None:
+        """Queue ``report`` without waiting: a writer thread of the queue writes it and calls ``report.notify``
+        (from that thread) once it is finished."""
+        with self._cond:
+            self._queue.append(report)
+            self._spawn()
+
+    def _spawn(self) -> None:
+        """(Under the lock.) Start a writer thread for queued reports while fewer than ``writers`` write."""
+        if self._queue and self._leading < self._writers:
+            self._leading += 1
+            threading.Thread(target=self._drain, name="medfw-ota-reports", daemon=True).start()
+
+    def _drain(self) -> None:
+        """A writer thread: write batches until nothing is queued."""
+        try:
+            while True:
+                with self._cond:
+                    batch = self._take()
+                    if not batch:
+                        if not self._queue:
+                            return
+                        self._cond.wait()  # only reports of devices another writer is writing: wait for it
+                        continue
+                self._run(batch)
+        finally:
+            self._release()
+
+    def _run(self, batch: list[PendingReport]) -> None:
+        """Write a batch taken by :meth:`_take` (finishing every report in it)."""
+        try:
+            self._write(batch)
+        except BaseException as e:  # (write finishes every report; this is its last resort)
+            for r in batch:
+                if not r.finished():
+                    r.finish(error=e)
+        with self._cond:
+            self._inflight.difference_update(r.device_id for r in batch)
+            self._cond.notify_all()
+
+    def _release(self) -> None:
+        """A writer stops: free its place (and hand posted reports nobody waits for to a writer thread)."""
+        with self._cond:
+            self._leading -= 1
+            self._spawn()
+            self._cond.notify_all()
 
     def _take(self) -> list[PendingReport]:
         """(Under the lock.) The oldest queued reports, at most one per device and :data:`BATCH` in all."""
@@ -121,4 +163,5 @@ class ReportQueue:
             else:
                 rest.append(r)
         self._queue = rest
+        self._inflight.update(devices)
         return batch

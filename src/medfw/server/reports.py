@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -51,20 +52,14 @@ class ReportOps(ServiceBase):
         A confirmation that is not ``trusted`` (see :meth:`check_claims`) is stored but moves the assignment to
         ``unverified``, which never counts toward the success threshold.
         """
-        if status not in rules.REPORT_STATUSES:
-            raise Invalid(f"unknown status {status!r}", field="status")
-        if status in rules.ERROR_STATES and not reason:
-            raise Invalid(f"a {status} report needs a reason", field="reason")
-        pending = PendingReport(
-            device_id=device_id,
+        pending = self.pending_report(
+            device_id,
             status=status,
             reason=reason,
             detail=detail,
             rollout_id=rollout_id,
             fields={"version": version, "secure_version": secure_version, "slot": slot},
             trusted=trusted,
-            when=now(),
-            polled=self.cache.take_seen_of(device_id),  # written first, so the report's fields win
         )
         try:
             ack = self._report_queue.submit(pending)
@@ -75,6 +70,51 @@ class ReportOps(ServiceBase):
         if status in rules.KEY_STATUSES:
             self.campaign_report(device_id, status, reason)
         return ack
+
+    def pending_report(
+        self,
+        device_id: str,
+        *,
+        status: str,
+        reason: str | None,
+        detail: str | None,
+        rollout_id: int | None,
+        fields: dict[str, Any],
+        trusted: bool,
+        notify: Callable[[], None] | None = None,
+    ) -> PendingReport:
+        """A checked report, ready for :meth:`post_report` (or :meth:`report`); ``fields``: version,
+        secure_version, slot."""
+        if status not in rules.REPORT_STATUSES:
+            raise Invalid(f"unknown status {status!r}", field="status")
+        if status in rules.ERROR_STATES and not reason:
+            raise Invalid(f"a {status} report needs a reason", field="reason")
+        return PendingReport(
+            device_id=device_id,
+            status=status,
+            reason=reason,
+            detail=detail,
+            rollout_id=rollout_id,
+            fields=fields,
+            trusted=trusted,
+            when=now(),
+            polled=self.cache.take_seen_of(device_id),  # written first, so the report's fields win
+            notify=notify,
+        )
+
+    def post_report(self, pending: PendingReport) -> None:
+        """Queue a report (not a key-rotation one) without waiting for it: its ``notify`` is called from a writer
+        thread once it is finished; then :meth:`report_outcome` answers it (the event loop's path)."""
+        if pending.status in rules.KEY_STATUSES:
+            raise Invalid("key-rotation reports are stored by report()", field="status")
+        self._report_queue.post(pending)
+
+    def report_outcome(self, pending: PendingReport) -> ReportAck:
+        """The acknowledgement of a finished report, or raise its error (its device's poll data, not written
+        then, waits for the next write)."""
+        if pending.error is not None and pending.polled is not None:
+            self.cache.requeue_seen({pending.device_id: pending.polled})
+        return pending.outcome()
 
     def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
         """Follow a unit's key-rotation report (implemented by the campaign service)."""

@@ -20,6 +20,7 @@ from medfw.server.cache import AuthEntry
 from medfw.server.models import ApiToken, Assignment, Device, Release, Report, Rollout
 from medfw.server.rows import device_view, release_view, report_view, token_view
 from medfw.server.store_state import ASSIGNMENTS, FLEET, StateStore
+from medfw.server.trust_models import DeviceIdentityRow
 from medfw.server.views import DeviceView, FleetRow, GroupView, ReleaseView, ReportView, TokenView
 from medfw.update.repository import ReleaseInfo
 
@@ -119,6 +120,11 @@ class Store(StateStore):
             rows = conn.execution_options(yield_per=10_000).execute(_ALL_CREDENTIALS)
             for row in rows:
                 yield row[0], AuthEntry(row[1], row[2], row[3], row[4], row[5])
+
+    def certified_devices(self) -> Iterator[str]:
+        """Every device that has a certificate (one query; with the poll cache's warm-up)."""
+        with self.engine.connect() as conn:
+            yield from conn.scalars(select(DeviceIdentityRow.device_id))
 
     def assigned_devices(self) -> set[str]:
         """Devices with an active assignment in a running rollout (one query)."""

@@ -304,6 +304,11 @@ class TrustOps(ServiceBase):
             found = conn.execute(_CERTIFICATE, {"device_id": device_id}).scalar()
         return None if found is None else str(found)
 
+    def unsigned_trust(self, device_id: str) -> bool | None:
+        """What :meth:`check_claims` answers for a device cached as having no certificate (no database read);
+        ``None`` when that is not known from the cache."""
+        return self.trust.allow_shared_secret if self.cache.uncertified(device_id) else None
+
     def check_claims(
         self, device_id: str, token: str | None, *, kind: str, expect: Mapping[str, Any] | None = None
     ) -> bool:
