@@ -238,6 +238,53 @@ class _CpuSampler:
         return at(end) - at(start)
 
 
+class _DatabasePriority:
+    """While the server runs, gives the PostgreSQL backends serving the benchmark's database the CPU priority the
+    benchmark itself runs at (its autogroup's nice value), when that is raised and may be given to them.
+
+    Run at raised priority so that other work on a shared machine yields, the server and the load generator would
+    otherwise starve the database they measure: every PostgreSQL backend is a session (an autogroup) of its own at
+    the default priority. The database is part of the measured system, as on a machine of its own."""
+
+    def __init__(self, admin: str, name: str) -> None:
+        self.admin, self.name = admin, name
+        self.nice = int(Path("/proc/self/autogroup").read_text().split()[-1])
+        self.raised: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as c:
+            while not self._stop.is_set():
+                query = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+                for (pid,) in c.execute(query, (self.name,)).fetchall():
+                    if pid not in self.raised:
+                        try:
+                            Path(f"/proc/{pid}/autogroup").write_text(str(self.nice))
+                            self.raised.add(pid)
+                        except OSError:
+                            continue
+                self._stop.wait(0.5)
+
+    def __enter__(self) -> _DatabasePriority:
+        if self.nice < 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def describe(self) -> str:
+        """What was done, for the report."""
+        if self.nice >= 0:
+            return f"the benchmark runs at autogroup nice {self.nice}: the database's priority left as it is"
+        return f"{len(self.raised)} database backends given the benchmark's autogroup nice {self.nice}"
+
+
 def _idle(server_pid: int, port: int, creds: list[str], args: argparse.Namespace) -> dict[str, Any]:
     with _CpuSampler(server_pid) as cpu:
         idle: dict[str, Any] = _in_process(_load, port, creds, args.seconds, args.warmup, args.connections)
@@ -279,10 +326,12 @@ def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             argv = _uvicorn(port, workers, "medfw.server.asgi:create_from_env", factory=True)
             server = _start_server(argv, {**env, "MEDFW_OTA_LOG_FORMAT": "json"}, port, tmp)
             try:
-                time.sleep(3)  # every worker up (each loads the credentials once)
-                out["idle"] = _idle(server.pid, port, creds, args)
-                out.update(_rollout_phases(server.pid, port, db, creds, canary, args))
-                time.sleep(6)  # one maintenance pass: the outbox drained into the audit log
+                with _DatabasePriority(admin, name) as priority:
+                    time.sleep(3)  # every worker up (each loads the credentials once)
+                    out["idle"] = _idle(server.pid, port, creds, args)
+                    out.update(_rollout_phases(server.pid, port, db, creds, canary, args))
+                    time.sleep(6)  # one maintenance pass: the outbox drained into the audit log
+                out["db_priority"] = priority.describe()
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -347,6 +396,7 @@ def _met(ok: bool) -> str:
 def report(r: dict[str, Any], bare: dict[str, Any] | None) -> None:
     i, w = r["idle"], r["workers"]
     print(f"--- medfw, {w} worker(s) (setup {r['setup_s']:.0f} s, load average {os.getloadavg()[0]:.1f})")
+    print(f"CPU priority: {r['db_priority']}")
     print(
         f"idle polls: {i['rps']:.0f}/s p50 {i['p50_ms']:.1f} ms p99 {i['p99_ms']:.1f} ms {json.dumps(i['status'])}; "
         f"server CPU {1e6 * i['server_cpu_s'] / max(1, i['polls']):.0f} µs/poll"
