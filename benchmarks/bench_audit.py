@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from installed import compile_medfw
+
 from medfw.audit import AuditEvent, init_log, open_log, verify_log
 from medfw.audit.log import append_session
 
@@ -263,6 +265,7 @@ def _verdict(ok: bool) -> str:
 
 
 def main() -> None:
+    print(compile_medfw())
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="medfw-bench-audit-") as tmp:
         d = Path(tmp)
