@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect
 from medfw.dburl import parse_db_url, redact
 from medfw.errors import StorageError, UsageError
 from medfw.vuln import import_feeds, open_index
-from medfw.vuln.decision_scope import metadata as scope_metadata
+from medfw.vuln.decision_scope_table import metadata as scope_metadata
 from medfw.vuln.freshness import feed_states
 from medfw.vuln.schema import HEAD, VERSION_TABLE, metadata
 from medfw.vuln.supplier import metadata as supplier_metadata

@@ -17,7 +17,7 @@ from medfw.cli._common import add_audit_flag, add_group, add_json_flag, audit_si
 from medfw.dburl import parse_db_url
 from medfw.errors import EXIT_OK, ConfigError, UsageError
 from medfw.vuln.freshness import feed_states, format_age
-from medfw.vuln.index import DEFAULT_DB, open_index
+from medfw.vuln.scan_index import DEFAULT_DB
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -101,6 +101,7 @@ def _feed_import_into(args: argparse.Namespace) -> int:
     from rich.table import Table  # noqa: PLC0415
 
     from medfw.vuln.importer import import_feeds  # noqa: PLC0415
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
 
     index = open_index(args.db)
     try:
@@ -136,6 +137,8 @@ def _feed_import_into(args: argparse.Namespace) -> int:
 
 def _feed_status(args: argparse.Namespace) -> int:
     from rich.table import Table  # noqa: PLC0415
+
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
 
     index = open_index(args.db)
     try:
@@ -211,6 +214,8 @@ def _feed_sync_into(args: argparse.Namespace, config: Any) -> int:
     from medfw.vuln.feeds.sync import SOURCES, sync_feeds  # noqa: PLC0415 - loaded only for sync
 
     sources = args.source or list(SOURCES)
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
+
     index = open_index(args.db)
     sink = audit_sink(args)
     try:

@@ -16,7 +16,6 @@ from medfw.errors import EXIT_FAILED, EXIT_OK
 from medfw.vuln import alerts as _alerts
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import parse_fail_on
-from medfw.vuln.index import open_index
 
 if TYPE_CHECKING:
     from medfw.vuln.postmarket import RescanReport
@@ -41,6 +40,7 @@ def _releases(args: argparse.Namespace) -> int:
     from rich.table import Table  # noqa: PLC0415
 
     from medfw.vuln.formats.csaf import sbom_version  # noqa: PLC0415
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
     from medfw.vuln.postmarket import retire_release  # noqa: PLC0415
     from medfw.vuln.sbom_input import read_sbom  # noqa: PLC0415
 
@@ -114,6 +114,8 @@ def _rescan(args: argparse.Namespace) -> int:
 
     rules = parse_fail_on(args.fail_on)
     view = fleet_view(args)
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
+
     index = open_index(args.db)
     sink = audit_sink(args)
     exposures: list[Any] = []
@@ -160,6 +162,7 @@ def _rescan(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from rich.table import Table  # noqa: PLC0415
 
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
     from medfw.vuln.postmarket import release_history  # noqa: PLC0415
 
     index = open_index(args.db)
@@ -194,6 +197,8 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _alerts_cmd(args: argparse.Namespace) -> int:
+
+    from medfw.vuln.index import open_index  # noqa: PLC0415 - SQLAlchemy, when the command runs
 
     index = open_index(args.db)
     sink = audit_sink(args)

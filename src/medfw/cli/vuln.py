@@ -19,13 +19,14 @@ from medfw.cli._vuln_fleet import register_exposure
 from medfw.cli._vuln_vex import register_vex_import
 from medfw.cli._vuln_watch import register_watch
 from medfw.errors import EXIT_FAILED, EXIT_OK
-from medfw.vuln import formats, open_index, read_sbom
+from medfw.vuln import formats, read_sbom
 from medfw.vuln import scanner as _scanner
 from medfw.vuln.formats import Kind
 from medfw.vuln.freshness import check_max_age, parse_age
 from medfw.vuln.gate import FailOn, failing_findings, parse_fail_on
 from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.model import Finding, ScanResult
+from medfw.vuln.scan_index import open_scan_index
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -85,7 +86,7 @@ def _scan_paused(args: argparse.Namespace) -> int:
     for v in args.vex or []:
         overlays.extend(read_vex(read_bytes(v, what="VEX document"), v))
     rules = parse_fail_on(args.fail_on)
-    index = open_index(args.db)
+    index = open_scan_index(args.db)
     try:
         if args.max_feed_age:
             check_max_age(index, parse_age(args.max_feed_age))
@@ -188,6 +189,7 @@ def _record_scan(args: argparse.Namespace, result: ScanResult, failing: list[Fin
 
 
 def _vex_export(args: argparse.Namespace) -> int:
+    from medfw.vuln import open_index  # noqa: PLC0415
     from medfw.vuln.decisions import decision_history  # noqa: PLC0415
     from medfw.vuln.vex import export_vex  # noqa: PLC0415
 

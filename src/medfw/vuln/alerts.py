@@ -24,14 +24,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import insert, select, update
+from typing import TYPE_CHECKING, Any
 
 from medfw.errors import InputError
-from medfw.vuln.index import VulnIndex
 from medfw.vuln.model import Decision, Finding
-from medfw.vuln.schema import alert
+
+if TYPE_CHECKING:  # the reads and writes load SQLAlchemy when they run (a command that only registers does not)
+    from medfw.vuln.index import VulnIndex
 
 __all__ = [
     "EPSS_THRESHOLD",
@@ -181,6 +180,10 @@ def _to_alert(r: Any) -> Alert:
 
 def list_alerts(index: VulnIndex, *, release_id: int | None = None, include_closed: bool = False) -> list[Alert]:
     """Alerts (open ones, or all), oldest first."""
+    from sqlalchemy import select  # noqa: PLC0415 - see the imports above
+
+    from medfw.vuln.schema import alert  # noqa: PLC0415
+
     q = select(alert).order_by(alert.c.id)
     if release_id is not None:
         q = q.where(alert.c.release_id == release_id)
@@ -203,6 +206,10 @@ def store(
     now: dt.datetime,
 ) -> list[Alert]:
     """Open an alert per change unless one of the same kind is already open for the finding; return the new ones."""
+    from sqlalchemy import insert  # noqa: PLC0415 - see the imports above
+
+    from medfw.vuln.schema import alert  # noqa: PLC0415
+
     already = {(a.key, a.kind) for a in open_alerts(index, release_id)}
     opened: list[Alert] = []
     stamp = now.isoformat()
@@ -231,6 +238,10 @@ def close_decided(
     index: VulnIndex, release_id: int, decisions: Mapping[tuple[str, str], Decision], now: dt.datetime
 ) -> list[Alert]:
     """Close the open alerts of a release whose finding got a decision after the alert was opened."""
+    from sqlalchemy import select, update  # noqa: PLC0415 - see the imports above
+
+    from medfw.vuln.schema import alert  # noqa: PLC0415
+
     closed: list[Alert] = []
     with index.transaction() as conn:
         q = select(alert).where(alert.c.release_id == release_id, alert.c.closed_at.is_(None))
@@ -254,6 +265,10 @@ def acknowledge(index: VulnIndex, alert_ids: Sequence[int], *, by: str, reason: 
     Raises:
         InputError: an id names no open alert, or the reason is empty (nothing is closed then).
     """
+    from sqlalchemy import select, update  # noqa: PLC0415 - see the imports above
+
+    from medfw.vuln.schema import alert  # noqa: PLC0415
+
     if not reason.strip():
         raise InputError("an acknowledgement needs a reason", field="--reason")
     with index.transaction() as conn:

@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 __all__ = ["AliasMap", "default_aliases"]
@@ -78,6 +78,7 @@ class AliasMap:
 
 @functools.cache
 def default_aliases() -> AliasMap:
-    """Return the alias map shipped with medfw."""
-    text = resources.files("medfw.vuln").joinpath("aliases.json").read_text(encoding="utf-8")
+    """Return the alias map shipped with medfw (package data next to this module, read by path: importlib.resources
+    would load tempfile and shutil into every scan process)."""
+    text = (Path(__file__).parent / "aliases.json").read_text(encoding="utf-8")
     return AliasMap.from_json(json.loads(text))

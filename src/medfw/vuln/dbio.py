@@ -8,24 +8,53 @@
 * :func:`driver_rows` / :func:`driver_rows_in` — plain SQL run on the driver's own cursor inside the connection's
   transaction, rows as the driver's tuples: a scan's hot reads skip SQLAlchemy's statement compilation and result
   rows (about a third of their time in a one-shot scan process); driver errors still become
-  :class:`~medfw.errors.StorageError`.
+  :class:`~medfw.errors.StorageError`. They take a SQLAlchemy connection or a :class:`Plain` DB-API connection
+  (a scan of a SQLite index opens one without loading SQLAlchemy: :mod:`medfw.vuln.scan_index`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Select, Table, insert
-from sqlalchemy.engine import Dialect
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from medfw.errors import StorageError
 
-__all__ = ["CHUNK", "chunks", "driver_rows", "driver_rows_in", "insert_tuples", "placeholder", "select_in_sql"]
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Connection, Select, Table
+    from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "CHUNK",
+    "Plain",
+    "chunks",
+    "driver_rows",
+    "driver_rows_in",
+    "has_table",
+    "insert_tuples",
+    "placeholder",
+    "quote",
+    "select_in_sql",
+]
 
 #: values per ``IN`` list
 CHUNK = 500
+
+
+class Plain(NamedTuple):
+    """A DB-API connection as the driver helpers use it: the connection, its parameter marker, error class and
+    dialect name (``sqlite``, ``postgresql``)."""
+
+    raw: Any
+    mark: str
+    error: type[Exception]
+    dialect: str
+
+
+def _driver(conn: Connection | Plain) -> tuple[Any, type[Exception]]:
+    if isinstance(conn, Plain):
+        return conn.raw, conn.error
+    return conn.connection.driver_connection, conn.dialect.loaded_dbapi.Error
 
 
 def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -36,6 +65,8 @@ def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 @functools.lru_cache(maxsize=32)
 def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    from sqlalchemy import insert  # noqa: PLC0415 - writers only
+
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     if not compiled.positional or tuple(compiled.positiontup or ()) != columns:
         raise ValueError(f"{table.name}: columns not in table order for a positional insert")
@@ -60,9 +91,19 @@ def insert_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows
     conn.exec_driver_sql(_insert_sql(conn.dialect, table, columns), rows)
 
 
-def placeholder(conn: Connection) -> str:
+def placeholder(conn: Connection | Plain) -> str:
     """The driver's positional parameter marker (``?`` for SQLite, ``%s`` for psycopg)."""
+    if isinstance(conn, Plain):
+        return conn.mark
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def quote(conn: Connection | Plain, name: str) -> str:
+    """``name`` as an identifier in the connection's SQL (quoted when the dialect needs it; always, for
+    :class:`Plain`: both SQLite and PostgreSQL take double quotes)."""
+    if isinstance(conn, Plain):
+        return f'"{name}"'
+    return str(conn.dialect.identifier_preparer.quote(name))
 
 
 def select_in_sql(
@@ -78,27 +119,38 @@ def select_in_sql(
         yield f"{compiled}{where}{name} IN ({', '.join([mark] * len(chunk))})", tuple(chunk)
 
 
-def driver_rows(conn: Connection, queries: Iterable[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+def driver_rows(conn: Connection | Plain, queries: Iterable[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
     """The rows of each (SQL with the driver's parameter markers, parameters) of ``queries``, run on the driver's
     cursor inside ``conn``'s transaction, as the driver's tuples (no type processing: as ``exec_driver_sql``).
 
     Raises:
         StorageError: the driver failed.
     """
-    cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    raw, error = _driver(conn)
+    cur: Any = raw.cursor()
     out: list[tuple[Any, ...]] = []
     try:
         for sql, params in queries:
             cur.execute(sql, tuple(params))
             out.extend(cur.fetchall())
-    except conn.dialect.loaded_dbapi.Error as e:
+    except error as e:
         raise StorageError(f"vulnerability database error: {e.__class__.__name__}: {e}") from e
     finally:
         cur.close()
     return out
 
 
-def driver_rows_in(conn: Connection, head: str, values: Iterable[Any], n: int = CHUNK) -> list[tuple[Any, ...]]:
+def has_table(conn: Connection | Plain, name: str) -> bool:
+    """Whether the table ``name`` exists (a table not created yet reads as empty, and a read never creates it)."""
+    dialect = conn.dialect if isinstance(conn, Plain) else conn.dialect.name
+    if dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = f"SELECT 1 WHERE to_regclass({placeholder(conn)}) IS NOT NULL"
+    return bool(driver_rows(conn, [(sql, (name,))]))
+
+
+def driver_rows_in(conn: Connection | Plain, head: str, values: Iterable[Any], n: int = CHUNK) -> list[tuple[Any, ...]]:
     """:func:`driver_rows` of ``head`` (a query ending in ``… WHERE column`` or ``… AND column``) ``IN`` each
     chunk of ``values`` (sorted, duplicates removed)."""
     mark = placeholder(conn)

@@ -11,41 +11,26 @@ A decision row (``decision`` table, append-only) is bound to one SBOM serial and
 * ``fixed_in`` — for ``resolved``: the version that fixes it (the decision holds for any version ≥ it);
 * ``carried_from_release`` / ``carried_from_decision`` — set on decisions inherited by a later release.
 
-The table lives in this module's own metadata and is created on first use next to the index's tables.
+The table (:mod:`medfw.vuln.decision_scope_table`, with the writes) is created by the index's migrations; the scopes
+are read in plain SQL (:meth:`medfw.vuln.scan_reads.ScanReads.table_rows`), without loading SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from packageurl import PackageURL
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, insert, select
-from sqlalchemy.engine import Engine
 
 from medfw.vuln.cpe import parse_cpe
-from medfw.vuln.index import VulnIndex
 from medfw.vuln.model import ScanComponent
+from medfw.vuln.scan_reads import ScanReads
+from medfw.vuln.scan_sql import Table
 from medfw.vuln.version import compare_versions, is_version
 from medfw.vuln.version_range import parse_range
 
-__all__ = ["Scope", "add_scope", "component_identities", "ensure_tables", "load_scopes"]
-
-metadata = MetaData()
-decision_scope = Table(
-    "decision_scope",
-    metadata,
-    Column("decision_id", Integer, primary_key=True, autoincrement=False),
-    Column("identities", Text, nullable=False),
-    Column("version", String(200), nullable=False),
-    Column("applies_to", String(400)),
-    Column("fixed_in", String(200)),
-    Column("carried_from_release", Integer),
-    Column("carried_from_decision", Integer),
-)
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose table exists
+__all__ = ["Scope", "component_identities", "load_scopes"]
 
 
 @dataclass(frozen=True)
@@ -92,40 +77,14 @@ def component_identities(comp: ScanComponent) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def ensure_tables(index: VulnIndex) -> None:
-    """Create the scope table in the index database if it does not exist yet."""
-    if index.engine in _READY:
-        return
-    metadata.create_all(index.engine)
-    _READY.add(index.engine)
-
-
-def add_scope(conn: Connection, decision_id: int, scope: Scope) -> None:
-    """Insert the scope of a decision (inside the caller's transaction)."""
-    conn.execute(
-        insert(decision_scope).values(
-            decision_id=decision_id,
-            identities=json.dumps(list(scope.identities)),
-            version=scope.version,
-            applies_to=scope.applies_to,
-            fixed_in=scope.fixed_in,
-            carried_from_release=scope.carried_from_release,
-            carried_from_decision=scope.carried_from_decision,
-        )
-    )
-
-
-def load_scopes(index: VulnIndex, decision_ids: Iterable[int] | None = None) -> dict[int, Scope]:
-    """Return the scopes of the given decisions (all when None)."""
-    ensure_tables(index)
-    q = select(decision_scope)
+def load_scopes(index: ScanReads, decision_ids: Iterable[int] | None = None) -> dict[int, Scope]:
+    """Return the scopes of the given decisions (all when None; none before the table exists)."""
     wanted = None if decision_ids is None else set(decision_ids)
     out: dict[int, Scope] = {}
-    with index.transaction() as conn:
-        for r in conn.execute(q):
-            if wanted is not None and r.decision_id not in wanted:
-                continue
-            out[int(r.decision_id)] = _scope(dict(r._mapping))
+    for r in index.table_rows(Table.DECISION_SCOPE):
+        if wanted is not None and r["decision_id"] not in wanted:
+            continue
+        out[int(r["decision_id"])] = _scope(r)
     return out
 
 

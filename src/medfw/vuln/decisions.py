@@ -24,19 +24,21 @@ import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-from sqlalchemy import Connection, insert
+from typing import TYPE_CHECKING, Any
 
 from medfw.audit.sink import AuditEvent, AuditSink
 from medfw.errors import InputError, UsageError
-from medfw.vuln.decision_scope import Scope, add_scope, component_identities, ensure_tables, load_scopes
-from medfw.vuln.index import VulnIndex
+from medfw.vuln.decision_scope import Scope, component_identities, load_scopes
 from medfw.vuln.model import Decision, ScanInput
-from medfw.vuln.schema import decision as decision_table
 from medfw.vuln.version import is_version
 from medfw.vuln.version_range import parse_range
 from medfw.vuln.vocabulary import State, check_analysis, normalize_vuln_id
+
+if TYPE_CHECKING:  # the writes load SQLAlchemy when they run: reading decisions (a scan) does not
+    from sqlalchemy import Connection
+
+    from medfw.vuln.index import VulnIndex
+    from medfw.vuln.scan_reads import ScanReads
 
 __all__ = [
     "DecisionRequest",
@@ -103,14 +105,14 @@ def _to_decision(row: Mapping[str, Any], scope: Scope | None) -> Decision:
     )
 
 
-def decision_history(index: VulnIndex, serial: str | None = None) -> list[Decision]:
+def decision_history(index: ScanReads, serial: str | None = None) -> list[Decision]:
     """Return every decision (for one SBOM serial, or all), oldest first."""
     rows = index.decision_rows(serial)
     scopes = load_scopes(index, [int(r["id"]) for r in rows])
     return [_to_decision(r, scopes.get(int(r["id"]))) for r in rows]
 
 
-def current_decisions(index: VulnIndex, serial: str) -> dict[tuple[str, str], Decision]:
+def current_decisions(index: ScanReads, serial: str) -> dict[tuple[str, str], Decision]:
     """Return the current decision per (component ref, vulnerability) of one SBOM."""
     out: dict[tuple[str, str], Decision] = {}
     for d in decision_history(index, serial):
@@ -269,6 +271,8 @@ def append_decisions(
     index: VulnIndex, items: Sequence[tuple[Decision, Scope]], *, sink: AuditSink, sbom_sha256: str = ""
 ) -> list[Decision]:
     """Append decisions with their scopes in one transaction, then audit each; return them with their ids."""
+    from medfw.vuln.decision_scope_table import ensure_tables  # noqa: PLC0415 - writes only
+
     ensure_tables(index)
     with index.transaction() as conn:
         stored = insert_decisions(conn, items)
@@ -278,6 +282,11 @@ def append_decisions(
 
 def insert_decisions(conn: Connection, items: Sequence[tuple[Decision, Scope]]) -> list[tuple[Decision, Scope]]:
     """Insert decisions and their scopes inside the caller's transaction (call :func:`audit_decisions` after)."""
+    from sqlalchemy import insert  # noqa: PLC0415 - writes only
+
+    from medfw.vuln.decision_scope_table import add_scope  # noqa: PLC0415
+    from medfw.vuln.schema import decision as decision_table  # noqa: PLC0415
+
     stored: list[tuple[Decision, Scope]] = []
     for d, scope in items:
         res = conn.execute(insert(decision_table).values(**_row(d)))

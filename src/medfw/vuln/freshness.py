@@ -4,7 +4,7 @@ Every import and every sync writes one ``feed_state`` row per source: when it la
 local files, ``sync`` from an upstream or mirror), from where (URLs never carry keys), how many records the
 source holds, its catalog or model version (KEV ``catalogVersion``, EPSS ``model_version``) and the data's own date
 (KEV ``dateReleased``, EPSS ``score_date``, the newest record modification). Scan results carry this snapshot;
-``--max-feed-age`` turns a stale source into exit 1.
+``--max-feed-age`` turns a stale source into exit 1. The writes are in :mod:`medfw.vuln.feed_state_store`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
-
 from medfw.errors import PolicyViolationError, UsageError
-from medfw.vuln.index import VulnIndex
-from medfw.vuln.schema import epss, feed_state, kev, vuln_record
+from medfw.vuln.scan_reads import ScanReads
+from medfw.vuln.scan_sql import Table
 
 __all__ = [
     "FeedState",
@@ -29,8 +27,7 @@ __all__ = [
     "feed_states",
     "format_age",
     "parse_age",
-    "record_state",
-    "source_counts",
+    "state_of",
 ]
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -101,101 +98,33 @@ def format_age(age: dt.timedelta) -> str:
     return f"{m}m {s}s" if m else f"{s}s"
 
 
-def source_counts(conn: Connection, kind: str) -> int:
-    """Number of stored records of a feed kind."""
-    if kind == "kev":
-        return int(conn.execute(select(func.count()).select_from(kev)).scalar_one())
-    if kind == "epss":
-        return int(conn.execute(select(func.count()).select_from(epss)).scalar_one())
-    q = select(func.count()).select_from(vuln_record).where(vuln_record.c.source.in_(KIND_SOURCES[kind]))
-    return int(conn.execute(q).scalar_one())
-
-
-def newest_modified(conn: Connection, kind: str) -> str:
-    """The newest ``modified`` time among a record kind's records ('' when none)."""
-    q = select(func.max(vuln_record.c.modified)).where(vuln_record.c.source.in_(KIND_SOURCES.get(kind, (kind,))))
-    return str(conn.execute(q).scalar_one() or "")
-
-
-def _row(r: Any) -> FeedState:
+def state_of(row: Mapping[str, Any]) -> FeedState:
+    """A ``feed_state`` row (a dict of its columns) as a :class:`FeedState`."""
+    r = row
     return FeedState(
-        r.source, r.updated_at, r.method, r.location, int(r.records), r.version, r.data_date, json.loads(r.cursor)
+        r["source"],
+        r["updated_at"],
+        r["method"],
+        r["location"],
+        int(r["records"]),
+        r["version"],
+        r["data_date"],
+        json.loads(r["cursor"]),
     )
 
 
-def get_state(conn: Connection, source: str) -> FeedState | None:
-    """The stored state of one source (None before its first import or sync)."""
-    r = conn.execute(select(feed_state).where(feed_state.c.source == source)).first()
-    return None if r is None else _row(r)
+def feed_states(index: ScanReads) -> list[FeedState]:
+    """Every source's state, by source name (plain SQL: a scan reads it without loading SQLAlchemy)."""
+    return [state_of(r) for r in index.table_rows(Table.FEED_STATE, order="source")]
 
 
-def record_state(
-    conn: Connection,
-    source: str,
-    *,
-    method: str,
-    location: str,
-    version: str | None = None,
-    data_date: str | None = None,
-    cursor: Mapping[str, Any] | None = None,
-    now: dt.datetime | None = None,
-) -> None:
-    """Record a successful import or sync of ``source`` (count taken from the tables; None keeps a value)."""
-    old = get_state(conn, source)
-    values = {
-        "updated_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-        "method": method,
-        "location": location,
-        "records": source_counts(conn, source),
-        "version": version if version is not None else (old.version if old else ""),
-        "data_date": data_date if data_date is not None else (old.data_date if old else ""),
-        "cursor": json.dumps(dict(cursor) if cursor is not None else dict(old.cursor) if old else {}, sort_keys=True),
-    }
-    if not values["data_date"] and source in KIND_SOURCES:
-        values["data_date"] = newest_modified(conn, source)
-    if old is None:
-        conn.execute(insert(feed_state).values(source=source, **values))
-    else:
-        conn.execute(update(feed_state).where(feed_state.c.source == source).values(**values))
-
-
-def save_cursor(conn: Connection, source: str, cursor: Mapping[str, Any]) -> None:
-    """Store a sync cursor (a committed page) without marking the source as successfully updated."""
-    old = get_state(conn, source)
-    if old is None:
-        conn.execute(
-            insert(feed_state).values(
-                source=source,
-                updated_at=dt.datetime(1970, 1, 1, tzinfo=dt.UTC).isoformat(timespec="seconds"),
-                method="sync",
-                location="",
-                records=0,
-                version="",
-                data_date="",
-                cursor=json.dumps(dict(cursor), sort_keys=True),
-            )
-        )
-    else:
-        conn.execute(
-            update(feed_state)
-            .where(feed_state.c.source == source)
-            .values(cursor=json.dumps(dict(cursor), sort_keys=True))
-        )
-
-
-def feed_states(index: VulnIndex) -> list[FeedState]:
-    """Every source's state, by source name."""
-    with index.transaction() as conn:
-        return [_row(r) for r in conn.execute(select(feed_state).order_by(feed_state.c.source))]
-
-
-def feed_snapshot(index: VulnIndex, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+def feed_snapshot(index: ScanReads, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
     """The feed snapshot a scan used: source → its state (only sources updated at least once)."""
     return {s.source: s.as_dict(now) for s in feed_states(index) if s.records or s.version or s.data_date}
 
 
 def check_max_age(
-    index: VulnIndex, max_age: dt.timedelta, *, sources: Iterable[str] | None = None, now: dt.datetime | None = None
+    index: ScanReads, max_age: dt.timedelta, *, sources: Iterable[str] | None = None, now: dt.datetime | None = None
 ) -> None:
     """Refuse stale data: raise when a source is older than ``max_age`` or no source was ever updated.
 

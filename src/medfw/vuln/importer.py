@@ -21,10 +21,10 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from medfw._io import read_bytes
 from medfw.errors import FeedError, InputError
+from medfw.vuln.feed_state_store import get_state, record_state
 from medfw.vuln.feeds import ParseResult, Skip
 from medfw.vuln.feeds.epss import EpssScores, parse_epss
 from medfw.vuln.feeds.kev import KevCatalog, parse_kev
-from medfw.vuln.freshness import get_state, record_state
 from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.import_prep import PreparedFile, PreparedRecord, prepare_file, prepare_records, prepared_files
 from medfw.vuln.index import VulnIndex, content_hash

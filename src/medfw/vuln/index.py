@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -38,19 +38,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from medfw.dburl import parse_db_url
 from medfw.errors import StorageError
-from medfw.vuln.dbio import chunks, driver_rows_in, insert_tuples, select_in_sql
+from medfw.vuln.dbio import chunks, insert_tuples, select_in_sql
 from medfw.vuln.index_releases import ReleaseOps
 from medfw.vuln.match_rows import MATCH_COLUMNS
-from medfw.vuln.prepared import loads
-from medfw.vuln.schema import (
-    HEAD,
-    VERSION_TABLE,
-    epss,
-    import_log,
-    kev,
-    vuln_match,
-    vuln_record,
-)
+from medfw.vuln.scan_index import DEFAULT_DB, sqlite_pragmas
+from medfw.vuln.scan_reads import ScanReads, StoredRecord, unpack
+from medfw.vuln.scan_sql import HEAD, VERSION_TABLE
+from medfw.vuln.schema import import_log, kev, vuln_match, vuln_record
 
 if TYPE_CHECKING:
     from medfw.vuln.import_prep import PreparedRecord
@@ -66,15 +60,6 @@ __all__ = [
     "resolve_db_url",
 ]
 
-DEFAULT_DB = "medfw-vuln.db"
-_R = vuln_record.name
-#: the scan's reads, run on the driver's cursor (:func:`medfw.vuln.dbio.driver_rows_in` appends ``IN (…)``)
-_TREE_SQL = 'SELECT rid, source, record_id, vuln_id, "match", CASE WHEN "match" IS NULL THEN data END'
-_TREE_SQL += f" FROM {_R} WHERE rid"
-_TRIAGE_SQL = "SELECT source, record_id, vuln_id, has_config, triage, CASE WHEN triage IS NULL THEN data END"
-_TRIAGE_SQL += f" FROM {_R} WHERE vuln_id"
-_KEV_SQL = f"SELECT cve_id, data FROM {kev.name} WHERE cve_id"  # noqa: S608 - constants only
-_EPSS_SQL = f"SELECT cve_id, epss, percentile FROM {epss.name} WHERE cve_id"  # noqa: S608 - constants only
 _KEY_INDEX = next(ix for ix in vuln_match.indexes if ix.name == "ix_vuln_match_lookup")
 #: the ``vuln_record`` columns in the order of :meth:`medfw.vuln.import_prep.PreparedRecord.record_row`
 RECORD_COLUMNS = (
@@ -91,15 +76,6 @@ RECORD_COLUMNS = (
 )
 
 
-class StoredRecord(NamedTuple):
-    """A record as stored: source, ids, and its normalized data (a tuple: a scan builds tens of thousands)."""
-
-    source: str
-    record_id: str
-    vuln_id: str
-    data: Mapping[str, Any]
-
-
 def canonical_json(data: Mapping[str, Any]) -> bytes:
     """Return the canonical JSON bytes of ``data`` (sorted keys, no whitespace, UTF-8)."""
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
@@ -108,11 +84,6 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
 def pack_record(data: Mapping[str, Any] | bytes) -> bytes:
     """The stored form of a record: its canonical JSON, zlib-compressed (fast level)."""
     return zlib.compress(data if isinstance(data, bytes) else canonical_json(data), 1)
-
-
-def _unpack(blob: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = orjson.loads(zlib.decompress(blob))
-    return out
 
 
 def content_hash(data: Mapping[str, Any] | bytes) -> str:
@@ -125,8 +96,9 @@ def resolve_db_url(db: str | None) -> str:
     return parse_db_url(db or os.environ.get("MEDFW_VULN_DB") or DEFAULT_DB).sqlalchemy
 
 
-class VulnIndex(ReleaseOps):
-    """The index over one database. Use :func:`open_index` to get one (releases, scans and decisions:
+class VulnIndex(ScanReads, ReleaseOps):
+    """The index over one database. Use :func:`open_index` to get one (a scan's reads:
+    :class:`~medfw.vuln.scan_reads.ScanReads`; releases, scans and decisions:
     :class:`~medfw.vuln.index_releases.ReleaseOps`)."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -209,37 +181,8 @@ class VulnIndex(ReleaseOps):
             vuln_record.c.rid, vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data
         )
         for r in self._select_in(q, vuln_record.c.rid, rids):
-            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data))
+            out[r.rid] = StoredRecord(r.source, r.record_id, r.vuln_id, unpack(r.data))
         return out
-
-    def tree_records(self, rids: Iterable[str]) -> dict[str, StoredRecord]:
-        """Load the whole-record match data of records by rid (``data`` = :func:`medfw.vuln.prepared.match_data`)."""
-        out: dict[str, StoredRecord] = {}
-        with self.transaction() as conn:
-            for rid, source, record_id, vuln_id, match, full in driver_rows_in(conn, _TREE_SQL, rids):
-                data = loads(match) if match is not None else _unpack(full)
-                out[rid] = StoredRecord(source, record_id, vuln_id, data)
-        return out
-
-    def triage_and_configured(
-        self, vuln_ids: Iterable[str]
-    ) -> tuple[dict[str, list[StoredRecord]], dict[str, set[str]]]:
-        """Load what triage needs of every record of each vulnerability (``data`` = ``prepared.triage_data``), and
-        per vulnerability the sources of its records that carry configurations (one read: a scan needs both)."""
-        out: dict[str, list[StoredRecord]] = {}
-        configured: dict[str, set[str]] = {}
-        with self.transaction() as conn:
-            rows = driver_rows_in(conn, _TRIAGE_SQL, vuln_ids)
-        for source, record_id, vuln_id, has_config, blob, full in rows:
-            data = loads(blob) if blob is not None else _unpack(full)
-            rec = StoredRecord(source, record_id, vuln_id, data)
-            if vuln_id in out:
-                out[vuln_id].append(rec)
-            else:
-                out[vuln_id] = [rec]
-            if has_config:
-                configured.setdefault(vuln_id, set()).add(source)
-        return out, configured
 
     def rids_for(self, vuln_ids: Iterable[str]) -> dict[str, list[str]]:
         """Return vuln id → the rids of every record reported under it (no data loaded)."""
@@ -254,7 +197,7 @@ class VulnIndex(ReleaseOps):
         out: dict[str, list[StoredRecord]] = {}
         q = select(vuln_record.c.source, vuln_record.c.record_id, vuln_record.c.vuln_id, vuln_record.c.data)
         for r in self._select_in(q, vuln_record.c.vuln_id, vuln_ids):
-            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, _unpack(r.data)))
+            out.setdefault(r.vuln_id, []).append(StoredRecord(r.source, r.record_id, r.vuln_id, unpack(r.data)))
         return out
 
     def known_vuln(self, vuln_id: str) -> bool:
@@ -272,17 +215,7 @@ class VulnIndex(ReleaseOps):
         with self.transaction() as conn:
             return int(conn.execute(select(func.count()).select_from(vuln_record)).scalar_one())
 
-    # ---- KEV / EPSS ---------------------------------------------------------------------------------------
-
-    def kev_for(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Return KEV entries for the ids that are in the catalog."""
-        with self.transaction() as conn:
-            return {cve_id: json.loads(data) for cve_id, data in driver_rows_in(conn, _KEV_SQL, ids)}
-
-    def epss_for(self, ids: Iterable[str]) -> dict[str, tuple[float, float]]:
-        """Return (epss, percentile) for the ids that have a score."""
-        with self.transaction() as conn:
-            return {cve_id: (float(e), float(p)) for cve_id, e, p in driver_rows_in(conn, _EPSS_SQL, ids)}
+    # ---- import log ---------------------------------------------------------------------------------------
 
     def log_import(self, conn: Connection, kind: str, path: str, counts: Mapping[str, int]) -> None:
         """Record one imported file and its counts."""
@@ -291,16 +224,6 @@ class VulnIndex(ReleaseOps):
                 at=dt.datetime.now(dt.UTC).isoformat(), kind=kind, path=path, counts=json.dumps(dict(counts))
             )
         )
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # a larger page cache; no memory-mapped reads: mapped pages count in the scan process's resident memory,
-    # and the set-based scan reads do not gain from them
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA cache_size=-65536")
-    cur.execute("PRAGMA mmap_size=0")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
 
 
 def _current_revision(conn: Connection) -> str | None:
@@ -351,7 +274,7 @@ def open_index(url: str | None = None) -> VulnIndex:
     try:
         if loc.dialect == "sqlite":
             engine = create_engine(loc.sqlalchemy)
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", sqlite_pragmas)
         else:
             args = {"options": f"-csearch_path={loc.schema}"} if loc.schema else {}
             engine = create_engine(loc.sqlalchemy, connect_args=args, pool_pre_ping=True)

@@ -35,14 +35,6 @@ class ReleaseOps(ABC):
             pk = res.inserted_primary_key
             return int(pk[0]) if pk else 0
 
-    def decision_rows(self, serial: str | None = None) -> list[dict[str, Any]]:
-        """Return every decision row (for ``serial``, or all), oldest first."""
-        with self.transaction() as conn:
-            q = select(decision).order_by(decision.c.id)
-            if serial is not None:
-                q = q.where(decision.c.serial == serial)
-            return [dict(r._mapping) for r in conn.execute(q)]
-
     # ---- releases -----------------------------------------------------------------------------------------
 
     def add_release(self, serial: str, name: str, sha256: str, sbom: bytes) -> tuple[int, bool]:

@@ -8,14 +8,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, select
-
-from medfw.vuln.dbio import driver_rows, driver_rows_in, placeholder
-from medfw.vuln.index import VulnIndex
+from medfw.vuln.dbio import Plain, driver_rows, driver_rows_in, placeholder, quote
 from medfw.vuln.match_rows import RowKind
-from medfw.vuln.schema import vuln_match
+from medfw.vuln.scan_reads import ScanReads
+from medfw.vuln.scan_sql import COLUMNS, MATCH_KEYS_SQL, Table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from medfw.vuln.index import VulnIndex
 
 __all__ = ["CONFIG_TIERS", "MatchRow", "candidates", "fetch_rows"]
 
@@ -54,21 +57,19 @@ def _may_match() -> str:
     )
 
 
-_KEYS_SQL = f'SELECT DISTINCT "key" FROM {vuln_match.name} WHERE "key"'  # noqa: S608 - constants only
-_COLUMNS = ("key", "rid", "vuln_id", "source", "ord", "kind", "criterion", "bound")
-_TESTS = ("part", "exact", "exact_key", "lo", "lo_incl", "hi", "hi_incl", "attrs")
+#: the row as read: :class:`MatchRow`'s columns, then the version test's (``part`` … ``attrs``)
+_READ = COLUMNS[Table.MATCH]
 
 
-def _rows_sql(conn: Connection, n: int) -> str:
-    q = conn.dialect.identifier_preparer.quote
+def _rows_sql(conn: Connection | Plain, n: int) -> str:
     mark = placeholder(conn)
-    cols = ", ".join(f"m.{q(c)}" for c in (*_COLUMNS, *_TESTS))
+    cols = ", ".join(f"m.{quote(conn, c)}" for c in _READ)
     pairs = ", ".join([f"({mark}, {mark})"] * n)
-    join = f"JOIN (VALUES {pairs}) AS t ON m.{q('key')} = t.column1"
-    return f"SELECT {cols} FROM {q(vuln_match.name)} AS m {join} WHERE {_may_match()}"  # noqa: S608 - no input
+    join = f"JOIN (VALUES {pairs}) AS t ON m.{quote(conn, 'key')} = t.column1"
+    return f"SELECT {cols} FROM {quote(conn, Table.MATCH)} AS m {join} WHERE {_may_match()}"  # noqa: S608 - no input
 
 
-def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tuple[list[MatchRow], set[str]]:
+def fetch_rows(index: ScanReads, targets: Mapping[str, Iterable[bytes]]) -> tuple[list[MatchRow], set[str]]:
     """The rows that can match the targets (key → target version keys, b"" for none), ordered by (rid, ord, key),
     and every key that has any row at all (what the coverage check needs).
 
@@ -79,7 +80,7 @@ def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tupl
     seen: set[tuple[str, int, str]] = set()
     out: list[MatchRow] = []
     with index.transaction() as conn:
-        found = {r[0] for r in driver_rows_in(conn, _KEYS_SQL, targets, _KEYS_PER_QUERY)}
+        found = {r[0] for r in driver_rows_in(conn, MATCH_KEYS_SQL, targets, _KEYS_PER_QUERY)}
         queries = []
         for i in range(0, len(pairs), _KEYS_PER_QUERY):
             chunk = pairs[i : i + _KEYS_PER_QUERY]
@@ -95,6 +96,10 @@ def fetch_rows(index: VulnIndex, targets: Mapping[str, Iterable[bytes]]) -> tupl
 
 def candidates(index: VulnIndex, keys: Iterable[str]) -> dict[str, set[str]]:
     """Return rid → the lookup keys it is found by, for every record naming any of ``keys`` (no version filter)."""
+    from sqlalchemy import select  # noqa: PLC0415 - not a scan's read
+
+    from medfw.vuln.schema import vuln_match  # noqa: PLC0415
+
     c = vuln_match.c
     out: dict[str, set[str]] = {}
     wanted = sorted(set(keys))

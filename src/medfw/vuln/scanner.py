@@ -37,7 +37,6 @@ from medfw.vuln.decisions import current_decisions
 from medfw.vuln.feeds.osv import purl_base
 from medfw.vuln.freshness import feed_snapshot
 from medfw.vuln.gcpause import gc_paused
-from medfw.vuln.index import StoredRecord, VulnIndex
 from medfw.vuln.match_rows import RowKind, TargetKey, row_matches, target_key
 from medfw.vuln.match_store import CONFIG_TIERS, MatchRow, fetch_rows
 from medfw.vuln.model import (
@@ -50,6 +49,7 @@ from medfw.vuln.model import (
     ScanResult,
 )
 from medfw.vuln.osv_ranges import affected_by
+from medfw.vuln.scan_reads import ScanReads, StoredRecord
 from medfw.vuln.triage import choose_severity, prioritise
 from medfw.vuln.vocabulary import Justification, State, parse_justification
 
@@ -208,7 +208,7 @@ def _exclusion(
 
 
 def scan(
-    index: VulnIndex,
+    index: ScanReads,
     sbom: ScanInput,
     *,
     aliases: AliasMap | None = None,
@@ -294,7 +294,7 @@ def _config_tiers(best: Mapping[str, int], configured: Mapping[str, set[str]]) -
 
 
 def _match(
-    index: VulnIndex,
+    index: ScanReads,
     by_key: Mapping[str, list[Target]],
     by_purl: Mapping[str, list[tuple[ScanComponent, str, str]]],
 ) -> tuple[Hits, set[str], dict[str, list[StoredRecord]]]:
@@ -331,7 +331,7 @@ def _match(
     return hits, found, triage
 
 
-def _scan(index: VulnIndex, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
+def _scan(index: ScanReads, sbom: ScanInput, amap: AliasMap, vex: Sequence[Decision], now: dt.datetime) -> ScanResult:
     by_key, by_purl, warnings = build_targets(sbom.components, amap)
     hits, found, triage = _match(index, by_key, by_purl)
     no_data = _coverage(sbom, by_key, by_purl, found)

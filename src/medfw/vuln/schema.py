@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text
 
+from medfw.vuln.scan_sql import HEAD, VERSION_TABLE
+
 __all__ = [
     "HEAD",
     "VERSION_TABLE",
@@ -36,11 +38,6 @@ __all__ = [
     "vuln_match",
     "vuln_record",
 ]
-
-#: the newest Alembic revision shipped (a test checks it against the migration scripts)
-HEAD = "0006"
-#: the Alembic version table of the index (its own name: the index may share a database with the server)
-VERSION_TABLE = "medfw_vuln_alembic_version"
 
 metadata = MetaData()
 vuln_record = Table(

@@ -317,7 +317,7 @@ def import_supplier_vex(
     Raises:
         StorageError: the database failed (nothing of the document is written).
     """
-    from medfw.vuln.decision_scope import ensure_tables as ensure_scope  # noqa: PLC0415
+    from medfw.vuln.decision_scope_table import ensure_tables as ensure_scope  # noqa: PLC0415
     from medfw.vuln.decisions import audit_decisions  # noqa: PLC0415
 
     ensure_tables(index)

@@ -5,39 +5,38 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any, cast
 
 from medfw.vuln.decisions import current_decisions
 from medfw.vuln.formats import Product, Statement
-from medfw.vuln.index import VulnIndex
 from medfw.vuln.model import ScanInput
-from medfw.vuln.supplier import (
-    AcceptPolicy,
-    applications,
-    ensure_tables,
-    registered_releases,
-    supplier_document,
-    supplier_statement,
-)
+from medfw.vuln.scan_reads import ScanReads
+from medfw.vuln.scan_sql import Table
+
+if TYPE_CHECKING:
+    from medfw.vuln.index import VulnIndex
+    from medfw.vuln.supplier import AcceptPolicy as Policy
 
 __all__ = ["read_policy", "supplier_statements"]
 
 
 def supplier_statements(
-    index: VulnIndex, release_id: int | None = None, *, sboms: Sequence[tuple[int, ScanInput]] | None = None
+    index: ScanReads, release_id: int | None = None, *, sboms: Sequence[tuple[int, ScanInput]] | None = None
 ) -> list[dict[str, Any]]:
     """Every stored supplier statement applied to the registered releases (or to ``sboms``, as (id, SBOM)),
-    with provenance and acceptance."""
+    with provenance and acceptance.
+
+    The tables are read in plain SQL (none before they exist); the code that applies statements, which loads
+    SQLAlchemy, only when there are statements."""
+    rows = index.table_rows(Table.SUPPLIER_STATEMENT, order="id")
+    if not rows:
+        return []
+    from medfw.vuln.supplier import applications, registered_releases  # noqa: PLC0415 - statements to apply
     from medfw.vuln.vocabulary import Analysis, Justification, Response, State  # noqa: PLC0415
 
-    ensure_tables(index)
-    with index.transaction() as conn:
-        docs = {int(r.id): dict(r._mapping) for r in conn.execute(select(supplier_document))}
-        rows = [dict(r._mapping) for r in conn.execute(select(supplier_statement).order_by(supplier_statement.c.id))]
+    docs = {int(r["id"]): r for r in index.table_rows(Table.SUPPLIER_DOCUMENT)}
     if sboms is None:
-        sboms = registered_releases(index)
+        sboms = registered_releases(cast("VulnIndex", index))  # the registered releases: an index that has them
     releases = [(rid, s) for rid, s in sboms if release_id is None or rid == release_id]
     mine = {sbom.serial: current_decisions(index, sbom.serial) for _, sbom in releases}
     out: list[dict[str, Any]] = []
@@ -67,7 +66,7 @@ def supplier_statements(
     return out
 
 
-def read_policy(data: bytes, path: str) -> AcceptPolicy:
+def read_policy(data: bytes, path: str) -> Policy:
     """Read an acceptance policy: YAML ``accept: [{supplier: NAME, states: [not_affected, …]}, …]``.
 
     Raises:
@@ -76,6 +75,7 @@ def read_policy(data: bytes, path: str) -> AcceptPolicy:
     import yaml  # noqa: PLC0415
 
     from medfw.errors import InputError  # noqa: PLC0415
+    from medfw.vuln.supplier import AcceptPolicy  # noqa: PLC0415
     from medfw.vuln.vocabulary import State  # noqa: PLC0415
 
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from medfw.audit.sink import AuditEvent, AuditSink, NullSink
 from medfw.errors import FeedError, MedfwError
+from medfw.vuln.feed_state_store import get_state, record_state
 from medfw.vuln.feeds import ParseResult, load_json
 from medfw.vuln.feeds.cve5 import parse_cve5
 from medfw.vuln.feeds.epss import parse_epss
@@ -33,7 +34,6 @@ from medfw.vuln.feeds.fetch import Fetcher, RateLimit, is_local
 from medfw.vuln.feeds.kev import parse_kev
 from medfw.vuln.feeds.osv import parse_osv, parse_osv_zip
 from medfw.vuln.feeds.sync_nvd import NVD_API, nvd_rate_limit, sync_nvd
-from medfw.vuln.freshness import get_state, record_state
 from medfw.vuln.importer import ImportReport, apply_epss, apply_kev, apply_records
 from medfw.vuln.index import VulnIndex
 

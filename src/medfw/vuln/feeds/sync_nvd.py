@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medfw.errors import FeedError
+from medfw.vuln.feed_state_store import get_state, record_state, save_cursor
 from medfw.vuln.feeds import load_json, maybe_gunzip
 from medfw.vuln.feeds.fetch import Fetcher, RateLimit, is_local, local_path
 from medfw.vuln.feeds.nvd import parse_nvd_doc
-from medfw.vuln.freshness import get_state, record_state, save_cursor
 from medfw.vuln.gcpause import gc_paused
 from medfw.vuln.import_prep import PreparedFile, prepare_records
 from medfw.vuln.importer import ImportReport, apply_prepared
