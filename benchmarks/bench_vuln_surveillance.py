@@ -7,8 +7,8 @@ local fake NVD into SQLite and PostgreSQL (full and incremental), and ``rescan``
    products drawn in proportion to how many records name them, so a component has about 40 candidate records
    (the shape of a real firmware SBOM full of OpenSSL, curl, wolfSSL, Mbed TLS versions). The whole CLI process
    ``medfw vuln scan SBOM --format json --out F`` is measured with ``/usr/bin/time`` (wall, CPU, peak RSS), as a
-   CI job runs it. medfw's sources are byte-compiled first (``compileall``), so the process loads ``.pyc`` files as
-   an installed package does: what is measured is the installed state, not a checkout whose environment sets
+   CI job runs it. medfw's modules are byte-compiled first (``installed.compile_medfw``), so the process loads ``.pyc``
+   files as an installed package does: what is measured is the installed state, not a checkout whose environment sets
    ``PYTHONDONTWRITEBYTECODE`` and so recompiles every module in every process.
 3. ``feed sync`` of the same records from ``tests/vuln/fake_upstream.py`` on 127.0.0.1 (2,000 per page, no rate
    limit) into a fresh SQLite index and into a PostgreSQL schema; then an incremental sync after 1,000 records
@@ -22,7 +22,6 @@ both syncs).
 
 from __future__ import annotations
 
-import compileall
 import copy
 import datetime as dt
 import json
@@ -41,6 +40,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "vuln")]
 
 import bench_vuln  # noqa: E402
 from fake_upstream import serve  # noqa: E402
+from installed import compile_medfw  # noqa: E402
 
 from medfw.vuln import add_release, import_feeds, open_index, rescan  # noqa: E402
 from medfw.vuln.feeds.fetch import Fetcher  # noqa: E402
@@ -219,8 +219,7 @@ def bench_rescan(t: Path, db: Path, families: int, products: list[tuple[str, str
 def main() -> None:
     start = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     print(f"{start}: machine: {os.cpu_count()} cores, load {os.getloadavg()}; records {RECORDS}")
-    compiled = compileall.compile_dir(str(ROOT / "src" / "medfw"), quiet=1)
-    print(f"medfw's sources byte-compiled before timing (the installed state): {'ok' if compiled else 'FAILED'}")
+    print(compile_medfw())  # before anything is timed: the installed state (benchmarks/installed.py)
     try:
         _run()
     finally:
