@@ -60,3 +60,22 @@ def test_a_blocking_submit_and_posted_reports_share_the_writers() -> None:
     queue.post(_pending("p", posted))
     assert queue.submit(_pending("s")).device == "s"
     assert posted.wait(10)
+
+
+def test_wait_idle_returns_once_the_writer_has_finished_what_follows_the_acknowledgement() -> None:
+    acknowledged, after_ack, appended = threading.Event(), threading.Event(), []
+
+    def write(batch: list[PendingReport]) -> None:
+        for r in batch:
+            r.finish(ReportAck(device=r.device_id, status=r.status))  # the answer goes out here ...
+        after_ack.wait(10)  # ... while the writer still appends the committed audit events
+        appended.extend(r.device_id for r in batch)
+
+    queue = ReportQueue(write, writers=1)
+    assert queue.wait_idle(0)  # nothing queued or written
+    queue.post(_pending("d1", acknowledged))
+    assert acknowledged.wait(10)
+    assert not queue.wait_idle(0.05)  # acknowledged, not yet idle
+    after_ack.set()
+    assert queue.wait_idle(10)
+    assert appended == ["d1"]

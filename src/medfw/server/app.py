@@ -76,6 +76,7 @@ def create_app(
             yield
         finally:
             try:
+                service.settle_reports()  # posted reports' writers finish (their audit append included)
                 service.stop_appending()
                 maintenance.stop()
             finally:  # the watching thread stops whatever happened above

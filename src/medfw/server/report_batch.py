@@ -111,6 +111,12 @@ class ReportQueue:
             self._queue.append(report)
             self._spawn()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no report is queued or being written (its transaction and what follows it, the audit
+        append included, done); return False when ``timeout`` seconds passed first (a stopping server)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and self._leading == 0, timeout)
+
     def _spawn(self) -> None:
         """(Under the lock.) Start a writer thread for queued reports while fewer than ``writers`` write."""
         if self._queue and self._leading < self._writers:

@@ -116,6 +116,13 @@ class ReportOps(ServiceBase):
             self.cache.requeue_seen({pending.device_id: pending.polled})
         return pending.outcome()
 
+    def settle_reports(self, timeout: float = 30.0) -> None:
+        """Wait for the report writers (a stopping server): a report posted from the event loop is answered once
+        committed, while its writer thread may still be appending the audit events it committed."""
+        queue: ReportQueue | None = self.__dict__.get("_report_queue")
+        if queue is not None and not queue.wait_idle(timeout):
+            log.warning("report writers still busy after %.0f s at shutdown", timeout)
+
     def campaign_report(self, device_id: str, status: str, reason: str | None) -> None:
         """Follow a unit's key-rotation report (implemented by the campaign service)."""
 
