@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from medfw.audit import AuditEvent, init_log, open_log, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
 from medfw.audit.keys import KDF_HKDF, load_checkpoint_private_key
 from medfw.audit.log import InitResult
 from medfw.audit.migrate import migrate_log

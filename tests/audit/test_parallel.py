@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log, open_log, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
+from medfw.audit import verify as verify_module
 from medfw.audit.keys import check_public_pem, public_pem
 from medfw.audit.merkle import FlatLevel, MerkleTree
 from medfw.audit.parallel import MAX_CHUNKS, MIN_BITS, ParallelScan, chunk_bits, chunks
@@ -57,7 +58,7 @@ def long_epochs(tmp_path_factory: pytest.TempPathFactory) -> Log:
 
 @pytest.fixture(autouse=True)
 def _small_parallel_min(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(verify_module, "_PARALLEL_MIN", 0)
 
 
 def _epochs_at_edge(log: Log) -> tuple[int, int]:

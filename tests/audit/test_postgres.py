@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from medfw.audit import AuditEvent, export_bundle, init_log, open_log, verify_bundle, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
 from medfw.errors import AuditError
 
 pytestmark = pytest.mark.postgres

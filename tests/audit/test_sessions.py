@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from medfw.audit import AuditEvent, init_log, open_log, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
 from medfw.audit.keys import EpochKeys, VerificationKey, load_checkpoint_private_key
 from medfw.audit.log import append_session
 from medfw.audit.record import parse_record

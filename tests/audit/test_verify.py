@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medfw.audit import AuditEvent, SignedCheckpoint, VerificationKey, init_log, open_log, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
+from medfw.audit import verify as verify_module
 from medfw.audit.keys import next_epoch_key
 from medfw.audit.record import GENESIS_PREV, encode_record, entry_hash, parse_record
 from medfw.errors import AuditError
@@ -359,7 +360,7 @@ def test_not_a_log(tmp_path: Path, big: Big) -> None:
 
 
 def test_parallel_scan_matches_sequential(big: Big, copy: tuple[Path, RawLog], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(verify_module, "_PARALLEL_MIN", 0)
     seq = verify_log(big.path, big.key, checkpoint=big.checkpoint)
     par = verify_log(big.path, big.key, checkpoint=big.checkpoint, workers=3)
     assert par == seq
@@ -385,7 +386,7 @@ def test_log_forged_in_epoch_minus_one_is_rejected(
     small: Big, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     """No key exists for epoch -1: a whole log rewritten to claim it, tagged under an empty key, must not verify."""
-    monkeypatch.setattr(V, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(verify_module, "_PARALLEL_MIN", 0)
     path = tmp_path / "forged.db"
     shutil.copyfile(small.path, path)
     raw = RawLog(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from medfw.audit import AuditEvent, init_log, verify_log
-from medfw.audit import verify as V  # noqa: N812
+from medfw.audit import report as V  # noqa: N812
 from medfw.audit.checkpoint import SignedCheckpoint, sign_checkpoint
 from medfw.audit.keys import VerificationKey, generate_checkpoint_key
 from medfw.audit.log import append_session, checkpoint

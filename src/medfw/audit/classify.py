@@ -1,7 +1,7 @@
 """What went wrong when a log does not verify: the classification of the first entry that breaks the chain.
 
 The fast scan (:mod:`medfw.audit.scan`) only says *where* the chain broke. This slow path, run once for a log
-that failed, parses the rows around that place and names what happened (:data:`CLASSIFICATIONS`).
+that failed, parses the rows around that place and names what happened (:data:`medfw.audit.report.CLASSIFICATIONS`).
 """
 
 from __future__ import annotations
@@ -13,37 +13,19 @@ from dataclasses import dataclass
 from medfw.audit.keys import EpochKeys, tag_matches
 from medfw.audit.record import RECORD_PREFIX, chain_suffix, entry_hash, parse_record
 from medfw.audit.report import (
-    BAD_CHECKPOINT_SIGNATURE,
-    CLASSIFICATIONS,
     COUNTER_RESET,
     DELETED,
     DUPLICATE,
     EDITED,
-    FORKED,
     INSERTED,
     REORDERED,
-    STORAGE_DAMAGED,
     TRUNCATED,
     WRONG_EPOCH_KEY,
-    WRONG_KEY,
 )
 from medfw.audit.scan import Scan
 from medfw.errors import AuditError
 
 __all__ = [
-    "BAD_CHECKPOINT_SIGNATURE",
-    "CLASSIFICATIONS",
-    "COUNTER_RESET",
-    "DELETED",
-    "DUPLICATE",
-    "EDITED",
-    "FORKED",
-    "INSERTED",
-    "REORDERED",
-    "STORAGE_DAMAGED",
-    "TRUNCATED",
-    "WRONG_EPOCH_KEY",
-    "WRONG_KEY",
     "classify_failure",
     "torn",
 ]

@@ -1,7 +1,7 @@
 """Verify a whole log from the initial key: chain, epoch binding, HMAC tags, Merkle root, checkpoints.
 
 :func:`verify_log` never raises for a log that fails verification: it returns a :class:`VerifyReport` that is
-either ok or names the first bad seq and a classification (:data:`CLASSIFICATIONS`). It raises
+either ok or names the first bad seq and a classification (:data:`medfw.audit.report.CLASSIFICATIONS`). It raises
 :class:`medfw.errors.AuditError` only for unusable input: not a log, a key or checkpoint of another log.
 
 Order of work, chosen so that two cores are busy from the start: read the log's meta data in one query and check
@@ -23,18 +23,8 @@ from typing import TYPE_CHECKING
 from medfw.audit.keys import KDF_HKDF, KDFS, EpochKeys, VerificationKey, key_check_value
 from medfw.audit.parallel import PARALLEL_MIN, ParallelScan
 from medfw.audit.report import (
-    BAD_CHECKPOINT_SIGNATURE,
-    CLASSIFICATIONS,
-    COUNTER_RESET,
-    DELETED,
-    DUPLICATE,
-    EDITED,
-    FORKED,
-    INSERTED,
-    REORDERED,
     STORAGE_DAMAGED,
     TRUNCATED,
-    WRONG_EPOCH_KEY,
     WRONG_KEY,
     Run,
     VerifyReport,
@@ -48,19 +38,6 @@ if TYPE_CHECKING:
     from medfw.audit.checkpoint import SignedCheckpoint
 
 __all__ = [
-    "BAD_CHECKPOINT_SIGNATURE",
-    "CLASSIFICATIONS",
-    "COUNTER_RESET",
-    "DELETED",
-    "DUPLICATE",
-    "EDITED",
-    "FORKED",
-    "INSERTED",
-    "REORDERED",
-    "STORAGE_DAMAGED",
-    "TRUNCATED",
-    "WRONG_EPOCH_KEY",
-    "WRONG_KEY",
     "VerifyReport",
     "verify_log",
 ]
