@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import re
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,8 @@ KDF_RATCHET = "sha256-ratchet"
 KDFS = (KDF_HKDF, KDF_RATCHET)
 RATCHET_EPOCH = b"medfw/E"
 RATCHET_MAC = b"medfw/M"
+#: one ratchet input: the 7-byte purpose ("medfw/E" or "medfw/M") and the 8-byte log label, be64(epoch), the key
+_RATCHET_INPUT = struct.Struct(">15sQ32s")
 
 #: names of :mod:`medfw.audit.ckeys` (the checkpoint signing keys) this module re-exports, loaded on first use:
 #: sealing and verifying entries needs only SHA-256 and HMAC, not the signature code
@@ -125,17 +128,24 @@ def _log_label(log_id: str) -> bytes:
     return hashlib.sha256(log_id.encode("utf-8")).digest()[:8]
 
 
+def _ratchet(prefix: bytes, epoch: int, key: bytes) -> bytes:
+    """``SHA-256(purpose || L || be64(epoch) || key)``: one step of the ``sha256-ratchet`` derivation."""
+    if len(key) != KEY_SIZE:
+        raise AuditError(f"a sealing key must be {KEY_SIZE} bytes", field="epoch_key")
+    return hashlib.sha256(_RATCHET_INPUT.pack(prefix, epoch, key)).digest()
+
+
 def next_epoch_key(key: bytes, log_id: str, epoch: int, kdf: str = KDF_RATCHET) -> bytes:
     """Return ``K[epoch+1]`` from ``K[epoch]``."""
     if kdf == KDF_RATCHET:
-        return hashlib.sha256(RATCHET_EPOCH + _log_label(log_id) + (epoch + 1).to_bytes(8, "big") + key).digest()
+        return _ratchet(RATCHET_EPOCH + _log_label(log_id), epoch + 1, key)
     return _hkdf(key, b"medfw-audit/epoch/%b/%d" % (log_id.encode(), epoch + 1))
 
 
 def mac_key(key: bytes, log_id: str, epoch: int, kdf: str = KDF_RATCHET) -> bytes:
     """Return the HMAC key ``M[epoch]`` derived from ``K[epoch]``."""
     if kdf == KDF_RATCHET:
-        return hashlib.sha256(RATCHET_MAC + _log_label(log_id) + epoch.to_bytes(8, "big") + key).digest()
+        return _ratchet(RATCHET_MAC + _log_label(log_id), epoch, key)
     return _hkdf(key, b"medfw-audit/mac/%b/%d" % (log_id.encode(), epoch))
 
 
@@ -173,14 +183,10 @@ class EpochKeys:
             raise AuditError(f"verification key must be {KEY_SIZE} bytes", field="epoch_key")
         self.log_id = log_id
         self.kdf = check_kdf(kdf)
-        self._label = _log_label(log_id)
+        label = _log_label(log_id)
+        self._pe, self._pm = RATCHET_EPOCH + label, RATCHET_MAC + label
         self._keys = [initial_key]
         self._macs: dict[int, bytes] = {}
-
-    @property
-    def ratchet_prefixes(self) -> tuple[bytes, bytes]:
-        """For ``sha256-ratchet`` logs: the input prefixes of ``K[e+1]`` and ``M[e]`` (before ``be64(e)``)."""
-        return RATCHET_EPOCH + self._label, RATCHET_MAC + self._label
 
     def key(self, epoch: int) -> bytes:
         """Return ``K[epoch]`` (derived once, then cached).
@@ -191,13 +197,8 @@ class EpochKeys:
         if epoch < 0:
             raise ValueError(f"there is no epoch {epoch}")
         keys = self._keys
-        if self.kdf == KDF_RATCHET:
-            # A part of a log of short sessions that starts at epoch 50,000 walks 50,000 steps first: inline them.
-            pe, sha = RATCHET_EPOCH + self._label, hashlib.sha256
-            while len(keys) <= epoch:
-                keys.append(sha(pe + len(keys).to_bytes(8, "big") + keys[-1]).digest())
-        while len(keys) <= epoch:
-            keys.append(next_epoch_key(keys[-1], self.log_id, len(keys) - 1, self.kdf))
+        if len(keys) <= epoch:
+            keys += self.walk_keys(len(keys) - 1, keys[-1], epoch)
         return keys[epoch]
 
     def walk(self, epoch: int, key: bytes, target: int) -> bytes:
@@ -209,13 +210,36 @@ class EpochKeys:
         if target < epoch:
             raise ValueError(f"cannot walk back from epoch {epoch} to {target}")
         if self.kdf == KDF_RATCHET:
-            pe, sha = RATCHET_EPOCH + self._label, hashlib.sha256
-            for e in range(epoch, target):
-                key = sha(pe + (e + 1).to_bytes(8, "big") + key).digest()
+            pack, pe, sha = _RATCHET_INPUT.pack, self._pe, hashlib.sha256
+            for e in range(epoch + 1, target + 1):
+                key = sha(pack(pe, e, key)).digest()
             return key
         for e in range(epoch, target):
             key = next_epoch_key(key, self.log_id, e, self.kdf)
         return key
+
+    def walk_keys(self, epoch: int, key: bytes, last: int) -> list[bytes]:
+        """Return ``[K[epoch+1], ..., K[last]]`` walked forward from ``K[epoch]`` (not cached)."""
+        out: list[bytes] = []
+        add = out.append
+        if self.kdf == KDF_RATCHET:
+            # 100,000 one-event sessions are 100,000 epochs: one SHA-256 block each, in a loop of its own
+            pack, pe, sha = _RATCHET_INPUT.pack, self._pe, hashlib.sha256
+            for e in range(epoch + 1, last + 1):
+                key = sha(pack(pe, e, key)).digest()
+                add(key)
+            return out
+        for e in range(epoch, last):
+            key = next_epoch_key(key, self.log_id, e, self.kdf)
+            add(key)
+        return out
+
+    def macs_of(self, first: int, keys: list[bytes]) -> list[bytes]:
+        """Return ``[M[first], M[first+1], ...]`` from ``keys = [K[first], K[first+1], ...]`` (not cached)."""
+        if self.kdf == KDF_RATCHET:
+            pack, pm, sha = _RATCHET_INPUT.pack, self._pm, hashlib.sha256
+            return [sha(pack(pm, e, k)).digest() for e, k in enumerate(keys, first)]
+        return [mac_key(k, self.log_id, e, self.kdf) for e, k in enumerate(keys, first)]
 
     def mac(self, epoch: int) -> bytes:
         """Return ``M[epoch]``.
@@ -230,9 +254,9 @@ class EpochKeys:
 
     def mac_of(self, epoch: int, key: bytes) -> bytes:
         """Return ``M[epoch]`` from ``K[epoch]`` (not cached)."""
-        if self.kdf == KDF_RATCHET and epoch >= 0:
-            return hashlib.sha256(RATCHET_MAC + self._label + epoch.to_bytes(8, "big") + key).digest()
-        return mac_key(key, self.log_id, epoch, self.kdf)
+        if epoch < 0:
+            raise ValueError(f"there is no epoch {epoch}")
+        return self.macs_of(epoch, [key])[0]
 
 
 _PEM = re.compile(rb"\A-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\r?\n?\Z")

@@ -23,6 +23,7 @@ from medfw.errors import VerificationError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "LEAF_PREFIX",
     "CompactRange",
     "FlatLevel",
     "MerkleTree",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 HASH_SIZE = 32
+#: the byte RFC 9162 puts before a leaf's data (0x01 before a node's children)
+LEAF_PREFIX = b"\x00"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
@@ -44,7 +47,7 @@ _NODE_PREFIX = _sha256(b"\x01")  # never updated further: only copied
 
 def leaf_hash(data: bytes) -> bytes:
     """Return the RFC 9162 leaf hash ``SHA-256(0x00 || data)``."""
-    return _sha256(b"\x00" + data).digest()
+    return _sha256(LEAF_PREFIX + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

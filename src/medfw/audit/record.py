@@ -24,9 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from medfw.audit.merkle import leaf_hash
 from medfw.errors import AuditError
 
 __all__ = [
+    "CHAIN_TAIL",
     "GENESIS_PREV",
     "RECORD_PREFIX",
     "RECORD_VERSION",
@@ -40,6 +42,8 @@ __all__ = [
 RECORD_VERSION = 1
 GENESIS_PREV = "0" * 64
 RECORD_PREFIX = b'{"body":{'
+#: the tail every record ends with, formatted with ``(epoch, prev hex, seq)``: see :func:`chain_suffix`
+CHAIN_TAIL = b',"epoch":%d,"prev":"%b","seq":%d}'
 _TOP_LEVEL = frozenset({"body", "epoch", "prev", "seq"})
 _HEX = frozenset("0123456789abcdef")
 _sha256 = hashlib.sha256
@@ -80,12 +84,12 @@ def entry_hash(raw: bytes) -> bytes:
     Using the leaf hash as the chain hash means the hash chain, the HMAC tags and the Merkle tree all commit
     to the same 32 bytes per entry, and verification hashes each record once.
     """
-    return _sha256(b"\x00" + raw).digest()
+    return leaf_hash(raw)
 
 
 def chain_suffix(epoch: int, prev_hex: bytes, seq: int) -> bytes:
     """Return the exact tail every record with these chain fields ends with (see the module docstring)."""
-    return b',"epoch":%d,"prev":"%b","seq":%d}' % (epoch, prev_hex, seq)
+    return CHAIN_TAIL % (epoch, prev_hex, seq)
 
 
 def encode_record(body: Mapping[str, Any], *, seq: int, epoch: int, prev: str) -> bytes:

@@ -13,6 +13,9 @@ from medfw.errors import AuditError, StorageError
 
 __all__ = ["SqliteStore"]
 
+#: the entries of a range of positions; SQLite columns take any type, so a value an attacker stored as TEXT or
+#: INTEGER is read as its bytes (and then fails verification like any other edited entry)
+_ROWS = "SELECT CAST(record AS BLOB), CAST(tag AS BLOB) FROM entries WHERE pos >= ? AND pos < ? ORDER BY pos"
 _FETCH = 512  # rows per fetch for iter_chunks (the verifier reads the cursor directly, see iter_rows)
 
 
@@ -111,7 +114,7 @@ class SqliteStore(LogStore):
 
     def iter_chunks(self, lo: int = 0, hi: int | None = None) -> Iterator[list[tuple[bytes, bytes]]]:
         cur = self._db.execute(
-            "SELECT record, tag FROM entries WHERE pos >= ? AND pos < ? ORDER BY pos",
+            _ROWS,
             (lo, hi if hi is not None else 2**62),
         )
         while True:
@@ -122,7 +125,7 @@ class SqliteStore(LogStore):
 
     def iter_rows(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[bytes, bytes]]:
         cur: Iterator[tuple[bytes, bytes]] = self._db.execute(
-            "SELECT record, tag FROM entries WHERE pos >= ? AND pos < ? ORDER BY pos",
+            _ROWS,
             (lo, hi if hi is not None else 2**62),
         )
         return cur
