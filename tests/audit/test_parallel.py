@@ -149,27 +149,93 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
     assert chunk_bits(100_225) == MIN_BITS
 
 
-def test_workers_share_the_chunks(per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every chunk is scanned once, by whichever process is free; each process walks its key ratchet forward."""
-    from medfw.audit import parallel as P  # noqa: N812
+def _record_work(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
+    """Every process (the children too: they are forked after this) appends the chunks it scans and the ratchet
+    steps it walks to ``out``, one line each (small appends: atomic)."""
     from medfw.audit.keys import EpochKeys
 
-    monkeypatch.setattr(P, "MIN_BITS", 8)  # 12 chunks of 256 entries
-    walks: list[tuple[int, int]] = []
-    real_walk = EpochKeys.walk
+    real_walk, real_scan = EpochKeys.walk, ParallelScan._scan_chunk
+
+    def note(line: str) -> None:
+        with out.open("a") as f:
+            f.write(f"{line}\n")
 
     def walk(self: EpochKeys, epoch: int, key: bytes, target: int) -> bytes:
-        walks.append((epoch, target))
+        note(f"walk {target - epoch}")
         return real_walk(self, epoch, key, target)
 
+    def scan_chunk(self: ParallelScan, store: object, i: int, pos: object) -> bool:
+        note(f"chunk {i}")
+        return real_scan(self, store, i, pos)  # type: ignore[arg-type]
+
     monkeypatch.setattr(EpochKeys, "walk", walk)
+    monkeypatch.setattr(ParallelScan, "_scan_chunk", scan_chunk)
+
+
+def _recorded(out: Path) -> tuple[list[int], int]:
+    lines = [line.split() for line in out.read_text().splitlines()]
+    out.unlink()
+    return sorted(int(n) for kind, n in lines if kind == "chunk"), sum(int(n) for kind, n in lines if kind == "walk")
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_share_the_chunks_and_walk_the_chain_about_once(
+    per_entry: Log, long_epochs: Log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Every chunk is scanned exactly once, by whichever process is free; the ratchet is walked by each child to
+    where its segment starts (publishing the keys it passes) and by a worker taking chunks from the back of a
+    segment nobody walked, never by every worker across all the others' chunks."""
+    from medfw.audit import parallel as P  # noqa: N812
+
+    monkeypatch.setattr(P, "MIN_BITS", 8)  # 12 chunks of 256 entries
+    out = tmp_path / "work.txt"
+    _record_work(monkeypatch, out)
     for log in (per_entry, long_epochs):
         seq = verify_log(log.path, log.key, checkpoint=log.checkpoint)
-        walks.clear()
-        assert verify_log(log.path, log.key, checkpoint=log.checkpoint, workers=2) == seq
-        # the parent's walks are seen here (the child's happen in its own process): always forward, never from 0
-        assert all(0 < a <= b for a, b in walks)
-    assert sum(b - a for a, b in walks) <= 2  # a log of long epochs (three in all) needs almost no walking
+        out.unlink(missing_ok=True)
+        assert verify_log(log.path, log.key, checkpoint=log.checkpoint, workers=workers) == seq
+        scanned, walked = _recorded(out)
+        assert scanned == list(range(len(P.chunks(N))))
+        if log is per_entry:  # an epoch per entry: each child walks to its segment, a thief at most over one more
+            assert walked < (workers - 1) * N  # what walking across every other worker's chunks would take
+        else:  # three long epochs in all
+            assert walked <= 2 * workers
+
+
+def test_a_segment_whose_worker_never_started_is_scanned_by_the_others(
+    per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork that fails (a process limit) leaves a segment without its own worker: the others take its chunks."""
+    import os
+
+    from medfw.audit import parallel as P  # noqa: N812
+
+    monkeypatch.setattr(P, "MIN_BITS", 8)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork_once() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise OSError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    joined: list[bool] = []
+    real_join = ParallelScan.join
+
+    def join(self: ParallelScan) -> Scan | None:
+        result = real_join(self)
+        joined.append(result is not None)
+        return result
+
+    monkeypatch.setattr(os, "fork", fork_once)
+    monkeypatch.setattr(ParallelScan, "join", join)
+    for log in (per_entry, long_epochs):
+        seq = verify_log(log.path, log.key, checkpoint=log.checkpoint)
+        forks.clear()
+        assert verify_log(log.path, log.key, checkpoint=log.checkpoint, workers=3) == seq
+        assert len(forks) == 2  # one child started, the second fork failed
+    assert joined == [True, True]
 
 
 def test_a_failed_chunk_stops_the_other_workers(
@@ -247,30 +313,6 @@ def test_epoch_keys_jump_ahead_like_the_writer(kdf: str) -> None:
     assert EpochKeys(initial, "L", kdf).key(300) == k
     with pytest.raises(ValueError, match="no epoch"):
         keys.key(-1)
-
-
-def test_a_queue_that_does_not_fit_in_the_pipe_means_a_sequential_scan(
-    per_entry: Log, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A pipe smaller than the queue (a user over the pipe quota gets one page) must not block the verifier."""
-    import os
-
-    real_write = os.write
-    started: list[object] = []
-    real_start = ParallelScan.start.__func__  # type: ignore[attr-defined]
-
-    def short_write(fd: int, data: bytes) -> int:
-        return real_write(fd, data[:4])
-
-    def start(cls: type[ParallelScan], *args: object, **kwargs: object) -> ParallelScan | None:
-        run = real_start(cls, *args, **kwargs)
-        started.append(run)
-        return run
-
-    monkeypatch.setattr(os, "write", short_write)
-    monkeypatch.setattr(ParallelScan, "start", classmethod(start))
-    report = verify_log(per_entry.path, per_entry.key, checkpoint=per_entry.checkpoint, workers=2)
-    assert report.ok and started == [None]
 
 
 def test_a_chunk_claiming_a_far_epoch_is_not_walked_to(

@@ -1,20 +1,26 @@
-"""Scan a large SQLite log in several processes: chunks handed out from a queue, results in shared memory.
+"""Scan a large SQLite log in several processes: a segment each, chunks taken from the back, keys shared.
 
-The log's positions are cut into chunks aligned to ``2**bits`` entries (:func:`chunk_bits`). The verifier forks its
-workers as soon as it knows the key (:meth:`ParallelScan.start`); each takes the next chunk from a queue (a pipe
-filled with the chunk numbers in order before the fork, read four bytes at a time), scans it and takes the next,
-until the queue is empty. The verifier itself joins in once its own preparations are done (loading the checkpoint
-key, checking held checkpoints: :meth:`ParallelScan.join`), so no process waits for a share that was guessed too
-large, whatever else the machine is doing.
+The log's positions are cut into chunks aligned to ``2**bits`` entries (:func:`chunk_bits`), and the chunks into
+one contiguous segment per worker. The verifier forks its workers as soon as it knows the key
+(:meth:`ParallelScan.start`) and is itself the worker of the first segment, which it starts once its own
+preparations are done (loading the checkpoint key, checking held checkpoints: :meth:`ParallelScan.join`).
+
+A chunk is checked from the sealing key of the epoch it starts in. In a ``sha256-ratchet`` log that key is the end
+of a hash chain walked from the initial key through every earlier epoch: one step per entry in a log of short
+sessions. So each worker goes through its own segment in order (the key at the end of a chunk starts the next),
+and the worker of each later segment first walks the chain once to where its segment starts, publishing in shared
+memory the key of each chunk start it passes. A worker that has finished its segment takes chunks from the back of
+the segment with the most left (under one lock, a byte passed through a pipe), starting from the nearest key
+published before the chunk. No process waits for a share that was guessed too large, whatever else the machine is
+doing, and the chain is walked about once over the first segments in all, not once per worker.
 
 Each chunk starts from the chain state its first record claims and is checked entry by entry exactly as
 :func:`medfw.audit.scan.scan` does; its Merkle levels ``0..bits`` go into an anonymous shared mapping, where the
-levels of consecutive chunks line up into the whole tree's. A worker takes chunks in increasing order, so for a
-log of short sessions (one epoch per entry) it walks the key ratchet forward from where its last chunk ended, never
-from the start. The parent then checks that each chunk starts exactly where the one before ended (seq, previous
-hash, and an epoch equal or one above); anything irregular (a failed entry, a gap, a torn or damaged row, a chunk
-no worker finished) makes :meth:`join` return None, and the verifier rescans sequentially, which also classifies
-what it finds. A clean parallel result is therefore the same as the sequential one.
+levels of consecutive chunks line up into the whole tree's. The parent then checks that each chunk starts exactly
+where the one before ended (seq, previous hash, and an epoch equal or one above); anything irregular (a failed
+entry, a gap, a torn or damaged row, a chunk no worker finished) makes :meth:`join` return None, and the verifier
+rescans sequentially, which also classifies what it finds. A clean parallel result is therefore the same as the
+sequential one.
 """
 
 from __future__ import annotations
@@ -39,11 +45,14 @@ __all__ = ["MIN_BITS", "PARALLEL_MIN", "ParallelScan", "chunk_bits", "chunks"]
 PARALLEL_MIN = 20_000
 #: chunks hold at least 2**MIN_BITS entries (about 8 ms of work: fine enough that workers finish together) ...
 MIN_BITS = 11
-#: ... and there are at most this many (the queue must fit in a pipe's buffer: four bytes per chunk)
+#: ... and there are at most this many (each has a header and a key slot in shared memory)
 MAX_CHUNKS = 8192
 #: chunk header in shared memory: clean, first seq, first epoch, last epoch, count, first prev (hex), last hash
 _HEADER = struct.Struct("<?qqqq64s32s")
-_INDEX = struct.Struct("<I")
+#: a published key: known, epoch, ``K[epoch]`` (an epoch at or before the one the chunk's first entry is in)
+_SLOT = struct.Struct("<?q32s")
+#: a segment's chunks not yet taken: ``[front, back)``
+_ENDS = struct.Struct("<qq")
 #: the mapping starts with one byte a worker sets when a chunk fails, so that the others stop early
 _STOP = 1
 
@@ -70,63 +79,113 @@ class _Position:
 class ParallelScan:
     """A scan split across processes (see the module docstring). Use :meth:`start`, then :meth:`join` once."""
 
-    def __init__(self, store: SqliteStore, keys: EpochKeys, top: int) -> None:
-        self._store, self._keys, self._top = store, keys, top
+    def __init__(self, store: SqliteStore, keys: EpochKeys, top: int, workers: int = 2) -> None:
+        self._store, self._keys, self._top, self._workers = store, keys, top, workers
+        self._ratchet = keys.kdf == KDF_RATCHET
         self._bits = chunk_bits(top)
         self._chunks = chunks(top)
+        n = len(self._chunks)
+        self._slots = _STOP + n * _HEADER.size
+        self._ends = self._slots + n * _SLOT.size
+        offset = self._ends + workers * _ENDS.size
         self._levels: list[int] = []  # offset of each level's nodes in the mapping
-        offset = _STOP + len(self._chunks) * _HEADER.size
         for level in range(self._bits + 1):
             self._levels.append(offset)
             offset += (top >> level) * 32
         self._mem = mmap.mmap(-1, max(offset, 1))
-        self._queue, feed = os.pipe()
-        queue = b"".join(_INDEX.pack(i) for i in range(len(self._chunks)))
-        try:
-            os.set_blocking(feed, False)  # a pipe smaller than the queue (a user over the pipe quota): never block
-            #: False when the whole queue did not fit in the pipe: then there is no parallel scan (see start)
-            self.queued = os.write(feed, queue) == len(queue)
-        except BlockingIOError:
-            self.queued = False
-        finally:
-            os.close(feed)  # an empty queue then reads as end of file
+        for w in range(workers):
+            _ENDS.pack_into(self._mem, self._ends + w * _ENDS.size, w * n // workers, (w + 1) * n // workers)
+        self._lock, self._unlock = os.pipe()
+        os.write(self._unlock, b"\0")
         self._children: list[int] = []
 
     @classmethod
     def start(
         cls, store: SqliteStore, keys: EpochKeys, workers: int, *, min_size: int = PARALLEL_MIN
     ) -> ParallelScan | None:
-        """Fork ``workers - 1`` children that start on the queue; None when the log is too small to be worth it."""
+        """Fork ``workers - 1`` children that start on their segments; None when the log is too small for it."""
         top = store.max_pos() + 1
         if workers < 2 or top < max(min_size, 1):
             return None
-        run = cls(store, keys, top)
-        if not run.queued:
-            os.close(run._queue)
-            return None
-        for _ in range(workers - 1):
+        run = cls(store, keys, top, workers)
+        for me in range(1, workers):
             try:
                 pid = os.fork()
             except OSError:
-                break
+                break  # that segment has no worker of its own: the others take its chunks
             if pid == 0:  # pragma: no cover - runs in the child (its coverage is not collected)
                 code = 1
                 try:
-                    run._work(SqliteStore(store.label))
+                    run._work(SqliteStore(store.label), me)
                     code = 0
                 finally:
                     os._exit(code)
             run._children.append(pid)
         return run
 
-    def _work(self, store: SqliteStore) -> None:
-        """Scan chunks from the queue until it is empty or a chunk fails (here or in another worker)."""
+    def _work(self, store: SqliteStore, me: int) -> None:
+        """Scan this worker's segment in order, then take chunks from the others until none is left."""
         pos = _Position()
-        while not self._mem[0] and len(b := os.read(self._queue, _INDEX.size)) == _INDEX.size:
-            (i,) = _INDEX.unpack(b)
+        while not self._mem[0] and (i := self._claim(me)) is not None:
             if not self._scan_chunk(store, i, pos):
                 self._mem[0] = 1  # the others stop too: the verifier rescans sequentially anyway
                 return
+
+    def _first_epoch(self, store: SqliteStore, i: int) -> int | None:
+        """The epoch chunk ``i``'s first record claims, if it is one a walk may go to (at most one per entry)."""
+        lo, hi = self._chunks[i]
+        first = next(store.iter_rows(lo, hi), None)
+        fields = tail_fields(first[0]) if first is not None else None
+        return fields[0] if fields is not None and fields[0] <= lo else None
+
+    def _claim(self, me: int) -> int | None:
+        """The next chunk of this worker's segment, else the last one of the segment with the most left."""
+        os.read(self._lock, 1)
+        try:
+            ends = [_ENDS.unpack_from(self._mem, self._ends + w * _ENDS.size) for w in range(self._workers)]
+            w = me if ends[me][0] < ends[me][1] else max(range(self._workers), key=lambda v: ends[v][1] - ends[v][0])
+            front, back = ends[w]
+            if front >= back:
+                return None
+            taken, ends[w] = (front, (front + 1, back)) if w == me else (back - 1, (front, back - 1))
+            _ENDS.pack_into(self._mem, self._ends + w * _ENDS.size, *ends[w])
+            return int(taken)
+        finally:
+            os.write(self._unlock, b"\0")
+
+    def _publish(self, i: int, epoch: int, key: bytes) -> None:
+        """Make ``K[epoch]`` known as a starting point for chunk ``i`` (once: the first to know it writes it)."""
+        at = self._slots + i * _SLOT.size
+        os.read(self._lock, 1)
+        try:
+            if not self._mem[at]:
+                self._mem[at + 1 : at + _SLOT.size] = _SLOT.pack(True, epoch, key)[1:]
+                self._mem[at] = 1  # after the key: a reader that sees the flag sees the key
+        finally:
+            os.write(self._unlock, b"\0")
+
+    def _key_for(self, store: SqliteStore, i: int, epoch: int, pos: _Position) -> bytes | None:
+        """``K[epoch]`` for chunk ``i``: walked from this worker's position when its last chunk ended just before
+        this one, else from the nearest key published for it or before it, publishing the start of each chunk
+        passed on the way (so that the next chunk taken from the back of a segment needs no walk)."""
+        if not self._ratchet:
+            return None
+        c, e, k = 0, 0, b""
+        for c in range(i, 0, -1):
+            known, e, k = _SLOT.unpack_from(self._mem, self._slots + c * _SLOT.size)
+            if known and e <= epoch:
+                break
+        else:
+            c, e, k = 0, 0, self._keys.key(0)
+        if pos.key is not None and e <= pos.epoch <= epoch:
+            c, e, k = i - 1, pos.epoch, pos.key  # this worker's last chunk ended here: nothing in between
+        for mid in range(c + 1, i):
+            claimed = self._first_epoch(store, mid)
+            if claimed is None or not e <= claimed <= epoch:
+                break  # irregular: the scan of that chunk fails and says so
+            k, e = self._keys.walk(e, k, claimed), claimed
+            self._publish(mid, e, k)
+        return self._keys.walk(e, k, epoch)
 
     def _scan_chunk(self, store: SqliteStore, i: int, pos: _Position) -> bool:
         """Scan chunk ``i`` and publish its header and Merkle levels; False when it is not clean (nothing published)."""
@@ -139,12 +198,14 @@ class ParallelScan:
         epoch, prev, seq = fields
         if epoch > lo:  # an intact log opens at most one epoch per entry: never walk the ratchet to a claimed 10**17
             return False
-        key = self._walk(pos, epoch)
+        key = self._key_for(store, i, epoch, pos)
         st = scan(_prepend(first, rows), self._keys, Scan(epoch=epoch, prev=prev, seq=seq, key=key))
         if st.bad is not None or st.damaged is not None or not st.hashes:
             return False
         if st.key is not None:
             pos.epoch, pos.key = st.epoch, st.key
+            if i + 1 < len(self._chunks):
+                self._publish(i + 1, st.epoch, st.key)
         levels = MerkleTree(st.hashes).levels
         for level, base in enumerate(self._levels):
             if level < len(levels) and levels[level]:
@@ -155,14 +216,6 @@ class ParallelScan:
         at = _STOP + i * _HEADER.size
         self._mem[at : at + _HEADER.size] = header
         return True
-
-    def _walk(self, pos: _Position, epoch: int) -> bytes | None:
-        """``K[epoch]`` of a ``sha256-ratchet`` log, walked forward from this worker's last chunk when it can be."""
-        if self._keys.kdf != KDF_RATCHET:
-            return None
-        if pos.key is None or epoch < pos.epoch:
-            return self._keys.key(epoch)
-        return self._keys.walk(pos.epoch, pos.key, epoch)
 
     def cancel(self) -> None:
         """Stop and reap the children (the verifier returned before it needed the scan)."""
@@ -182,17 +235,18 @@ class ParallelScan:
             else:
                 ok = ok and os.waitstatus_to_exitcode(status) == 0
         self._children = []
-        with contextlib.suppress(OSError):
-            os.close(self._queue)
+        for fd in (self._lock, self._unlock):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         return ok
 
     def join(self) -> Scan | None:
-        """Scan chunks here until the queue is empty, wait for the children, and return the whole scan.
+        """Scan here until no chunk is left, wait for the children, and return the whole scan.
 
         None: something was irregular (see the module docstring); the caller rescans sequentially.
         """
         try:
-            self._work(self._store)
+            self._work(self._store, 0)
         finally:
             ok = self._reap()
         return self._assemble() if ok else None
