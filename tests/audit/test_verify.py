@@ -276,7 +276,7 @@ def test_checkpoint_of_another_log_is_bad_input(big: Big, tmp_path: Path) -> Non
 
 
 def test_wrong_key(big: Big) -> None:
-    wrong = dataclasses.replace(big.key, initial_key=next_epoch_key(big.key.initial_key, "big-log", 0))
+    wrong = big.key._replace(initial_key=next_epoch_key(big.key.initial_key, "big-log", 0))
     _check(verify_log(big.path, wrong), V.WRONG_KEY, None)
 
 

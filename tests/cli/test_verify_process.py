@@ -204,3 +204,23 @@ def test_verify_loads_only_what_it_needs(log: tuple[Path, Path]) -> None:
     argv = [sys.executable, "-c", code, "audit", "verify", str(path), "--key", str(key), "--json"]
     out = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=120, check=True).stdout
     assert out.splitlines()[-1] == "0 []", out
+
+
+def test_verify_forks_before_loading_dataclasses_the_report_or_signature_code(log: tuple[Path, Path]) -> None:
+    """What runs before the fork is serial: it must not load :mod:`dataclasses` (and with it :mod:`inspect`, about
+    10 ms), the report module or pyca/cryptography; the workers start first."""
+    path, key = log
+    code = (
+        "import sys; import medfw.audit.verify as V; import medfw.audit.parallel as P; "
+        "real = P.ParallelScan.start.__func__; V._PARALLEL_MIN = 0; seen = []\n"
+        "def start(cls, *a, **k):\n"
+        "    seen.extend(n for n in ('dataclasses', 'inspect', 'medfw.audit.report', 'cryptography') "
+        "if n in sys.modules)\n"
+        "    seen.append('forked')\n"
+        "    return real(cls, *a, **k)\n"
+        "P.ParallelScan.start = classmethod(start)\n"
+        "from medfw.cli import main; rc = main(sys.argv[1:]); print(rc, seen)"
+    )
+    argv = [sys.executable, "-c", code, "audit", "verify", str(path), "--key", str(key), "--json", "--workers", "2"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=120, check=True).stdout
+    assert out.splitlines()[-1] == "0 ['forked']", out

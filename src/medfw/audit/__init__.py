@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         verify_inclusion,
     )
     from medfw.audit.query import count_rows, read_rows
-    from medfw.audit.report import CLASSIFICATIONS
+    from medfw.audit.report import CLASSIFICATIONS, VerifyReport
     from medfw.audit.sink import AuditEvent, AuditSink, MemorySink, NullSink
-    from medfw.audit.verify import VerifyReport, verify_log
+    from medfw.audit.verify import verify_log
     from medfw.audit.vocabulary import EVENT_TYPES, OUTCOMES
 
 # Every name is imported on first use: producers load only the sink interface, the log machinery (cryptography,
@@ -52,7 +52,7 @@ _LAZY: dict[str, str] = {
     "verify_consistency": "merkle",
     "verify_inclusion": "merkle",
     "CLASSIFICATIONS": "report",
-    "VerifyReport": "verify",
+    "VerifyReport": "report",
     "verify_log": "verify",
     "EVENT_TYPES": "vocabulary",
     "OUTCOMES": "vocabulary",

@@ -23,10 +23,11 @@ from medfw.audit.checkpoint import SignedCheckpoint
 from medfw.audit.ckeys import key_id, load_checkpoint_private_key
 from medfw.audit.keys import VerificationKey
 from medfw.audit.log import open_log
+from medfw.audit.report import VerifyReport
 from medfw.audit.sink import AuditEvent
 from medfw.audit.store import open_store, sibling, storage_errors
 from medfw.audit.store_sqlite import SqliteStore
-from medfw.audit.verify import VerifyReport, verify_log
+from medfw.audit.verify import verify_log
 from medfw.errors import AuditError
 
 __all__ = ["MigrateResult", "migrate_log"]

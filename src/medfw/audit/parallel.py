@@ -32,7 +32,6 @@ import os
 import signal
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from medfw.audit.keys import KDF_RATCHET, EpochKeys
 from medfw.audit.merkle import FlatLevel, MerkleTree
@@ -68,12 +67,14 @@ def chunks(top: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + unit, top)) for lo in range(0, top, unit)]
 
 
-@dataclass
 class _Position:
     """Where a worker's key ratchet stands: ``K[epoch]`` (only for ``sha256-ratchet`` logs)."""
 
-    epoch: int = 0
-    key: bytes | None = None
+    __slots__ = ("epoch", "key")
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.key: bytes | None = None
 
 
 class ParallelScan:

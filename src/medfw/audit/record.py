@@ -21,8 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from medfw.audit.merkle import leaf_hash
 from medfw.errors import AuditError
@@ -49,9 +48,8 @@ _HEX = frozenset("0123456789abcdef")
 _sha256 = hashlib.sha256
 
 
-@dataclass(frozen=True)
-class Record:
-    """A parsed entry record.
+class Record(NamedTuple):
+    """A parsed entry record (a named tuple: the verifier's modules stay clear of :mod:`dataclasses`).
 
     Attributes:
         seq: the entry's sequence number (0 for the first entry of a log).

@@ -6,8 +6,10 @@ either ok or names the first bad seq and a classification (:data:`medfw.audit.re
 
 Order of work, chosen so that two cores are busy from the start: read the log's meta data in one query and check
 the key; fork the scan of the later parts of a large SQLite log (:mod:`medfw.audit.parallel`); meanwhile load the
-pinned checkpoint key and check the signatures of held and stored checkpoints; scan the first part; then compare
-sizes and Merkle roots. The per-entry checks are :mod:`medfw.audit.scan`; when an entry fails,
+report and checkpoint code, the pinned checkpoint key, and check the signatures of held and stored checkpoints;
+scan the first part; then compare sizes and Merkle roots. Everything the fork waits for is kept small: the modules
+loaded before it use no :mod:`dataclasses` (which loads :mod:`inspect`), and :mod:`medfw.audit.report` is loaded
+after it. The per-entry checks are :mod:`medfw.audit.scan`; when an entry fails,
 :mod:`medfw.audit.classify` says what happened.
 """
 
@@ -22,13 +24,6 @@ from typing import TYPE_CHECKING
 
 from medfw.audit.keys import KDF_HKDF, KDFS, EpochKeys, VerificationKey, key_check_value
 from medfw.audit.parallel import PARALLEL_MIN, ParallelScan
-from medfw.audit.report import (
-    STORAGE_DAMAGED,
-    TRUNCATED,
-    WRONG_KEY,
-    Run,
-    VerifyReport,
-)
 from medfw.audit.scan import Scan, scan, with_progress
 from medfw.audit.store import LogStore, open_store, storage_errors
 from medfw.audit.store_sqlite import SqliteStore
@@ -36,11 +31,9 @@ from medfw.errors import AuditError
 
 if TYPE_CHECKING:
     from medfw.audit.checkpoint import SignedCheckpoint
+    from medfw.audit.report import Run, VerifyReport
 
-__all__ = [
-    "VerifyReport",
-    "verify_log",
-]
+__all__ = ["verify_log"]
 
 _PARALLEL_MIN = PARALLEL_MIN
 
@@ -120,29 +113,32 @@ def _verify(  # noqa: PLR0917 - the private core of verify_log, same arguments
     log_id = meta["log_id"].decode("utf-8", "replace")
     initial, pinned_pem, pinned_kdf = _resolve_key(key, log_id, store.label)
     kdf = meta["kdf"].decode("utf-8", "replace") if "kdf" in meta else KDF_HKDF
-    # count(*) visits every row; it is needed up front only for progress reports (a full scan counts the rows).
-    run = Run(store, log_id, store.count() if progress is not None else None)
     kcv = meta.get("kcv")
     if kcv is None or not hmac.compare_digest(kcv, key_check_value(initial, log_id)):
-        return run.report(
-            ok=False, verified=0, classification=WRONG_KEY, message="the key is not this log's verification key"
-        )
+        return _wrong_key(store, log_id, "the key is not this log's verification key")
     if kdf not in KDFS or (pinned_kdf is not None and kdf != pinned_kdf):
-        return run.report(
-            ok=False,
-            verified=0,
-            classification=WRONG_KEY,
-            message=f"the log claims key derivation {kdf!r}, the verification key is for {pinned_kdf!r}",
+        return _wrong_key(
+            store, log_id, f"the log claims key derivation {kdf!r}, the verification key is for {pinned_kdf!r}"
         )
     keys = EpochKeys(initial, log_id, kdf)
     par = None
     if workers > 1 and isinstance(store, SqliteStore):
         par = ParallelScan.start(store, keys, workers, min_size=_PARALLEL_MIN)
     try:
+        from medfw.audit.report import Run  # noqa: PLC0415 - once the scan runs: see the module docstring
+
+        # count(*) visits every row; it is needed up front only for progress reports (a full scan counts the rows).
+        run = Run(store, log_id, store.count() if progress is not None else None)
         return _verify_started(run, meta, keys, par, held, public_key_pem or pinned_pem, progress)
     finally:
         if par is not None:
             par.cancel()
+
+
+def _wrong_key(store: LogStore, log_id: str, message: str) -> VerifyReport:
+    from medfw.audit.report import WRONG_KEY, Run  # noqa: PLC0415 - see the module docstring
+
+    return Run(store, log_id, None).report(ok=False, verified=0, classification=WRONG_KEY, message=message)
 
 
 def _verify_started(  # noqa: PLR0917 - one step of _verify
@@ -206,6 +202,8 @@ def _scan_failure(
     run: Run, meta: dict[str, bytes], keys: EpochKeys, result: Scan, cp_size: int | None
 ) -> VerifyReport | None:
     """A report for damaged storage or a bad entry (classified); None when the chain is intact (or torn at the end)."""
+    from medfw.audit.report import STORAGE_DAMAGED  # noqa: PLC0415 - see the module docstring
+
     n = result.size
     if result.damaged is not None:
         return run.report(
@@ -232,6 +230,8 @@ def _scan_failure(
 
 def _final(run: Run, n: int, state_next: int | None) -> VerifyReport:
     """The entries and checkpoints agree: compare with the writer's own count and report."""
+    from medfw.audit.report import TRUNCATED  # noqa: PLC0415 - see the module docstring
+
     if state_next is not None and state_next > n:
         return run.report(
             ok=False,
