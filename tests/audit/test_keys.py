@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -73,7 +72,7 @@ def test_checkpoint_sign_verify_tamper(kind: str) -> None:
     signed.verify(key.public_key())
     again = SignedCheckpoint.from_bytes(signed.to_bytes())
     again.verify(key.public_key())
-    forged = dataclasses.replace(signed, checkpoint=dataclasses.replace(cp, size=4, last_seq=3))
+    forged = signed._replace(checkpoint=cp._replace(size=4, last_seq=3))
     with pytest.raises(SignatureError):
         forged.verify(key.public_key())
     with pytest.raises(SignatureError, match="another key"):
@@ -99,3 +98,17 @@ def test_checkpoint_document_rejections() -> None:
         SignedCheckpoint.from_dict(no_sig)
     with pytest.raises(AuditError, match="not a medfw audit checkpoint"):
         SignedCheckpoint.from_dict({"checkpoint": {"format": "other"}})
+
+
+def test_key_id_of_an_ed25519_key_is_the_one_fingerprint() -> None:
+    """The checkpoint key id computed from the raw Ed25519 key (no serialization code) is medfw's one fingerprint,
+    and an Ed25519 public key loads from its PEM without the PEM loader to the same key."""
+    from medfw.audit.ckeys import generate_checkpoint_key, key_id, load_checkpoint_public_key, public_pem
+    from medfw.crypto.keys import public_key_fingerprint
+
+    for kind in ("ed25519", "ecdsa-p256", "ed25519"):
+        pub = generate_checkpoint_key(kind).public_key()
+        assert key_id(pub) == public_key_fingerprint(pub)
+        loaded = load_checkpoint_public_key(public_pem(pub))
+        assert type(loaded) is type(pub)
+        assert key_id(loaded) == key_id(pub)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import random
@@ -255,12 +254,10 @@ def test_bad_checkpoint_signature(big: Big) -> None:
     doc = big.checkpoint.to_dict()
     sig = bytearray(big.checkpoint.signature)
     sig[3] ^= 1
-    bad = dataclasses.replace(big.checkpoint, signature=bytes(sig))
+    bad = big.checkpoint._replace(signature=bytes(sig))
     report = verify_log(big.path, big.key, checkpoint=bad)
     _check(report, V.BAD_CHECKPOINT_SIGNATURE, None)
-    moved = dataclasses.replace(
-        big.checkpoint, checkpoint=dataclasses.replace(big.checkpoint.checkpoint, root=b"\x00" * 32)
-    )
+    moved = big.checkpoint._replace(checkpoint=big.checkpoint.checkpoint._replace(root=b"\x00" * 32))
     _check(verify_log(big.path, big.key, checkpoint=moved), V.BAD_CHECKPOINT_SIGNATURE, None)
     assert doc["checkpoint"]["size"] == big.size
 

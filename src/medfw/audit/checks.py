@@ -9,13 +9,15 @@ size a disagreement with one of them is a fork.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from medfw.audit.checkpoint import SignedCheckpoint
-from medfw.audit.ckeys import CheckpointPublicKey
 from medfw.audit.merkle import MerkleTree
 from medfw.audit.report import BAD_CHECKPOINT_SIGNATURE, EDITED, FORKED, TRUNCATED, Run, VerifyReport
 from medfw.errors import AuditError, SignatureError
+
+if TYPE_CHECKING:
+    from medfw.audit.ckeys import CheckpointPublicKey
 
 __all__ = ["Stored", "check_checkpoints", "check_held", "read_stored"]
 
@@ -49,8 +51,7 @@ def check_held(run: Run, held: list[SignedCheckpoint], trusted: CheckpointPublic
     return None
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """One of the log's own checkpoints after its signature check: its root, or why it failed."""
 
     size: int

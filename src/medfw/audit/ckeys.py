@@ -7,12 +7,19 @@ sealing-key ratchet so that verifying a log's entries never loads the signature 
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard
 
-from medfw.audit.keys import CHECKPOINT_KEY_TYPES
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from medfw.audit.keys import CHECKPOINT_KEY_TYPES, ED25519_SPKI_PREFIX, public_key_der
 from medfw.errors import AuditError, SignatureError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    CheckpointPrivateKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+    CheckpointPublicKey: TypeAlias = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 __all__ = [
     "CHECKPOINT_KEY_TYPES",
@@ -20,6 +27,7 @@ __all__ = [
     "CheckpointPublicKey",
     "algorithm_of",
     "generate_checkpoint_key",
+    "is_checkpoint_private_key",
     "key_id",
     "load_checkpoint_private_key",
     "load_checkpoint_public_key",
@@ -29,12 +37,39 @@ __all__ = [
     "verify_signature",
 ]
 
-CheckpointPrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-CheckpointPublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+# The ECDSA, hash and serialization modules of pyca/cryptography (and through the latter dataclasses) are loaded
+# only where ECDSA or a PEM other than an Ed25519 public key is handled: verifying a log with an Ed25519
+# checkpoint key needs none of them.
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("CheckpointPrivateKey", "CheckpointPublicKey"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - see above
+
+    value = {
+        "CheckpointPrivateKey": ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey,
+        "CheckpointPublicKey": ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey,
+    }[name]
+    globals()[name] = value
+    return value
+
+
+def is_checkpoint_private_key(key: object) -> TypeGuard[CheckpointPrivateKey]:
+    """True for an Ed25519 or ECDSA private key object (not a signer that only signs)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return True
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - see above
+
+    return isinstance(key, ec.EllipticCurvePrivateKey)
 
 
 def key_id(public_key: CheckpointPublicKey) -> str:
     """Return the key's id in checkpoints: medfw's one key fingerprint (hex SHA-256 of the DER SPKI)."""
+    if isinstance(public_key, ed25519.Ed25519PublicKey):  # its DER is a fixed prefix and the raw key (RFC 8410)
+        from medfw.crypto.fingerprint import spki_fingerprint  # noqa: PLC0415 - only where checkpoints are handled
+
+        return spki_fingerprint(ED25519_SPKI_PREFIX + public_key.public_bytes_raw())
     from medfw.crypto.keys import public_key_fingerprint  # noqa: PLC0415 - only where checkpoints are handled
 
     return public_key_fingerprint(public_key)
@@ -54,12 +89,16 @@ def generate_checkpoint_key(kind: str = "ed25519") -> CheckpointPrivateKey:
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     if kind == "ecdsa-p256":
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - see above
+
         return ec.generate_private_key(ec.SECP256R1())
     raise AuditError(f"unknown checkpoint key type {kind!r} (use {' or '.join(CHECKPOINT_KEY_TYPES)})")
 
 
 def private_pem(key: CheckpointPrivateKey) -> bytes:
     """Serialise a checkpoint private key as unencrypted PKCS#8 PEM (for its 0600 key file, never the log)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see above
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -67,6 +106,8 @@ def private_pem(key: CheckpointPrivateKey) -> bytes:
 
 def public_pem(key: CheckpointPublicKey) -> bytes:
     """Serialise a checkpoint public key as SubjectPublicKeyInfo PEM."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see above
+
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -76,6 +117,9 @@ def load_checkpoint_private_key(pem: bytes) -> CheckpointPrivateKey:
     Raises:
         AuditError: not an Ed25519 or ECDSA P-256 private key.
     """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see above
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:
@@ -93,6 +137,12 @@ def load_checkpoint_public_key(pem: bytes, *, path: str | None = None) -> Checkp
     Raises:
         AuditError: not an Ed25519 or ECDSA P-256 public key.
     """
+    der = public_key_der(pem)
+    if der is not None and der.startswith(ED25519_SPKI_PREFIX):  # the common case, without the PEM loader
+        return ed25519.Ed25519PublicKey.from_public_bytes(der[len(ED25519_SPKI_PREFIX) :])
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see above
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as e:
@@ -108,6 +158,9 @@ def sign_bytes(key: CheckpointPrivateKey, message: bytes) -> bytes:
     """Sign ``message`` (Ed25519, or ECDSA P-256 with SHA-256, DER signature)."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign(message)
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see above
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     return key.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
@@ -121,6 +174,9 @@ def verify_signature(key: CheckpointPublicKey, signature: bytes, message: bytes)
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, message)
         else:
+            from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see above
+            from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
             key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise SignatureError("checkpoint signature does not verify", field="signature") from None

@@ -259,29 +259,37 @@ class EpochKeys:
 
 
 _PEM = re.compile(rb"\A-----BEGIN PUBLIC KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PUBLIC KEY-----\r?\n?\Z")
+#: the fixed DER SubjectPublicKeyInfo prefix of an Ed25519 public key (RFC 8410), followed by the 32-byte key
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 #: the fixed DER SubjectPublicKeyInfo prefixes of the two checkpoint key types, and the key length after each
 _SPKI = (
-    (bytes.fromhex("302a300506032b6570032100"), 32),  # Ed25519
+    (ED25519_SPKI_PREFIX, 32),
     (bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200"), 65),  # ECDSA P-256, uncompressed point
     (bytes.fromhex("3039301306072a8648ce3d020106082a8648ce3d030107032200"), 33),  # ECDSA P-256, compressed point
 )
 
 
-def check_public_pem(pem: bytes, *, path: str | None = None) -> bytes:
-    """Return ``pem`` if it is the PEM form of an Ed25519 or ECDSA P-256 public key (by its exact DER layout).
-
-    A structural check that needs no signature code; the point itself is validated when the key is loaded
-    (:func:`medfw.audit.ckeys.load_checkpoint_public_key`) to check a signature.
-
-    Raises:
-        AuditError: anything else.
-    """
+def public_key_der(pem: bytes) -> bytes | None:
+    """The DER SubjectPublicKeyInfo inside ``pem`` when it is an Ed25519 or ECDSA P-256 public key with exactly
+    the layout those have, else None. A structural check that needs no signature code."""
     m = _PEM.match(pem)
     try:
         der = binascii.a2b_base64(m.group(1)) if m else b""
     except binascii.Error:
-        der = b""
-    if not any(der.startswith(prefix) and len(der) == len(prefix) + n for prefix, n in _SPKI):
+        return None
+    return der if any(der.startswith(prefix) and len(der) == len(prefix) + n for prefix, n in _SPKI) else None
+
+
+def check_public_pem(pem: bytes, *, path: str | None = None) -> bytes:
+    """Return ``pem`` if it is the PEM form of an Ed25519 or ECDSA P-256 public key (by its exact DER layout).
+
+    The point itself is validated when the key is loaded (:func:`medfw.audit.ckeys.load_checkpoint_public_key`)
+    to check a signature.
+
+    Raises:
+        AuditError: anything else.
+    """
+    if public_key_der(pem) is None:
         raise AuditError(
             "checkpoint public key is not an Ed25519 or ECDSA P-256 public key in PEM form",
             path=path,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from medfw.audit.store import LogStore
+if TYPE_CHECKING:
+    from medfw.audit.store import LogStore
 
 __all__ = [
     "BAD_CHECKPOINT_SIGNATURE",
@@ -56,9 +56,8 @@ CLASSIFICATIONS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class VerifyReport:
-    """The outcome of :func:`verify_log`.
+class VerifyReport(NamedTuple):
+    """The outcome of :func:`verify_log` (a named tuple: the verifier loads no :mod:`dataclasses`).
 
     Attributes:
         ok: the log is intact (and consistent with the checkpoint, if one was given).
@@ -92,24 +91,26 @@ class VerifyReport:
     stored_checkpoints: int = 0
     torn_tail: bool = False
     bad_checkpoint: int | None = None
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
-        d = asdict(self)
+        d = self._asdict()
         d["warnings"] = list(self.warnings)
         return d
 
 
-@dataclass
 class Run:
     """What the verifier carries between its steps: the store, counts, warnings and report fields so far."""
 
-    store: LogStore
-    log_id: str
-    total: int | None
-    warnings: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("extra", "log_id", "store", "total", "warnings")
+
+    def __init__(self, store: LogStore, log_id: str, total: int | None) -> None:
+        self.store = store
+        self.log_id = log_id
+        self.total = total
+        self.warnings: list[str] = []
+        self.extra: dict[str, Any] = {}
 
     def report(self, **kw: Any) -> VerifyReport:
         """The report with the fields gathered so far, updated by ``kw``."""

@@ -87,10 +87,10 @@ def verify_log(
         AuditError: ``path`` is not a log, or the key or a checkpoint belongs to another log.
     """
     held: list[SignedCheckpoint] = []
-    if isinstance(checkpoint, Sequence):
-        held = list(checkpoint)
-    elif checkpoint is not None:
-        held = [checkpoint]
+    if checkpoint:  # None or none held: the checkpoint code is loaded after the fork; else the caller loaded it
+        from medfw.audit.checkpoint import SignedCheckpoint  # noqa: PLC0415 - see the module docstring
+
+        held = [checkpoint] if isinstance(checkpoint, SignedCheckpoint) else list(checkpoint)
     with storage_errors(path):
         store = open_store(path)
         try:

@@ -7,7 +7,6 @@ offline-key model: protect the file, or keep the key in an HSM), and never logge
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 from typing import TypeAlias
 
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from medfw._io import atomic_write, read_bytes
+from medfw.crypto.fingerprint import spki_fingerprint
 from medfw.errors import KeyMaterialError
 
 __all__ = [
@@ -150,5 +150,6 @@ def public_key_fingerprint(key: PublicKey) -> str:
 
     Audit records, approvals, rotation plans, evidence manifests and ``keys export-public`` all name keys by it.
     """
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+    return spki_fingerprint(
+        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
