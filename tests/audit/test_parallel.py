@@ -68,7 +68,8 @@ def _epochs_at_edge(log: Log) -> tuple[int, int]:
     return parse_record(rows[EDGE - 1][1]).epoch, parse_record(rows[EDGE][1]).epoch
 
 
-def test_epoch_boundary_on_the_part_boundary(per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+def _record_joins(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each parallel scan joined cleanly (True) or fell back to the sequential scan (False)."""
     joined: list[bool] = []
     real = ParallelScan.join
 
@@ -78,6 +79,11 @@ def test_epoch_boundary_on_the_part_boundary(per_entry: Log, long_epochs: Log, m
         return result
 
     monkeypatch.setattr(ParallelScan, "join", join)
+    return joined
+
+
+def test_epoch_boundary_on_the_part_boundary(per_entry: Log, long_epochs: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    joined = _record_joins(monkeypatch)
     before, after = _epochs_at_edge(per_entry)
     assert after == before + 1
     before, after = _epochs_at_edge(long_epochs)
@@ -220,16 +226,8 @@ def test_a_segment_whose_worker_never_started_is_scanned_by_the_others(
             raise OSError(11, "Resource temporarily unavailable")
         return real_fork()
 
-    joined: list[bool] = []
-    real_join = ParallelScan.join
-
-    def join(self: ParallelScan) -> Scan | None:
-        result = real_join(self)
-        joined.append(result is not None)
-        return result
-
+    joined = _record_joins(monkeypatch)
     monkeypatch.setattr(os, "fork", fork_once)
-    monkeypatch.setattr(ParallelScan, "join", join)
     for log in (per_entry, long_epochs):
         seq = verify_log(log.path, log.key, checkpoint=log.checkpoint)
         forks.clear()

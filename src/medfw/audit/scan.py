@@ -178,9 +178,9 @@ def _block(  # noqa: PLR0917 - the state of scan, passed in locals
     return last, (new_keys[-1] if new_keys else k), macs[-1]
 
 
-def _tag(proto: Callable[[], Any], entry_hash: bytes) -> bytes:
+def _tag(proto: Callable[[], Any], eh: bytes) -> bytes:
     t = proto()
-    t.update(entry_hash)
+    t.update(eh)
     digest: bytes = t.digest()
     return digest
 
