@@ -112,3 +112,21 @@ def test_key_id_of_an_ed25519_key_is_the_one_fingerprint() -> None:
         loaded = load_checkpoint_public_key(public_pem(pub))
         assert type(loaded) is type(pub)
         assert key_id(loaded) == key_id(pub)
+
+
+def test_a_sealing_key_of_another_length_is_refused_not_padded() -> None:
+    """The ratchet input is packed with a fixed 32-byte key field, which would pad a shorter key silently."""
+    from medfw.audit.keys import EpochKeys, mac_key, next_epoch_key
+
+    keys = EpochKeys(bytes(32), "L")
+    for bad in (bytes(31), bytes(33)):
+        with pytest.raises(AuditError, match="32 bytes"):
+            keys.walk(0, bad, 5)
+        with pytest.raises(AuditError, match="32 bytes"):
+            keys.walk_keys(0, bad, 5)
+        with pytest.raises(AuditError, match="32 bytes"):
+            keys.mac_of(3, bad)
+        with pytest.raises(AuditError, match="32 bytes"):
+            next_epoch_key(bad, "L", 0)
+        with pytest.raises(AuditError, match="32 bytes"):
+            mac_key(bad, "L", 0)

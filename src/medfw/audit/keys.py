@@ -127,10 +127,15 @@ def _log_label(log_id: str) -> bytes:
     return hashlib.sha256(log_id.encode("utf-8")).digest()[:8]
 
 
-def _ratchet(prefix: bytes, epoch: int, key: bytes) -> bytes:
-    """``SHA-256(purpose || L || be64(epoch) || key)``: one step of the ``sha256-ratchet`` derivation."""
+def _check_key(key: bytes) -> None:
+    """A sealing key is 32 bytes (the ratchet input's packing would pad or cut anything else silently)."""
     if len(key) != KEY_SIZE:
         raise AuditError(f"a sealing key must be {KEY_SIZE} bytes", field="epoch_key")
+
+
+def _ratchet(prefix: bytes, epoch: int, key: bytes) -> bytes:
+    """``SHA-256(purpose || L || be64(epoch) || key)``: one step of the ``sha256-ratchet`` derivation."""
+    _check_key(key)
     return hashlib.sha256(_RATCHET_INPUT.pack(prefix, epoch, key)).digest()
 
 
@@ -208,6 +213,7 @@ class EpochKeys:
         """
         if target < epoch:
             raise ValueError(f"cannot walk back from epoch {epoch} to {target}")
+        _check_key(key)
         if self.kdf == KDF_RATCHET:
             pack, pe, sha = _RATCHET_INPUT.pack, self._pe, hashlib.sha256
             for e in range(epoch + 1, target + 1):
@@ -219,6 +225,7 @@ class EpochKeys:
 
     def walk_keys(self, epoch: int, key: bytes, last: int) -> list[bytes]:
         """Return ``[K[epoch+1], ..., K[last]]`` walked forward from ``K[epoch]`` (not cached)."""
+        _check_key(key)
         out: list[bytes] = []
         add = out.append
         if self.kdf == KDF_RATCHET:
@@ -255,6 +262,7 @@ class EpochKeys:
         """Return ``M[epoch]`` from ``K[epoch]`` (not cached)."""
         if epoch < 0:
             raise ValueError(f"there is no epoch {epoch}")
+        _check_key(key)
         return self.macs_of(epoch, [key])[0]
 
 

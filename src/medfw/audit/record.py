@@ -18,7 +18,6 @@ record whose bytes are not exactly the JCS form of what they parse to.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -45,7 +44,6 @@ RECORD_PREFIX = b'{"body":{'
 CHAIN_TAIL = b',"epoch":%d,"prev":"%b","seq":%d}'
 _TOP_LEVEL = frozenset({"body", "epoch", "prev", "seq"})
 _HEX = frozenset("0123456789abcdef")
-_sha256 = hashlib.sha256
 
 
 class Record(NamedTuple):
